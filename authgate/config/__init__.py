@@ -1,0 +1,8 @@
+"""Configuration: one YAML file plus ``AUTHGATE_*`` environment overrides, loaded once,
+strictly, into frozen dataclasses. Every problem is reported with its path."""
+from __future__ import annotations
+
+from authgate.config.loader import load_settings, settings_from_mapping
+from authgate.config.schema import Secret, Settings
+
+__all__ = ["Secret", "Settings", "load_settings", "settings_from_mapping"]

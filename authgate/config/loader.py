@@ -1,0 +1,229 @@
+"""Strict loading: YAML file + environment → ``Settings``, collecting every problem.
+
+Environment overrides use ``AUTHGATE_<SECTION>__<KEY>`` (double underscore between levels),
+e.g. ``AUTHGATE_STORAGE__URL`` or ``AUTHGATE_SECRETS__SESSION_KEY``; values are parsed as
+YAML scalars/lists. ``AUTHGATE_CONFIG`` names the file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import re
+import types
+import typing
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from authgate.config.schema import Secret, Settings
+from authgate.errors import ConfigError
+
+ENV_PREFIX = "AUTHGATE_"
+_NOT_SETTINGS = {"AUTHGATE_CONFIG", "AUTHGATE_POLICIES"}
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+DEMO_SECRET_PREFIX = "demo-insecure-"
+MIN_SECRET_LENGTH = 32
+
+
+def parse_duration(text: str) -> timedelta:
+    """``1h30m`` → timedelta. Raises ValueError for anything else (including empty)."""
+    m = _DURATION.match(text.strip())
+    if not text.strip() or m is None:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 15m, 12h, 7d)")
+    d, h, mi, s = (int(x) if x else 0 for x in m.groups())
+    return timedelta(days=d, hours=h, minutes=mi, seconds=s)
+
+
+def load_settings(path: str | os.PathLike[str] | None = None,
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    """Load the file (``path`` or ``$AUTHGATE_CONFIG``) and apply environment overrides."""
+    env = dict(os.environ if environ is None else environ)
+    problems: list[str] = []
+    data: dict[str, Any] = {}
+    chosen = path or env.get("AUTHGATE_CONFIG")
+    base = Path.cwd()
+    if chosen:
+        file = Path(chosen)
+        base = file.resolve().parent
+        try:
+            loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError([f"{file}: cannot read: {exc.strerror}"]) from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError([f"{file}: not valid YAML: {exc}"]) from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError([f"{file}: the top level must be a mapping"])
+        data = loaded or {}
+    _apply_env(data, env, problems)
+    return settings_from_mapping(data, base_dir=base, problems=problems)
+
+
+def settings_from_mapping(data: Mapping[str, Any], *, base_dir: Path | None = None,
+                          problems: list[str] | None = None) -> Settings:
+    problems = [] if problems is None else problems
+    ctx = _Ctx(base_dir or Path.cwd(), problems)
+    settings = ctx.build(Settings, data, "")
+    _check_semantics(settings, problems)
+    if problems:
+        raise ConfigError(problems)
+    return settings  # type: ignore[no-any-return]
+
+
+def _apply_env(data: dict[str, Any], env: Mapping[str, str], problems: list[str]) -> None:
+    for name, raw in sorted(env.items()):
+        if not name.startswith(ENV_PREFIX) or name in _NOT_SETTINGS:
+            continue
+        keys = [k.lower() for k in name[len(ENV_PREFIX):].split("__")]
+        if not all(keys):
+            problems.append(f"{name}: malformed variable name")
+            continue
+        node = data
+        for key in keys[:-1]:
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                problems.append(f"{name}: {key} is not a section")
+                break
+            node = child
+        else:
+            try:
+                node[keys[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+            except yaml.YAMLError:
+                node[keys[-1]] = raw
+
+
+class _Ctx:
+    def __init__(self, base_dir: Path, problems: list[str]) -> None:
+        self.base_dir = base_dir
+        self.problems = problems
+
+    def error(self, path: str, message: str) -> None:
+        self.problems.append(f"{path or '(top level)'}: {message}")
+
+    def build(self, cls: type, data: Any, path: str) -> Any:
+        if not isinstance(data, Mapping):
+            self.error(path, f"expected a mapping, got {type(data).__name__}")
+            return cls()
+        hints = typing.get_type_hints(cls)
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        secret_files = {f"{n}_file" for n, t in hints.items() if _is_secret(t)}
+        for key in data:
+            if key not in fields and key not in secret_files:
+                self.error(_join(path, str(key)), "unknown key")
+        values: dict[str, Any] = {}
+        for name in fields:
+            sub = _join(path, name)
+            if _is_secret(hints[name]) and f"{name}_file" in data:
+                values[name] = self._secret_file(data[f"{name}_file"], sub + "_file")
+                if name in data:
+                    self.error(sub, f"give either {name} or {name}_file, not both")
+            elif name in data:
+                values[name] = self.convert(hints[name], data[name], sub)
+        return cls(**values)
+
+    def _secret_file(self, raw: Any, path: str) -> Secret | None:
+        if not isinstance(raw, str):
+            self.error(path, "expected a file path")
+            return None
+        file = Path(raw) if Path(raw).is_absolute() else self.base_dir / raw
+        try:
+            return Secret(file.read_text(encoding="utf-8").strip())
+        except OSError as exc:
+            self.error(path, f"cannot read secret file {file}: {exc.strerror}")
+            return None
+
+    def convert(self, tp: Any, value: Any, path: str) -> Any:  # noqa: C901 - a type switch
+        origin = typing.get_origin(tp)
+        args = typing.get_args(tp)
+        if origin in (typing.Union, types.UnionType):
+            if value is None and type(None) in args:
+                return None
+            inner = [a for a in args if a is not type(None)]
+            return self.convert(inner[0], value, path)
+        if origin is Literal:
+            if value not in args:
+                self.error(path, f"must be one of {', '.join(map(str, args))}; got {value!r}")
+            return value if value in args else args[0]
+        if origin is tuple:
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list):
+                self.error(path, f"expected a list, got {type(value).__name__}")
+                return ()
+            return tuple(self.convert(args[0], v, f"{path}[{i}]") for i, v in enumerate(value))
+        if dataclasses.is_dataclass(tp):
+            return self.build(tp, value, path)  # type: ignore[arg-type]
+        return self._scalar(tp, value, path)
+
+    def _scalar(self, tp: Any, value: Any, path: str) -> Any:
+        if tp is Secret:
+            if not isinstance(value, str):
+                self.error(path, "expected a string secret")
+                return None
+            return Secret(value)
+        if tp is timedelta:
+            try:
+                return parse_duration(str(value))
+            except ValueError as exc:
+                self.error(path, str(exc))
+                return timedelta(0)
+        if tp is bool and not isinstance(value, bool):
+            self.error(path, f"expected true or false, got {value!r}")
+            return False
+        if tp is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if tp in (int, float) and (isinstance(value, bool) or not isinstance(value, tp)):
+            self.error(path, f"expected a {tp.__name__}, got {value!r}")
+            return tp()
+        if tp is str and not isinstance(value, str):
+            self.error(path, f"expected a string, got {type(value).__name__}")
+            return ""
+        return value
+
+
+def _is_secret(tp: Any) -> bool:
+    return tp is Secret or Secret in typing.get_args(tp)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _check_semantics(s: Settings, problems: list[str]) -> None:
+    """Cross-field rules, and refusing weak secrets outside demo mode."""
+    for i, cidr in enumerate(s.server.trusted_proxies):
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            problems.append(f"server.trusted_proxies[{i}]: not a CIDR: {cidr!r}")
+    if not re.match(r"^https?://[^/?#\s]+$", s.server.public_url.rstrip("/")):
+        problems.append("server.public_url: expected http(s)://host[:port] with no path")
+    if s.mode == "production" and s.server.public_url.startswith("http://"):
+        problems.append("server.public_url: must be https outside demo mode")
+    if s.server.max_form_bytes < 1024:
+        problems.append("server.max_form_bytes: must be at least 1024")
+    if s.session.idle_timeout > s.session.max_age:
+        problems.append("session.idle_timeout: longer than session.max_age")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", s.session.cookie_name):
+        problems.append("session.cookie_name: letters, digits, _ and - only")
+    for name in ("session_key", "audit_key"):
+        _check_secret(s, name, getattr(s.secrets, name), problems)
+    if s.directory.backend == "ldap" and not s.directory.ldap.urls:
+        problems.append("directory.ldap.urls: needed when directory.backend is ldap")
+
+
+def _check_secret(s: Settings, name: str, secret: Secret | None, problems: list[str]) -> None:
+    path = f"secrets.{name}"
+    if secret is None:
+        if s.mode != "demo":
+            problems.append(f"{path}: missing (set it, {name}_file, or AUTHGATE_SECRETS__"
+                            f"{name.upper()})")
+        return
+    value = secret.reveal()
+    if s.mode != "demo" and value.startswith(DEMO_SECRET_PREFIX):
+        problems.append(f"{path}: the demo secret is refused outside demo mode")
+    elif len(value) < MIN_SECRET_LENGTH:
+        problems.append(f"{path}: too short (at least {MIN_SECRET_LENGTH} characters)")

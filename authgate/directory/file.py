@@ -1,0 +1,174 @@
+"""A YAML users file with argon2id hashes: the embedded default and the break-glass store.
+
+File format::
+
+    users:
+      alice:
+        display_name: Alice Example
+        email: alice@city.test
+        groups: [City-Staff, IT-Dept]
+        password: $argon2id$v=19$...
+        disabled: false
+
+The file is re-read when its modification time changes, so ``authgate users ...`` edits take
+effect without a restart. Writes go through a temporary file and ``os.replace`` (atomic).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from authgate.directory import normalise_username
+from authgate.errors import AccountDisabled, AuthenticationFailed, DirectoryUnavailable
+from authgate.model import Identity
+
+_USER_KEYS = {"display_name", "email", "groups", "password", "disabled"}
+
+
+@dataclass(frozen=True)
+class _Entry:
+    identity: Identity
+    password_hash: str
+    disabled: bool
+
+
+class FileDirectory:
+    """``Directory`` backed by a YAML file. Verification costs the same for unknown users."""
+
+    name = "file"
+
+    def __init__(self, path: Path, *, hasher: PasswordHasher | None = None) -> None:
+        self.path = Path(path)
+        self._hasher = hasher or PasswordHasher()  # argon2id, RFC 9106 low-memory profile
+        self._lock = threading.Lock()
+        self._mtime: float | None = None
+        self._entries: dict[str, _Entry] = {}
+        # A real hash of a random password: unknown users cost one full verification too.
+        self._dummy_hash = self._hasher.hash(os.urandom(16).hex())
+
+    # -- Directory contract -------------------------------------------------------------
+    def authenticate(self, *, username: str, password: str) -> Identity:
+        entry = self._entries_now().get(normalise_username(username))
+        if entry is None:
+            self._verify(self._dummy_hash, password)
+            raise AuthenticationFailed("unknown_user")
+        if not self._verify(entry.password_hash, password):
+            raise AuthenticationFailed("invalid_credentials")
+        if entry.disabled:
+            raise AccountDisabled("disabled in users file")
+        return entry.identity
+
+    def lookup(self, username: str) -> Identity | None:
+        entry = self._entries_now().get(normalise_username(username))
+        if entry is None or entry.disabled:
+            return None
+        return entry.identity
+
+    def check(self) -> None:
+        self._entries_now()
+
+    # -- management (the `authgate users` command) -----------------------------------------
+    def list_users(self) -> list[tuple[Identity, bool]]:
+        return [(e.identity, e.disabled) for _, e in sorted(self._entries_now().items())]
+
+    def add_user(
+        self, username: str, password: str, *, display_name: str = "", email: str = "",
+        groups: list[str] | None = None,
+    ) -> None:
+        name = normalise_username(username)
+        if not name or any(c.isspace() or ord(c) < 32 for c in name):
+            raise ValueError("a username needs printable characters and no spaces")
+        def change(users: dict[str, Any]) -> None:
+            if name in users:
+                raise ValueError(f"user {name!r} already exists")
+            users[name] = {
+                "display_name": display_name or name, "email": email,
+                "groups": sorted(groups or []), "password": self._hasher.hash(password),
+                "disabled": False,
+            }
+        self._modify(change)
+
+    def set_password(self, username: str, password: str) -> None:
+        hashed = self._hasher.hash(password)
+        self._modify(lambda users: self._require(users, username).update(password=hashed))
+
+    def set_disabled(self, username: str, disabled: bool) -> None:
+        self._modify(lambda users: self._require(users, username).update(disabled=disabled))
+
+    def set_groups(self, username: str, groups: list[str]) -> None:
+        self._modify(lambda users: self._require(users, username).update(groups=sorted(groups)))
+
+    # -- internals ------------------------------------------------------------------------
+    def _verify(self, hashed: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(hashed, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    @staticmethod
+    def _require(users: dict[str, Any], username: str) -> dict[str, Any]:
+        name = normalise_username(username)
+        if name not in users:
+            raise ValueError(f"no user {name!r}")
+        return users[name]  # type: ignore[no-any-return]
+
+    def _read_raw(self) -> dict[str, Any]:
+        if not self.path.exists():
+            return {}
+        data = yaml.safe_load(self.path.read_text(encoding="utf-8")) or {}
+        users = data.get("users") if isinstance(data, dict) else None
+        if not isinstance(users, dict):
+            raise ValueError(f"{self.path}: expected a mapping 'users:'")
+        return users
+
+    def _modify(self, change: Any) -> None:
+        with self._lock:
+            users = self._read_raw()
+            change(users)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".users-")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                yaml.safe_dump({"users": users}, fh, sort_keys=True)
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, self.path)
+            self._mtime = None
+
+    def _entries_now(self) -> dict[str, _Entry]:
+        try:
+            mtime = self.path.stat().st_mtime_ns if self.path.exists() else -1
+        except OSError as exc:
+            raise DirectoryUnavailable(f"users file unreadable: {exc}") from exc
+        with self._lock:
+            if mtime != self._mtime:
+                try:
+                    self._entries = _parse(self._read_raw())
+                except (OSError, ValueError, yaml.YAMLError) as exc:
+                    raise DirectoryUnavailable(f"users file invalid: {exc}") from exc
+                self._mtime = mtime
+            return self._entries
+
+
+def _parse(users: dict[str, Any]) -> dict[str, _Entry]:
+    entries: dict[str, _Entry] = {}
+    for raw_name, spec in users.items():
+        name = normalise_username(str(raw_name))
+        if not isinstance(spec, dict) or set(spec) - _USER_KEYS or "password" not in spec:
+            raise ValueError(f"user {name!r}: expected keys from {sorted(_USER_KEYS)}")
+        groups = spec.get("groups") or []
+        if not isinstance(groups, list):
+            raise ValueError(f"user {name!r}: groups must be a list")
+        identity = Identity(
+            username=name, display_name=str(spec.get("display_name") or name),
+            email=str(spec.get("email") or ""), groups=frozenset(str(g) for g in groups),
+            stable_id=f"file:{name}", source="file",
+        )
+        entries[name] = _Entry(identity, str(spec["password"]), bool(spec.get("disabled")))
+    return entries

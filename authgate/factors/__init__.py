@@ -1,0 +1,1 @@
+"""Pure second-factor checks (TOTP, WebAuthn, recovery codes); the caller keeps replay state."""

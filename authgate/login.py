@@ -1,0 +1,109 @@
+"""The password step of a login: directory bind → audit → session at level ``password``.
+
+Users see one of a few generic outcomes; the audit record holds the precise reason
+(ASVS 2.2.1 enumeration defence, 7.1.4). Brute-force regulation plugs in before the bind.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from authgate.audit import AuditLog
+from authgate.directory import Directory, normalise_username
+from authgate.errors import (
+    AccountDisabled,
+    AccountExpired,
+    AccountLocked,
+    AuthenticationFailed,
+    DirectoryUnavailable,
+    PasswordExpired,
+    PasswordMustChange,
+)
+from authgate.model import AuditEvent, Level, Outcome
+from authgate.sessions import Issued, SessionService
+
+MAX_USERNAME = 256
+MAX_PASSWORD = 1024
+
+
+class LoginStatus(str, Enum):
+    OK = "ok"
+    INVALID = "invalid"  # wrong password, unknown user, malformed input: one message
+    CONTACT_IT = "contact_it"  # disabled, locked, expired account
+    CHANGE_PASSWORD = "change_password"  # expired or must-change password
+    UNAVAILABLE = "unavailable"  # no directory server answered
+
+
+@dataclass(frozen=True)
+class LoginAttempt:
+    username: str
+    password: str
+    client_ip: str
+    user_agent: str
+    request_id: str
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    status: LoginStatus
+    issued: Issued | None = None
+    username: str = ""
+
+
+_STATUS_BY_ERROR: tuple[tuple[type[Exception], LoginStatus], ...] = (
+    (PasswordExpired, LoginStatus.CHANGE_PASSWORD),
+    (PasswordMustChange, LoginStatus.CHANGE_PASSWORD),
+    (AccountDisabled, LoginStatus.CONTACT_IT),
+    (AccountLocked, LoginStatus.CONTACT_IT),
+    (AccountExpired, LoginStatus.CONTACT_IT),
+    (AuthenticationFailed, LoginStatus.INVALID),
+)
+
+
+class LoginService:
+    def __init__(self, *, directory: Directory, sessions: SessionService,
+                 audit: AuditLog) -> None:
+        self._directory = directory
+        self._sessions = sessions
+        self._audit = audit
+
+    def password_step(self, attempt: LoginAttempt) -> LoginResult:
+        username = normalise_username(attempt.username)
+        if not _plausible(username, attempt.password):
+            self._record(attempt, username, Outcome.FAILURE, "malformed_input")
+            return LoginResult(LoginStatus.INVALID)
+        try:
+            identity = self._directory.authenticate(username=username,
+                                                    password=attempt.password)
+        except DirectoryUnavailable as exc:
+            self._record(attempt, username, Outcome.ERROR, exc.reason)
+            return LoginResult(LoginStatus.UNAVAILABLE)
+        except AuthenticationFailed as exc:
+            self._record(attempt, username, Outcome.FAILURE, exc.reason)
+            return LoginResult(_status_for(exc), username=username)
+        issued = self._sessions.start(identity, level=Level.PASSWORD,
+                                      client_ip=attempt.client_ip,
+                                      user_agent=attempt.user_agent)
+        self._record(attempt, identity.username, Outcome.SUCCESS, "password_ok",
+                     source=identity.source)
+        return LoginResult(LoginStatus.OK, issued, identity.username)
+
+    def _record(self, attempt: LoginAttempt, username: str, outcome: Outcome, reason: str,
+                **detail: str) -> None:
+        self._audit.record(AuditEvent(
+            event="login.password", outcome=outcome, reason=reason, username=username,
+            client_ip=attempt.client_ip, user_agent=attempt.user_agent,
+            request_id=attempt.request_id, detail=tuple(sorted(detail.items())),
+        ))
+
+
+def _plausible(username: str, password: str) -> bool:
+    return (0 < len(username) <= MAX_USERNAME and 0 < len(password) <= MAX_PASSWORD
+            and "\x00" not in username and "\x00" not in password)
+
+
+def _status_for(exc: AuthenticationFailed) -> LoginStatus:
+    for cls, status in _STATUS_BY_ERROR:
+        if isinstance(exc, cls):
+            return status
+    return LoginStatus.INVALID

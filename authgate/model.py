@@ -1,0 +1,137 @@
+"""Plain values shared by every layer. Nothing here does I/O or imports above it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+
+class Level(str, Enum):
+    """Assurance level a session holds (NIST SP 800-63B AAL, roughly)."""
+
+    NONE = "none"
+    PASSWORD = "password"
+    MFA = "mfa"  # AAL2: TOTP or WebAuthn
+    PHISHING_RESISTANT = "phishing_resistant"  # AAL3-like: WebAuthn with user verification
+
+    @property
+    def rank(self) -> int:
+        return _LEVEL_RANK[self]
+
+    def satisfies(self, required: Level) -> bool:
+        return self.rank >= required.rank
+
+
+_LEVEL_RANK = {Level.NONE: 0, Level.PASSWORD: 1, Level.MFA: 2, Level.PHISHING_RESISTANT: 3}
+
+
+class Outcome(str, Enum):
+    """Outcome written to the audit log."""
+
+    ALLOW = "allow"
+    CHALLENGE = "challenge"  # 401: log in, step up or re-authenticate
+    DENY = "deny"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    ERROR = "error"
+    INFO = "info"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a directory says the user is."""
+
+    username: str  # canonical, lower-case login name
+    display_name: str = ""
+    email: str = ""
+    groups: frozenset[str] = frozenset()
+    stable_id: str = ""  # e.g. AD objectGUID; the file directory uses the username
+    source: str = "file"  # which directory vouched for it
+
+
+@dataclass(frozen=True)
+class Resource:
+    """The request a protected app received, as the proxy reported it."""
+
+    scheme: str
+    host: str  # lower-case, without port
+    path: str
+    method: str
+    query: str = ""
+    port: int | None = None
+
+    @property
+    def url(self) -> str:
+        netloc = self.host if self.port is None else f"{self.host}:{self.port}"
+        q = f"?{self.query}" if self.query else ""
+        return f"{self.scheme}://{netloc}{self.path}{q}"
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """A server-side session as storage keeps it. The cookie holds only a random token."""
+
+    id_hash: str
+    username: str
+    groups: frozenset[str]
+    level: Level
+    created_at: datetime
+    auth_time: datetime  # when the current level was last proven
+    last_seen: datetime
+    expires_at: datetime  # absolute expiry
+    client_ip: str
+    user_agent: str
+    display_name: str = ""
+    email: str = ""
+    stable_id: str = ""
+    source: str = "file"
+    refreshed_at: datetime | None = None  # last directory re-read
+    data: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0, 32), 127)}
+_CONTROL.update({0x2028: "\\u2028", 0x2029: "\\u2029", 0x85: "\\x85"})
+
+
+def neutralise(text: str, limit: int = 512) -> str:
+    """Escape control characters and line separators (log injection, ASVS 7.3.1), cap length."""
+    cleaned = text.translate(_CONTROL)
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One audit record: one per decision, written before the response (ASVS 7.1.3, 7.2.1).
+
+    Never a password, code, secret or cookie in any field. Free-text fields are neutralised
+    on construction so no consumer ever sees a raw control character.
+    """
+
+    event: str
+    outcome: Outcome
+    reason: str = ""
+    username: str = ""
+    client_ip: str = ""
+    user_agent: str = ""
+    host: str = ""
+    path: str = ""
+    method: str = ""
+    rule_id: str = ""
+    policy_digest: str = ""
+    request_id: str = ""
+    detail: tuple[tuple[str, str], ...] = ()
+    time: datetime | None = None  # set by the audit log from its clock
+
+    def __post_init__(self) -> None:
+        for name, limit in (("username", 256), ("user_agent", 512), ("host", 256),
+                            ("path", 2048), ("method", 16), ("reason", 64)):
+            object.__setattr__(self, name, neutralise(getattr(self, name), limit))
+        object.__setattr__(self, "detail", tuple(
+            (neutralise(k, 64), neutralise(v, 512)) for k, v in self.detail))
+
+
+@dataclass(frozen=True)
+class StoredAuditEvent:
+    id: int
+    time: datetime
+    event: AuditEvent

@@ -1,0 +1,229 @@
+"""The pure decision: a PolicySet, a Subject, a Resource and a time in; a Decision out.
+
+Ordered rules, first match wins, deny when nothing matches (Authelia's model). No I/O, no
+clock, no globals: the same inputs always give the same Decision, which is what makes the
+policy tests and ``explain`` trustworthy. Rules are pre-filtered by host through a
+:class:`RuleIndex` so a decision does not scan rules written for other applications.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from authgate.model import Level, Resource
+from authgate.policy.model import Decision, IPAddress, Requirement, Rule, Subject, Verdict
+
+if TYPE_CHECKING:
+    from authgate.policy.model import PolicySet
+
+_CACHE_LIMIT = 4096  # hosts are attacker-chosen (Host header): keep the cache bounded
+_UNRESERVED = re.compile(r"%(2[dDeE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|7[eE])")
+_SLASHES = re.compile(r"/{2,}")
+
+DEFAULT_DENY = Decision(Verdict.DENY, None, None, "default_deny", ("no rule matched: default deny",))
+
+
+class RuleIndex:
+    """Rule positions by host: exact hosts, wildcard parents, and domain-less rules.
+
+    ``candidates(host)`` returns, in policy order, every rule whose ``domains`` criterion the
+    host satisfies (plus rules without one), so the engine never re-checks domains.
+    """
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self._rules = tuple(rules)
+        self._exact: dict[str, list[int]] = {}
+        self._wildcard: dict[str, list[int]] = {}
+        self._anywhere: list[int] = []
+        for pos, rule in enumerate(self._rules):
+            if not rule.domains:
+                self._anywhere.append(pos)
+            for host in rule.exact_hosts:
+                self._exact.setdefault(host, []).append(pos)
+            for parent in rule.wildcard_parents:
+                self._wildcard.setdefault(parent, []).append(pos)
+        self._cache: dict[str, tuple[Rule, ...]] = {}
+
+    def candidates(self, host: str) -> tuple[Rule, ...]:
+        cached = self._cache.get(host)
+        if cached is None:
+            cached = self._lookup(host)
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[host] = cached
+        return cached
+
+    def _lookup(self, host: str) -> tuple[Rule, ...]:
+        positions = set(self._anywhere)
+        positions.update(self._exact.get(host, ()))
+        labels = host.split(".")
+        for i in range(1, len(labels)):  # proper parents only: *.x never matches bare x
+            positions.update(self._wildcard.get(".".join(labels[i:]), ()))
+        return tuple(self._rules[pos] for pos in sorted(positions))
+
+
+def normalize_path(path: str) -> str:
+    """The path as a back end will route it, so ``/public/../admin`` cannot borrow the
+    bypass of ``/public/`` (ASVS 4.1.3): decode percent-encoded unreserved characters
+    (RFC 3986 2.3), treat backslashes as slashes (IIS), merge slashes, remove dot segments
+    (RFC 3986 5.2.4). Encoded slashes (``%2F``) stay encoded."""
+    path = _UNRESERVED.sub(lambda m: chr(int(m.group(1), 16)), path).replace("\\", "/")
+    path = _SLASHES.sub("/", path if path.startswith("/") else "/" + path)
+    if "/." not in path:
+        return path
+    out: list[str] = []
+    segments = path.split("/")[1:]
+    for segment in segments:
+        if segment == "..":
+            if out:
+                out.pop()
+        elif segment != ".":
+            out.append(segment)
+    trailing = "/" if segments[-1] in (".", "..") else ""
+    return "/" + "/".join(out) + (trailing if out else "")
+
+
+class Request:
+    """Per-decision view of the inputs, normalised once: host, path, groups, local times."""
+
+    __slots__ = ("host", "path", "path_query", "method", "ip", "now", "user", "groups", "anonymous", "_local")
+
+    def __init__(self, subject: Subject, resource: Resource, now: datetime) -> None:
+        if now.tzinfo is None:
+            raise ValueError("now must be timezone-aware (UTC)")
+        self.host = resource.host.lower().rstrip(".")
+        self.path = normalize_path(resource.path)
+        self.path_query = f"{self.path}?{resource.query}" if resource.query else self.path
+        self.method = resource.method.upper()
+        ip = subject.ip
+        if ip is not None and ip.version == 6 and ip.ipv4_mapped is not None:  # type: ignore[union-attr]
+            ip = ip.ipv4_mapped  # type: ignore[union-attr]
+        self.ip: IPAddress | None = ip
+        self.now = now
+        self.anonymous = subject.username is None
+        self.user = subject.username.casefold() if subject.username else None
+        self.groups = frozenset(group.casefold() for group in subject.groups)
+        self._local: dict[str, datetime] = {}
+
+    def local(self, tz_key: str, rule_tz: object) -> datetime:
+        when = self._local.get(tz_key)
+        if when is None:
+            when = self._local[tz_key] = self.now.astimezone(rule_tz)  # type: ignore[arg-type]
+        return when
+
+
+# Criterion predicates. Shared by decide() and explain() so both always agree.
+
+def match_domains(rule: Rule, req: Request) -> bool:
+    if not rule.domains or req.host in rule.exact_hosts:
+        return True
+    return any(req.host.endswith("." + parent) for parent in rule.wildcard_parents)
+
+
+def match_paths(rule: Rule, req: Request) -> bool:
+    if not rule.paths:
+        return True
+    target = req.path_query if rule.match_query else req.path
+    return any(pattern.search(target) for pattern in rule.paths)
+
+
+def match_methods(rule: Rule, req: Request) -> bool:
+    return rule.methods is None or req.method in rule.methods
+
+
+def match_networks(rule: Rule, req: Request) -> bool:
+    if rule.networks is None:
+        return True
+    ip = req.ip
+    return ip is not None and any(ip in net for net in rule.networks)
+
+
+def match_hours(rule: Rule, req: Request) -> bool:
+    if rule.hours is None:
+        return True
+    for window in rule.hours:
+        local = req.local(window.tz.key, window.tz)
+        minute, day = local.hour * 60 + local.minute, local.weekday()
+        if window.start < window.end:
+            if day in window.days and window.start <= minute < window.end:
+                return True
+        elif (day in window.days and minute >= window.start) or (
+            (day - 1) % 7 in window.days and minute < window.end
+        ):
+            return True
+    return False
+
+
+def match_subjects(rule: Rule, req: Request) -> bool:
+    """OR of AND clauses; call only for a known (non-anonymous) subject."""
+    if rule.subjects is None:
+        return True
+    for clause in rule.subjects:
+        if all((req.user == name) if kind == "user" else (name in req.groups) for kind, name in clause):
+            return True
+    return False
+
+
+def match_request(rule: Rule, req: Request) -> bool:
+    """Every criterion but domains (the index applied it) and subjects (handled apart)."""
+    return (match_methods(rule, req) and match_paths(rule, req)
+            and match_networks(rule, req) and match_hours(rule, req))
+
+
+def decide(ps: PolicySet, *, subject: Subject, resource: Resource, now: datetime) -> Decision:
+    """First matching rule wins; nothing matched → deny. Raises ValueError on a naive ``now``."""
+    req = Request(subject, resource, now)
+    for rule in ps.index.candidates(req.host):
+        if not match_request(rule, req):
+            continue
+        if rule.subjects is not None:
+            if req.anonymous:
+                return login_required_for_subjects(rule)
+            if not match_subjects(rule, req):
+                continue
+        return outcome(ps, rule, subject, now)
+    return DEFAULT_DENY
+
+
+def login_required_for_subjects(rule: Rule) -> Decision:
+    """An anonymous subject reached a rule that names users or groups: we must know who it is
+    before allowing *or* denying, so ask for a login at the rule's level (password at least)."""
+    level = rule.level.level
+    required = level if level is not None and level.rank >= Level.PASSWORD.rank else Level.PASSWORD
+    lines = (f"rule {rule.id} ({rule.source}) names subjects; the request is anonymous",
+             f"log in (at least {required.value}) to evaluate it")
+    return Decision(Verdict.AUTHENTICATE, required, rule.id, "login_required", lines)
+
+
+def effective_limits(ps: PolicySet, rule: Rule, level: Level) -> tuple[timedelta, timedelta]:
+    """The rule's own max age / idle timeout, else the global cap for its level."""
+    cap = ps.settings.sessions.caps[level]
+    return rule.max_session_age or cap.max_age, rule.idle_timeout or cap.idle_timeout
+
+
+def outcome(ps: PolicySet, rule: Rule, subject: Subject, now: datetime) -> Decision:
+    """Apply a matched rule's outcome to the subject's session."""
+    head = f"rule {rule.id} ({rule.source}) matched"
+    if rule.level is Requirement.BYPASS:
+        return Decision(Verdict.ALLOW, Level.NONE, rule.id, "bypass", (head, "bypass: no login needed"))
+    if rule.level is Requirement.DENY:
+        return Decision(Verdict.DENY, None, rule.id, "denied_by_rule", (head, "the rule denies access"))
+    required = rule.level.level
+    assert required is not None
+    max_age, idle = effective_limits(ps, rule, required)
+
+    def answer(verdict: Verdict, reason: str, line: str) -> Decision:
+        return Decision(verdict, required, rule.id, reason, (head, line), max_age, idle)
+
+    if subject.username is None or subject.level is Level.NONE:
+        return answer(Verdict.AUTHENTICATE, "login_required", f"requires {required.value}; not logged in")
+    if subject.auth_time is None or now - subject.auth_time > max_age:
+        return answer(Verdict.AUTHENTICATE, "reauth_age", f"session older than max_session_age {max_age}")
+    if subject.last_seen is None or now - subject.last_seen > idle:
+        return answer(Verdict.AUTHENTICATE, "reauth_idle", f"session idle longer than idle_timeout {idle}")
+    if not subject.level.satisfies(required):
+        return answer(Verdict.AUTHENTICATE, "step_up",
+                      f"requires {required.value}; session holds {subject.level.value}")
+    return answer(Verdict.ALLOW, "allowed", f"requires {required.value}; session holds {subject.level.value}")

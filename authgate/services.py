@@ -1,0 +1,98 @@
+"""Builds every component from settings, once. The only place that picks backends."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from authgate.audit import AuditLog
+from authgate.clock import Clock, SystemClock
+from authgate.config import Settings
+from authgate.config.loader import DEMO_SECRET_PREFIX
+from authgate.directory import Directory
+from authgate.forwarded import TrustedProxies
+from authgate.gate import Gate
+from authgate.login import LoginService
+from authgate.model import AuditEvent, Outcome
+from authgate.policy_runtime import PolicyRuntime, ReloadResult
+from authgate.sessions import SessionService
+from authgate.storage.engine import make_engine
+from authgate.storage.sql_audit import SqlAuditStore
+from authgate.storage.sql_sessions import SqlSessionStore
+
+DEMO_SESSION_KEY = DEMO_SECRET_PREFIX + "session-key-do-not-use-in-production"
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock
+    engine: Engine
+    directory: Directory
+    policies: PolicyRuntime
+    sessions: SessionService
+    audit: AuditLog
+    gate: Gate
+    login: LoginService
+    trusted_proxies: TrustedProxies
+
+    @property
+    def session_key(self) -> str:
+        key = self.settings.secrets.session_key
+        return key.reveal() if key is not None else DEMO_SESSION_KEY
+
+
+def build_directory(settings: Settings) -> Directory:
+    if settings.directory.backend == "ldap":
+        from authgate.directory.ldap import LdapDirectory, LdapSettings
+
+        ldap = settings.directory.ldap
+        password = ldap.bind_password.reveal() if ldap.bind_password else ""
+        return LdapDirectory(settings=LdapSettings(
+            urls=ldap.urls, base_dn=ldap.base_dn, bind_dn=ldap.bind_dn,
+            bind_password=password, ca_file=ldap.ca_file, start_tls=ldap.start_tls,
+            allow_plain=ldap.allow_plain, min_tls=ldap.min_tls,
+            connect_timeout=ldap.connect_timeout, receive_timeout=ldap.receive_timeout,
+            login_attribute=ldap.login_attribute, upn_suffix=ldap.upn_suffix,
+            netbios_domain=ldap.netbios_domain,
+            group_name_attribute=ldap.group_name_attribute,
+        ))
+    from authgate.directory.file import FileDirectory
+
+    return FileDirectory(Path(settings.directory.file.path))
+
+
+def build_services(settings: Settings, *, clock: Clock | None = None,
+                   directory: Directory | None = None) -> Services:
+    clock = clock or SystemClock()
+    engine = make_engine(settings.storage.url, echo=settings.storage.echo)
+    audit = AuditLog(SqlAuditStore(engine), clock)
+    policies = PolicyRuntime(Path(settings.policy.path),
+                             require_approval=settings.policy.require_approval,
+                             on_reload=lambda result: _audit_reload(audit, result))
+    sessions = SessionService(SqlSessionStore(engine), clock,
+                              idle_timeout=settings.session.idle_timeout,
+                              max_age=settings.session.max_age,
+                              touch_interval=settings.session.touch_interval)
+    directory = directory or build_directory(settings)
+    return Services(
+        settings=settings, clock=clock, engine=engine, directory=directory,
+        policies=policies, sessions=sessions, audit=audit,
+        gate=Gate(policies=policies, sessions=sessions, audit=audit, clock=clock),
+        login=LoginService(directory=directory, sessions=sessions, audit=audit),
+        trusted_proxies=TrustedProxies.parse(settings.server.trusted_proxies),
+    )
+
+
+def _audit_reload(audit: AuditLog, result: ReloadResult) -> None:
+    if result.problems:
+        audit.record(AuditEvent(
+            event="policy.reload", outcome=Outcome.DENY, reason="policy_rejected",
+            policy_digest=result.digest,
+            detail=(("rejected_digest", result.rejected_digest),
+                    ("problems", "; ".join(result.problems)[:500])),
+        ))
+    elif result.changed:
+        audit.record(AuditEvent(event="policy.reload", outcome=Outcome.SUCCESS,
+                                reason="policy_loaded", policy_digest=result.digest))

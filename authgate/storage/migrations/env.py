@@ -1,0 +1,15 @@
+"""Alembic environment: the URL comes from authgate's configuration, never from a file."""
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import create_engine, pool
+
+from authgate.storage.tables import metadata
+
+url = context.config.get_main_option("sqlalchemy.url")
+connectable = create_engine(url, poolclass=pool.NullPool)
+with connectable.connect() as connection:
+    context.configure(connection=connection, target_metadata=metadata,
+                      render_as_batch=connection.dialect.name == "sqlite")
+    with context.begin_transaction():
+        context.run_migrations()

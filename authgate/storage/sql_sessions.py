@@ -1,0 +1,98 @@
+"""``SqlSessionStore``: server-side sessions in SQLite or PostgreSQL."""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, bindparam, delete, insert, select, update
+
+from authgate.model import Level, SessionRecord
+from authgate.storage.guard import storage_guard
+from authgate.storage.tables import sessions
+from authgate.storage.timeconv import from_micros, to_micros
+
+
+class SqlSessionStore:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._get = select(sessions).where(sessions.c.id_hash == bindparam("id_hash"))
+
+    def add(self, record: SessionRecord) -> None:
+        with storage_guard(), self._engine.begin() as conn:
+            conn.execute(insert(sessions).values(**_row(record)))
+
+    def get(self, id_hash: str) -> SessionRecord | None:
+        with storage_guard(), self._engine.connect() as conn:
+            row = conn.execute(self._get, {"id_hash": id_hash}).mappings().first()
+        return _record(row) if row else None
+
+    def touch(self, id_hash: str, last_seen: datetime) -> None:
+        with storage_guard(), self._engine.begin() as conn:
+            conn.execute(update(sessions).where(sessions.c.id_hash == id_hash)
+                         .values(last_seen=to_micros(last_seen)))
+
+    def replace(self, old_id_hash: str, record: SessionRecord) -> bool:
+        with storage_guard(), self._engine.begin() as conn:
+            gone = conn.execute(delete(sessions).where(sessions.c.id_hash == old_id_hash))
+            if gone.rowcount != 1:
+                return False
+            conn.execute(insert(sessions).values(**_row(record)))
+            return True
+
+    def update(self, record: SessionRecord) -> None:
+        row = _row(record)
+        with storage_guard(), self._engine.begin() as conn:
+            conn.execute(update(sessions).where(sessions.c.id_hash == row.pop("id_hash"))
+                         .values(**row))
+
+    def delete(self, id_hash: str) -> bool:
+        with storage_guard(), self._engine.begin() as conn:
+            return conn.execute(delete(sessions).where(sessions.c.id_hash == id_hash)
+                                ).rowcount == 1
+
+    def delete_for_user(self, username: str) -> int:
+        with storage_guard(), self._engine.begin() as conn:
+            return int(conn.execute(delete(sessions).where(sessions.c.username == username)
+                                    ).rowcount)
+
+    def list_for_user(self, username: str) -> list[SessionRecord]:
+        query = (select(sessions).where(sessions.c.username == username)
+                 .order_by(sessions.c.last_seen.desc()))
+        with storage_guard(), self._engine.connect() as conn:
+            return [_record(r) for r in conn.execute(query).mappings()]
+
+    def purge_expired(self, now: datetime) -> int:
+        with storage_guard(), self._engine.begin() as conn:
+            return int(conn.execute(delete(sessions).where(
+                sessions.c.expires_at <= to_micros(now))).rowcount)
+
+    def ping(self) -> None:
+        with storage_guard(), self._engine.connect() as conn:
+            conn.execute(select(sessions.c.id_hash).limit(1)).all()
+
+
+def _row(r: SessionRecord) -> dict[str, Any]:
+    return {
+        "id_hash": r.id_hash, "username": r.username, "groups": json.dumps(sorted(r.groups)),
+        "level": r.level.value, "created_at": to_micros(r.created_at),
+        "auth_time": to_micros(r.auth_time), "last_seen": to_micros(r.last_seen),
+        "expires_at": to_micros(r.expires_at),
+        "refreshed_at": to_micros(r.refreshed_at) if r.refreshed_at else None,
+        "client_ip": r.client_ip, "user_agent": r.user_agent[:512],
+        "display_name": r.display_name, "email": r.email, "stable_id": r.stable_id,
+        "source": r.source, "data": json.dumps(r.data, sort_keys=True),
+    }
+
+
+def _record(row: Any) -> SessionRecord:
+    return SessionRecord(
+        id_hash=row["id_hash"], username=row["username"],
+        groups=frozenset(json.loads(row["groups"])), level=Level(row["level"]),
+        created_at=from_micros(row["created_at"]), auth_time=from_micros(row["auth_time"]),
+        last_seen=from_micros(row["last_seen"]), expires_at=from_micros(row["expires_at"]),
+        refreshed_at=from_micros(row["refreshed_at"]) if row["refreshed_at"] else None,
+        client_ip=row["client_ip"], user_agent=row["user_agent"],
+        display_name=row["display_name"], email=row["email"], stable_id=row["stable_id"],
+        source=row["source"], data=json.loads(row["data"]),
+    )

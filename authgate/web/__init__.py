@@ -1,0 +1,59 @@
+"""The Flask layer: parse the request, call services, respond. Nothing else imports Flask."""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+
+from authgate.config import Settings, load_settings
+from authgate.services import Services, build_services
+
+csrf = CSRFProtect()
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """App factory. ``test_config`` may carry ``settings`` (a Settings), ``services`` (a
+    prebuilt Services) or ``config_path``; nothing connects at import time."""
+    test_config = dict(test_config or {})
+    services: Services | None = test_config.pop("services", None)
+    if services is None:
+        settings: Settings = test_config.pop("settings", None) or load_settings(
+            test_config.pop("config_path", None))
+        services = build_services(settings)
+    settings = services.settings
+    _configure_logging(settings)
+
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=services.session_key,
+        # Flask's own signed cookie carries only the CSRF secret (ASVS 4.2.2).
+        SESSION_COOKIE_NAME=f"{settings.session.cookie_name}_csrf",
+        SESSION_COOKIE_SECURE=True, SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax", SESSION_REFRESH_EACH_REQUEST=False,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        MAX_CONTENT_LENGTH=settings.server.max_form_bytes,
+        MAX_FORM_MEMORY_SIZE=settings.server.max_form_bytes,
+        WTF_CSRF_TIME_LIMIT=3600, WTF_CSRF_SSL_STRICT=False,
+        TEMPLATES_AUTO_RELOAD=False,
+    )
+    app.config.update(test_config)
+    app.extensions["authgate"] = services
+    csrf.init_app(app)
+
+    from authgate.web import errors, health, portal, security, verify
+
+    security.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(verify.bp)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(portal.bp)
+    csrf.exempt(verify.bp)
+    csrf.exempt(health.bp)
+    return app
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.getLogger("authgate").setLevel(settings.logging.level)

@@ -1,0 +1,43 @@
+"""Per-request helpers shared by the blueprints: services, request id, client address."""
+from __future__ import annotations
+
+import re
+import secrets
+
+from flask import current_app, g, request
+
+from authgate.forwarded import IPAddress, client_ip, parse_ip
+from authgate.services import Services
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def services() -> Services:
+    return current_app.extensions["authgate"]  # type: ignore[no-any-return]
+
+
+def peer_trusted() -> bool:
+    return services().trusted_proxies.trusts(parse_ip(request.remote_addr))
+
+
+def request_id() -> str:
+    """The proxy's ``X-Request-ID`` when a trusted proxy sent a sane one, else a new id."""
+    if "request_id" not in g:
+        given = request.headers.get("X-Request-ID", "")
+        g.request_id = (given if given and peer_trusted() and _REQUEST_ID.match(given)
+                        else secrets.token_hex(8))
+    return g.request_id  # type: ignore[no-any-return]
+
+
+def remote_ip() -> IPAddress | None:
+    return client_ip(request.remote_addr, request.headers.get("X-Forwarded-For"),
+                     services().trusted_proxies)
+
+
+def remote_ip_text() -> str:
+    ip = remote_ip()
+    return str(ip) if ip is not None else ""
+
+
+def user_agent() -> str:
+    return request.headers.get("User-Agent", "")[:512]

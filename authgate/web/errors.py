@@ -1,0 +1,55 @@
+"""One place maps errors to a status and a generic page; nothing leaks a stack trace."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from authgate.errors import AuthgateError, DirectoryUnavailable, StorageError
+
+_log = logging.getLogger("authgate.web")
+
+_MESSAGES = {
+    400: ("Bad request", "The request could not be understood. Please go back and try again."),
+    403: ("Not allowed", "You are not allowed to open this page."),
+    404: ("Not found", "There is no such page."),
+    405: ("Not allowed", "This action is not available here."),
+    413: ("Too large", "What was sent is too large."),
+    431: ("Too large", "The request headers are too large."),
+}
+
+
+def _page(status: int, title: str, message: str) -> tuple[str, int]:
+    if request.path == "/verify":
+        return f"{title}\n", 403 if status >= 500 else status
+    return render_template("message.html", title=title, message=message), status
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(_exc: CSRFError) -> tuple[str, int]:
+        return _page(400, "Form expired",
+                     "This form was open too long or came from elsewhere. Please try again.")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> tuple[str, int] | Response:
+        status = exc.code or 500
+        title, message = _MESSAGES.get(status, ("Error", "Something went wrong."))
+        return _page(status, title, message)
+
+    @app.errorhandler(DirectoryUnavailable)
+    @app.errorhandler(StorageError)
+    def unavailable(exc: AuthgateError) -> tuple[str, int]:
+        _log.error("service unavailable: %s", exc.reason)
+        return _page(503, "Temporarily unavailable",
+                     "Sign-in is unavailable right now. Please try again in a few minutes; "
+                     "if it persists, contact the IT service desk.")
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> tuple[str, int]:
+        _log.exception("unhandled error")
+        return _page(500, "Something went wrong",
+                     "The request failed. Please try again; if it persists, contact the IT "
+                     "service desk.")

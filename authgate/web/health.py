@@ -1,0 +1,35 @@
+"""``/healthz`` (the process answers) and ``/readyz`` (storage and directory usable)."""
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, jsonify
+
+from authgate.errors import AuthgateError
+from authgate.web.context import services
+
+bp = Blueprint("health", __name__)
+_log = logging.getLogger("authgate.health")
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    return Response("ok\n", mimetype="text/plain")
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    svc = services()
+    checks: dict[str, str] = {}
+    for name, probe in (("storage", svc.sessions.store.ping), ("directory", svc.directory.check)):
+        try:
+            probe()
+            checks[name] = "ok"
+        except AuthgateError as exc:
+            checks[name] = exc.reason
+        except Exception:  # noqa: BLE001 - a probe must never crash readiness
+            _log.exception("readiness probe %s failed", name)
+            checks[name] = "error"
+    checks["policy"] = svc.policies.current.digest[:16]
+    ready = checks["storage"] == "ok" and checks["directory"] == "ok"
+    return jsonify(ready=ready, checks=checks), 200 if ready else 503

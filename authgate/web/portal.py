@@ -1,0 +1,95 @@
+"""The sign-in portal: login, logout and the signed-in home page."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, redirect, render_template, request
+
+from authgate.errors import RedirectRefused
+from authgate.login import LoginAttempt, LoginStatus
+from authgate.model import AuditEvent, Outcome, SessionRecord
+from authgate.redirects import validate_return_url
+from authgate.web.context import remote_ip_text, request_id, services, user_agent
+from authgate.web.cookies import clear_session_cookie, session_token, set_session_cookie
+
+bp = Blueprint("portal", __name__)
+
+_FAILURE_PAGES = {
+    LoginStatus.INVALID: (401, "The username or password is incorrect."),
+    LoginStatus.CONTACT_IT: (403, "This account cannot sign in right now. Please contact "
+                                  "the IT service desk."),
+    LoginStatus.CHANGE_PASSWORD: (403, "Your password has expired or must be changed before "
+                                       "you can sign in."),
+    LoginStatus.UNAVAILABLE: (503, "Sign-in is unavailable right now. Please try again in a "
+                                   "few minutes."),
+}
+
+
+def _return_url(raw: str | None) -> str:
+    """A validated return URL, or '' (and an audit record) when the given one is unsafe."""
+    if not raw:
+        return ""
+    server = services().settings.server
+    try:
+        return validate_return_url(raw, allowed_domains=server.protected_domains,
+                                   allow_http_localhost=server.allow_http_localhost)
+    except RedirectRefused as exc:
+        services().audit.record(AuditEvent(
+            event="redirect.refused", outcome=Outcome.DENY, reason=exc.reason,
+            client_ip=remote_ip_text(), user_agent=user_agent(), request_id=request_id(),
+            detail=(("why", str(exc)), ("url", raw[:200]))))
+        return ""
+
+
+def current_session() -> SessionRecord | None:
+    return services().sessions.resolve(session_token())
+
+
+@bp.get("/login")
+def login_form() -> str:
+    return render_template("login.html", rd=_return_url(request.args.get("rd")), error=None,
+                           session=current_session())
+
+
+@bp.post("/login")
+def login_submit() -> Response | tuple[str, int]:
+    svc = services()
+    rd = _return_url(request.form.get("rd"))
+    previous = current_session()
+    result = svc.login.password_step(LoginAttempt(
+        username=request.form.get("username", ""), password=request.form.get("password", ""),
+        client_ip=remote_ip_text(), user_agent=user_agent(), request_id=request_id()))
+    if result.status is not LoginStatus.OK or result.issued is None:
+        status, message = _FAILURE_PAGES[result.status]
+        return render_template("login.html", rd=rd, error=message, session=None), status
+    if previous is not None:
+        svc.sessions.end(previous)  # a login always starts from a fresh session id
+    response = redirect(rd or "/", code=303)
+    set_session_cookie(response, result.issued.token)
+    return response
+
+
+@bp.get("/")
+def home() -> Response | str:
+    session = current_session()
+    if session is None:
+        return redirect("/login", code=303)
+    return render_template("home.html", session=session)
+
+
+@bp.get("/logout")
+def logout_form() -> str:
+    return render_template("logout.html", session=current_session())
+
+
+@bp.post("/logout")
+def logout_submit() -> Response:
+    svc = services()
+    session = current_session()
+    if session is not None:
+        svc.sessions.end(session)
+        svc.audit.record(AuditEvent(
+            event="logout", outcome=Outcome.SUCCESS, reason="user_logout",
+            username=session.username, client_ip=remote_ip_text(), user_agent=user_agent(),
+            request_id=request_id()))
+    response = Response(render_template("signed_out.html"))
+    clear_session_cookie(response)
+    return response

@@ -1,0 +1,93 @@
+"""``/verify``: the forward-auth endpoint nginx ``auth_request``, Traefik and Caddy call.
+
+Answers only 200, 401 or 403 (nginx turns anything else into a 500). 401 carries the full,
+encoded login URL in ``Location`` (nginx keeps it with ``auth_request_set``).
+"""
+from __future__ import annotations
+
+import logging
+from urllib.parse import quote
+
+from flask import Blueprint, Response
+
+from authgate.errors import AuthgateError, RedirectRefused, UntrustedRequest
+from authgate.forwarded import original_resource
+from authgate.gate import GateRequest, error_event
+from authgate.model import Resource, SessionRecord
+from authgate.policy import Verdict
+from authgate.redirects import validate_return_url
+from authgate.web.context import peer_trusted, remote_ip, request_id, services, user_agent
+from authgate.web.cookies import session_token
+
+bp = Blueprint("verify", __name__)
+_log = logging.getLogger("authgate.verify")
+
+
+@bp.route("/verify", methods=["GET", "HEAD"])
+def verify() -> Response:
+    from flask import request
+
+    svc = services()
+    svc.policies.maybe_reload()
+    resource: Resource | None = None
+    try:
+        resource = original_resource(request.headers, peer_trusted=peer_trusted())
+        result = svc.gate.check(GateRequest(
+            resource=resource, token=session_token(), client_ip=remote_ip(),
+            user_agent=user_agent(), request_id=request_id()))
+    except Exception as exc:  # noqa: BLE001 - the creed: an error never yields an allow
+        return _refuse_on_error(exc, resource)
+    if result.verdict is Verdict.ALLOW:
+        return _allow(result.session)
+    if result.verdict is Verdict.AUTHENTICATE:
+        return _challenge(resource)
+    return _text(403, "Forbidden by policy")
+
+
+def _allow(session: SessionRecord | None) -> Response:
+    response = _text(200, "OK")
+    if session is not None:
+        response.headers["Remote-User"] = _header(session.username)
+        response.headers["Remote-Groups"] = _header(",".join(sorted(session.groups)))
+        response.headers["Remote-Name"] = _header(session.display_name)
+        response.headers["Remote-Email"] = _header(session.email)
+    return response
+
+
+def _challenge(resource: Resource) -> Response:
+    settings = services().settings
+    login = settings.server.public_url.rstrip("/") + "/login"
+    try:
+        target = validate_return_url(resource.url,
+                                     allowed_domains=settings.server.protected_domains,
+                                     allow_http_localhost=settings.server.allow_http_localhost)
+        login += "?rd=" + quote(target, safe="")
+    except RedirectRefused:
+        pass  # log in anyway, then land on the portal
+    response = _text(401, "Authentication required")
+    response.headers["Location"] = login
+    return response
+
+
+def _refuse_on_error(exc: Exception, resource: Resource | None) -> Response:
+    svc = services()
+    reason = exc.reason if isinstance(exc, AuthgateError) else "internal_error"
+    if not isinstance(exc, UntrustedRequest):
+        _log.error("verify failed closed: %s", type(exc).__name__, exc_info=exc)
+    try:
+        svc.audit.record(error_event(
+            reason=reason, request_id=request_id(), client_ip=str(remote_ip() or ""),
+            user_agent=user_agent(), resource=resource, digest=svc.policies.current.digest))
+    except Exception:  # noqa: BLE001 - the audit store itself is down: still refuse
+        _log.critical("audit write failed while refusing a /verify request", exc_info=True)
+    return _text(403, "Request refused")
+
+
+def _header(value: str) -> str:
+    """Header-safe: no control characters; UTF-8 bytes carried as latin-1 (as on the wire)."""
+    cleaned = "".join(c for c in value if c >= " " and c != "\x7f")
+    return cleaned.encode("utf-8").decode("latin-1")
+
+
+def _text(status: int, body: str) -> Response:
+    return Response(body + "\n", status=status, mimetype="text/plain")

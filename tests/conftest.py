@@ -1,0 +1,120 @@
+"""Fixtures that build on each other, as in Flask's tutorial:
+settings → services → app → client → auth (an AuthActions helper)."""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from argon2 import PasswordHasher
+
+from authgate.clock import FixedClock
+from authgate.config import Settings, settings_from_mapping
+from authgate.directory.file import FileDirectory
+from authgate.services import Services, build_services
+from authgate.storage.engine import migrate
+from tests.fixtures.postgres import postgres_server
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+ALICE_PASSWORD = "correct horse battery staple"
+TEST_SECRET = "t" * 40
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def users_file(tmp_path: Path) -> Path:
+    path = tmp_path / "users.yaml"
+    directory = FileDirectory(path, hasher=FAST_HASHER)
+    directory.add_user("alice", ALICE_PASSWORD, display_name="Alice Liddell",
+                       email="alice@city.test", groups=["City-Staff", "IT-Dept"])
+    directory.add_user("bob", "bob's long password", display_name="Bob", groups=["City-Staff"])
+    directory.add_user("carol", "carol's long password", display_name="Carol")
+    directory.set_disabled("carol", True)
+    return path
+
+
+def make_settings(tmp_path: Path, users_file: Path, **overrides: object) -> Settings:
+    data: dict[str, object] = {
+        "mode": "production",
+        "server": {"public_url": "https://auth.localhost", "protected_domains": ["localhost",
+                   "*.city.test"], "allow_http_localhost": True},
+        "storage": {"url": f"sqlite:///{tmp_path / 'authgate.db'}"},
+        "directory": {"backend": "file", "file": {"path": str(users_file)}},
+        "policy": {"path": str(ROOT / "policies"), "require_approval": False},
+        "secrets": {"session_key": TEST_SECRET, "audit_key": TEST_SECRET},
+    }
+    for key, value in overrides.items():
+        section = data.setdefault(key, {})
+        if isinstance(section, dict) and isinstance(value, dict):
+            section.update(value)
+        else:
+            data[key] = value
+    return settings_from_mapping(data)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, users_file: Path) -> Settings:
+    return make_settings(tmp_path, users_file)
+
+
+@pytest.fixture
+def services(settings: Settings, clock: FixedClock) -> Services:
+    migrate(settings.storage.url)
+    return build_services(settings, clock=clock)
+
+
+@pytest.fixture
+def app(services: Services):  # type: ignore[no-untyped-def]
+    from authgate.web import create_app
+
+    return create_app({"services": services, "TESTING": True})
+
+
+@pytest.fixture
+def client(app):  # type: ignore[no-untyped-def]
+    return app.test_client()
+
+
+class AuthActions:
+    """Log in and out through the real pages, CSRF token included."""
+
+    def __init__(self, client) -> None:  # type: ignore[no-untyped-def]
+        self._client = client
+
+    def csrf(self, path: str = "/login") -> str:
+        page = self._client.get(path).get_data(as_text=True)
+        match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert match, "no CSRF token on " + path
+        return match.group(1)
+
+    def login(self, username: str = "alice", password: str = ALICE_PASSWORD, rd: str = ""):  # type: ignore[no-untyped-def]
+        return self._client.post("/login", data={"csrf_token": self.csrf(), "username": username,
+                                                 "password": password, "rd": rd})
+
+    def logout(self):  # type: ignore[no-untyped-def]
+        return self._client.post("/logout", data={"csrf_token": self.csrf("/logout")})
+
+
+@pytest.fixture
+def auth(client) -> AuthActions:  # type: ignore[no-untyped-def]
+    return AuthActions(client)
+
+
+def verify_headers(uri: str = "/app/page", host: str = "localhost", proto: str = "http",
+                   **extra: str) -> dict[str, str]:
+    headers = {"X-Original-URI": uri, "X-Original-Method": "GET", "X-Forwarded-Proto": proto,
+               "X-Forwarded-Host": host}
+    headers.update(extra)
+    return headers

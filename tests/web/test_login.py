@@ -1,0 +1,118 @@
+"""The login pages: one generic failure, CSRF, id rotation, security headers, bad input."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from authgate.storage.tables import audit_events
+from tests.conftest import ALICE_PASSWORD
+
+
+def last_audit(services):  # type: ignore[no-untyped-def]
+    with services.engine.connect() as conn:
+        return dict(conn.execute(select(audit_events).order_by(audit_events.c.id.desc())
+                                 .limit(1)).mappings().one())
+
+
+def test_wrong_password_and_unknown_user_look_the_same(auth, services) -> None:  # type: ignore[no-untyped-def]
+    wrong = auth.login(password="wrong password")
+    wrong_reason = last_audit(services)["reason"]
+    unknown = auth.login(username="nobody", password="wrong password")
+    unknown_reason = last_audit(services)["reason"]
+    assert wrong.status_code == unknown.status_code == 401
+    strip = lambda r: re.sub(r'value="[^"]*"', "", r.get_data(as_text=True))  # noqa: E731
+    assert strip(wrong) == strip(unknown)
+    assert (wrong_reason, unknown_reason) == ("invalid_credentials", "unknown_user")
+
+
+def test_disabled_account_told_to_contact_it_and_audited(auth, services) -> None:  # type: ignore[no-untyped-def]
+    r = auth.login(username="carol", password="carol's long password")
+    assert r.status_code == 403 and "contact" in r.get_data(as_text=True).lower()
+    assert last_audit(services)["reason"] == "account_disabled"
+
+
+def test_no_password_in_audit(auth, services) -> None:  # type: ignore[no-untyped-def]
+    auth.login(password="hunter2-very-secret")
+    auth.login()
+    with services.engine.connect() as conn:
+        dump = repr(conn.execute(select(audit_events)).all())
+    assert "hunter2" not in dump and ALICE_PASSWORD not in dump
+
+
+def test_csrf_required(client) -> None:  # type: ignore[no-untyped-def]
+    r = client.post("/login", data={"username": "alice", "password": ALICE_PASSWORD})
+    assert r.status_code == 400
+    assert client.get_cookie("__Host-authgate_session") is None
+
+
+def test_new_session_id_at_each_login(client, auth) -> None:  # type: ignore[no-untyped-def]
+    auth.login()
+    first = client.get_cookie("__Host-authgate_session").value
+    auth.login()
+    second = client.get_cookie("__Host-authgate_session").value
+    assert first != second
+
+
+def test_cookie_flags(auth) -> None:  # type: ignore[no-untyped-def]
+    r = auth.login()
+    cookie = r.headers["Set-Cookie"]
+    assert cookie.startswith("__Host-authgate_session=")
+    for flag in ("Secure", "HttpOnly", "SameSite=Lax", "Path=/"):
+        assert flag in cookie
+    assert "Domain=" not in cookie
+
+
+def test_security_headers_on_pages(client) -> None:  # type: ignore[no-untyped-def]
+    r = client.get("/login")
+    csp = r.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+    assert "unsafe-inline" not in csp and "'nonce-" in csp
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert r.headers["Referrer-Policy"] == "no-referrer"
+    assert "Strict-Transport-Security" not in r.headers
+    https = client.get("/login", base_url="https://auth.localhost")
+    assert https.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+def test_bad_return_url_is_dropped_and_audited(auth, services) -> None:  # type: ignore[no-untyped-def]
+    r = auth.login(rd="https://city.test@evil.example/")
+    assert r.status_code == 303 and r.headers["Location"] == "/"
+    with services.engine.connect() as conn:
+        events = [row.event for row in conn.execute(select(audit_events))]
+    assert "redirect.refused" in events
+
+
+@pytest.mark.parametrize("username,password", [
+    ("", "x"), ("alice", ""), ("a" * 300, "x"), ("alice\x00", "x"), ("alice", "x" * 2000),
+])
+def test_malformed_input_is_a_plain_failure(auth, username, password) -> None:  # type: ignore[no-untyped-def]
+    assert auth.login(username=username, password=password).status_code == 401
+
+
+def test_oversized_form_is_413(client) -> None:  # type: ignore[no-untyped-def]
+    r = client.post("/login", data={"username": "a", "password": "x" * 40000})
+    assert r.status_code == 413
+
+
+def test_invalid_utf8_form_is_not_a_500(client, auth) -> None:  # type: ignore[no-untyped-def]
+    token = auth.csrf()
+    body = b"csrf_token=" + token.encode() + b"&username=%ff%fe&password=%c3%28"
+    r = client.post("/login", data=body, content_type="application/x-www-form-urlencoded")
+    assert r.status_code in (400, 401)
+
+
+def test_home_and_health(client, auth) -> None:  # type: ignore[no-untyped-def]
+    assert client.get("/").status_code == 303
+    auth.login()
+    assert "Alice Liddell" in client.get("/").get_data(as_text=True)
+    assert client.get("/healthz").status_code == 200
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.get_json()["ready"] is True
+
+
+def test_readyz_503_when_directory_broken(client, users_file) -> None:  # type: ignore[no-untyped-def]
+    users_file.write_text("users: [broken")
+    r = client.get("/readyz")
+    assert r.status_code == 503 and r.get_json()["checks"]["directory"] == "directory_unavailable"

@@ -1,0 +1,118 @@
+"""/verify: allow, challenge with the full login URL, deny; fail closed on every error."""
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from sqlalchemy import select
+
+from authgate.storage.tables import audit_events
+from tests.conftest import verify_headers
+
+
+def audit_rows(services):  # type: ignore[no-untyped-def]
+    with services.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(select(audit_events).order_by(audit_events.c.id))
+                .mappings()]
+
+
+def test_anonymous_gets_401_with_complete_login_url(client, services) -> None:  # type: ignore[no-untyped-def]
+    r = client.get("/verify", headers=verify_headers("/app/page?a=1&b=2", host="localhost:8080"))
+    assert r.status_code == 401
+    location = urlsplit(r.headers["Location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == "https://auth.localhost/login"
+    assert parse_qs(location.query)["rd"] == ["http://localhost:8080/app/page?a=1&b=2"]
+    row = audit_rows(services)[-1]
+    assert (row["event"], row["outcome"], row["rule_id"], row["path"]) == (
+        "verify", "challenge", "demo-default", "/app/page")
+    assert row["policy_digest"] == services.policies.current.digest
+
+
+def test_login_then_allowed_with_identity_headers(client, auth, services) -> None:  # type: ignore[no-untyped-def]
+    r = auth.login(rd="http://localhost:8080/app/page?a=1&b=2")
+    assert r.status_code == 303 and r.headers["Location"] == "http://localhost:8080/app/page?a=1&b=2"
+    r = client.get("/verify", headers=verify_headers("/app/page?a=1&b=2", host="localhost:8080"))
+    assert r.status_code == 200
+    assert r.headers["Remote-User"] == "alice"
+    assert r.headers["Remote-Groups"] == "City-Staff,IT-Dept"
+    assert r.headers["Remote-Name"] == "Alice Liddell"
+    assert r.headers["Remote-Email"] == "alice@city.test"
+    row = audit_rows(services)[-1]
+    assert (row["outcome"], row["username"], row["rule_id"]) == ("allow", "alice", "demo-default")
+
+
+def test_policy_deny_is_403_and_bypass_needs_no_session(client) -> None:  # type: ignore[no-untyped-def]
+    assert client.get("/verify", headers=verify_headers("/forbidden/x")).status_code == 403
+    r = client.get("/verify", headers=verify_headers("/public/x"))
+    assert r.status_code == 200 and "Remote-User" not in r.headers
+
+
+def test_unknown_host_is_denied_by_default(client, auth) -> None:  # type: ignore[no-untyped-def]
+    auth.login()
+    r = client.get("/verify", headers=verify_headers("/", host="unknown.example", proto="https"))
+    assert r.status_code == 403
+
+
+def test_logout_revokes_server_side(client, auth) -> None:  # type: ignore[no-untyped-def]
+    auth.login()
+    cookie = client.get_cookie("__Host-authgate_session")
+    assert cookie is not None
+    assert client.get("/verify", headers=verify_headers()).status_code == 200
+    auth.logout()
+    client.set_cookie("__Host-authgate_session", cookie.value, domain="localhost")
+    assert client.get("/verify", headers=verify_headers()).status_code == 401
+
+
+@pytest.mark.parametrize("cookie", ["", "x", "A" * 4000, "%00%ff", "é", "a;b", "\"quoted\""])
+def test_forged_or_malformed_cookie_is_anonymous(client, cookie: str) -> None:  # type: ignore[no-untyped-def]
+    r = client.get("/verify", headers={**verify_headers(),
+                                       "Cookie": f"__Host-authgate_session={cookie}"})
+    assert r.status_code == 401
+
+
+@pytest.mark.parametrize("headers", [
+    {},
+    {"X-Original-URI": "/x", "X-Forwarded-Host": "localhost"},
+    {"X-Original-URI": "//evil", "X-Forwarded-Proto": "http", "X-Forwarded-Host": "localhost"},
+    {"X-Original-URI": "/x", "X-Forwarded-Proto": "http", "X-Forwarded-Host": "a\x01b"},
+    {"X-Original-URI": "/x", "X-Forwarded-Proto": "http", "X-Forwarded-Host": "localhost",
+     "X-Original-Method": "BREW"},
+])
+def test_missing_or_bad_forwarded_headers_refused_and_audited(client, auth, services, headers) -> None:  # type: ignore[no-untyped-def]
+    auth.login()
+    r = client.get("/verify", headers=headers)
+    assert r.status_code == 403
+    row = audit_rows(services)[-1]
+    assert (row["event"], row["outcome"], row["reason"]) == ("verify", "error", "bad_request")
+
+
+def test_untrusted_peer_forwarded_headers_ignored(client, auth) -> None:  # type: ignore[no-untyped-def]
+    auth.login()
+    r = client.get("/verify", headers=verify_headers(),
+                   environ_base={"REMOTE_ADDR": "203.0.113.5"})
+    assert r.status_code == 403
+
+
+def test_storage_failure_fails_closed(client, auth, services, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from authgate.errors import StorageError
+
+    auth.login()
+    def broken(*_a, **_k):  # type: ignore[no-untyped-def]
+        raise StorageError("database is gone")
+    monkeypatch.setattr(services.audit._store, "append", broken)
+    r = client.get("/verify", headers=verify_headers())
+    assert r.status_code == 403 and "Remote-User" not in r.headers
+
+
+def test_session_lookup_failure_fails_closed(client, auth, services, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    auth.login()
+    monkeypatch.setattr(services.sessions, "resolve",
+                        lambda *_: (_ for _ in ()).throw(RuntimeError("boom")))
+    r = client.get("/verify", headers=verify_headers())
+    assert r.status_code == 403
+    assert audit_rows(services)[-1]["reason"] == "internal_error"
+
+
+def test_oversized_header_is_refused_not_500(client) -> None:  # type: ignore[no-untyped-def]
+    r = client.get("/verify", headers=verify_headers("/" + "a" * 9000))
+    assert r.status_code == 403

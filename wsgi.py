@@ -1,0 +1,3 @@
+from authgate import create_app
+
+app = create_app()
