@@ -135,3 +135,12 @@ class StoredAuditEvent:
     id: int
     time: datetime
     event: AuditEvent
+
+
+@dataclass(frozen=True)
+class RequestMeta:
+    """Who is asking, for audit records written by use cases (never a secret)."""
+
+    client_ip: str = ""
+    user_agent: str = ""
+    request_id: str = ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from argon2 import PasswordHasher
 from sqlalchemy import Engine
 
 from authgate.audit import AuditLog
@@ -14,10 +15,12 @@ from authgate.directory import Directory
 from authgate.forwarded import TrustedProxies
 from authgate.gate import Gate
 from authgate.login import LoginService
+from authgate.mfa.bundle import Mfa, build_mfa
 from authgate.model import AuditEvent, Outcome
 from authgate.policy_runtime import PolicyRuntime, ReloadResult
 from authgate.sessions import SessionService
 from authgate.storage.engine import make_engine
+from authgate.storage.interfaces import AuditStore
 from authgate.storage.sql_audit import SqlAuditStore
 from authgate.storage.sql_sessions import SqlSessionStore
 
@@ -33,9 +36,11 @@ class Services:
     policies: PolicyRuntime
     sessions: SessionService
     audit: AuditLog
+    audit_store: AuditStore
     gate: Gate
     login: LoginService
     trusted_proxies: TrustedProxies
+    mfa: Mfa
 
     @property
     def session_key(self) -> str:
@@ -57,6 +62,7 @@ def build_directory(settings: Settings) -> Directory:
             login_attribute=ldap.login_attribute, upn_suffix=ldap.upn_suffix,
             netbios_domain=ldap.netbios_domain,
             group_name_attribute=ldap.group_name_attribute,
+            user_base_dn=ldap.user_base_dn, group_base_dn=ldap.group_base_dn,
         ))
     from authgate.directory.file import FileDirectory
 
@@ -64,10 +70,12 @@ def build_directory(settings: Settings) -> Directory:
 
 
 def build_services(settings: Settings, *, clock: Clock | None = None,
-                   directory: Directory | None = None) -> Services:
+                   directory: Directory | None = None,
+                   recovery_hasher: PasswordHasher | None = None) -> Services:
     clock = clock or SystemClock()
     engine = make_engine(settings.storage.url, echo=settings.storage.echo)
-    audit = AuditLog(SqlAuditStore(engine), clock)
+    audit_store = SqlAuditStore(engine)
+    audit = AuditLog(audit_store, clock)
     policies = PolicyRuntime(Path(settings.policy.path),
                              require_approval=settings.policy.require_approval,
                              on_reload=lambda result: _audit_reload(audit, result))
@@ -76,12 +84,18 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
                               max_age=settings.session.max_age,
                               touch_interval=settings.session.touch_interval)
     directory = directory or build_directory(settings)
+    session_key = (settings.secrets.session_key.reveal() if settings.secrets.session_key
+                   else DEMO_SESSION_KEY)
+    mfa = build_mfa(settings, engine=engine, policy_set=policies.current, audit=audit,
+                    clock=clock, sessions=sessions, session_key=session_key,
+                    recovery_hasher=recovery_hasher)
     return Services(
         settings=settings, clock=clock, engine=engine, directory=directory,
-        policies=policies, sessions=sessions, audit=audit,
+        policies=policies, sessions=sessions, audit=audit, audit_store=audit_store,
         gate=Gate(policies=policies, sessions=sessions, audit=audit, clock=clock),
         login=LoginService(directory=directory, sessions=sessions, audit=audit),
         trusted_proxies=TrustedProxies.parse(settings.server.trusted_proxies),
+        mfa=mfa,
     )
 
 

@@ -81,6 +81,12 @@ class SessionService:
         issued = _with_new_token(raised)
         return issued if self.store.replace(record.id_hash, issued.record) else None
 
+    def annotate(self, record: SessionRecord, **values: str) -> SessionRecord:
+        """Store small per-session state (e.g. an enrolment window); returns the new record."""
+        updated = dataclasses.replace(record, data={**record.data, **values})
+        self.store.update(updated)
+        return updated
+
     def end(self, record: SessionRecord) -> bool:
         return self.store.delete(record.id_hash)
 

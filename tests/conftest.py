@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 ALICE_PASSWORD = "correct horse battery staple"
 TEST_SECRET = "t" * 40
+TEST_ENCRYPTION_KEY = "k1:QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="  # 32 bytes of "A"
 
 
 @pytest.fixture(scope="session")
@@ -43,12 +44,13 @@ def users_file(tmp_path: Path) -> Path:
 def make_settings(tmp_path: Path, users_file: Path, **overrides: object) -> Settings:
     data: dict[str, object] = {
         "mode": "production",
-        "server": {"public_url": "https://auth.localhost", "protected_domains": ["localhost",
+        "server": {"public_url": "https://localhost:9091", "protected_domains": ["localhost",
                    "*.city.test"], "allow_http_localhost": True},
         "storage": {"url": f"sqlite:///{tmp_path / 'authgate.db'}"},
         "directory": {"backend": "file", "file": {"path": str(users_file)}},
         "policy": {"path": str(ROOT / "policies"), "require_approval": False},
-        "secrets": {"session_key": TEST_SECRET, "audit_key": TEST_SECRET},
+        "secrets": {"session_key": TEST_SECRET, "audit_key": TEST_SECRET,
+                    "encryption_keys": [TEST_ENCRYPTION_KEY]},
     }
     for key, value in overrides.items():
         section = data.setdefault(key, {})
@@ -94,7 +96,10 @@ class AuthActions:
         self._client = client
 
     def csrf(self, path: str = "/login") -> str:
-        page = self._client.get(path).get_data(as_text=True)
+        response = self._client.get(path)
+        if response.status_code in (302, 303):  # signed in already: any form page will do
+            response = self._client.get("/logout")
+        page = response.get_data(as_text=True)
         match = re.search(r'name="csrf_token" value="([^"]+)"', page)
         assert match, "no CSRF token on " + path
         return match.group(1)

@@ -1,28 +1,157 @@
-"""``AuditLog``: stamps events with the clock and stores them before the response is sent.
+"""``AuditLog``: stamps events with the clock, seals them into a chain, stores them before
+the response is sent, then copies them to the SIEM sinks.
 
 A failed write raises ``StorageError``; the web layer then denies (ASVS 7.1.3, 4.1.5).
+With a ``Keyring`` every record is chained (``writer.ChainWriter``) and signed checkpoints
+are written every ``checkpoint_every`` records of a chain or ``checkpoint_interval``
+(ASVS 7.3.3); a checkpoint failure is logged and retried later, never fails the decision.
+Without a keyring (tests of other components) records are stored unsealed.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import threading
+import weakref
+from datetime import datetime, timedelta
+from typing import Any
 
+from authgate.audit.chain import Keyring
+from authgate.audit.checkpoints import Checkpoint, Signer, make_checkpoint
+from authgate.audit.sinks import NoSinks, SinkFanout
+from authgate.audit.writer import ChainWriter
 from authgate.clock import Clock
+from authgate.errors import AuthgateError
 from authgate.model import AuditEvent, Outcome
 from authgate.storage.interfaces import AuditStore
+from authgate.storage.sql_audit import SqlAuditStore
+from authgate.storage.timeconv import to_micros
 
 _log = logging.getLogger("authgate.audit")
 
 
 class AuditLog:
-    def __init__(self, store: AuditStore, clock: Clock) -> None:
+    def __init__(self, store: AuditStore, clock: Clock, *, keyring: Keyring | None = None,
+                 signer: Signer | None = None, sinks: SinkFanout | None = None,
+                 checkpoint_every: int = 1000,
+                 checkpoint_interval: timedelta = timedelta(minutes=5), lanes: int = 1) -> None:
         self._store = store
         self._clock = clock
+        self.sinks = sinks or NoSinks()
+        self.signer = signer
+        self.keyring = keyring
+        self._writer: ChainWriter | None = None
+        if keyring is not None and isinstance(store, SqlAuditStore):
+            self._writer = ChainWriter(store, keyring, lanes=lanes)
+        self._every = max(1, checkpoint_every)
+        self._interval = checkpoint_interval
+        self._last_checkpoint: datetime | None = None
+        self._checkpointing = threading.Lock()
+
+    @property
+    def store(self) -> AuditStore:
+        return self._store
+
+    @property
+    def sealed(self) -> bool:
+        return self._writer is not None
 
     def record(self, event: AuditEvent) -> int:
         stamped = dataclasses.replace(event, time=self._clock.now())
-        event_id = self._store.append(stamped)
+        if self._writer is None:
+            event_id = self._store.append(stamped)
+        else:
+            row = self._writer.append(stamped)
+            event_id = row[0]
+            self.sinks.emit(row)
+            if self._checkpoint_due(stamped.time):  # type: ignore[arg-type]
+                self._checkpoint_quietly()
         if stamped.outcome in (Outcome.ERROR,):
             _log.warning("audit %s %s reason=%s", stamped.event, stamped.outcome.value,
                          stamped.reason)
         return event_id
+
+    def _checkpoint_due(self, now: datetime) -> bool:
+        if self.signer is None or self._writer is None:
+            return False
+        if self._last_checkpoint is None:
+            self._last_checkpoint = now
+        return (self._writer.due(self._every)
+                or now - self._last_checkpoint >= self._interval)
+
+    def _checkpoint_quietly(self) -> None:
+        if not self._checkpointing.acquire(blocking=False):
+            return  # another thread is at it; the record is stored either way
+        try:
+            self.checkpoint(kind="interval")
+        except AuthgateError as exc:
+            _log.warning("audit checkpoint failed: %s", exc.reason)
+        finally:
+            self._checkpointing.release()
+
+    def checkpoint(self, *, kind: str = "manual",
+                   anchors: dict[str, tuple[int, str]] | None = None,
+                   cut: datetime | None = None) -> Checkpoint:
+        """Sign the head of every chain that grew, store it, and record it in the chain
+        (so the SIEM copy holds it too). Retries when another writer took the number."""
+        store, signer, writer = self._store, self.signer, self._writer
+        if signer is None or writer is None or not isinstance(store, SqlAuditStore):
+            raise AuthgateError("checkpoints need a keyring, a signer and an SQL store")
+        now = self._clock.now()
+        self._last_checkpoint = now
+        writer.checkpointed()
+        for _attempt in range(20):
+            last = store.last_checkpoint()
+            prev_max = int(_payload(last).get("max_id", 0)) if last else 0
+            max_id, heads = store.heads_since(prev_max)
+            heads.update(writer.heads())
+            cp = make_checkpoint(
+                signer=signer, seq=(last[0] + 1) if last else 1,
+                previous_signature=last[5] if last else "", ts=to_micros(now), kind=kind,
+                max_id=max_id, heads=heads, anchors=anchors,
+                cut=to_micros(cut) if cut else None)
+            if store.insert_checkpoint(seq=cp.seq, ts=cp.ts, kind=cp.kind, key_id=cp.key_id,
+                                       payload=cp.payload, signature=cp.signature):
+                self.record(AuditEvent(
+                    event="audit.checkpoint", outcome=Outcome.INFO, reason=f"checkpoint_{kind}",
+                    detail=(("checkpoint", str(cp.seq)), ("key_id", cp.key_id),
+                            ("chains", str(len(heads))), ("signature", cp.signature))))
+                return cp
+        raise AuthgateError("could not write a checkpoint: too much contention")
+
+    def close(self) -> None:
+        """Close every chain with a record (a chain without one ended abruptly), then stop
+        the sinks. Called at process exit."""
+        if self._writer is not None:
+            closing = AuditEvent(event="audit.chain.close", outcome=Outcome.INFO,
+                                 reason="process_exit", time=self._clock.now())
+            try:
+                for row in self._writer.append_each(closing):
+                    self.sinks.emit(row)
+            except AuthgateError as exc:
+                _log.warning("audit chains not closed: %s", exc.reason)
+            self._writer.close()
+        self.sinks.wait_idle(2.0)
+        self.sinks.close()
+
+
+def _payload(row: tuple[Any, ...]) -> dict[str, Any]:
+    return json.loads(row[4])  # type: ignore[no-any-return]
+
+
+def close_at_exit(log: AuditLog) -> None:
+    """Register ``log.close`` for interpreter exit without keeping ``log`` alive."""
+    import atexit
+
+    ref = weakref.ref(log)
+
+    def _close() -> None:
+        target = ref()
+        if target is not None:
+            try:
+                target.close()
+            except Exception:  # noqa: BLE001 - exit must not fail on a closed database
+                _log.warning("audit log close at exit failed", exc_info=True)
+
+    atexit.register(_close)

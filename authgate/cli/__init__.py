@@ -45,6 +45,12 @@ def _register() -> None:
     main.add_command(users_group)
     main.add_command(serve_command)
     from authgate.cli.demo import demo_command
+    from authgate.cli.policy import policy_group
+
+    main.add_command(policy_group)
+    from authgate.cli.directory import directory_group
+
+    main.add_command(directory_group)
 
     main.add_command(demo_command)
 

@@ -117,23 +117,28 @@ class _Ctx:
         for name in fields:
             sub = _join(path, name)
             if _is_secret(hints[name]) and f"{name}_file" in data:
-                values[name] = self._secret_file(data[f"{name}_file"], sub + "_file")
+                values[name] = self._secret_file(data[f"{name}_file"], sub + "_file",
+                                                 many=typing.get_origin(hints[name]) is tuple)
                 if name in data:
                     self.error(sub, f"give either {name} or {name}_file, not both")
             elif name in data:
                 values[name] = self.convert(hints[name], data[name], sub)
         return cls(**values)
 
-    def _secret_file(self, raw: Any, path: str) -> Secret | None:
+    def _secret_file(self, raw: Any, path: str, *, many: bool = False) -> Any:
+        """Read a secret from a file (one secret per non-blank line when ``many``)."""
         if not isinstance(raw, str):
             self.error(path, "expected a file path")
-            return None
+            return () if many else None
         file = Path(raw) if Path(raw).is_absolute() else self.base_dir / raw
         try:
-            return Secret(file.read_text(encoding="utf-8").strip())
+            text = file.read_text(encoding="utf-8")
         except OSError as exc:
             self.error(path, f"cannot read secret file {file}: {exc.strerror}")
-            return None
+            return () if many else None
+        if many:
+            return tuple(Secret(line.strip()) for line in text.splitlines() if line.strip())
+        return Secret(text.strip())
 
     def convert(self, tp: Any, value: Any, path: str) -> Any:  # noqa: C901 - a type switch
         origin = typing.get_origin(tp)
@@ -185,7 +190,7 @@ class _Ctx:
 
 
 def _is_secret(tp: Any) -> bool:
-    return tp is Secret or Secret in typing.get_args(tp)
+    return tp is Secret or Secret in typing.get_args(tp)  # Secret | None, tuple[Secret, ...]
 
 
 def _join(path: str, key: str) -> str:
@@ -213,6 +218,32 @@ def _check_semantics(s: Settings, problems: list[str]) -> None:
         _check_secret(s, name, getattr(s.secrets, name), problems)
     if s.directory.backend == "ldap" and not s.directory.ldap.urls:
         problems.append("directory.ldap.urls: needed when directory.backend is ldap")
+    _check_encryption_keys(s, problems)
+
+
+def _check_encryption_keys(s: Settings, problems: list[str]) -> None:
+    """``<kid>:<base64 of 32 bytes>``; at least one outside demo mode (TOTP seeds, ASVS 2.8.2)."""
+    import base64
+    import binascii
+
+    if not s.secrets.encryption_keys and s.mode != "demo":
+        problems.append("secrets.encryption_keys: missing (generate one with "
+                        "`authgate keys generate`)")
+    seen: set[str] = set()
+    for i, secret in enumerate(s.secrets.encryption_keys):
+        kid, _, b64 = secret.reveal().partition(":")
+        try:
+            ok = len(base64.b64decode(b64, validate=True)) == 32
+        except (binascii.Error, ValueError):
+            ok = False
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,16}", kid) or not ok:
+            problems.append(f"secrets.encryption_keys[{i}]: expected <kid>:<base64 of 32 bytes>")
+        elif kid == "demo" and s.mode != "demo":
+            problems.append(f"secrets.encryption_keys[{i}]: the demo key is refused outside "
+                            "demo mode")
+        elif kid in seen:
+            problems.append(f"secrets.encryption_keys[{i}]: duplicate key id {kid!r}")
+        seen.add(kid)
 
 
 def _check_secret(s: Settings, name: str, secret: Secret | None, problems: list[str]) -> None:

@@ -64,6 +64,18 @@ class SessionSettings:
 class SecretSettings:
     session_key: Secret | None = None
     audit_key: Secret | None = None
+    #: AES-256-GCM keys for secrets at rest, ``<kid>:<base64 32 bytes>``; the first encrypts,
+    #: all decrypt (rotation: add a new first key, run ``authgate keys rotate``)
+    encryption_keys: tuple[Secret, ...] = ()
+
+
+@dataclass(frozen=True)
+class WebAuthnSettings:
+    #: the relying party id: the registrable domain the credentials are bound to
+    rp_id: str = "localhost"
+    rp_name: str = "City staff sign-in"
+    #: origins allowed in client data; empty → the portal's public_url
+    origins: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,6 +105,10 @@ class LdapDirectorySettings:
     upn_suffix: str = ""
     netbios_domain: str = ""
     group_name_attribute: str = "cn"
+    #: narrow the user and group searches (the group search scoped to the groups OU is
+    #: several times cheaper on a busy DC)
+    user_base_dn: str = ""
+    group_base_dn: str = ""
 
 
 @dataclass(frozen=True)
@@ -124,4 +140,5 @@ class Settings:
     storage: StorageSettings = field(default_factory=StorageSettings)
     directory: DirectorySettings = field(default_factory=DirectorySettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
+    webauthn: WebAuthnSettings = field(default_factory=WebAuthnSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)

@@ -5,6 +5,7 @@ Flask, no storage, no clock. The web layer builds a :class:`Subject` and a
 :class:`~authgate.model.Resource`, calls :func:`decide`, and audits ``rule_id`` with
 ``PolicySet.digest``. See ``docs/policies.md`` for the language.
 """
+
 from __future__ import annotations
 
 from authgate.errors import PolicyError
@@ -16,7 +17,22 @@ from authgate.policy.model import Decision, PolicySet, Requirement, Rule, Subjec
 from authgate.policy.settings import Settings
 
 __all__ = [
-    "Approval", "Decision", "Explanation", "PolicyError", "PolicySet", "Requirement", "Rule",
-    "Settings", "Subject", "Verdict", "approve", "compute_digest", "decide", "explain",
-    "latest_approval_for", "load_policy_set", "normalize_path", "require_approved",
+    "Approval",
+    "Decision",
+    "Explanation",
+    "PolicyError",
+    "PolicySet",
+    "Requirement",
+    "Rule",
+    "Settings",
+    "Subject",
+    "Verdict",
+    "approve",
+    "compute_digest",
+    "decide",
+    "explain",
+    "latest_approval_for",
+    "load_policy_set",
+    "normalize_path",
+    "require_approved",
 ]

@@ -6,12 +6,13 @@ appears here (``require_approved``). The file is a review record, not a signatur
 can write ``policies/`` can write it too, so protect the directory (code review, file
 permissions, signed commits).
 """
+
 from __future__ import annotations
 
 import os
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -20,8 +21,10 @@ from authgate.errors import PolicyError
 from authgate.policy.loader import APPROVALS_FILE, load_policy_set
 from authgate.policy.model import PolicySet
 
-_HEADER = ("# Written by `authgate policy approve`: one entry per approval, newest last.\n"
-           "# Not part of the policy digest. Do not edit by hand.\n")
+_HEADER = (
+    "# Written by `authgate policy approve`: one entry per approval, newest last.\n"
+    "# Not part of the policy digest. Do not edit by hand.\n"
+)
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -62,10 +65,14 @@ def _approval(path: Path, index: int, entry: object) -> Approval:
     if isinstance(approved_at, str):
         approved_at = datetime.fromisoformat(approved_at)
     digest = entry["digest"]
-    if not isinstance(approved_at, datetime) or not isinstance(digest, str) or not _DIGEST.match(digest):
+    if (
+        not isinstance(approved_at, datetime)
+        or not isinstance(digest, str)
+        or not _DIGEST.match(digest)
+    ):
         raise PolicyError([f"{path}:0 approvals[{index}]: bad digest or approved_at"])
     if approved_at.tzinfo is None:
-        approved_at = approved_at.replace(tzinfo=timezone.utc)
+        approved_at = approved_at.replace(tzinfo=UTC)
     return Approval(digest, str(entry["reviewer"]), approved_at, str(entry["note"] or ""))
 
 
@@ -83,8 +90,14 @@ def require_approved(ps: PolicySet, policies_dir: Path) -> Approval:
     return approval
 
 
-def approve(policies_dir: Path, *, reviewer: str, note: str, now: datetime,
-            expected_digest: str | None = None) -> Approval:
+def approve(
+    policies_dir: Path,
+    *,
+    reviewer: str,
+    note: str,
+    now: datetime,
+    expected_digest: str | None = None,
+) -> Approval:
     """Load the set strictly (an invalid set cannot be approved) and append its approval.
 
     ``expected_digest``: the digest the reviewer actually tested; refuse if the files have
@@ -97,16 +110,22 @@ def approve(policies_dir: Path, *, reviewer: str, note: str, now: datetime,
         raise ValueError("now must be timezone-aware")
     ps = load_policy_set(Path(policies_dir))
     if expected_digest is not None and ps.digest != expected_digest:
-        raise PolicyError([f"policy set changed during review: {ps.digest} is not {expected_digest}"])
+        raise PolicyError(
+            [f"policy set changed during review: {ps.digest} is not {expected_digest}"]
+        )
     read_approvals(policies_dir)  # refuse to append to a corrupt history
-    approval = Approval(ps.digest, reviewer, now.astimezone(timezone.utc), note)
+    approval = Approval(ps.digest, reviewer, now.astimezone(UTC), note)
     _append(approvals_path(policies_dir), approval)
     return approval
 
 
 def _append(path: Path, approval: Approval) -> None:
-    entry = {"digest": approval.digest, "reviewer": approval.reviewer,
-             "approved_at": approval.approved_at.isoformat(), "note": approval.note}
+    entry = {
+        "digest": approval.digest,
+        "reviewer": approval.reviewer,
+        "approved_at": approval.approved_at.isoformat(),
+        "note": approval.note,
+    }
     text = yaml.safe_dump([entry], sort_keys=False, default_flow_style=False, allow_unicode=True)
     existing = path.read_text(encoding="utf-8") if path.exists() else _HEADER
     if existing and not existing.endswith("\n"):

@@ -5,6 +5,7 @@ and run both under ``authgate policy test`` and in the unit suite. Case files ar
 strictly as policies: a typo in a case must not make it pass vacuously, so an unknown
 expected rule id is an error.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -25,8 +26,16 @@ from authgate.policy.nodes import Problems, Where
 
 #: Monday 5 January 2026, 10:00 in Toronto: a working hour, so cases are reproducible.
 DEFAULT_AT = datetime.fromisoformat("2026-01-05T15:00:00+00:00")
-REASONS = ("bypass", "allowed", "login_required", "step_up", "reauth_age", "reauth_idle",
-           "denied_by_rule", "default_deny")
+REASONS = (
+    "bypass",
+    "allowed",
+    "login_required",
+    "step_up",
+    "reauth_age",
+    "reauth_idle",
+    "denied_by_rule",
+    "default_deny",
+)
 
 
 @dataclass(frozen=True)
@@ -54,8 +63,14 @@ def resource_from_url(url: str, method: str = "GET") -> Resource:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"'{url}' is not an absolute http(s) URL")
-    return Resource(scheme=parts.scheme, host=parts.hostname.lower(), path=parts.path or "/",
-                    method=method.upper(), query=parts.query, port=parts.port)
+    return Resource(
+        scheme=parts.scheme,
+        host=parts.hostname.lower(),
+        path=parts.path or "/",
+        method=method.upper(),
+        query=parts.query,
+        port=parts.port,
+    )
 
 
 def parse_instant(text: str) -> datetime:
@@ -66,15 +81,27 @@ def parse_instant(text: str) -> datetime:
     return value
 
 
-def make_subject(*, user: str | None, groups: frozenset[str], level: Level | None,
-                 ip: str | None, at: datetime, auth_age: timedelta, idle: timedelta) -> Subject:
+def make_subject(
+    *,
+    user: str | None,
+    groups: frozenset[str],
+    level: Level | None,
+    ip: str | None,
+    at: datetime,
+    auth_age: timedelta,
+    idle: timedelta,
+) -> Subject:
     """A Subject as the session layer would build it; level defaults by login state."""
     level = level or (Level.NONE if user is None else Level.PASSWORD)
     logged_in = user is not None
-    return Subject(username=user, groups=groups, level=level,
-                   auth_time=at - auth_age if logged_in else None,
-                   last_seen=at - idle if logged_in else None,
-                   ip=ipaddress.ip_address(ip) if ip else None)
+    return Subject(
+        username=user,
+        groups=groups,
+        level=level,
+        auth_time=at - auth_age if logged_in else None,
+        last_seen=at - idle if logged_in else None,
+        ip=ipaddress.ip_address(ip) if ip else None,
+    )
 
 
 def load_cases(cases_dir: Path, ps: PolicySet) -> list[Case]:
@@ -84,7 +111,11 @@ def load_cases(cases_dir: Path, ps: PolicySet) -> list[Case]:
     for path in sorted(Path(cases_dir).glob("*.yaml")):
         where = Where(str(path), "-", problems)
         root = nodes.compose(where, path.read_text(encoding="utf-8"))
-        top = nodes.mapping(where, root, ("at", "cases"), required=("cases",)) if root is not None else None
+        top = (
+            nodes.mapping(where, root, ("at", "cases"), required=("cases",))
+            if root is not None
+            else None
+        )
         if not top or "cases" not in top:
             continue
         default_at = _instant(where, top["at"]) if "at" in top else DEFAULT_AT
@@ -98,8 +129,12 @@ def load_cases(cases_dir: Path, ps: PolicySet) -> list[Case]:
 
 
 def _case(where: Where, node: Node, default_at: datetime, ps: PolicySet) -> Case | None:
-    items = nodes.mapping(where, node, ("name", "subject", "request", "at", "expect"),
-                          required=("name", "request", "expect"))
+    items = nodes.mapping(
+        where,
+        node,
+        ("name", "subject", "request", "at", "expect"),
+        required=("name", "request", "expect"),
+    )
     if items is None or not {"name", "request", "expect"} <= items.keys():
         return None
     name = nodes.string(where, items["name"], "name")
@@ -137,14 +172,26 @@ def _request(where: Where, node: Node) -> Resource | None:
 
 
 def _subject(where: Where, node: Node | None, at: datetime) -> Subject:
-    items = nodes.mapping(where, node, ("user", "groups", "level", "ip", "auth_age", "idle")) if node is not None else {}
+    items = (
+        nodes.mapping(where, node, ("user", "groups", "level", "ip", "auth_age", "idle"))
+        if node is not None
+        else {}
+    )
     items = items or {}
-    values: dict[str, Any] = {"user": None, "groups": frozenset(), "level": None, "ip": None,
-                              "auth_age": timedelta(0), "idle": timedelta(0)}
+    values: dict[str, Any] = {
+        "user": None,
+        "groups": frozenset(),
+        "level": None,
+        "ip": None,
+        "auth_age": timedelta(0),
+        "idle": timedelta(0),
+    }
     if "user" in items:
         values["user"] = nodes.string(where, items["user"], "user")
     if "groups" in items:
-        values["groups"] = frozenset(nodes.string_list(where, items["groups"], "groups", allow_empty=True))
+        values["groups"] = frozenset(
+            nodes.string_list(where, items["groups"], "groups", allow_empty=True)
+        )
     if "level" in items:
         values["level"] = _enum(where, items["level"], Level, "level")
     if "ip" in items:
@@ -181,7 +228,10 @@ def _enum(where: Where, node: Node, enum: Any, what: str) -> Any:
 
 
 def _expect(where: Where, node: Node, ps: PolicySet) -> tuple[Verdict, str | None, str | None]:
-    items = nodes.mapping(where, node, ("verdict", "rule", "reason"), required=("verdict", "rule")) or {}
+    items = (
+        nodes.mapping(where, node, ("verdict", "rule", "reason"), required=("verdict", "rule"))
+        or {}
+    )
     verdict = _enum(where, items["verdict"], Verdict, "verdict") if "verdict" in items else None
     rule = nodes.string(where, items["rule"], "rule") if "rule" in items else None
     if rule is not None and rule != "default" and ps.rule(rule) is None:

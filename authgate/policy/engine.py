@@ -5,10 +5,12 @@ clock, no globals: the same inputs always give the same Decision, which is what 
 policy tests and ``explain`` trustworthy. Rules are pre-filtered by host through a
 :class:`RuleIndex` so a decision does not scan rules written for other applications.
 """
+
 from __future__ import annotations
 
+import ipaddress
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -22,46 +24,112 @@ _CACHE_LIMIT = 4096  # hosts are attacker-chosen (Host header): keep the cache b
 _UNRESERVED = re.compile(r"%(2[dDeE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|7[eE])")
 _SLASHES = re.compile(r"/{2,}")
 
-DEFAULT_DENY = Decision(Verdict.DENY, None, None, "default_deny", ("no rule matched: default deny",))
+DEFAULT_DENY = Decision(
+    Verdict.DENY, None, None, "default_deny", ("no rule matched: default deny",)
+)
+
+
+Check = Callable[[Rule, "Request"], bool]
 
 
 class RuleIndex:
-    """Rule positions by host: exact hosts, wildcard parents, and domain-less rules.
+    """Candidate rules for a request, in policy order, without scanning unrelated rules.
 
-    ``candidates(host)`` returns, in policy order, every rule whose ``domains`` criterion the
-    host satisfies (plus rules without one), so the engine never re-checks domains.
+    Rules with ``domains`` are indexed by exact host and wildcard parent; rules without
+    domains but whose every path regex starts with an anchored literal (``^/app/``) are
+    indexed by that prefix; the rest are always candidates. A candidate has passed the
+    domains criterion; the path prefix is only a pre-filter (the regex still runs). Each
+    candidate comes with the checks its criteria need, so absent criteria cost nothing.
     """
 
     def __init__(self, rules: Sequence[Rule]) -> None:
-        self._rules = tuple(rules)
+        self._entries = tuple((rule, _checks(rule)) for rule in rules)
         self._exact: dict[str, list[int]] = {}
         self._wildcard: dict[str, list[int]] = {}
+        self._prefixes: dict[str, list[int]] = {}
         self._anywhere: list[int] = []
-        for pos, rule in enumerate(self._rules):
-            if not rule.domains:
-                self._anywhere.append(pos)
+        for pos, rule in enumerate(rules):
             for host in rule.exact_hosts:
                 self._exact.setdefault(host, []).append(pos)
             for parent in rule.wildcard_parents:
                 self._wildcard.setdefault(parent, []).append(pos)
-        self._cache: dict[str, tuple[Rule, ...]] = {}
+            prefixes = _path_prefixes(rule) if not rule.domains else None
+            if not rule.domains and prefixes is None:
+                self._anywhere.append(pos)
+            for prefix in prefixes or ():
+                self._prefixes.setdefault(prefix, []).append(pos)
+        self._lengths = sorted({len(prefix) for prefix in self._prefixes})
+        self._cache: dict[str, tuple[int, ...]] = {}
 
-    def candidates(self, host: str) -> tuple[Rule, ...]:
-        cached = self._cache.get(host)
-        if cached is None:
-            cached = self._lookup(host)
+    def candidates(self, host: str, path: str = "") -> list[tuple[Rule, tuple[Check, ...]]]:
+        """(rule, checks) pairs in policy order that may match this host and path."""
+        positions = self._cache.get(host)
+        if positions is None:
+            positions = self._host_positions(host)
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
-            self._cache[host] = cached
-        return cached
+            self._cache[host] = positions
+        if self._lengths:
+            by_path = [
+                pos
+                for n in self._lengths
+                if n <= len(path)
+                for pos in self._prefixes.get(path[:n], ())
+            ]
+            if by_path:
+                positions = tuple(sorted({*positions, *by_path}))
+        entries = self._entries
+        return [entries[pos] for pos in positions]
 
-    def _lookup(self, host: str) -> tuple[Rule, ...]:
+    def _host_positions(self, host: str) -> tuple[int, ...]:
         positions = set(self._anywhere)
         positions.update(self._exact.get(host, ()))
         labels = host.split(".")
         for i in range(1, len(labels)):  # proper parents only: *.x never matches bare x
             positions.update(self._wildcard.get(".".join(labels[i:]), ()))
-        return tuple(self._rules[pos] for pos in sorted(positions))
+        return tuple(sorted(positions))
+
+
+def _checks(rule: Rule) -> tuple[Check, ...]:
+    """The predicates a rule needs beyond domains (applied by the index) and subjects."""
+    wanted = (
+        (rule.methods is not None, match_methods),
+        (bool(rule.paths), match_paths),
+        (rule.networks is not None, match_networks),
+        (rule.hours is not None, match_hours),
+    )
+    return tuple(check for present, check in wanted if present)
+
+
+def _path_prefixes(rule: Rule) -> set[str] | None:
+    """Literal prefixes every path regex of the rule starts with, or None if any has none."""
+    if not rule.paths or rule.match_query:
+        return None
+    prefixes = {literal_prefix(pattern) for pattern in rule.paths}
+    return None if None in prefixes else prefixes  # type: ignore[return-value]
+
+
+def literal_prefix(pattern: re.Pattern[str]) -> str | None:
+    """The literal text a regex must start with (``^/app/x`` → ``/app/x``), None if unsure."""
+    if pattern.flags & (re.IGNORECASE | re.MULTILINE | re.VERBOSE):
+        return None
+    try:  # the stdlib regex parser; private, so any surprise just disables the index
+        from re import _constants, _parser  # type: ignore[attr-defined]
+
+        items = list(_parser.parse(pattern.pattern, pattern.flags))
+        if not items or items[0] not in (
+            (_constants.AT, _constants.AT_BEGINNING),
+            (_constants.AT, _constants.AT_BEGINNING_STRING),
+        ):
+            return None
+        prefix = []
+        for op, arg in items[1:]:
+            if op is not _constants.LITERAL:
+                break
+            prefix.append(chr(arg))
+    except Exception:  # noqa: BLE001 - fail towards scanning, never towards skipping a rule
+        return None
+    return "".join(prefix) or None
 
 
 def normalize_path(path: str) -> str:
@@ -88,7 +156,18 @@ def normalize_path(path: str) -> str:
 class Request:
     """Per-decision view of the inputs, normalised once: host, path, groups, local times."""
 
-    __slots__ = ("host", "path", "path_query", "method", "ip", "now", "user", "groups", "anonymous", "_local")
+    __slots__ = (
+        "host",
+        "path",
+        "path_query",
+        "method",
+        "ip",
+        "now",
+        "user",
+        "groups",
+        "anonymous",
+        "_local",
+    )
 
     def __init__(self, subject: Subject, resource: Resource, now: datetime) -> None:
         if now.tzinfo is None:
@@ -98,8 +177,8 @@ class Request:
         self.path_query = f"{self.path}?{resource.query}" if resource.query else self.path
         self.method = resource.method.upper()
         ip = subject.ip
-        if ip is not None and ip.version == 6 and ip.ipv4_mapped is not None:  # type: ignore[union-attr]
-            ip = ip.ipv4_mapped  # type: ignore[union-attr]
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
         self.ip: IPAddress | None = ip
         self.now = now
         self.anonymous = subject.username is None
@@ -116,6 +195,7 @@ class Request:
 
 # Criterion predicates. Shared by decide() and explain() so both always agree.
 
+
 def match_domains(rule: Rule, req: Request) -> bool:
     if not rule.domains or req.host in rule.exact_hosts:
         return True
@@ -126,7 +206,10 @@ def match_paths(rule: Rule, req: Request) -> bool:
     if not rule.paths:
         return True
     target = req.path_query if rule.match_query else req.path
-    return any(pattern.search(target) for pattern in rule.paths)
+    for pattern in rule.paths:
+        if pattern.search(target):
+            return True
+    return False
 
 
 def match_methods(rule: Rule, req: Request) -> bool:
@@ -161,29 +244,27 @@ def match_subjects(rule: Rule, req: Request) -> bool:
     if rule.subjects is None:
         return True
     for clause in rule.subjects:
-        if all((req.user == name) if kind == "user" else (name in req.groups) for kind, name in clause):
+        if all(
+            (req.user == name) if kind == "user" else (name in req.groups) for kind, name in clause
+        ):
             return True
     return False
-
-
-def match_request(rule: Rule, req: Request) -> bool:
-    """Every criterion but domains (the index applied it) and subjects (handled apart)."""
-    return (match_methods(rule, req) and match_paths(rule, req)
-            and match_networks(rule, req) and match_hours(rule, req))
 
 
 def decide(ps: PolicySet, *, subject: Subject, resource: Resource, now: datetime) -> Decision:
     """First matching rule wins; nothing matched → deny. Raises ValueError on a naive ``now``."""
     req = Request(subject, resource, now)
-    for rule in ps.index.candidates(req.host):
-        if not match_request(rule, req):
-            continue
-        if rule.subjects is not None:
+    for rule, checks in ps.index.candidates(req.host, req.path):
+        for check in checks:  # a plain loop: this is the hot path of every request
+            if not check(rule, req):
+                break
+        else:
+            if rule.subjects is None:
+                return outcome(ps, rule, subject, now)
             if req.anonymous:
                 return login_required_for_subjects(rule)
-            if not match_subjects(rule, req):
-                continue
-        return outcome(ps, rule, subject, now)
+            if match_subjects(rule, req):
+                return outcome(ps, rule, subject, now)
     return DEFAULT_DENY
 
 
@@ -192,8 +273,10 @@ def login_required_for_subjects(rule: Rule) -> Decision:
     before allowing *or* denying, so ask for a login at the rule's level (password at least)."""
     level = rule.level.level
     required = level if level is not None and level.rank >= Level.PASSWORD.rank else Level.PASSWORD
-    lines = (f"rule {rule.id} ({rule.source}) names subjects; the request is anonymous",
-             f"log in (at least {required.value}) to evaluate it")
+    lines = (
+        f"rule {rule.id} ({rule.source}) names subjects; the request is anonymous",
+        f"log in (at least {required.value}) to evaluate it",
+    )
     return Decision(Verdict.AUTHENTICATE, required, rule.id, "login_required", lines)
 
 
@@ -207,9 +290,13 @@ def outcome(ps: PolicySet, rule: Rule, subject: Subject, now: datetime) -> Decis
     """Apply a matched rule's outcome to the subject's session."""
     head = f"rule {rule.id} ({rule.source}) matched"
     if rule.level is Requirement.BYPASS:
-        return Decision(Verdict.ALLOW, Level.NONE, rule.id, "bypass", (head, "bypass: no login needed"))
+        return Decision(
+            Verdict.ALLOW, Level.NONE, rule.id, "bypass", (head, "bypass: no login needed")
+        )
     if rule.level is Requirement.DENY:
-        return Decision(Verdict.DENY, None, rule.id, "denied_by_rule", (head, "the rule denies access"))
+        return Decision(
+            Verdict.DENY, None, rule.id, "denied_by_rule", (head, "the rule denies access")
+        )
     required = rule.level.level
     assert required is not None
     max_age, idle = effective_limits(ps, rule, required)
@@ -218,12 +305,23 @@ def outcome(ps: PolicySet, rule: Rule, subject: Subject, now: datetime) -> Decis
         return Decision(verdict, required, rule.id, reason, (head, line), max_age, idle)
 
     if subject.username is None or subject.level is Level.NONE:
-        return answer(Verdict.AUTHENTICATE, "login_required", f"requires {required.value}; not logged in")
+        return answer(
+            Verdict.AUTHENTICATE, "login_required", f"requires {required.value}; not logged in"
+        )
     if subject.auth_time is None or now - subject.auth_time > max_age:
-        return answer(Verdict.AUTHENTICATE, "reauth_age", f"session older than max_session_age {max_age}")
+        return answer(
+            Verdict.AUTHENTICATE, "reauth_age", f"session older than max_session_age {max_age}"
+        )
     if subject.last_seen is None or now - subject.last_seen > idle:
-        return answer(Verdict.AUTHENTICATE, "reauth_idle", f"session idle longer than idle_timeout {idle}")
+        return answer(
+            Verdict.AUTHENTICATE, "reauth_idle", f"session idle longer than idle_timeout {idle}"
+        )
     if not subject.level.satisfies(required):
-        return answer(Verdict.AUTHENTICATE, "step_up",
-                      f"requires {required.value}; session holds {subject.level.value}")
-    return answer(Verdict.ALLOW, "allowed", f"requires {required.value}; session holds {subject.level.value}")
+        return answer(
+            Verdict.AUTHENTICATE,
+            "step_up",
+            f"requires {required.value}; session holds {subject.level.value}",
+        )
+    return answer(
+        Verdict.ALLOW, "allowed", f"requires {required.value}; session holds {subject.level.value}"
+    )

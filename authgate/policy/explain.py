@@ -4,6 +4,7 @@ A reviewer reads this before approving a change (and an operator when a user is 
 it must never disagree with :func:`decide`: the decision itself comes from ``decide`` and the
 trace uses the same criterion predicates, walking every rule rather than the host index.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,13 +37,24 @@ class Explanation:
         """Plain JSON-ready values (``authgate policy explain --json``)."""
         d = self.decision
         return {
-            "verdict": d.verdict.value, "reason": d.reason, "rule": d.rule_id,
+            "verdict": d.verdict.value,
+            "reason": d.reason,
+            "rule": d.rule_id,
             "required": d.required.value if d.required else None,
             "max_session_age": d.max_session_age.total_seconds() if d.max_session_age else None,
             "idle_timeout": d.idle_timeout.total_seconds() if d.idle_timeout else None,
-            "reasons": list(d.reasons), "normalized_path": self.path, "policy_digest": self.digest,
-            "rules": [{"id": t.rule_id, "source": t.source, "matched": t.matched, "failed": list(t.failed)}
-                      for t in self.trace],
+            "reasons": list(d.reasons),
+            "normalized_path": self.path,
+            "policy_digest": self.digest,
+            "rules": [
+                {
+                    "id": t.rule_id,
+                    "source": t.source,
+                    "matched": t.matched,
+                    "failed": list(t.failed),
+                }
+                for t in self.trace
+            ],
         }
 
     def lines(self) -> list[str]:
@@ -54,8 +66,10 @@ class Explanation:
             out.append(f"  {status} {t.rule_id} ({t.source}){detail}")
         d = self.decision
         required = d.required.value if d.required else "-"
-        out.append(f"decision: {d.verdict.value} ({d.reason}), rule {d.rule_id or 'default-deny'}, "
-                   f"required level {required}")
+        out.append(
+            f"decision: {d.verdict.value} ({d.reason}), rule {d.rule_id or 'default-deny'}, "
+            f"required level {required}"
+        )
         out.extend(f"  {line}" for line in d.reasons)
         return out
 
@@ -87,14 +101,22 @@ def criterion_failures(rule: Rule, req: engine.Request) -> list[str]:
     if not engine.match_networks(rule, req):
         failed.append(f"networks: {req.ip or 'no address'} not in {list(rule.network_names)}")
     if not engine.match_hours(rule, req):
-        local = [req.local(w.tz.key, w.tz).strftime(f"%a %H:%M {w.tz.key}") for w in rule.hours or ()]
-        failed.append(f"hours: {', '.join(sorted(set(local)))} outside {[w.text for w in rule.hours or ()]}")
+        local = [
+            req.local(w.tz.key, w.tz).strftime(f"%a %H:%M {w.tz.key}") for w in rule.hours or ()
+        ]
+        failed.append(
+            f"hours: {', '.join(sorted(set(local)))} outside {[w.text for w in rule.hours or ()]}"
+        )
     if rule.subjects is not None and not req.anonymous and not engine.match_subjects(rule, req):
-        failed.append(f"subjects: {req.user} with groups {sorted(req.groups)} is not "
-                      f"{_subjects_text(rule)}")
+        failed.append(
+            f"subjects: {req.user} with groups {sorted(req.groups)} is not {_subjects_text(rule)}"
+        )
     return failed
 
 
 def _subjects_text(rule: Rule) -> str:
-    clauses = [" and ".join(f"{kind}:{name}" for kind, name in sorted(clause)) for clause in rule.subjects or ()]
+    clauses = [
+        " and ".join(f"{kind}:{name}" for kind, name in sorted(clause))
+        for clause in rule.subjects or ()
+    ]
     return " or ".join(f"({c})" if " and " in c else c for c in clauses)

@@ -6,6 +6,7 @@
 * Rules looser than NIST SP 800-63B re-authentication caps (4.2.3 AAL2: 12 h / 30 min idle;
   4.3.3 AAL3: 12 h / 15 min idle; password treated like AAL2), ASVS 3.3.2.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -22,8 +23,10 @@ def lint_rules(rules: Sequence[Rule], settings: Settings) -> list[str]:
     for rule in rules:
         earlier = shadows.shadowing(rule)
         if earlier is not None:
-            warnings.append(f"{rule.source} {rule.id}: shadowed by earlier rule {earlier.id} "
-                            f"({earlier.source}); it can never match")
+            warnings.append(
+                f"{rule.source} {rule.id}: shadowed by earlier rule {earlier.id} "
+                f"({earlier.source}); it can never match"
+            )
         warnings.extend(f"{rule.source} {rule.id}: {message}" for message in nist_problems(rule))
     return warnings
 
@@ -36,11 +39,15 @@ def nist_problems(rule: Rule) -> list[str]:
     nist_age, nist_idle = NIST_CAPS[level]
     found = []
     if rule.max_session_age is not None and rule.max_session_age > nist_age:
-        found.append(f"max_session_age {_fmt(rule.max_session_age)} exceeds the NIST SP 800-63B cap "
-                     f"{_fmt(nist_age)} for {level.value}")
+        found.append(
+            f"max_session_age {_fmt(rule.max_session_age)} exceeds the NIST SP 800-63B cap "
+            f"{_fmt(nist_age)} for {level.value}"
+        )
     if rule.idle_timeout is not None and rule.idle_timeout > nist_idle:
-        found.append(f"idle_timeout {_fmt(rule.idle_timeout)} exceeds the NIST SP 800-63B cap "
-                     f"{_fmt(nist_idle)} for {level.value}")
+        found.append(
+            f"idle_timeout {_fmt(rule.idle_timeout)} exceeds the NIST SP 800-63B cap "
+            f"{_fmt(nist_idle)} for {level.value}"
+        )
     return found
 
 
@@ -90,14 +97,19 @@ class _ShadowFinder:
         by_path = list(self._no_paths)
         if rule.paths:
             by_path += self._by_path.get(rule.paths[0].pattern, [])
-        return sorted(set(min(by_domain, by_path, key=len)))
+        return sorted(set(by_domain if len(by_domain) <= len(by_path) else by_path))
 
 
 def covers(a: Rule, b: Rule) -> bool:
     """True when every request ``b`` matches is matched by ``a`` (conservatively)."""
-    return (_covers_domains(a, b) and _covers_paths(a, b) and _covers_set(a.methods, b.methods)
-            and _covers_subjects(a, b) and _covers_networks(a, b)
-            and (a.hours is None or (b.hours is not None and set(b.hours) <= set(a.hours))))
+    return (
+        _covers_domains(a, b)
+        and _covers_paths(a, b)
+        and _covers_set(a.methods, b.methods)
+        and _covers_subjects(a, b)
+        and _covers_networks(a, b)
+        and (a.hours is None or (b.hours is not None and set(b.hours) <= set(a.hours)))
+    )
 
 
 def _covers_set(a: frozenset[str] | None, b: frozenset[str] | None) -> bool:
@@ -114,7 +126,8 @@ def _covers_domains(a: Rule, b: Rule) -> bool:
         exact_hit = not domain.startswith("*.") and host in a.exact_hosts
         # *.x covers y.x, and *.x covers *.y.x; neither covers x itself.
         wild_hit = any(host.endswith("." + parent) for parent in a.wildcard_parents) or (
-            domain.startswith("*.") and host in a.wildcard_parents)
+            domain.startswith("*.") and host in a.wildcard_parents
+        )
         if not (exact_hit or wild_hit):
             return False
     return True
@@ -142,5 +155,7 @@ def _covers_networks(a: Rule, b: Rule) -> bool:
         return True
     if b.networks is None:
         return False
-    return all(any(nb.version == na.version and nb.subnet_of(na) for na in a.networks)  # type: ignore[arg-type]
-               for nb in b.networks)
+    return all(
+        any(nb.version == na.version and nb.subnet_of(na) for na in a.networks)  # type: ignore[arg-type]
+        for nb in b.networks
+    )

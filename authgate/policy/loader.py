@@ -5,6 +5,7 @@ duplicate id makes the whole set invalid; every problem is reported at once as
 ``file:line rule-id: message`` so a reviewer fixes them in one pass. The digest is taken
 over the exact bytes parsed, so what is approved is what is enforced.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,12 +24,30 @@ from authgate.policy.engine import RuleIndex
 from authgate.policy.lint import lint_rules
 from authgate.policy.model import HoursWindow, IPNetwork, PolicySet, Requirement, Rule
 from authgate.policy.nodes import Problems, Where
-from authgate.policy.settings import GLOBAL_SECTIONS, SLUG, Settings, parse_cidr, parse_settings, parse_tz
+from authgate.policy.settings import (
+    GLOBAL_SECTIONS,
+    SLUG,
+    parse_cidr,
+    parse_settings,
+    parse_tz,
+)
 
 APPROVALS_FILE = "approvals.yaml"
 TOP_LEVEL = ("version", *GLOBAL_SECTIONS, "rules")
-RULE_KEYS = ("id", "description", "domains", "paths", "match_query", "methods", "subjects",
-             "networks", "hours", "level", "max_session_age", "idle_timeout")
+RULE_KEYS = (
+    "id",
+    "description",
+    "domains",
+    "paths",
+    "match_query",
+    "methods",
+    "subjects",
+    "networks",
+    "hours",
+    "level",
+    "max_session_age",
+    "idle_timeout",
+)
 _HOST = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]*[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
 _METHOD = re.compile(r"^[A-Z]+$")
 _TIME = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$|^24:00$")
@@ -46,8 +65,10 @@ class _Context:
 def policy_files(directory: Path) -> list[Path]:
     """The files of a policy set: ``*.yaml`` directly in the directory, approvals excluded,
     sorted by name (rules are concatenated in this order)."""
-    return sorted((p for p in directory.glob("*.yaml") if p.name != APPROVALS_FILE and p.is_file()),
-                  key=lambda p: p.name)
+    return sorted(
+        (p for p in directory.glob("*.yaml") if p.name != APPROVALS_FILE and p.is_file()),
+        key=lambda p: p.name,
+    )
 
 
 def compute_digest(directory: Path) -> str:
@@ -70,11 +91,15 @@ def load_policy_set(directory: Path) -> PolicySet:
     if not directory.is_dir():
         raise PolicyError([f"{directory}:0 -: policy directory not found"])
     for stray in sorted(directory.glob("*.yml")):
-        problems.errors.append(f"{stray}:0 -: policy files must end in .yaml (this one would be ignored)")
+        problems.errors.append(
+            f"{stray}:0 -: policy files must end in .yaml (this one would be ignored)"
+        )
     sources = [(p, p.read_bytes()) for p in policy_files(directory)]
     if not sources:
         problems.errors.append(f"{directory}:0 -: no policy files (*.yaml)")
-    documents = [doc for doc in (_read_document(path, data, problems) for path, data in sources) if doc]
+    documents = [
+        doc for doc in (_read_document(path, data, problems) for path, data in sources) if doc
+    ]
     sections, rule_lists = _split_sections(documents)
     settings = parse_settings(sections)
     default_tz = ZoneInfo(settings.defaults.tz) if settings.defaults.tz else None
@@ -85,13 +110,19 @@ def load_policy_set(directory: Path) -> PolicySet:
     warnings = lint_rules(rules, settings)
     if not rules:
         warnings.append(f"{directory}:0 -: no rules: every request will be denied")
-    return PolicySet(rules=tuple(rules), settings=settings,
-                     digest=_digest([(p.name, data) for p, data in sources]),
-                     warnings=tuple(problems.warnings + warnings),
-                     files=tuple(p.name for p, _ in sources), index=RuleIndex(rules))
+    return PolicySet(
+        rules=tuple(rules),
+        settings=settings,
+        digest=_digest([(p.name, data) for p, data in sources]),
+        warnings=tuple(problems.warnings + warnings),
+        files=tuple(p.name for p, _ in sources),
+        index=RuleIndex(rules),
+    )
 
 
-def _read_document(path: Path, data: bytes, problems: Problems) -> tuple[Where, dict[str, Node]] | None:
+def _read_document(
+    path: Path, data: bytes, problems: Problems
+) -> tuple[Where, dict[str, Node]] | None:
     where = Where(str(path), "-", problems)
     try:
         text = data.decode("utf-8")
@@ -104,13 +135,16 @@ def _read_document(path: Path, data: bytes, problems: Problems) -> tuple[Where, 
     top = nodes.mapping(where, root, TOP_LEVEL, required=("version",))
     if top is None:
         return None
-    if "version" in top and nodes.integer(where.at("version"), top["version"], "version", 1, 1) is None:
+    if (
+        "version" in top
+        and nodes.integer(where.at("version"), top["version"], "version", 1, 1) is None
+    ):
         return None
     return where, top
 
 
 def _split_sections(
-    documents: list[tuple[Where, dict[str, Node]]]
+    documents: list[tuple[Where, dict[str, Node]]],
 ) -> tuple[dict[str, tuple[Where, Node]], list[tuple[Where, Node]]]:
     """Global sections (each in one file only) and the rule lists, in file order."""
     sections: dict[str, tuple[Where, Node]] = {}
@@ -121,7 +155,10 @@ def _split_sections(
                 rule_lists.append((where, node))
             elif key in sections:
                 first, first_node = sections[key]
-                where.at(key).error(node, f"section '{key}' already defined at {first.file}:{nodes.line_of(first_node)}")
+                where.at(key).error(
+                    node,
+                    f"section '{key}' already defined at {first.file}:{nodes.line_of(first_node)}",
+                )
             elif key != "version":
                 sections[key] = (where, node)
     return sections, rule_lists
@@ -131,12 +168,16 @@ def _parse_rules(rule_lists: list[tuple[Where, Node]], context: _Context) -> lis
     rules: list[Rule] = []
     seen: dict[str, str] = {}
     for where, node in rule_lists:
-        for index, rule_node in enumerate(nodes.sequence(where.at("rules"), node, "rules", allow_empty=True)):
+        for index, rule_node in enumerate(
+            nodes.sequence(where.at("rules"), node, "rules", allow_empty=True)
+        ):
             rule = _parse_rule(where.at(f"rules[{index}]"), rule_node, len(rules), context)
             if rule is None:
                 continue
             if rule.id in seen:
-                where.at(rule.id).error(rule_node, f"duplicate rule id (first defined at {seen[rule.id]})")
+                where.at(rule.id).error(
+                    rule_node, f"duplicate rule id (first defined at {seen[rule.id]})"
+                )
                 continue
             seen[rule.id] = rule.source
             rules.append(rule)
@@ -150,7 +191,9 @@ def _parse_rule(where: Where, node: Node, position: int, context: _Context) -> R
     if items is None:
         return None
     if "id" in items and nodes.string(where, items["id"], "id") is not None and rule_id is None:
-        where.error(items["id"], f"id '{items['id'].value}' must be a lower-case slug (a-z, 0-9, -, _)")
+        where.error(
+            items["id"], f"id '{items['id'].value}' must be a lower-case slug (a-z, 0-9, -, _)"
+        )
     before = len(where.problems.errors)
     fields: dict[str, Any] = {}
     for key, value in items.items():
@@ -161,7 +204,9 @@ def _parse_rule(where: Where, node: Node, position: int, context: _Context) -> R
     _check_level_options(here, node, fields)
     if rule_id is None or "level" not in fields or len(where.problems.errors) > before:
         return None
-    return Rule(id=rule_id, position=position, source=f"{where.file}:{nodes.line_of(node)}", **fields)
+    return Rule(
+        id=rule_id, position=position, source=f"{where.file}:{nodes.line_of(node)}", **fields
+    )
 
 
 def _peek_id(node: Node) -> str | None:
@@ -169,7 +214,11 @@ def _peek_id(node: Node) -> str | None:
     if isinstance(node, MappingNode):
         for key, value in node.value:
             if isinstance(key, ScalarNode) and key.value == "id" and isinstance(value, ScalarNode):
-                return str(value.value) if value.tag.endswith(":str") and SLUG.match(value.value) else None
+                return (
+                    str(value.value)
+                    if value.tag.endswith(":str") and SLUG.match(value.value)
+                    else None
+                )
     return None
 
 
@@ -232,8 +281,11 @@ def _subjects(where: Where, node: Node, _: _Context) -> dict[str, Any]:
     """``[user:a, group:b, [group:c, group:d]]`` → a OR b OR (c AND d)."""
     clauses = []
     for item in nodes.sequence(where, node, "subjects"):
-        terms = nodes.string_list(where, item, "subjects") if item.tag.endswith(":seq") else \
-            [t for t in [nodes.string(where, item, "subjects")] if t is not None]
+        terms = (
+            nodes.string_list(where, item, "subjects")
+            if item.tag.endswith(":seq")
+            else [t for t in [nodes.string(where, item, "subjects")] if t is not None]
+        )
         clause = set()
         for term in terms:
             kind, _sep, name = term.partition(":")
@@ -309,8 +361,15 @@ def _duration(key: str) -> Any:
 
 
 _RULE_PARSERS: dict[str, Any] = {
-    "level": _level, "description": _description, "domains": _domains, "paths": _paths,
-    "match_query": _match_query, "methods": _methods, "subjects": _subjects,
-    "networks": _networks, "hours": _hours,
-    "max_session_age": _duration("max_session_age"), "idle_timeout": _duration("idle_timeout"),
+    "level": _level,
+    "description": _description,
+    "domains": _domains,
+    "paths": _paths,
+    "match_query": _match_query,
+    "methods": _methods,
+    "subjects": _subjects,
+    "networks": _networks,
+    "hours": _hours,
+    "max_session_age": _duration("max_session_age"),
+    "idle_timeout": _duration("idle_timeout"),
 }

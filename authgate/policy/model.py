@@ -4,6 +4,7 @@ compiled rules a loaded PolicySet holds.
 Everything is frozen: a PolicySet is shared by every request thread and swapped whole on
 reload, so nothing in it may change after load.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -24,11 +25,11 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-class Requirement(str, Enum):
+class Requirement(str, Enum):  # noqa: UP042 - str values in YAML, JSON and audit
     """A rule's outcome: which proof of identity it demands, or bypass / deny."""
 
     BYPASS = "bypass"
-    PASSWORD = "password"
+    PASSWORD = "password"  # noqa: S105 - a level name, not a secret
     MFA = "mfa"
     PHISHING_RESISTANT = "phishing_resistant"
     DENY = "deny"
@@ -48,7 +49,7 @@ _REQUIRED_LEVEL: dict[Requirement, Level | None] = {
 }
 
 
-class Verdict(str, Enum):
+class Verdict(str, Enum):  # noqa: UP042 - str values in JSON and audit
     """What the forward-auth endpoint answers: 200, 401 (log in / step up) or 403."""
 
     ALLOW = "allow"

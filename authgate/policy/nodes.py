@@ -5,6 +5,7 @@ value keeps its position: a reviewer must be told *where* a policy is wrong, and
 (Authelia's validator does the same). Nothing here raises on bad input; problems are
 appended to a :class:`Problems` list and the caller decides.
 """
+
 from __future__ import annotations
 
 import re
@@ -93,7 +94,9 @@ def mapping(
         elif key in result:
             where.error(key_node, f"duplicate key '{key}'")
         elif allowed_set is not None and key not in allowed_set:
-            where.error(key_node, f"unknown key '{key}' (allowed: {', '.join(sorted(allowed_set))})")
+            where.error(
+                key_node, f"unknown key '{key}' (allowed: {', '.join(sorted(allowed_set))})"
+            )
         else:
             result[key] = value_node
     for key in required:
@@ -129,7 +132,9 @@ def raw_text(where: Where, node: Node, what: str) -> str | None:
 
 
 def string_list(where: Where, node: Node, what: str, *, allow_empty: bool = False) -> list[str]:
-    values = (string(where, item, what) for item in sequence(where, node, what, allow_empty=allow_empty))
+    values = (
+        string(where, item, what) for item in sequence(where, node, what, allow_empty=allow_empty)
+    )
     return [value for value in values if value is not None]
 
 
@@ -173,12 +178,14 @@ def parse_duration(text: str) -> timedelta | None:
 
 
 def duration(where: Where, node: Node, what: str) -> timedelta | None:
-    """A positive duration written with units (``30m``, ``12h``, ``8h30m``); bare numbers are refused."""
+    """A positive duration with units (``30m``, ``12h``, ``8h30m``); bare numbers are refused."""
     if isinstance(node, ScalarNode) and node.tag == _STR:
         value = parse_duration(node.value)
         if value is not None:
             return value
-    where.error(node, f"{_w(what)}expected a positive duration like 30m, 12h or 8h30m, got {describe(node)}")
+    where.error(
+        node, f"{_w(what)}expected a positive duration like 30m, 12h or 8h30m, got {describe(node)}"
+    )
     return None
 
 

@@ -5,6 +5,7 @@ They live with the rules (not in the deployment config) because they are part of
 reviewer approves: changing a session cap or a throttle changes who gets in. Every section
 is optional and falls back to the defaults below, which follow NIST SP 800-63B.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -13,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from yaml.nodes import Node
@@ -25,13 +26,23 @@ from authgate.policy.nodes import Where
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _AAGUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-GLOBAL_SECTIONS = ("networks", "roles", "sessions", "regulation", "enrolment", "factors", "defaults")
+GLOBAL_SECTIONS = (
+    "networks",
+    "roles",
+    "sessions",
+    "regulation",
+    "enrolment",
+    "factors",
+    "defaults",
+)
 #: NIST SP 800-63B 4.2.3 / 4.3.3 re-authentication caps: (max age, idle) per level.
-NIST_CAPS: Mapping[Level, tuple[timedelta, timedelta]] = MappingProxyType({
-    Level.PASSWORD: (timedelta(hours=12), timedelta(minutes=30)),  # treated like AAL2
-    Level.MFA: (timedelta(hours=12), timedelta(minutes=30)),  # AAL2
-    Level.PHISHING_RESISTANT: (timedelta(hours=12), timedelta(minutes=15)),  # AAL3
-})
+NIST_CAPS: Mapping[Level, tuple[timedelta, timedelta]] = MappingProxyType(
+    {
+        Level.PASSWORD: (timedelta(hours=12), timedelta(minutes=30)),  # treated like AAL2
+        Level.MFA: (timedelta(hours=12), timedelta(minutes=30)),  # AAL2
+        Level.PHISHING_RESISTANT: (timedelta(hours=12), timedelta(minutes=15)),  # AAL3
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -88,7 +99,7 @@ class Totp:
 
     digits: int = 6
     period: int = 30
-    algorithm: str = "SHA1"
+    algorithm: Literal["SHA1", "SHA256", "SHA512"] = "SHA1"
     valid_window: int = 1
 
 
@@ -96,8 +107,8 @@ class Totp:
 class WebAuthn:
     """WebAuthn Level 2 relying-party options."""
 
-    user_verification: str = "preferred"
-    attestation: str = "none"
+    user_verification: Literal["required", "preferred", "discouraged"] = "preferred"
+    attestation: Literal["none", "indirect", "direct", "enterprise"] = "none"
     aaguid_allowlist: tuple[str, ...] = ()
     challenge_ttl: timedelta = timedelta(minutes=2)
 
@@ -117,7 +128,9 @@ class Defaults:
 class Settings:
     """The global sections of a policy set, with safe defaults for absent ones."""
 
-    networks: Mapping[str, tuple[IPNetwork, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    networks: Mapping[str, tuple[IPNetwork, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
     roles: Roles = field(default_factory=Roles)
     sessions: Sessions = field(default_factory=Sessions)
     regulation: Regulation = field(default_factory=Regulation)
@@ -189,7 +202,10 @@ def parse_roles(where: Where, node: Node) -> Roles:
     roles = Roles(**values)
     overlap = roles.admin_groups & roles.auditor_groups
     if overlap:
-        where.error(node, f"groups {sorted(overlap)} hold both admin and auditor roles (separation of duties)")
+        where.error(
+            node,
+            f"groups {sorted(overlap)} hold both admin and auditor roles (separation of duties)",
+        )
     return roles
 
 
@@ -218,8 +234,10 @@ def _parse_caps(where: Where, node: Node) -> Mapping[Level, SessionCap]:
         caps[level] = cap
         nist_age, nist_idle = NIST_CAPS[level]
         if cap.max_age > nist_age or cap.idle_timeout > nist_idle:
-            where.at(f"sessions.caps.{name}").warn(value, f"looser than the NIST SP 800-63B cap "
-                                                         f"({_fmt(nist_age)} / {_fmt(nist_idle)} idle)")
+            where.at(f"sessions.caps.{name}").warn(
+                value,
+                f"looser than the NIST SP 800-63B cap ({_fmt(nist_age)} / {_fmt(nist_idle)} idle)",
+            )
     return MappingProxyType(caps)
 
 
@@ -252,10 +270,16 @@ _WEBAUTHN: dict[str, nodes.Parser] = {
 
 
 def parse_factors(where: Where, node: Node) -> Factors:
-    values = nodes.read_fields(where, node, {
-        "totp": lambda w, n: Totp(**nodes.read_fields(w.at("factors.totp"), n, _TOTP)),
-        "webauthn": lambda w, n: WebAuthn(**nodes.read_fields(w.at("factors.webauthn"), n, _WEBAUTHN)),
-    })
+    values = nodes.read_fields(
+        where,
+        node,
+        {
+            "totp": lambda w, n: Totp(**nodes.read_fields(w.at("factors.totp"), n, _TOTP)),
+            "webauthn": lambda w, n: WebAuthn(
+                **nodes.read_fields(w.at("factors.webauthn"), n, _WEBAUTHN)
+            ),
+        },
+    )
     return Factors(**values)
 
 
@@ -284,11 +308,17 @@ def parse_enrolment(where: Where, node: Node, networks: Mapping[str, object]) ->
                 w.error(n, f"unknown network '{name}'")
         return tuple(names)
 
-    return Enrolment(**nodes.read_fields(where, node, {
-        "code_ttl": _dur,
-        "first_enrolment_networks": network_names,
-        "fresh_auth_for_new_factor": _dur,
-    }))
+    return Enrolment(
+        **nodes.read_fields(
+            where,
+            node,
+            {
+                "code_ttl": _dur,
+                "first_enrolment_networks": network_names,
+                "fresh_auth_for_new_factor": _dur,
+            },
+        )
+    )
 
 
 def parse_settings(sections: dict[str, tuple[Where, Node]]) -> Settings:
@@ -299,9 +329,14 @@ def parse_settings(sections: dict[str, tuple[Where, Node]]) -> Settings:
         return parse(where.at(name), node)
 
     kwargs: dict[str, Any] = {}
-    parsers = {"networks": parse_networks, "roles": parse_roles, "sessions": parse_sessions,
-               "regulation": lambda w, n: Regulation(**nodes.read_fields(w, n, _REGULATION)),
-               "factors": parse_factors, "defaults": parse_defaults}
+    parsers = {
+        "networks": parse_networks,
+        "roles": parse_roles,
+        "sessions": parse_sessions,
+        "regulation": lambda w, n: Regulation(**nodes.read_fields(w, n, _REGULATION)),
+        "factors": parse_factors,
+        "defaults": parse_defaults,
+    }
     for name, parse in parsers.items():
         if name in sections:
             kwargs[name] = read(name, parse)

@@ -1,62 +1,294 @@
-"""``SqlAuditStore``: the audit trail in SQLite or PostgreSQL (append and query only)."""
+"""``SqlAuditStore``: the audit trail in SQLite or PostgreSQL.
+
+The hot append (one per ``/verify`` decision) and the bulk reads (verification, exports)
+go through the DBAPI cursor with pre-built SQL: SQLAlchemy Core's per-statement overhead is
+several times the cost of a WAL insert (docs/real-components.md). Everything else uses
+Core. The row layout ``SEALED_COLUMNS`` is the hash chain's canonical field order
+(``authgate.audit.chain``); the store itself knows nothing about keys or MACs.
+"""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, func, insert, select
+from sqlalchemy.exc import IntegrityError
 
+from authgate.errors import StorageError
 from authgate.model import AuditEvent, Outcome, StoredAuditEvent
 from authgate.storage.guard import storage_guard
-from authgate.storage.tables import audit_events
+from authgate.storage.tables import audit_chains, audit_checkpoints, audit_events
 from authgate.storage.timeconv import from_micros, to_micros
 
 _BATCH = 1000
+#: the sealed fields, in canonical order; a stored row is ``(id, *SEALED_COLUMNS, mac)``
+SEALED_COLUMNS = ("v", "chain_id", "seq", "key_id", "prev", "ts", "event", "outcome",
+                  "reason", "username", "client_ip", "user_agent", "host", "path", "method",
+                  "rule_id", "policy_digest", "request_id", "detail")
+ROW_COLUMNS = ("id", *SEALED_COLUMNS, "mac")
+_SELECT_ROW = f"SELECT {', '.join(ROW_COLUMNS)} FROM audit_events"
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """What an auditor asks for; an empty criterion matches everything."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    username: str = ""
+    host: str = ""
+    event: str = ""
+    outcome: str = ""
+
+    def clauses(self, mark: str) -> tuple[list[str], list[Any]]:
+        where: list[str] = []
+        params: list[Any] = []
+        for op, value in ((">=", self.since), ("<", self.until)):
+            if value is not None:
+                where.append(f"ts {op} {mark}")
+                params.append(to_micros(value))
+        for column in ("username", "host", "event", "outcome"):
+            if getattr(self, column):
+                where.append(f"{column} = {mark}")
+                params.append(getattr(self, column))
+        return where, params
+
+    def as_dict(self) -> dict[str, str]:
+        out = {k: getattr(self, k) for k in ("username", "host", "event", "outcome")}
+        for k in ("since", "until"):
+            when = getattr(self, k)
+            out[k] = when.isoformat() if when else ""
+        return out
 
 
 class SqlAuditStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._insert = insert(audit_events)
+        self.mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self.is_sqlite = engine.dialect.name == "sqlite"
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
 
     def append(self, event: AuditEvent) -> int:
+        """An unsealed record (no chain). ``AuditLog`` appends sealed rows through
+        ``appender()``; verification reports unsealed records as damage."""
         if event.time is None:
             raise ValueError("an audit event needs its time before it is stored")
         with storage_guard(), self._engine.begin() as conn:
             result = conn.execute(self._insert, _row(event))
             return int(result.inserted_primary_key[0])
 
+    def appender(self) -> SqlAppender:
+        return SqlAppender(self)
+
     def query(self, *, since: datetime | None = None, until: datetime | None = None,
               username: str | None = None, event: str | None = None,
               outcome: str | None = None, host: str | None = None, after_id: int = 0,
               limit: int | None = None) -> Iterator[StoredAuditEvent]:
         """Stream matching records in id order, a batch per query (constant memory)."""
-        c = audit_events.c
-        base = select(audit_events)
-        for cond, clause in ((since, lambda: c.ts >= to_micros(since)),  # type: ignore[arg-type]
-                             (until, lambda: c.ts < to_micros(until)),  # type: ignore[arg-type]
-                             (username, lambda: c.username == username),
-                             (event, lambda: c.event == event),
-                             (outcome, lambda: c.outcome == outcome),
-                             (host, lambda: c.host == host)):
-            if cond is not None:
-                base = base.where(clause())
-        remaining = limit
-        last = after_id
-        while remaining is None or remaining > 0:
-            size = _BATCH if remaining is None else min(_BATCH, remaining)
-            with storage_guard(), self._engine.connect() as conn:
-                rows = conn.execute(base.where(c.id > last).order_by(c.id).limit(size)
-                                    ).mappings().all()
-            for row in rows:
-                yield _stored(row)
-            if len(rows) < size:
+        wanted = AuditFilter(since=since, until=until, username=username or "",
+                             event=event or "", outcome=outcome or "", host=host or "")
+        count = 0
+        for row in self.stream_rows(wanted, after_id=after_id, batch=_BATCH):
+            if limit is not None and count >= limit:
                 return
-            last = rows[-1]["id"]
-            if remaining is not None:
-                remaining -= len(rows)
+            count += 1
+            yield stored_event(row)
+
+    # -- bulk reads (keyset batches over the DBAPI cursor: constant memory) -------------
+    @contextmanager
+    def cursor(self) -> Iterator[Any]:
+        try:
+            raw = self._engine.raw_connection()
+        except Exception as exc:  # noqa: BLE001 - any driver error: storage unavailable
+            raise StorageError(f"database error: {type(exc).__name__}") from exc
+        try:
+            cur = raw.cursor()
+            yield cur
+            cur.close()
+            raw.commit()
+        except StorageError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raw.invalidate()
+            raise StorageError(f"database error: {type(exc).__name__}") from exc
+        finally:
+            raw.close()
+
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.cursor() as cur:
+            cur.execute(sql, tuple(params))
+            return [tuple(r) for r in cur.fetchall()]
+
+    def stream_rows(self, wanted: AuditFilter, *, after_id: int = 0, batch: int = 5000,
+                    descending: bool = False) -> Iterator[tuple[Any, ...]]:
+        """Rows ``ROW_COLUMNS`` matching ``wanted`` by id (keyset on id, never OFFSET)."""
+        where, params = wanted.clauses(self.mark)
+        op, order = ("<", "DESC") if descending else (">", "ASC")
+        sql = " AND ".join([f"id {op} {self.mark}", *where])
+        sql = f"{_SELECT_ROW} WHERE {sql} ORDER BY id {order} LIMIT {int(batch)}"
+        last = after_id if after_id or not descending else 2**62
+        while True:
+            rows = self.fetch(sql, [last, *params])
+            yield from rows
+            if len(rows) < batch:
+                return
+            last = rows[-1][0]
+
+    def stream_chain(self, chain_id: str, *, after_seq: int = 0,
+                     batch: int = 5000) -> Iterator[tuple[Any, ...]]:
+        """One chain's rows in (seq, id) order; duplicates of a seq all appear."""
+        m = self.mark
+        sql = (f"{_SELECT_ROW} WHERE chain_id = {m} AND (seq > {m} OR (seq = {m} AND "
+               f"id > {m})) ORDER BY seq, id LIMIT {int(batch)}")
+        seq, last_id = after_seq, 2**62
+        while True:
+            rows = self.fetch(sql, [chain_id, seq, seq, last_id])
+            yield from rows
+            if len(rows) < batch:
+                return
+            seq, last_id = rows[-1][3], rows[-1][0]
+
+    def chain_ids(self) -> list[str]:
+        """Every chain that is registered or has records (sorted)."""
+        found = {r[0] for r in self.fetch("SELECT chain_id FROM audit_chains")}
+        found |= {r[0] for r in self.fetch("SELECT DISTINCT chain_id FROM audit_events")}
+        return sorted(found)
+
+    def registered_chains(self) -> set[str]:
+        return {r[0] for r in self.fetch("SELECT chain_id FROM audit_chains")}
+
+    def first_seq_from(self, chain_id: str, ts: int) -> int | None:
+        m = self.mark
+        rows = self.fetch(f"SELECT MIN(seq) FROM audit_events WHERE chain_id = {m} AND "
+                          f"ts >= {m}", [chain_id, ts])
+        return rows[0][0] if rows and rows[0][0] is not None else None
+
+    def record_at(self, chain_id: str, seq: int) -> tuple[int, str] | None:
+        m = self.mark
+        rows = self.fetch(f"SELECT seq, mac FROM audit_events WHERE chain_id = {m} AND "
+                          f"seq = {m} ORDER BY id LIMIT 1", [chain_id, seq])
+        return (int(rows[0][0]), rows[0][1]) if rows else None
+
+    def head_of(self, chain_id: str, *, below_ts: int | None = None
+                ) -> tuple[int, str] | None:
+        m = self.mark
+        extra, params = ("", [chain_id]) if below_ts is None else (
+            f" AND ts < {m}", [chain_id, below_ts])
+        rows = self.fetch(f"SELECT seq, mac FROM audit_events WHERE chain_id = {m}{extra} "
+                          "ORDER BY seq DESC, id DESC LIMIT 1", params)
+        return (int(rows[0][0]), rows[0][1]) if rows else None
+
+    def heads_since(self, after_id: int) -> tuple[int, dict[str, tuple[int, str]]]:
+        """The highest id, and the head of every chain that grew, after ``after_id``."""
+        m = self.mark
+        grown = self.fetch(f"SELECT chain_id, MAX(seq), MAX(id) FROM audit_events WHERE "
+                           f"id > {m} AND chain_id <> '' GROUP BY chain_id", [after_id])
+        heads: dict[str, tuple[int, str]] = {}
+        for chain_id, _seq, _id in grown:
+            head = self.head_of(chain_id)
+            if head is not None:
+                heads[chain_id] = head
+        return max([after_id, *(r[2] for r in grown)]), heads
+
+    def delete_chain_prefix(self, chain_id: str, upto_seq: int) -> int:
+        m = self.mark
+        with self.cursor() as cur:
+            cur.execute(f"DELETE FROM audit_events WHERE chain_id = {m} AND seq <= {m}",
+                        (chain_id, upto_seq))
+            return int(cur.rowcount)
+
+    # -- checkpoints ------------------------------------------------------------------
+    def checkpoints(self) -> list[tuple[Any, ...]]:
+        """``(seq, ts, kind, key_id, payload, signature)`` in seq order (few rows)."""
+        c = audit_checkpoints.c
+        with storage_guard(), self._engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(
+                select(c.seq, c.ts, c.kind, c.key_id, c.payload, c.signature).order_by(c.seq))]
+
+    def last_checkpoint(self) -> tuple[Any, ...] | None:
+        """The newest checkpoint as ``(seq, ts, kind, key_id, payload, signature)``."""
+        c = audit_checkpoints.c
+        with storage_guard(), self._engine.connect() as conn:
+            row = conn.execute(select(c.seq, c.ts, c.kind, c.key_id, c.payload, c.signature)
+                               .order_by(c.seq.desc()).limit(1)).first()
+        return tuple(row) if row else None
+
+    def insert_checkpoint(self, *, seq: int, ts: int, kind: str, key_id: str, payload: str,
+                          signature: str) -> bool:
+        """False when another writer took ``seq`` first (the caller rebuilds and retries)."""
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(insert(audit_checkpoints).values(
+                    seq=seq, ts=ts, kind=kind, key_id=key_id, payload=payload,
+                    signature=signature))
+        except IntegrityError:
+            return False
+        except Exception as exc:  # noqa: BLE001
+            raise StorageError(f"database error: {type(exc).__name__}") from exc
+        return True
+
+    def count(self) -> int:
+        with storage_guard(), self._engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(audit_events)).scalar_one())
+
+
+class SqlAppender:
+    """One writer lane's own DBAPI connection: the hot, sealed append.
+
+    Not thread-safe: the lane's lock serialises it. After a failure the connection is
+    discarded and the caller re-reads its chain head (the commit may have happened).
+    """
+
+    def __init__(self, store: SqlAuditStore) -> None:
+        self._store = store
+        self._conn: Any = None
+        m = store.mark
+        cols = SEALED_COLUMNS + ("mac",)
+        self._sql = (f"INSERT INTO audit_events ({', '.join(cols)}) VALUES "
+                     f"({', '.join([m] * len(cols))})")
+        if not store.is_sqlite:
+            self._sql += " RETURNING id"
+        self._register = (f"INSERT INTO audit_chains (chain_id, created_ts, writer, key_id) "
+                          f"VALUES ({m}, {m}, {m}, {m})")
+
+    def insert(self, row: tuple[Any, ...], *, register: tuple[Any, ...] | None = None) -> int:
+        try:
+            conn = self._conn or self._connect()
+            cur = conn.cursor()
+            if register is not None:
+                cur.execute(self._register, register)
+            cur.execute(self._sql, row)
+            new_id = cur.lastrowid if self._store.is_sqlite else cur.fetchone()[0]
+            conn.commit()
+            return int(new_id)
+        except Exception as exc:  # noqa: BLE001 - any driver error
+            self.discard()
+            raise StorageError(f"database error: {type(exc).__name__}") from exc
+
+    def _connect(self) -> Any:
+        self._conn = self._store.engine.raw_connection()
+        return self._conn
+
+    def discard(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.invalidate()
+            except Exception:  # noqa: BLE001, S110 - already broken; nothing else to do
+                pass
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
 
 
 def _row(e: AuditEvent) -> dict[str, Any]:
@@ -66,17 +298,24 @@ def _row(e: AuditEvent) -> dict[str, Any]:
         "username": e.username, "client_ip": e.client_ip, "user_agent": e.user_agent,
         "host": e.host, "path": e.path, "method": e.method, "rule_id": e.rule_id,
         "policy_digest": e.policy_digest, "request_id": e.request_id,
-        "detail": json.dumps(dict(e.detail), sort_keys=True, ensure_ascii=True),
+        "detail": detail_json(e.detail),
     }
 
 
-def _stored(row: Any) -> StoredAuditEvent:
-    when = from_micros(row["ts"])
+def detail_json(detail: tuple[tuple[str, str], ...]) -> str:
+    """The stored (and sealed) form of ``detail``: sorted keys, ASCII, no control chars."""
+    return json.dumps(dict(detail), sort_keys=True, ensure_ascii=True)
+
+
+def stored_event(row: Sequence[Any]) -> StoredAuditEvent:
+    """A ``ROW_COLUMNS`` tuple as the model's ``StoredAuditEvent``."""
+    r = dict(zip(ROW_COLUMNS, row, strict=True))
+    when = from_micros(r["ts"])
     event = AuditEvent(
-        event=row["event"], outcome=Outcome(row["outcome"]), reason=row["reason"],
-        username=row["username"], client_ip=row["client_ip"], user_agent=row["user_agent"],
-        host=row["host"], path=row["path"], method=row["method"], rule_id=row["rule_id"],
-        policy_digest=row["policy_digest"], request_id=row["request_id"],
-        detail=tuple(sorted(json.loads(row["detail"]).items())), time=when,
+        event=r["event"], outcome=Outcome(r["outcome"]), reason=r["reason"],
+        username=r["username"], client_ip=r["client_ip"], user_agent=r["user_agent"],
+        host=r["host"], path=r["path"], method=r["method"], rule_id=r["rule_id"],
+        policy_digest=r["policy_digest"], request_id=r["request_id"],
+        detail=tuple(sorted(json.loads(r["detail"]).items())), time=when,
     )
-    return StoredAuditEvent(id=row["id"], time=when, event=event)
+    return StoredAuditEvent(id=r["id"], time=when, event=event)

@@ -46,6 +46,38 @@ audit_events = Table(
     Column("policy_digest", String(64), nullable=False),
     Column("request_id", String(64), nullable=False),
     Column("detail", Text, nullable=False),  # JSON object, never a secret
+    # The hash chain (migration 0002, docs/audit.md): canonical-form version, the writer's
+    # chain, position in it, HMAC key id, the predecessor's MAC and this record's MAC.
+    Column("v", Integer, nullable=False, server_default="1"),
+    Column("chain_id", String(32), nullable=False, server_default=""),
+    Column("seq", BigInteger, nullable=False, server_default="0"),
+    Column("key_id", String(32), nullable=False, server_default=""),
+    Column("prev", String(64), nullable=False, server_default=""),
+    Column("mac", String(64), nullable=False, server_default=""),
     Index("ix_audit_ts", "ts"),
     Index("ix_audit_username_ts", "username", "ts"),
+    Index("ix_audit_chain_seq", "chain_id", "seq"),
+)
+
+#: One row per audit chain (one chain per writer lane of each process), registered in the
+#: transaction of the chain's first record; a registered chain with no records was deleted.
+audit_chains = Table(
+    "audit_chains", metadata,
+    Column("chain_id", String(32), primary_key=True),
+    Column("created_ts", BigInteger, nullable=False),
+    Column("writer", String(128), nullable=False),  # host:pid, for investigators
+    Column("key_id", String(32), nullable=False),
+)
+
+#: Signed checkpoints (Ed25519), themselves chained by ``seq`` and the previous signature.
+audit_checkpoints = Table(
+    "audit_checkpoints", metadata,
+    Column("id", Integer().with_variant(BigInteger, "postgresql"), primary_key=True,
+           autoincrement=True),
+    Column("seq", BigInteger, nullable=False, unique=True),
+    Column("ts", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("key_id", String(64), nullable=False),
+    Column("payload", Text, nullable=False),  # canonical JSON, exactly the signed bytes
+    Column("signature", String(256), nullable=False),
 )

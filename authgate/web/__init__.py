@@ -43,13 +43,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["authgate"] = services
     csrf.init_app(app)
 
-    from authgate.web import errors, health, portal, security, verify
+    from authgate.web import account, enrol, errors, factor_login, health, portal, security, verify
 
     security.init_app(app)
     errors.init_app(app)
     app.register_blueprint(verify.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(portal.bp)
+    app.register_blueprint(factor_login.bp)
+    app.register_blueprint(enrol.bp)
+    app.register_blueprint(account.bp)
     csrf.exempt(verify.bp)
     csrf.exempt(health.bp)
     return app

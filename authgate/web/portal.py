@@ -1,6 +1,8 @@
 """The sign-in portal: login, logout and the signed-in home page."""
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Blueprint, Response, redirect, render_template, request
 
 from authgate.errors import RedirectRefused
@@ -23,13 +25,17 @@ _FAILURE_PAGES = {
 }
 
 
-def _return_url(raw: str | None) -> str:
+def return_url(raw: str | None) -> str:
     """A validated return URL, or '' (and an audit record) when the given one is unsafe."""
     if not raw:
         return ""
     server = services().settings.server
+    portal = server.public_url.rstrip("/")
+    if raw.startswith("/") and not raw.startswith(("//", "/\\")):
+        raw = portal + raw  # a page of the portal itself
+    allowed = (*server.protected_domains, urlsplit(portal).hostname or "")
     try:
-        return validate_return_url(raw, allowed_domains=server.protected_domains,
+        return validate_return_url(raw, allowed_domains=allowed,
                                    allow_http_localhost=server.allow_http_localhost)
     except RedirectRefused as exc:
         services().audit.record(AuditEvent(
@@ -44,15 +50,21 @@ def current_session() -> SessionRecord | None:
 
 
 @bp.get("/login")
-def login_form() -> str:
-    return render_template("login.html", rd=_return_url(request.args.get("rd")), error=None,
-                           session=current_session())
+def login_form() -> Response | str:
+    from authgate.stepup import Step
+    from authgate.web.flow import step_for, with_rd
+
+    rd = return_url(request.args.get("rd"))
+    session = current_session()
+    if session is not None and step_for(session, rd) is not Step.PASSWORD:
+        return redirect(with_rd("/login/next", rd), code=303)  # done, step-up or denied
+    return render_template("login.html", rd=rd, error=None, session=session)
 
 
 @bp.post("/login")
 def login_submit() -> Response | tuple[str, int]:
     svc = services()
-    rd = _return_url(request.form.get("rd"))
+    rd = return_url(request.form.get("rd"))
     previous = current_session()
     result = svc.login.password_step(LoginAttempt(
         username=request.form.get("username", ""), password=request.form.get("password", ""),
@@ -62,7 +74,9 @@ def login_submit() -> Response | tuple[str, int]:
         return render_template("login.html", rd=rd, error=message, session=None), status
     if previous is not None:
         svc.sessions.end(previous)  # a login always starts from a fresh session id
-    response = redirect(rd or "/", code=303)
+    from authgate.web.flow import with_rd
+
+    response = redirect(with_rd("/login/next", rd), code=303)
     set_session_cookie(response, result.issued.token)
     return response
 

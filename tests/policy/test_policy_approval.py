@@ -1,4 +1,5 @@
 """Approval: append-only history of approved digests; only an approved digest is enforced."""
+
 from __future__ import annotations
 
 import shutil
@@ -8,7 +9,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from authgate.policy import PolicyError, approve, latest_approval_for, load_policy_set, require_approved
+from authgate.policy import (
+    PolicyError,
+    approve,
+    latest_approval_for,
+    load_policy_set,
+    require_approved,
+)
 from authgate.policy.approval import read_approvals
 from tests.policy.helpers import BASELINE, NOW
 
@@ -30,16 +37,27 @@ def test_unapproved_set_is_refused(policies: Path) -> None:
 def test_approve_records_and_require_accepts(policies: Path) -> None:
     ps = load_policy_set(policies)
     record = approve(policies, reviewer="Jane Roe", note="CAB-42", now=NOW)
-    assert record.digest == ps.digest and record.reviewer == "Jane Roe" and record.approved_at == NOW
+    assert (
+        record.digest == ps.digest and record.reviewer == "Jane Roe" and record.approved_at == NOW
+    )
     assert require_approved(ps, policies) == record
     entries = yaml.safe_load((policies / "approvals.yaml").read_text())
-    assert entries == [{"digest": ps.digest, "reviewer": "Jane Roe", "approved_at": NOW.isoformat(), "note": "CAB-42"}]
+    assert entries == [
+        {
+            "digest": ps.digest,
+            "reviewer": "Jane Roe",
+            "approved_at": NOW.isoformat(),
+            "note": "CAB-42",
+        }
+    ]
     assert load_policy_set(policies).digest == ps.digest, "the approvals file is outside the digest"
 
 
 def test_history_and_latest(policies: Path) -> None:
     first = approve(policies, reviewer="a", note="v1", now=NOW)
-    (policies / "40-staff-apps.yaml").write_text((policies / "40-staff-apps.yaml").read_text() + "# changed\n")
+    (policies / "40-staff-apps.yaml").write_text(
+        (policies / "40-staff-apps.yaml").read_text() + "# changed\n"
+    )
     changed = load_policy_set(policies)
     with pytest.raises(PolicyError, match="not approved"):
         require_approved(changed, policies)
@@ -81,8 +99,15 @@ def test_times_stored_in_utc(policies: Path) -> None:
     assert "+00:00" in (policies / "approvals.yaml").read_text()
 
 
-@pytest.mark.parametrize("content", ["{not: a list}", "- {digest: abc}", "- [unclosed",
-                                     "- {digest: zz, reviewer: a, approved_at: '2026-01-01T00:00:00+00:00', note: ''}"])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "{not: a list}",
+        "- {digest: abc}",
+        "- [unclosed",
+        "- {digest: zz, reviewer: a, approved_at: '2026-01-01T00:00:00+00:00', note: ''}",
+    ],
+)
 def test_corrupt_approvals_fail_closed(policies: Path, content: str) -> None:
     (policies / "approvals.yaml").write_text(content)
     ps = load_policy_set(policies)

@@ -1,4 +1,5 @@
 """`authgate policy check | approve | explain | test` (click group, no Flask)."""
+
 from __future__ import annotations
 
 import json
@@ -26,18 +27,26 @@ def run(*args: str, env: dict[str, str] | None = None):
 def test_check_reports_digest_and_approval(policies: Path) -> None:
     result = run("check", "--policies", str(policies))
     assert result.exit_code == 0, result.output
-    assert "ok: 17 rules in 6 files, digest " in result.output and "NOT approved" in result.output
+    assert "ok: 19 rules in 6 files, digest " in result.output and "NOT approved" in result.output
 
 
 def test_check_lists_every_error_and_exits_1(policies: Path) -> None:
-    (policies / "50-bad.yaml").write_text("version: 1\nrules:\n  - {id: a, level: x}\n  - {id: b, level: mfa, paths: ['(']}\n")
+    (policies / "50-bad.yaml").write_text(
+        "version: 1\nrules:\n  - {id: a, level: x}\n  - {id: b, level: mfa, paths: ['(']}\n"
+    )
     result = run("check", "--policies", str(policies))
     assert result.exit_code == 1
-    assert "50-bad.yaml:3 a: level 'x'" in result.output and "50-bad.yaml:4 b: paths: bad regular" in result.output
+    assert (
+        "50-bad.yaml:3 a: level 'x'" in result.output
+        and "50-bad.yaml:4 b: paths: bad regular" in result.output
+    )
 
 
 def test_check_strict_fails_on_warnings(policies: Path) -> None:
-    (policies / "50-shadow.yaml").write_text("version: 1\nrules:\n  - {id: late, domains: [x.city.test], subjects: [\"group:City-Staff\"], level: mfa}\n")
+    (policies / "50-shadow.yaml").write_text(
+        "version: 1\nrules:\n  - {id: late, domains: [x.city.test],"
+        ' subjects: ["group:City-Staff"], level: mfa}\n'
+    )
     assert run("check", "--policies", str(policies)).exit_code == 0
     result = run("check", "--strict", "--policies", str(policies))
     assert result.exit_code == 1 and "shadowed by earlier rule" in result.output
@@ -54,13 +63,16 @@ def test_test_command_passes_then_fails(policies: Path) -> None:
     assert "PASS " in result.output and " 0 failed" in result.output
     (policies / "tests" / "zz.yaml").write_text(
         'cases:\n  - name: wrong\n    request: {url: "https://permits.city.test/"}\n'
-        "    expect: {verdict: allow, rule: staff-apps}\n")
+        "    expect: {verdict: allow, rule: staff-apps}\n"
+    )
     result = run("test", "--policies", str(policies))
     assert result.exit_code == 1 and "FAIL " in result.output and "1 failed" in result.output
 
 
 def test_approve_then_check(policies: Path) -> None:
-    result = run("approve", "--policies", str(policies), "--reviewer", "Jane Roe", "--note", "CAB-42")
+    result = run(
+        "approve", "--policies", str(policies), "--reviewer", "Jane Roe", "--note", "CAB-42"
+    )
     assert result.exit_code == 0, result.output
     assert "approved " in result.output
     result = run("check", "--policies", str(policies))
@@ -70,27 +82,71 @@ def test_approve_then_check(policies: Path) -> None:
 def test_approve_refused_when_tests_fail(policies: Path) -> None:
     (policies / "tests" / "zz.yaml").write_text(
         'cases:\n  - name: wrong\n    request: {url: "https://permits.city.test/"}\n'
-        "    expect: {verdict: allow, rule: staff-apps}\n")
+        "    expect: {verdict: allow, rule: staff-apps}\n"
+    )
     result = run("approve", "--policies", str(policies), "--reviewer", "x")
     assert result.exit_code == 1 and "refused" in result.output
     assert not (policies / "approvals.yaml").exists()
 
 
 def test_explain_text_and_json(policies: Path) -> None:
-    args = ["explain", "--policies", str(policies), "--user", "alice", "--groups", "IT-Dept,City-Staff",
-            "--level", "mfa", "--ip", "10.1.2.3", "--url", "https://permits.city.test/admin/x", "--method", "POST",
-            "--at", "2026-01-05T15:00:00Z", "--auth-age", "10m"]
+    args = [
+        "explain",
+        "--policies",
+        str(policies),
+        "--user",
+        "alice",
+        "--groups",
+        "IT-Dept,City-Staff",
+        "--level",
+        "mfa",
+        "--ip",
+        "10.1.2.3",
+        "--url",
+        "https://permits.city.test/admin/x",
+        "--method",
+        "POST",
+        "--at",
+        "2026-01-05T15:00:00Z",
+        "--auth-age",
+        "10m",
+    ]
     result = run(*args)
     assert result.exit_code == 0, result.output
-    assert "MATCH app-admin-interfaces" in result.output and "decision: authenticate (step_up)" in result.output
+    assert (
+        "MATCH app-admin-interfaces" in result.output
+        and "decision: authenticate (step_up)" in result.output
+    )
     data = json.loads(run(*args, "--json").output)
     assert (data["verdict"], data["rule"], data["reason"], data["required"]) == (
-        "authenticate", "app-admin-interfaces", "step_up", "phishing_resistant")
+        "authenticate",
+        "app-admin-interfaces",
+        "step_up",
+        "phishing_resistant",
+    )
 
 
 def test_explain_anonymous_and_bad_input(policies: Path) -> None:
-    result = run("explain", "--policies", str(policies), "--url", "http://localhost/public/x", "--json")
+    result = run(
+        "explain", "--policies", str(policies), "--url", "http://localhost/public/x", "--json"
+    )
     assert json.loads(result.output)["reason"] == "bypass"
     assert run("explain", "--policies", str(policies), "--url", "not-a-url").exit_code == 2
-    assert run("explain", "--policies", str(policies), "--url", "https://a.city.test/", "--ip", "x").exit_code == 2
-    assert run("explain", "--policies", str(policies), "--url", "https://a.city.test/", "--auth-age", "soon").exit_code == 2
+    assert (
+        run(
+            "explain", "--policies", str(policies), "--url", "https://a.city.test/", "--ip", "x"
+        ).exit_code
+        == 2
+    )
+    assert (
+        run(
+            "explain",
+            "--policies",
+            str(policies),
+            "--url",
+            "https://a.city.test/",
+            "--auth-age",
+            "soon",
+        ).exit_code
+        == 2
+    )

@@ -1,4 +1,5 @@
 """explain(): the decision (always decide()'s) and why each earlier rule did not match."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -32,9 +33,16 @@ def test_explain_lists_failed_criteria_then_the_match(baseline) -> None:
 
 def test_explain_hours_and_network_reasons(baseline) -> None:
     at = NOW + timedelta(days=5)  # Saturday
-    who = subject(user="fay", groups=("City-Staff", "Finance-Approvers"), level="phishing_resistant",
-                  ip="172.20.1.1", now=at)
-    result = explain(baseline, who, resource("https://finance.city.test/payments/approve/1", "POST"), at)
+    who = subject(
+        user="fay",
+        groups=("City-Staff", "Finance-Approvers"),
+        level="phishing_resistant",
+        ip="172.20.1.1",
+        now=at,
+    )
+    result = explain(
+        baseline, who, resource("https://finance.city.test/payments/approve/1", "POST"), at
+    )
     failed = {t.rule_id: t.failed for t in result.trace}["finance-payment-approval"]
     assert any(f.startswith("networks: 172.20.1.1 not in ['city-lan']") for f in failed)
     assert any(f.startswith("hours: Sat 10:00 America/Toronto outside") for f in failed)
@@ -46,7 +54,11 @@ def test_explain_default_deny_traces_every_rule(baseline) -> None:
     assert result.decision.reason == "default_deny" and len(result.trace) == len(baseline.rules)
     assert all(not t.matched for t in result.trace)
     data = result.to_dict()
-    assert data["verdict"] == "deny" and data["rule"] is None and data["policy_digest"] == baseline.digest
+    assert (
+        data["verdict"] == "deny"
+        and data["rule"] is None
+        and data["policy_digest"] == baseline.digest
+    )
     assert len(data["rules"]) == len(baseline.rules)
 
 
@@ -57,12 +69,23 @@ def test_explain_anonymous_at_subject_rule(baseline) -> None:
     assert result.to_dict()["required"] == "phishing_resistant"
 
 
-@pytest.mark.parametrize("url", ["https://permits.city.test/", "https://hr.city.test/x", "http://localhost/public/a",
-                                 "https://auth.city.test/audit", "https://city.test/", "https://a.b.city.test/admin"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://permits.city.test/",
+        "https://hr.city.test/x",
+        "http://localhost/public/a",
+        "https://auth.city.test/audit",
+        "https://city.test/",
+        "https://a.b.city.test/admin",
+    ],
+)
 @pytest.mark.parametrize("user", [None, "alice"])
 def test_explain_agrees_with_decide(baseline, url: str, user: str | None) -> None:
     who = subject(user=user, ip="198.51.100.2")
     result = explain(baseline, who, resource(url), NOW)
     assert result.decision == decide(baseline, subject=who, resource=resource(url), now=NOW)
     matched = [t for t in result.trace if t.matched]
-    assert [t.rule_id for t in matched] == ([result.decision.rule_id] if result.decision.rule_id else [])
+    assert [t.rule_id for t in matched] == (
+        [result.decision.rule_id] if result.decision.rule_id else []
+    )

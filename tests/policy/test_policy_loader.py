@@ -1,4 +1,5 @@
 """load_policy_set(): strict schema, every error at once with file:line, warnings, digest."""
+
 from __future__ import annotations
 
 import re
@@ -6,11 +7,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from tests.policy.helpers import BASELINE, GLOBALS, write
 
 from authgate.model import Level
 from authgate.policy import PolicyError, compute_digest, load_policy_set
 from authgate.policy.settings import Settings
+from tests.policy.helpers import BASELINE, GLOBALS, write
 
 BAD_RULES = """\
 version: 1
@@ -120,17 +121,20 @@ EXPECTED = [
 
 @pytest.fixture
 def broken_dir(tmp_path: Path) -> Path:
-    return write(tmp_path / "p", {
-        "00-globals.yaml": "version: 1\nnetworks: {city-lan: [10.0.0.0/8]}\n",
-        "10-bad.yaml": BAD_RULES,
-        "20-top.yaml": "version: 1\nrulez: []\n",
-        "30-dup-section.yaml": "version: 1\nnetworks: {lan: [10.0.0.0/8]}\n",
-        "40-syntax.yaml": "version: 1\nrules:\n  - id: [unclosed\n",
-        "50-version.yaml": "version: 2\n",
-        "60-noversion.yaml": "rules: []\n",
-        "70-globals-bad.yaml": GLOBALS_BAD,
-        "80-dupkey.yaml": "version: 1\nrules:\n  - id: ok-rule\n    level: mfa\nrules: []\n",
-    })
+    return write(
+        tmp_path / "p",
+        {
+            "00-globals.yaml": "version: 1\nnetworks: {city-lan: [10.0.0.0/8]}\n",
+            "10-bad.yaml": BAD_RULES,
+            "20-top.yaml": "version: 1\nrulez: []\n",
+            "30-dup-section.yaml": "version: 1\nnetworks: {lan: [10.0.0.0/8]}\n",
+            "40-syntax.yaml": "version: 1\nrules:\n  - id: [unclosed\n",
+            "50-version.yaml": "version: 2\n",
+            "60-noversion.yaml": "rules: []\n",
+            "70-globals-bad.yaml": GLOBALS_BAD,
+            "80-dupkey.yaml": "version: 1\nrules:\n  - id: ok-rule\n    level: mfa\nrules: []\n",
+        },
+    )
 
 
 def test_every_error_is_reported_at_once(broken_dir: Path) -> None:
@@ -139,23 +143,38 @@ def test_every_error_is_reported_at_once(broken_dir: Path) -> None:
     problems = info.value.problems
     for file, line, label, fragment in EXPECTED:
         prefix = f"{broken_dir / file}:{line} {label}: "
-        assert any(p.startswith(prefix) and fragment in p for p in problems), (prefix, fragment, problems)
+        assert any(p.startswith(prefix) and fragment in p for p in problems), (
+            prefix,
+            fragment,
+            problems,
+        )
     assert all(re.match(r"^\S+:\d+ \S+: .+", p) for p in problems), problems
 
 
 def test_bad_global_networks(tmp_path: Path) -> None:
-    directory = write(tmp_path / "p", {"a.yaml": "version: 1\nnetworks:\n  lan2: [10.0.0.1/8]\n  Bad Name: [10.0.0.0/8]\n"})
+    directory = write(
+        tmp_path / "p",
+        {"a.yaml": "version: 1\nnetworks:\n  lan2: [10.0.0.1/8]\n  Bad Name: [10.0.0.0/8]\n"},
+    )
     with pytest.raises(PolicyError) as info:
         load_policy_set(directory)
     assert f"{directory / 'a.yaml'}:3 networks.lan2: bad CIDR '10.0.0.1/8'" in info.value.problems
-    assert any(":4 networks.Bad Name: network name 'Bad Name' must be a lower-case slug" in p for p in info.value.problems)
+    assert any(
+        ":4 networks.Bad Name: network name 'Bad Name' must be a lower-case slug" in p
+        for p in info.value.problems
+    )
 
 
 def test_error_format_for_one_rule(tmp_path: Path) -> None:
-    directory = write(tmp_path / "p", {"a.yaml": "version: 1\nrules:\n  - id: x\n    level: mfa\n    paths: ['[']\n"})
+    directory = write(
+        tmp_path / "p",
+        {"a.yaml": "version: 1\nrules:\n  - id: x\n    level: mfa\n    paths: ['[']\n"},
+    )
     with pytest.raises(PolicyError) as info:
         load_policy_set(directory)
-    assert info.value.problems[0].startswith(f"{directory / 'a.yaml'}:5 x: paths: bad regular expression")
+    assert info.value.problems[0].startswith(
+        f"{directory / 'a.yaml'}:5 x: paths: bad regular expression"
+    )
 
 
 def test_directory_problems(tmp_path: Path) -> None:
@@ -249,19 +268,33 @@ def test_warnings_shadowing_and_nist_caps(make_policies) -> None:
           level: mfa
     """)
     text = "\n".join(ps.warnings)
-    shadowed = {re.search(r" (\S+): shadowed by earlier rule (\S+)", w).groups() for w in ps.warnings if "shadowed" in w}
-    assert shadowed == {("one-app", "all-city"), ("deeper-wildcard", "all-city"), ("group-and-rule", "group-rule"),
-                        ("net-narrower", "net-rule"), ("after-catch-all", "catch-all")}
+    shadowed = {
+        re.search(r" (\S+): shadowed by earlier rule (\S+)", w).groups()
+        for w in ps.warnings
+        if "shadowed" in w
+    }
+    assert shadowed == {
+        ("one-app", "all-city"),
+        ("deeper-wildcard", "all-city"),
+        ("group-and-rule", "group-rule"),
+        ("net-narrower", "net-rule"),
+        ("after-catch-all", "catch-all"),
+    }
     assert "long-mfa: max_session_age 13h exceeds the NIST SP 800-63B cap 12h for mfa" in text
     assert "long-mfa: idle_timeout 45m exceeds" in text
-    assert "long-aal3: idle_timeout 20m exceeds the NIST SP 800-63B cap 15m for phishing_resistant" in text
+    assert (
+        "long-aal3: idle_timeout 20m exceeds the NIST SP 800-63B cap 15m for phishing_resistant"
+        in text
+    )
     assert "ok-aal3" not in text and "bare-parent" not in text and "net-other" not in text
     assert all(re.match(r"^\S+:\d+ \S+: .+", w) for w in ps.warnings)
 
 
 def test_global_caps_looser_than_nist_warn(make_policies) -> None:
-    ps = make_policies("- {id: a, level: mfa}\n",
-                       GLOBALS + "sessions:\n  caps:\n    phishing_resistant: {max_age: 12h, idle_timeout: 1h}\n")
+    ps = make_policies(
+        "- {id: a, level: mfa}\n",
+        GLOBALS + "sessions:\n  caps:\n    phishing_resistant: {max_age: 12h, idle_timeout: 1h}\n",
+    )
     assert any("sessions.caps.phishing_resistant: looser than the NIST" in w for w in ps.warnings)
     assert ps.settings.sessions.caps[Level.PHISHING_RESISTANT].idle_timeout == timedelta(hours=1)
     assert ps.settings.sessions.caps[Level.MFA].idle_timeout == timedelta(minutes=30)
@@ -276,23 +309,42 @@ def test_settings_defaults_when_sections_absent(tmp_path: Path) -> None:
     assert s.sessions.caps[Level.PHISHING_RESISTANT].idle_timeout == timedelta(minutes=15)
     assert s.sessions.refresh_interval == timedelta(minutes=5)
     r = s.regulation
-    assert (r.max_failures_per_user, r.max_failures_per_ip, r.window, r.ban_time, r.ban_escalation,
-            r.spray_distinct_users, r.second_factor_max_failures) == (5, 20, timedelta(minutes=15),
-                                                                     timedelta(minutes=15), 2, 10, 5)
-    assert (s.enrolment.code_ttl, s.enrolment.first_enrolment_networks, s.enrolment.fresh_auth_for_new_factor) == (
-        timedelta(hours=24), (), timedelta(minutes=5))
-    assert (s.factors.totp.digits, s.factors.totp.period, s.factors.totp.algorithm, s.factors.totp.valid_window) == (
-        6, 30, "SHA1", 1)
+    assert (
+        r.max_failures_per_user,
+        r.max_failures_per_ip,
+        r.window,
+        r.ban_time,
+        r.ban_escalation,
+        r.spray_distinct_users,
+        r.second_factor_max_failures,
+    ) == (5, 20, timedelta(minutes=15), timedelta(minutes=15), 2, 10, 5)
+    assert (
+        s.enrolment.code_ttl,
+        s.enrolment.first_enrolment_networks,
+        s.enrolment.fresh_auth_for_new_factor,
+    ) == (timedelta(hours=24), (), timedelta(minutes=5))
+    assert (
+        s.factors.totp.digits,
+        s.factors.totp.period,
+        s.factors.totp.algorithm,
+        s.factors.totp.valid_window,
+    ) == (6, 30, "SHA1", 1)
     w = s.factors.webauthn
     assert (w.user_verification, w.attestation, w.aaguid_allowlist, w.challenge_ttl) == (
-        "preferred", "none", (), timedelta(minutes=2))
+        "preferred",
+        "none",
+        (),
+        timedelta(minutes=2),
+    )
     assert any("no rules" in warning for warning in ps.warnings)
 
 
 def test_baseline_settings() -> None:
     ps = load_policy_set(BASELINE)
     s = ps.settings
-    assert s.roles.admin_groups == {"authgate-admins"} and s.roles.auditor_groups == {"authgate-auditors"}
+    assert s.roles.admin_groups == {"authgate-admins"} and s.roles.auditor_groups == {
+        "authgate-auditors"
+    }
     assert {"city-lan", "vpn"} <= set(s.networks) and s.defaults.tz == "America/Toronto"
     assert ps.warnings == (), ps.warnings
     assert ps.files[0] == "00-globals.yaml" and "approvals.yaml" not in ps.files
@@ -320,8 +372,12 @@ def test_digest_stability(tmp_path: Path) -> None:
 
 
 def test_rules_concatenated_in_file_order(tmp_path: Path) -> None:
-    directory = write(tmp_path / "p", {
-        "20-late.yaml": "version: 1\nrules:\n  - {id: late, level: deny}\n",
-        "10-early.yaml": "version: 1\nrules:\n  - {id: early, level: mfa}\n  - {id: early2, level: mfa}\n",
-    })
+    directory = write(
+        tmp_path / "p",
+        {
+            "20-late.yaml": "version: 1\nrules:\n  - {id: late, level: deny}\n",
+            "10-early.yaml": "version: 1\nrules:\n"
+            "  - {id: early, level: mfa}\n  - {id: early2, level: mfa}\n",
+        },
+    )
     assert [r.id for r in load_policy_set(directory).rules] == ["early", "early2", "late"]

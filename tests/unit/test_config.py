@@ -10,6 +10,7 @@ from authgate.config import load_settings, settings_from_mapping
 from authgate.errors import ConfigError
 
 GOOD_SECRET = "s" * 40
+KEY = "k1:" + "A" * 43 + "="
 
 
 def problems_of(data: dict) -> list[str]:  # type: ignore[type-arg]
@@ -51,16 +52,18 @@ def test_demo_mode_accepts_the_labelled_demo_secret() -> None:
 
 def test_production_refuses_http_public_url() -> None:
     problems = problems_of({"server": {"public_url": "http://auth.city.test"},
-                            "secrets": {"session_key": GOOD_SECRET, "audit_key": GOOD_SECRET}})
+                            "secrets": {"session_key": GOOD_SECRET, "audit_key": GOOD_SECRET,
+                                        "encryption_keys": [KEY]}})
     assert problems == ["server.public_url: must be https outside demo mode"]
 
 
 def test_file_env_and_secret_file(tmp_path: Path) -> None:
     key_file = tmp_path / "audit.key"
     key_file.write_text(GOOD_SECRET + "\n")
+    (tmp_path / "enc.keys").write_text(KEY + "\n\nk0:" + "B" * 43 + "=\n")
     config = tmp_path / "authgate.yaml"
     config.write_text("server:\n  public_url: https://auth.city.test\n"
-                      "secrets:\n  audit_key_file: audit.key\n"
+                      "secrets:\n  audit_key_file: audit.key\n  encryption_keys_file: enc.keys\n"
                       "session:\n  idle_timeout: 15m\n")
     s = load_settings(config, environ={"AUTHGATE_SECRETS__SESSION_KEY": GOOD_SECRET,
                                        "AUTHGATE_SESSION__MAX_AGE": "8h",
@@ -69,10 +72,12 @@ def test_file_env_and_secret_file(tmp_path: Path) -> None:
     assert s.session.idle_timeout == timedelta(minutes=15)
     assert s.session.max_age == timedelta(hours=8)
     assert s.server.trusted_proxies == ("10.1.0.0/16",)
+    assert [k.reveal()[:3] for k in s.secrets.encryption_keys] == ["k1:", "k0:"]
 
 
 def test_secrets_never_print(tmp_path: Path) -> None:
-    s = settings_from_mapping({"secrets": {"session_key": GOOD_SECRET, "audit_key": GOOD_SECRET},
+    s = settings_from_mapping({"secrets": {"session_key": GOOD_SECRET, "audit_key": GOOD_SECRET,
+                                           "encryption_keys": [KEY]},
                                "server": {"public_url": "https://a.city.test"}})
     assert GOOD_SECRET not in repr(s) and GOOD_SECRET not in str(s.secrets)
 
@@ -90,3 +95,16 @@ def test_bad_yaml_and_missing_file(tmp_path: Path) -> None:
         load_settings(bad, environ={})
     with pytest.raises(ConfigError, match="cannot read"):
         load_settings(tmp_path / "missing.yaml", environ={})
+
+
+@pytest.mark.parametrize("keys,message", [
+    ([], "secrets.encryption_keys: missing"),
+    (["nokid"], "expected <kid>:<base64 of 32 bytes>"),
+    (["k1:c2hvcnQ="], "expected <kid>:<base64 of 32 bytes>"),
+    ([KEY, KEY], "duplicate key id"),
+])
+def test_encryption_keys_validated(keys: list[str], message: str) -> None:
+    problems = problems_of({"server": {"public_url": "https://a.city.test"},
+                            "secrets": {"session_key": GOOD_SECRET, "audit_key": GOOD_SECRET,
+                                        "encryption_keys": keys}})
+    assert any(message in p for p in problems), problems

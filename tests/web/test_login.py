@@ -72,13 +72,14 @@ def test_security_headers_on_pages(client) -> None:  # type: ignore[no-untyped-d
     assert r.headers["X-Content-Type-Options"] == "nosniff"
     assert r.headers["Referrer-Policy"] == "no-referrer"
     assert "Strict-Transport-Security" not in r.headers
-    https = client.get("/login", base_url="https://auth.localhost")
+    https = client.get("/login", base_url="https://localhost:9091")
     assert https.headers["Strict-Transport-Security"].startswith("max-age=")
 
 
-def test_bad_return_url_is_dropped_and_audited(auth, services) -> None:  # type: ignore[no-untyped-def]
+def test_bad_return_url_is_dropped_and_audited(client, auth, services) -> None:  # type: ignore[no-untyped-def]
     r = auth.login(rd="https://city.test@evil.example/")
-    assert r.status_code == 303 and r.headers["Location"] == "/"
+    assert r.status_code == 303 and r.headers["Location"] == "/login/next"
+    assert client.get("/login/next").headers["Location"] == "/"
     with services.engine.connect() as conn:
         events = [row.event for row in conn.execute(select(audit_events))]
     assert "redirect.refused" in events

@@ -20,7 +20,7 @@ def test_anonymous_gets_401_with_complete_login_url(client, services) -> None:  
     r = client.get("/verify", headers=verify_headers("/app/page?a=1&b=2", host="localhost:8080"))
     assert r.status_code == 401
     location = urlsplit(r.headers["Location"])
-    assert f"{location.scheme}://{location.netloc}{location.path}" == "https://auth.localhost/login"
+    assert f"{location.scheme}://{location.netloc}{location.path}" == "https://localhost:9091/login"
     assert parse_qs(location.query)["rd"] == ["http://localhost:8080/app/page?a=1&b=2"]
     row = audit_rows(services)[-1]
     assert (row["event"], row["outcome"], row["rule_id"], row["path"]) == (
@@ -30,6 +30,8 @@ def test_anonymous_gets_401_with_complete_login_url(client, services) -> None:  
 
 def test_login_then_allowed_with_identity_headers(client, auth, services) -> None:  # type: ignore[no-untyped-def]
     r = auth.login(rd="http://localhost:8080/app/page?a=1&b=2")
+    assert r.status_code == 303
+    r = client.get(r.headers["Location"])  # /login/next: the policy says nothing is missing
     assert r.status_code == 303 and r.headers["Location"] == "http://localhost:8080/app/page?a=1&b=2"
     r = client.get("/verify", headers=verify_headers("/app/page?a=1&b=2", host="localhost:8080"))
     assert r.status_code == 200

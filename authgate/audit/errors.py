@@ -1,0 +1,110 @@
+"""One exception per kind of audit failure, rooted at ``AuthgateError``.
+
+Damage found by verification names the first bad record and the kind of damage
+(ASVS 7.3.3); the CLI prints it and exits 1.
+"""
+from __future__ import annotations
+
+from authgate.errors import AuthgateError
+
+
+class AuditError(AuthgateError):
+    reason = "audit_error"
+
+
+class AuditKeyMissing(AuditError):
+    """No chain key (``secrets.audit_key``) or no signing key where one is needed."""
+
+    reason = "audit_key_missing"
+
+
+class UntrustedKey(AuditError):
+    """A signature was made with a key that is not among the trusted ones."""
+
+    reason = "audit_untrusted_key"
+
+
+class ChainDamage(AuditError):
+    """The stored trail differs from what was written. ``kind`` names the damage."""
+
+    kind = "damaged"
+    reason = "audit_damaged"
+
+    def __init__(self, message: str, *, record_id: int | None = None, chain_id: str = "",
+                 seq: int | None = None) -> None:
+        self.record_id = record_id
+        self.chain_id = chain_id
+        self.seq = seq
+        where = f"record {record_id}" if record_id is not None else "chain"
+        super().__init__(f"{self.kind}: {where} (chain {chain_id or '-'} seq "
+                         f"{seq if seq is not None else '-'}): {message}")
+
+
+class RecordAltered(ChainDamage):
+    """A record's MAC does not match its content: edited, or rewritten without the key."""
+
+    kind = "altered"
+
+
+class RecordForged(ChainDamage):
+    """A record no writer made: unknown chain, or a second record at a taken position."""
+
+    kind = "forged"
+
+
+class RecordsMissing(ChainDamage):
+    """A gap in a chain: records were deleted from the middle."""
+
+    kind = "missing"
+
+
+class RecordsReordered(ChainDamage):
+    """Authentic records out of their written order (swapped or moved)."""
+
+    kind = "reordered"
+
+
+class ChainTruncated(ChainDamage):
+    """A chain ends before a head that a signed checkpoint saw: its tail was deleted."""
+
+    kind = "truncated"
+
+
+class ChainHeadCut(ChainDamage):
+    """A chain does not start at its beginning or at a signed retention cut."""
+
+    kind = "head_cut"
+
+
+class ChainDeleted(ChainDamage):
+    """A registered or checkpointed chain has no records left."""
+
+    kind = "chain_deleted"
+
+
+class RecordUnsealed(ChainDamage):
+    """A record outside any chain (written before migration 0002, or inserted by hand)."""
+
+    kind = "unsealed"
+
+
+class UnknownKeyId(ChainDamage):
+    """A record names a chain key that is not configured (add it to previous_keys)."""
+
+    kind = "unknown_key"
+
+
+class CheckpointInvalid(ChainDamage):
+    """A checkpoint's signature fails, or the checkpoint sequence has a gap or a fork."""
+
+    kind = "checkpoint_invalid"
+
+
+class ExportInvalid(AuditError):
+    """An exported file fails offline verification (edited, cut, or manifest forged)."""
+
+    reason = "audit_export_invalid"
+
+    def __init__(self, message: str, *, line: int | None = None) -> None:
+        self.line = line
+        super().__init__(f"line {line}: {message}" if line is not None else message)

@@ -1,0 +1,78 @@
+"""One stored row ``(id, *SEALED_COLUMNS, mac)`` as JSON or CSV text, fast.
+
+Shared by exports and SIEM sinks. Fields were neutralised when the event was made
+(``model.neutralise``: no control character or line separator survives, ASVS 7.3.1), so a
+JSON line can never be split; CSV cells that a spreadsheet would run as a formula are
+neutralised here (OWASP "CSV injection").
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from typing import Any
+
+from authgate.storage.sql_audit import ROW_COLUMNS
+
+#: exported columns: the stored row plus a readable UTC time after ``id``
+EXPORT_COLUMNS = ("id", "time", *ROW_COLUMNS[1:])
+_INTS = frozenset({"id", "v", "seq", "ts"})
+_JSON_TEMPLATE = "{" + ",".join(
+    f'"{name}":%d' if name in _INTS else f'"{name}":%s' for name in EXPORT_COLUMNS) + "}"
+_TIME_INDEX = ROW_COLUMNS.index("ts")
+#: a leading character that makes a spreadsheet evaluate a cell (and ``'``, the escape)
+FORMULA_START = frozenset("=+-@\t\r'")
+_TEXT_INDEXES = tuple(i for i, name in enumerate(EXPORT_COLUMNS) if name not in _INTS)
+
+
+class _TimeText:
+    """ISO 8601 UTC text for integer microseconds, caching the whole-second part."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, micros: int) -> str:
+        second, frac = divmod(micros, 1_000_000)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._prefix}.{frac:06d}Z"
+
+
+iso_time = _TimeText()
+
+
+def export_values(row: Sequence[Any], when: _TimeText = iso_time) -> list[Any]:
+    """The row with the readable time inserted: ``EXPORT_COLUMNS`` order."""
+    return [row[0], when(row[_TIME_INDEX]), *row[1:]]
+
+
+def json_line(row: Sequence[Any], when: _TimeText = iso_time) -> str:
+    """One JSON object, keys in ``EXPORT_COLUMNS`` order, no newline."""
+    values = export_values(row, when)
+    for i in _TEXT_INDEXES:
+        values[i] = encode_basestring(values[i])
+    return _JSON_TEMPLATE % tuple(values)
+
+
+def csv_cells(row: Sequence[Any], when: _TimeText = iso_time) -> list[Any]:
+    """The export cells, each text cell that starts like a formula prefixed with ``'``.
+
+    ``'`` itself is prefixed too, so the escaping is reversible (``csv_unescape``).
+    """
+    values = export_values(row, when)
+    for i in _TEXT_INDEXES:
+        text = values[i]
+        if text[:1] in FORMULA_START:
+            values[i] = "'" + text
+    return values
+
+
+def csv_unescape(cell: str) -> str:
+    return cell[1:] if cell[:1] == "'" else cell
+
+
+def row_from_export(values: dict[str, Any]) -> tuple[Any, ...]:
+    """An exported record (JSON object or unescaped CSV cells) back to a stored row."""
+    return tuple(int(values[n]) if n in _INTS else values[n] for n in ROW_COLUMNS)

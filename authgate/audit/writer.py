@@ -1,0 +1,137 @@
+"""One chain per writer lane: concurrent workers and instances never contend for a head.
+
+Each process owns ``lanes`` chains (random 128-bit ids, registered with their first record);
+a lane is a lock, a database connection and a chain head. Appending takes a free lane,
+seals the record against that lane's head and commits; no cross-process lock, no shared
+head row, so gunicorn workers and several hosts append at database speed. Order *within* a
+chain is proven by ``seq`` and ``prev``; checkpoints tie all chains together
+(docs/audit.md, "Why one chain per writer").
+"""
+from __future__ import annotations
+
+import os
+import queue
+import secrets
+import socket
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from authgate.audit.chain import FORMAT_VERSION, GENESIS, Keyring, seal
+from authgate.model import AuditEvent
+from authgate.storage.sql_audit import SqlAppender, SqlAuditStore, detail_json
+from authgate.storage.timeconv import to_micros
+
+#: lanes inherited across fork(): never touched again, and never garbage-collected (a
+#: finaliser would close the parent's database socket)
+_ORPHANED: list[Any] = []
+
+
+@dataclass
+class _Lane:
+    chain_id: str
+    appender: SqlAppender
+    head: tuple[int, str] = (0, GENESIS)  # replaced as a whole: readers see a consistent pair
+    registered: bool = False
+    resync: bool = False
+    since_checkpoint: int = 0
+
+
+class ChainWriter:
+    def __init__(self, store: SqlAuditStore, keyring: Keyring, *, lanes: int = 1) -> None:
+        self._store = store
+        self._keyring = keyring
+        self._max_lanes = max(1, lanes)
+        self._label = f"{socket.gethostname()[:100]}:{os.getpid()}"
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._free: queue.SimpleQueue[_Lane] = queue.SimpleQueue()
+        self._lanes: list[_Lane] = []
+        self._grow = threading.Lock()
+
+    def append(self, event: AuditEvent) -> tuple[Any, ...]:
+        """Seal and store ``event`` (its ``time`` set); return the row ``(id, …, mac)``."""
+        lane = self._take()
+        try:
+            return self._append(lane, event)
+        finally:
+            self._free.put(lane)
+
+    def append_each(self, event: AuditEvent) -> list[tuple[Any, ...]]:
+        """Append ``event`` once to every registered lane (chain close records)."""
+        if os.getpid() != self._pid:
+            return []
+        rows = []
+        for _ in range(len(self._lanes)):
+            lane = self._free.get()
+            try:
+                if lane.registered:
+                    rows.append(self._append(lane, event))
+            finally:
+                self._free.put(lane)
+        return rows
+
+    def _append(self, lane: _Lane, event: AuditEvent) -> tuple[Any, ...]:
+        if lane.resync:
+            self._resync(lane)
+        key_id = self._keyring.current_id
+        seq, prev = lane.head[0] + 1, lane.head[1]
+        values = (FORMAT_VERSION, lane.chain_id, seq, key_id, prev,
+                  to_micros(event.time),  # type: ignore[arg-type]
+                  event.event, event.outcome.value, event.reason, event.username,
+                  event.client_ip, event.user_agent, event.host, event.path, event.method,
+                  event.rule_id, event.policy_digest, event.request_id,
+                  detail_json(event.detail))
+        mac = seal(self._keyring.current, values)
+        register = None if lane.registered else (lane.chain_id, values[5], self._label,
+                                                 key_id)
+        try:
+            new_id = lane.appender.insert((*values, mac), register=register)
+        except BaseException:
+            lane.resync = True  # the commit may have happened: re-read the head first
+            raise
+        lane.head, lane.registered = (seq, mac), True
+        lane.since_checkpoint += 1
+        return (new_id, *values, mac)
+
+    def _resync(self, lane: _Lane) -> None:
+        head = self._store.head_of(lane.chain_id)
+        lane.head = head if head is not None else (0, GENESIS)
+        lane.registered = head is not None
+        lane.resync = False
+
+    def _take(self) -> _Lane:
+        if os.getpid() != self._pid:  # forked: the parent's chains are not ours to extend
+            _ORPHANED.append(self._lanes)
+            self._reset()
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            pass
+        with self._grow:
+            if len(self._lanes) < self._max_lanes:
+                lane = _Lane(chain_id=secrets.token_hex(16), appender=self._store.appender())
+                self._lanes.append(lane)
+                return lane
+        return self._free.get()
+
+    def heads(self) -> dict[str, tuple[int, str]]:
+        """This process's chain heads, from memory (authoritative for checkpoints)."""
+        if os.getpid() != self._pid:
+            return {}
+        return {lane.chain_id: lane.head for lane in list(self._lanes) if lane.registered}
+
+    def due(self, every: int) -> bool:
+        return any(lane.since_checkpoint >= every for lane in list(self._lanes))
+
+    def checkpointed(self) -> None:
+        for lane in list(self._lanes):
+            lane.since_checkpoint = 0
+
+    def close(self) -> None:
+        if os.getpid() != self._pid:
+            return
+        for lane in self._lanes:
+            lane.appender.close()

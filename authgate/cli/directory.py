@@ -1,0 +1,163 @@
+"""``authgate directory check|lookup``: see the directory as authgate sees it (issue 3.5).
+
+Where the directory comes from, first match wins: ``--url`` options (or ``AUTHGATE_LDAP_*``
+environment variables) build an ``LdapDirectory``; else ``ctx.obj.directory``; else the
+loaded configuration (``ctx.obj.settings``). The bind password is read from a file or the
+environment only: a command-line value would show in ``ps``.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from authgate.directory import Directory
+from authgate.directory.ldap import LdapDirectory, LdapSettings
+from authgate.errors import DirectoryUnavailable
+
+Builder = Callable[[LdapSettings], Directory]
+
+
+def _ldap_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    opts = [
+        click.option("--url", "urls", multiple=True, envvar="AUTHGATE_LDAP_URL",
+                     help="DC URL, repeatable (env: space-separated)."),
+        click.option("--base-dn", envvar="AUTHGATE_LDAP_BASE_DN", default=""),
+        click.option("--bind-dn", envvar="AUTHGATE_LDAP_BIND_DN", default=""),
+        click.option("--bind-password-file", envvar="AUTHGATE_LDAP_BIND_PASSWORD_FILE",
+                     type=click.Path(dir_okay=False, path_type=Path),
+                     help="File holding the service password (or $AUTHGATE_LDAP_BIND_PASSWORD)."),
+        click.option("--ca-file", envvar="AUTHGATE_LDAP_CA_FILE", default=""),
+        click.option("--start-tls/--no-start-tls", envvar="AUTHGATE_LDAP_START_TLS", default=False),
+        click.option("--allow-plain", is_flag=True, envvar="AUTHGATE_LDAP_ALLOW_PLAIN"),
+        click.option("--min-tls", envvar="AUTHGATE_LDAP_MIN_TLS", default="TLSv1.2"),
+        click.option("--login-attribute", envvar="AUTHGATE_LDAP_LOGIN_ATTRIBUTE",
+                     default="sAMAccountName"),
+        click.option("--upn-suffix", envvar="AUTHGATE_LDAP_UPN_SUFFIX", default=""),
+        click.option("--netbios-domain", envvar="AUTHGATE_LDAP_NETBIOS_DOMAIN", default=""),
+        click.option("--group-name-attribute", envvar="AUTHGATE_LDAP_GROUP_NAME_ATTRIBUTE",
+                     default="cn"),
+        click.option("--user-base-dn", envvar="AUTHGATE_LDAP_USER_BASE_DN", default=""),
+        click.option("--group-base-dn", envvar="AUTHGATE_LDAP_GROUP_BASE_DN", default=""),
+        click.option("--connect-timeout", envvar="AUTHGATE_LDAP_CONNECT_TIMEOUT", type=float,
+                     default=1.0),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _settings_from(options: dict[str, Any]) -> LdapSettings:
+    opts = dict(options)
+    password_file: Path | None = opts.pop("bind_password_file")
+    if password_file is not None:
+        password = password_file.read_text(encoding="utf-8").rstrip("\r\n")
+    else:
+        password = os.environ.get("AUTHGATE_LDAP_BIND_PASSWORD", "")
+    opts["urls"] = tuple(opts["urls"])
+    return LdapSettings(bind_password=password, **opts)
+
+
+def _resolve(ctx: click.Context, options: dict[str, Any], build: Builder) -> Directory:
+    if options["urls"]:
+        try:
+            return build(_settings_from(options))
+        except (ValueError, OSError) as exc:
+            raise click.UsageError(str(exc)) from exc
+    obj = ctx.obj
+    if getattr(obj, "directory", None) is not None:
+        return obj.directory  # type: ignore[no-any-return]
+    if hasattr(obj, "settings"):
+        from authgate.services import build_directory
+
+        return build_directory(obj.settings)
+    raise click.UsageError("no directory: give --url/--base-dn/... or AUTHGATE_LDAP_* variables")
+
+
+def make_directory_group(build: Builder = lambda s: LdapDirectory(settings=s)) -> click.Group:
+    """The ``directory`` command group; ``build`` turns LdapSettings into a directory."""
+
+    @click.group("directory")
+    @_ldap_options
+    @click.pass_context
+    def group(ctx: click.Context, /, **options: Any) -> None:
+        """Check the user directory and look users up, as authgate sees them."""
+        ctx.meta["authgate.directory"] = lambda: _resolve(ctx, options, build)
+
+    @group.command("check")
+    @click.pass_context
+    def check(ctx: click.Context) -> None:
+        """Service bind, TLS details, which DC answered, timings. Exit 1 if unusable."""
+        directory = ctx.meta["authgate.directory"]()
+        if isinstance(directory, LdapDirectory):
+            ok = _print_diagnosis(directory)
+        else:
+            ok = _plain_check(directory)
+        ctx.exit(0 if ok else 1)
+
+    @group.command("lookup")
+    @click.argument("user")
+    @click.pass_context
+    def lookup(ctx: click.Context, user: str) -> None:
+        """Identity, account state and transitive groups of USER. Exit 1 if not found."""
+        directory = ctx.meta["authgate.directory"]()
+        try:
+            found = _print_lookup(directory, user)
+        except DirectoryUnavailable as exc:
+            click.echo(f"directory unavailable: {exc}", err=True)
+            ctx.exit(2)
+        ctx.exit(0 if found else 1)
+
+    return group
+
+
+def _print_diagnosis(directory: LdapDirectory) -> bool:
+    diagnosis = directory.diagnose()
+    click.echo(f"service account: {diagnosis.bind_dn}")
+    for e in diagnosis.endpoints:
+        if e.ok:
+            click.echo(f"ok    {e.url}  dc={e.dc_host or '?'}  {e.tls_version} {e.cipher}  "
+                       f"connect {e.connect_ms} ms, bind {e.bind_ms} ms, search {e.search_ms} ms")
+        else:
+            click.echo(f"FAIL  {e.url}  {e.error}  (after {e.connect_ms} ms)")
+    if not diagnosis.ok:
+        click.echo("result: no domain controller can serve logins", err=True)
+        return False
+    threshold, window = directory.domain_lockout_policy()
+    click.echo(f"logins use: {diagnosis.answered_by}")
+    click.echo(f"domain lockout: threshold {threshold}, observation window {window}")
+    return True
+
+
+def _plain_check(directory: Directory) -> bool:
+    try:
+        directory.check()
+    except DirectoryUnavailable as exc:
+        click.echo(f"FAIL  {directory.name}: {exc}", err=True)
+        return False
+    click.echo(f"ok    {directory.name}")
+    return True
+
+
+def _print_lookup(directory: Directory, user: str) -> bool:
+    if isinstance(directory, LdapDirectory):
+        status = directory.account_status(user)
+        identity = status.identity if status else None
+        extra = [("state", status.state.value), ("dn", status.dn)] if status else []
+    else:
+        identity, extra = directory.lookup(user), []
+    if identity is None:
+        click.echo(f"no such user (or not usable): {user}", err=True)
+        return False
+    rows = [("user", identity.username), *extra, ("display name", identity.display_name),
+            ("email", identity.email), ("stable id", identity.stable_id),
+            ("source", identity.source), ("groups", ", ".join(sorted(identity.groups)) or "-")]
+    for label, value in rows:
+        click.echo(f"{label + ':':14}{value}")
+    return True
+
+
+directory_group = make_directory_group()

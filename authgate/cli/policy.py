@@ -1,0 +1,194 @@
+"""``authgate policy``: check, approve, explain and test the policy set.
+
+Thin click wrappers around :mod:`authgate.policy`; all logic lives there so the web layer and
+the CLI share it. Exit status 1 means "do not deploy this": invalid, failing or unapproved.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+
+from authgate.errors import PolicyError
+from authgate.model import Level
+from authgate.policy import approval, load_policy_set
+from authgate.policy.cases import (
+    make_subject,
+    parse_instant,
+    resource_from_url,
+    run_cases,
+    uncovered_rules,
+)
+from authgate.policy.explain import explain
+from authgate.policy.model import PolicySet
+from authgate.policy.nodes import parse_duration
+
+policies_option = click.option(
+    "--policies",
+    "policies_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=lambda: os.environ.get("AUTHGATE_POLICIES", "policies"),
+    show_default="$AUTHGATE_POLICIES or policies",
+    help="Policy directory.",
+)
+
+
+def _load(policies_dir: Path) -> PolicySet:
+    """Load or exit 1 with every problem listed."""
+    try:
+        return load_policy_set(policies_dir)
+    except PolicyError as exc:
+        for problem in exc.problems:
+            click.echo(f"error: {problem}", err=True)
+        raise SystemExit(1) from exc
+
+
+def _run_tests(ps: PolicySet, policies_dir: Path, *, verbose: bool) -> bool:
+    """Run the policy test tables; print per case when verbose. True when all pass."""
+    try:
+        results = run_cases(ps, policies_dir / "tests")
+    except PolicyError as exc:
+        for problem in exc.problems:
+            click.echo(f"error: {problem}", err=True)
+        return False
+    for result in results:
+        if verbose or not result.passed:
+            status = "PASS" if result.passed else "FAIL"
+            detail = f": {result.message}" if result.message else ""
+            click.echo(f"{status} {result.case.source} {result.case.name}{detail}")
+    failed = sum(not r.passed for r in results)
+    for rule_id in uncovered_rules(ps, results):
+        click.echo(f"warning: no policy test expects rule {rule_id}", err=True)
+    click.echo(f"{len(results) - failed} passed, {failed} failed")
+    return failed == 0
+
+
+@click.group("policy")
+def policy_group() -> None:
+    """Check, approve, explain and test the authentication policies."""
+
+
+@policy_group.command("check")
+@policies_option
+@click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+def check_command(policies_dir: Path, strict: bool) -> None:
+    """Validate the policy set; print its digest, warnings and approval status."""
+    ps = _load(policies_dir)
+    for warning in ps.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f"ok: {len(ps.rules)} rules in {len(ps.files)} files, digest {ps.digest}")
+    try:
+        found = approval.latest_approval_for(policies_dir, ps.digest)
+    except PolicyError as exc:
+        click.echo(f"error: {'; '.join(exc.problems)}", err=True)
+        raise SystemExit(1) from exc
+    if found is None:
+        click.echo("approval: NOT approved (run `authgate policy approve` after review)")
+    else:
+        click.echo(f"approval: approved by {found.reviewer} at {found.approved_at.isoformat()}")
+    if strict and ps.warnings:
+        raise SystemExit(1)
+
+
+@policy_group.command("approve")
+@policies_option
+@click.option("--reviewer", required=True, help="Who reviewed the change.")
+@click.option("--note", default="", help="Why it was approved (ticket, summary).")
+def approve_command(policies_dir: Path, reviewer: str, note: str) -> None:
+    """Record approval of the current digest; refused when invalid or a policy test fails."""
+    ps = _load(policies_dir)
+    if not _run_tests(ps, policies_dir, verbose=False):
+        click.echo("refused: policy tests fail", err=True)
+        raise SystemExit(1)
+    try:
+        record = approval.approve(
+            policies_dir,
+            reviewer=reviewer,
+            note=note,
+            now=datetime.now(UTC),
+            expected_digest=ps.digest,
+        )
+    except PolicyError as exc:
+        click.echo(f"error: {'; '.join(exc.problems)}", err=True)
+        raise SystemExit(1) from exc
+    click.echo(f"approved {record.digest} by {record.reviewer} at {record.approved_at.isoformat()}")
+
+
+@policy_group.command("test")
+@policies_option
+def test_command(policies_dir: Path) -> None:
+    """Run the policy test tables in POLICIES/tests; exit 1 on any failure."""
+    ps = _load(policies_dir)
+    if not _run_tests(ps, policies_dir, verbose=True):
+        raise SystemExit(1)
+
+
+def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> timedelta:
+    if value is None or value.strip() in ("0", "0s", "0m"):
+        return timedelta(0)
+    parsed = parse_duration(value)
+    if parsed is None:
+        raise click.BadParameter(f"'{value}' is not a duration like 10m or 2h")
+    return parsed
+
+
+@policy_group.command("explain")
+@policies_option
+@click.option("--user", default=None, help="Username; omit for an anonymous request.")
+@click.option("--groups", default="", help="Comma-separated groups.")
+@click.option(
+    "--level",
+    type=click.Choice([lv.value for lv in Level]),
+    default=None,
+    help="Level the session holds [default: none if anonymous, else password].",
+)
+@click.option("--ip", default=None, help="Client IP address.")
+@click.option("--url", required=True, help="Absolute URL requested.")
+@click.option("--method", default="GET", show_default=True)
+@click.option("--at", "at_text", default=None, help="ISO 8601 time with offset [default: now].")
+@click.option(
+    "--auth-age", callback=_duration, default=None, help="Time since the level was proven."
+)
+@click.option("--idle", callback=_duration, default=None, help="Time since the previous request.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def explain_command(
+    policies_dir: Path,
+    user: str | None,
+    groups: str,
+    level: str | None,
+    ip: str | None,
+    url: str,
+    method: str,
+    at_text: str | None,
+    auth_age: timedelta,
+    idle: timedelta,
+    as_json: bool,
+) -> None:
+    """Show the decision for a request and why each earlier rule did not match."""
+    ps = _load(policies_dir)
+    try:
+        at = parse_instant(at_text) if at_text else datetime.now(UTC)
+        if ip:
+            ipaddress.ip_address(ip)
+        resource = resource_from_url(url, method)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    subject = make_subject(
+        user=user,
+        groups=frozenset(g.strip() for g in groups.split(",") if g.strip()),
+        level=Level(level) if level else None,
+        ip=ip,
+        at=at,
+        auth_age=auth_age,
+        idle=idle,
+    )
+    result = explain(ps, subject, resource, at)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        click.echo("\n".join(result.lines()))

@@ -1,0 +1,347 @@
+"""Connections to Active Directory: settings, verified TLS, failover and a service pool.
+
+Why not ldap3's ``ServerPool``: measured with ldap3 2.9.1 it registers every connection in
+``pool_states`` for ever (a leak with one user-bind connection per login), sleeps
+``POOLING_LOOP_TIMEOUT`` (10 s) after a failed cycle, shares unsynchronised state between
+threads, and keeps an exhausted DC out even when every DC is down. ``ServerRing`` keeps its
+FIRST-strategy-with-exhaust semantics: configured order, a DC that failed to open is held back
+for ``failover_hold_seconds``, and when all are held back all are tried anyway.
+
+Failover happens only while *opening* a connection, before any password is sent (issue 3:
+a bind is never retried, not even on another DC).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from ldap3 import NONE, SIMPLE, SYNC, Connection, Server, Tls
+from ldap3.core.exceptions import LDAPCommunicationError, LDAPException
+
+from authgate.errors import DirectoryUnavailable
+
+log = logging.getLogger("authgate.directory.ldap")
+T = TypeVar("T")
+
+_TLS_VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+_LOGIN_ATTRIBUTES = ("sAMAccountName", "userPrincipalName")
+_ATTRIBUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")  # RFC 4512 descr
+
+
+@dataclass(frozen=True, kw_only=True)
+class LdapSettings:
+    """How to reach AD. Invalid or unsafe combinations raise ``ValueError`` at construction."""
+
+    urls: tuple[str, ...]
+    base_dn: str
+    bind_dn: str
+    bind_password: str = field(repr=False)  # resolved secret; never logged
+    ca_file: str = ""
+    start_tls: bool = False
+    allow_plain: bool = False
+    min_tls: str = "TLSv1.2"
+    connect_timeout: float = 1.0  # a LAN DC connects in ms; 1 s bounds a dead DC's cost
+    receive_timeout: float = 5.0
+    login_attribute: str = "sAMAccountName"
+    upn_suffix: str = ""
+    netbios_domain: str = ""
+    group_name_attribute: str = "cn"
+    user_base_dn: str = ""
+    group_base_dn: str = ""
+    failover_hold_seconds: float = 30.0
+    pool_size: int = 8
+
+    def __post_init__(self) -> None:
+        problems = _problems(self)
+        if problems:
+            raise ValueError("invalid LDAP settings: " + "; ".join(problems))
+
+
+def _problems(s: LdapSettings) -> list[str]:
+    problems = [p for url in s.urls for p in _url_problems(url, s)]
+    if not s.urls:
+        problems.append("urls: at least one domain controller URL is required")
+    if not s.base_dn or not s.bind_dn:
+        problems.append("base_dn and bind_dn are required")
+    if not s.bind_password:
+        problems.append("bind_password is empty "
+                        "(an empty simple bind is anonymous, RFC 4513 5.1.2)")
+    if s.min_tls not in _TLS_VERSIONS:
+        problems.append(f"min_tls must be one of {sorted(_TLS_VERSIONS)}")
+    if s.login_attribute not in _LOGIN_ATTRIBUTES:
+        problems.append(f"login_attribute must be one of {list(_LOGIN_ATTRIBUTES)}")
+    if s.login_attribute == "userPrincipalName" and not s.upn_suffix:
+        problems.append("upn_suffix is required when login_attribute is userPrincipalName")
+    if not _ATTRIBUTE_NAME.match(s.group_name_attribute):
+        problems.append("group_name_attribute is not an attribute name")
+    if s.connect_timeout <= 0 or s.receive_timeout <= 0 or s.pool_size < 1:
+        problems.append("timeouts must be positive and pool_size at least 1")
+    needs_tls = any(not _plain(u, s) for u in s.urls)
+    if needs_tls and not s.ca_file:
+        problems.append("ca_file is required: the DC certificate is verified against it")
+    return problems
+
+
+def _plain(url: str, s: LdapSettings) -> bool:
+    return urlsplit(url).scheme.lower() == "ldap" and not s.start_tls
+
+
+def _url_problems(url: str, s: LdapSettings) -> list[str]:
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("ldap", "ldaps") or not parts.hostname:
+        return [f"{url!r}: expected ldaps://host[:port] or ldap://host[:port]"]
+    if parts.path not in ("", "/") or parts.query:
+        return [f"{url!r}: put the base DN in base_dn, not in the URL"]
+    if _plain(url, s) and not s.allow_plain:
+        return [f"{url!r}: plain LDAP would send passwords in clear text; use ldaps:// or "
+                "start_tls (allow_plain exists for labs only)"]
+    return []
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One domain controller as configured."""
+
+    url: str
+    host: str
+    port: int
+    use_ssl: bool
+    start_tls: bool
+
+
+def endpoints_of(settings: LdapSettings) -> tuple[Endpoint, ...]:
+    result = []
+    for url in settings.urls:
+        parts = urlsplit(url)
+        ssl_ = parts.scheme.lower() == "ldaps"
+        port = parts.port or (636 if ssl_ else 389)
+        start_tls = settings.start_tls and not ssl_
+        result.append(Endpoint(url, parts.hostname or "", port, ssl_, start_tls))
+    return tuple(result)
+
+
+def tls_context(*, ca_file: str, min_tls: str) -> ssl.SSLContext:
+    """Certificate and host name verified against ``ca_file`` only (RFC 4513 3.1.3, RFC 6125)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and check_hostname
+    ctx.minimum_version = _TLS_VERSIONS[min_tls]
+    try:
+        ctx.load_verify_locations(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"ca_file {ca_file!r} cannot be loaded: {exc}") from exc
+    return ctx
+
+
+def set_nodelay(sock: Any) -> None:
+    """Disable Nagle: it stalls the first LDAP request after a TLS 1.3 handshake by ~44 ms."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class _VerifiedTls(Tls):  # type: ignore[misc]
+    """ldap3's Tls with one prebuilt ``SSLContext`` (no CA file re-read per connection) and
+    Python's own host name check, which understands IP SANs."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        super().__init__(validate=ssl.CERT_REQUIRED)
+        self._context = context
+
+    def wrap_socket(self, connection: Connection, do_handshake: bool = False) -> None:
+        set_nodelay(connection.socket)
+        connection.socket = self._context.wrap_socket(
+            connection.socket, server_hostname=connection.server.host, do_handshake_on_connect=True
+        )
+
+
+class ServerRing:
+    """FIRST strategy with exhaust: configured order, failed DCs held back for a while."""
+
+    def __init__(self, endpoints: tuple[Endpoint, ...], *, hold_seconds: float) -> None:
+        self.endpoints = endpoints
+        self._hold = hold_seconds
+        self._held_until: dict[Endpoint, float] = {}
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def candidates(self) -> list[Endpoint]:
+        """Live DCs in configured order, then held-back ones (a last resort beats no answer)."""
+        self._after_fork()
+        now = time.monotonic()
+        with self._lock:
+            held = {e: t for e, t in self._held_until.items() if t > now}
+        live = [e for e in self.endpoints if e not in held]
+        return live + sorted(held, key=held.__getitem__)
+
+    def mark_down(self, endpoint: Endpoint) -> None:
+        with self._lock:
+            self._held_until[endpoint] = time.monotonic() + self._hold
+
+    def mark_up(self, endpoint: Endpoint) -> None:
+        if endpoint in self._held_until:
+            with self._lock:
+                self._held_until.pop(endpoint, None)
+
+    def _after_fork(self) -> None:
+        if self._pid != os.getpid():  # a lock held at fork time would never be released
+            self._pid, self._lock = os.getpid(), threading.Lock()
+
+
+class Connector:
+    """Opens connections to the first DC that answers, with TLS verified before any bind."""
+
+    def __init__(self, settings: LdapSettings) -> None:
+        self.settings = settings
+        self.ring = ServerRing(endpoints_of(settings), hold_seconds=settings.failover_hold_seconds)
+        needs_tls = any(e.use_ssl or e.start_tls for e in self.ring.endpoints)
+        self._tls = _VerifiedTls(tls_context(ca_file=settings.ca_file, min_tls=settings.min_tls)) \
+            if needs_tls else None
+
+    def open(
+        self, *, user: str | None = None, password: str | None = None,
+    ) -> tuple[Connection, Endpoint]:
+        """An open, TLS-protected, not yet bound connection. Raises ``DirectoryUnavailable``."""
+        errors = []
+        for endpoint in self.ring.candidates():
+            try:
+                conn = self.open_to(endpoint, user=user, password=password)
+            except (LDAPException, OSError) as exc:
+                self.ring.mark_down(endpoint)
+                log.warning("domain controller %s unavailable: %s", endpoint.url, exc)
+                errors.append(f"{endpoint.url}: {exc}")
+                continue
+            self.ring.mark_up(endpoint)
+            return conn, endpoint
+        raise DirectoryUnavailable("no domain controller answered: " + "; ".join(errors))
+
+    def open_to(self, endpoint: Endpoint, *, user: str | None, password: str | None) -> Connection:
+        server = Server(endpoint.host, port=endpoint.port, use_ssl=endpoint.use_ssl, tls=self._tls,
+                        get_info=NONE, connect_timeout=self.settings.connect_timeout)
+        conn = Connection(server, user=user, password=password, authentication=SIMPLE,
+                          client_strategy=SYNC, raise_exceptions=False, auto_referrals=False,
+                          receive_timeout=None)  # ldap3 packs it as an int; set below instead
+        try:
+            conn.open(read_server_info=False)
+            set_nodelay(conn.socket)
+            conn.socket.settimeout(self.settings.receive_timeout)
+            if endpoint.start_tls and not conn.start_tls(read_server_info=False):
+                raise LDAPCommunicationError(f"StartTLS refused: {conn.result}")
+        except BaseException:
+            close_quietly(conn)
+            raise
+        return conn
+
+
+def close_quietly(conn: Connection) -> None:
+    """Unbind and close; errors on a connection being thrown away do not matter."""
+    conn.password = None
+    try:
+        conn.unbind()
+    except (LDAPException, OSError):
+        pass
+
+
+@dataclass
+class _Idle:
+    conn: Connection
+    since: float
+
+
+class ServicePool:
+    """A few service-account connections shared by threads, reopened after a fork.
+
+    One thread uses one connection at a time (ldap3 SYNC connections are not thread-safe).
+    A gunicorn worker forked from a parent that already connected must not share the parent's
+    TLS sockets: on a pid change the idle list is dropped without unbinding.
+    """
+
+    max_idle = 300.0  # seconds; AD drops idle connections after MaxConnIdleTime (900 s)
+
+    def __init__(self, connector: Connector) -> None:
+        self._connector = connector
+        self._size = connector.settings.pool_size
+        self._idle: list[_Idle] = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def run(self, op: Callable[[Connection], T]) -> T:
+        """``op`` on a bound service connection. A stale reused connection is retried once on a
+        fresh one (safe: service operations carry no user password). Every ldap3 error ends
+        as ``DirectoryUnavailable``."""
+        conn, reused = self._take()
+        try:
+            return self._attempt(conn, op)
+        except LDAPCommunicationError as exc:
+            self.clear(close_quietly)  # the DC went away: the other idle ones are dead too
+            if not reused:
+                raise DirectoryUnavailable(f"domain controller connection failed: {exc}") from exc
+        try:
+            return self._attempt(self.open_bound(), op)
+        except LDAPCommunicationError as exc:
+            raise DirectoryUnavailable(f"domain controller connection failed: {exc}") from exc
+
+    def _attempt(self, conn: Connection, op: Callable[[Connection], T]) -> T:
+        """Run ``op``; the connection goes back to the pool only after a clean run."""
+        try:
+            result = op(conn)
+        except LDAPCommunicationError:
+            close_quietly(conn)
+            raise
+        except LDAPException as exc:
+            close_quietly(conn)
+            raise DirectoryUnavailable(f"directory operation failed: {exc}") from exc
+        except BaseException:
+            close_quietly(conn)
+            raise
+        self._give_back(conn)
+        return result
+
+    def open_bound(self) -> Connection:
+        """A new connection bound as the service account."""
+        s = self._connector.settings
+        conn, endpoint = self._connector.open(user=s.bind_dn, password=s.bind_password)
+        try:
+            ok = conn.bind(read_server_info=False)
+        except LDAPException as exc:
+            close_quietly(conn)
+            raise DirectoryUnavailable(f"service bind to {endpoint.url} failed: {exc}") from exc
+        if not ok:
+            close_quietly(conn)
+            raise DirectoryUnavailable(
+                f"service account bind refused by {endpoint.url}: {conn.result.get('description')} "
+                f"{conn.result.get('message', '')}".strip())
+        return conn
+
+    def _take(self) -> tuple[Connection, bool]:
+        self._after_fork()
+        now = time.monotonic()
+        with self._lock:
+            while self._idle:
+                idle = self._idle.pop()
+                if now - idle.since < self.max_idle:
+                    return idle.conn, True
+                close_quietly(idle.conn)
+        return self.open_bound(), False
+
+    def _give_back(self, conn: Connection) -> None:
+        with self._lock:
+            if self._pid == os.getpid() and len(self._idle) < self._size:
+                self._idle.append(_Idle(conn, time.monotonic()))
+                return
+        close_quietly(conn)
+
+    def clear(self, dispose: Callable[[Connection], None]) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for item in idle:
+            dispose(item.conn)
+
+    def _after_fork(self) -> None:
+        if self._pid != os.getpid():
+            self._pid, self._lock, self._idle = os.getpid(), threading.Lock(), []

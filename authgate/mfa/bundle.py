@@ -1,0 +1,80 @@
+"""The second-factor services, built together from settings (called by services.py)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from argon2 import PasswordHasher
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import Engine
+
+from authgate.audit import AuditLog
+from authgate.clock import Clock
+from authgate.config import Settings
+from authgate.mfa.common import FactorParams, Recorder
+from authgate.mfa.enrolment import EnrolmentService
+from authgate.mfa.manage import FactorManager
+from authgate.mfa.recovery import RecoveryService
+from authgate.mfa.totp import TotpService
+from authgate.mfa.webauthn import WebAuthnService
+from authgate.policy import PolicySet
+from authgate.secretbox import Keyring
+from authgate.sessions import SessionService
+from authgate.storage.sql_codes import SqlCodeStore
+from authgate.storage.sql_credentials import SqlCredentialStore
+
+#: labelled demo key for secrets at rest, accepted only in demo mode (config refuses it else)
+DEMO_ENCRYPTION_KEY = "demo:ZGVtby1pbnNlY3VyZS1rZXktZG8tbm90LXVzZSEhISE="
+
+
+@dataclass
+class Mfa:
+    totp: TotpService
+    webauthn: WebAuthnService
+    recovery: RecoveryService
+    enrolment: EnrolmentService
+    factors: FactorManager
+    params: FactorParams
+    keyring: Keyring
+    credentials: SqlCredentialStore
+
+
+def derive_key(secret: str, purpose: bytes) -> bytes:
+    """A per-purpose key from the session secret (HKDF, RFC 5869): one secret to manage."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                info=b"authgate/" + purpose).derive(secret.encode())
+
+
+def factor_params(settings: Settings, policy_set: PolicySet) -> FactorParams:
+    totp = policy_set.settings.factors.totp
+    webauthn = policy_set.settings.factors.webauthn
+    base = urlsplit(settings.server.public_url)
+    origins = settings.webauthn.origins or (f"{base.scheme}://{base.netloc}",)
+    return FactorParams(
+        totp_digits=totp.digits, totp_period=totp.period, totp_algorithm=totp.algorithm,
+        totp_valid_window=totp.valid_window, issuer=settings.webauthn.rp_name,
+        rp_id=settings.webauthn.rp_id, rp_name=settings.webauthn.rp_name, origins=origins,
+        user_verification=webauthn.user_verification, attestation=webauthn.attestation,
+        aaguid_allowlist=frozenset(webauthn.aaguid_allowlist),
+        challenge_ttl_seconds=int(webauthn.challenge_ttl.total_seconds()))
+
+
+def build_mfa(settings: Settings, *, engine: Engine, policy_set: PolicySet, audit: AuditLog,
+              clock: Clock, sessions: SessionService, session_key: str,
+              recovery_hasher: PasswordHasher | None = None) -> Mfa:
+    specs = [k.reveal() for k in settings.secrets.encryption_keys] or [DEMO_ENCRYPTION_KEY]
+    keyring = Keyring.from_spec(specs)
+    record = Recorder(audit, clock)
+    params = factor_params(settings, policy_set)
+    store = SqlCredentialStore(engine)
+    codes = SqlCodeStore(engine)
+    return Mfa(
+        totp=TotpService(store=store, keyring=keyring, params=params, record=record),
+        webauthn=WebAuthnService(store=store, codes=codes, params=params, record=record),
+        recovery=RecoveryService(codes=codes, hasher=recovery_hasher or PasswordHasher(),
+                                 record=record),
+        enrolment=EnrolmentService(codes=codes, key=derive_key(session_key, b"enrolment"),
+                                   record=record),
+        factors=FactorManager(store=store, codes=codes, sessions=sessions, record=record),
+        params=params, keyring=keyring, credentials=store)

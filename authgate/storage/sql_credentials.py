@@ -1,0 +1,115 @@
+"""``SqlCredentialStore``: TOTP and WebAuthn credentials. Replay and clone checks are single
+conditional UPDATEs, so two requests racing with the same code cannot both win."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, delete, insert, select, update
+
+from authgate.storage.guard import storage_guard
+from authgate.storage.tables_factors import credentials as t
+from authgate.storage.timeconv import from_micros, to_micros
+
+
+@dataclass(frozen=True)
+class CredentialRow:
+    id: str
+    username: str
+    kind: str
+    name: str
+    active: bool
+    created_at: datetime
+    last_used_at: datetime | None
+    secret: str | None = None
+    last_step: int | None = None
+    credential_id: str | None = None
+    public_key: str | None = None
+    sign_count: int = 0
+    aaguid: str = ""
+    transports: str = ""
+    user_verified: bool = False
+
+
+class SqlCredentialStore:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def add(self, row: CredentialRow) -> None:
+        values = {k: v for k, v in row.__dict__.items()}
+        values["created_at"] = to_micros(row.created_at)
+        values["last_used_at"] = to_micros(row.last_used_at) if row.last_used_at else None
+        with storage_guard(), self._engine.begin() as conn:
+            conn.execute(insert(t).values(**values))
+
+    def list_for(self, username: str, *, active_only: bool = False) -> list[CredentialRow]:
+        query = select(t).where(t.c.username == username).order_by(t.c.created_at)
+        if active_only:
+            query = query.where(t.c.active.is_(True))
+        return self._rows(query)
+
+    def get(self, cred_id: str) -> CredentialRow | None:
+        rows = self._rows(select(t).where(t.c.id == cred_id))
+        return rows[0] if rows else None
+
+    def by_credential_id(self, credential_id: str) -> CredentialRow | None:
+        rows = self._rows(select(t).where(t.c.credential_id == credential_id,
+                                          t.c.active.is_(True)))
+        return rows[0] if rows else None
+
+    def accept_step(self, cred_id: str, step: int, now: datetime, *,
+                    activate: bool = False) -> bool:
+        """Record TOTP step ``step`` as used, only if it is newer than the last (RFC 6238
+        5.2: a code is accepted once). False when another request got there first."""
+        newer = (t.c.last_step.is_(None)) | (t.c.last_step < step)
+        values: dict[str, Any] = {"last_step": step, "last_used_at": to_micros(now)}
+        if activate:
+            values["active"] = True
+        return self._update_one(update(t).where(t.c.id == cred_id, newer).values(**values))
+
+    def accept_sign_count(self, cred_id: str, *, old: int, new: int, now: datetime) -> bool:
+        """Store the authenticator's new sign count if nothing changed it meanwhile."""
+        return self._update_one(update(t).where(t.c.id == cred_id, t.c.sign_count == old)
+                                .values(sign_count=new, last_used_at=to_micros(now)))
+
+    def rename(self, cred_id: str, username: str, name: str) -> bool:
+        return self._update_one(update(t).where(t.c.id == cred_id, t.c.username == username)
+                                .values(name=name))
+
+    def set_secret(self, cred_id: str, secret: str) -> bool:
+        return self._update_one(update(t).where(t.c.id == cred_id).values(secret=secret))
+
+    def delete(self, cred_id: str, username: str) -> bool:
+        with storage_guard(), self._engine.begin() as conn:
+            return conn.execute(delete(t).where(t.c.id == cred_id, t.c.username == username)
+                                ).rowcount == 1
+
+    def delete_all(self, username: str) -> int:
+        with storage_guard(), self._engine.begin() as conn:
+            return int(conn.execute(delete(t).where(t.c.username == username)).rowcount)
+
+    def all_secrets(self) -> list[tuple[str, str, str]]:
+        """(id, username, ciphertext) of every TOTP secret, for key rotation."""
+        with storage_guard(), self._engine.connect() as conn:
+            return [(r.id, r.username, r.secret) for r in conn.execute(
+                select(t.c.id, t.c.username, t.c.secret).where(t.c.secret.is_not(None)))]
+
+    def _update_one(self, statement: Any) -> bool:
+        with storage_guard(), self._engine.begin() as conn:
+            return conn.execute(statement).rowcount == 1
+
+    def _rows(self, query: Any) -> list[CredentialRow]:
+        with storage_guard(), self._engine.connect() as conn:
+            return [_row(r) for r in conn.execute(query).mappings()]
+
+
+def _row(r: Any) -> CredentialRow:
+    return CredentialRow(
+        id=r["id"], username=r["username"], kind=r["kind"], name=r["name"],
+        active=bool(r["active"]), created_at=from_micros(r["created_at"]),
+        last_used_at=from_micros(r["last_used_at"]) if r["last_used_at"] else None,
+        secret=r["secret"], last_step=r["last_step"], credential_id=r["credential_id"],
+        public_key=r["public_key"], sign_count=int(r["sign_count"]), aaguid=r["aaguid"],
+        transports=r["transports"], user_verified=bool(r["user_verified"]),
+    )

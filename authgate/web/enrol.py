@@ -1,0 +1,124 @@
+"""Binding a new factor: an admin's enrolment code first (or a fresh strong login to add
+another one), then an authenticator app (TOTP, QR code) or a security key / passkey."""
+from __future__ import annotations
+
+import segno
+from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request
+
+from authgate.factors.errors import FactorError
+from authgate.model import Level, SessionRecord
+from authgate.web.context import services
+from authgate.web.flow import (
+    ENROL_WINDOW,
+    challenge_key,
+    may_enrol,
+    meta,
+    raise_level,
+    require_session,
+    with_rd,
+)
+from authgate.web.portal import return_url
+
+bp = Blueprint("enrol", __name__, url_prefix="/enrol")
+
+
+def _rd() -> str:
+    return return_url(request.values.get("rd"))
+
+
+def _allowed_session() -> SessionRecord:
+    session = require_session()
+    if not may_enrol(session, services().clock.now()):
+        abort(redirect(with_rd("/enrol", _rd()), code=303))
+    return session
+
+
+@bp.get("")
+def start() -> str | Response:
+    session = require_session()
+    rd = _rd()
+    svc = services()
+    if may_enrol(session, svc.clock.now()):
+        return render_template("enrol_choose.html", session=session, rd=rd)
+    if svc.mfa.factors.has_factors(session.username):
+        # Adding a factor needs a fresh strong login (ASVS 3.7.1): sign in again.
+        return redirect(with_rd("/login", with_rd("/enrol", rd) if not rd else rd), code=303)
+    return render_template("enrol_code.html", session=session, rd=rd, error=None)
+
+
+@bp.post("/code")
+def code_submit() -> Response | tuple[str, int]:
+    session = require_session()
+    rd = _rd()
+    svc = services()
+    if not svc.mfa.enrolment.redeem(username=session.username,
+                                    code=request.form.get("code", ""), meta=meta()):
+        return render_template("enrol_code.html", session=session, rd=rd,
+                               error="That enrolment code was not accepted. Codes work once, "
+                               "for one person, until they expire. Ask the IT service desk "
+                               "for a new one."), 401
+    until = (svc.clock.now() + ENROL_WINDOW).isoformat()
+    svc.sessions.annotate(session, enrol_until=until)
+    return redirect(with_rd("/enrol", rd), code=303)
+
+
+@bp.post("/totp/start")
+def totp_start() -> str:
+    session = _allowed_session()
+    pending = services().mfa.totp.start(username=session.username,
+                                        name=request.form.get("name", "Authenticator app"),
+                                        meta=meta())
+    qr = segno.make(pending.uri, error="m").svg_inline(scale=5, dark="#1b2430",
+                                                       title="QR code for your authenticator app")
+    return render_template("enrol_totp.html", session=session, rd=_rd(), pending=pending,
+                           qr=qr, error=None)
+
+
+@bp.post("/totp/confirm")
+def totp_confirm() -> Response | tuple[str, int]:
+    session = _allowed_session()
+    rd = _rd()
+    try:
+        services().mfa.totp.confirm(username=session.username,
+                                    credential_id=request.form.get("credential_id", ""),
+                                    code=request.form.get("code", ""), meta=meta())
+    except FactorError:
+        return render_template("message.html", title="Code not accepted",
+                               message="The code did not match. Start the set-up again and "
+                               "type the code your app shows now."), 401
+    return raise_level(session, Level.MFA, "/enrol/finish")
+
+
+@bp.post("/webauthn/options")
+def webauthn_options() -> Response:
+    session = _allowed_session()
+    options = services().mfa.webauthn.begin_registration(
+        key=challenge_key(session, "register"), username=session.username,
+        display_name=session.display_name)
+    return Response(options, mimetype="application/json")
+
+
+@bp.post("/webauthn/verify")
+def webauthn_verify() -> Response | tuple[Response, int]:
+    session = _allowed_session()
+    name = request.args.get("name", "Security key")
+    try:
+        row = services().mfa.webauthn.finish_registration(
+            key=challenge_key(session, "register"), username=session.username, name=name,
+            credential_json=request.get_data(as_text=True), meta=meta())
+    except FactorError:
+        return jsonify(ok=False, error="The security key could not be registered."), 400
+    level = Level.PHISHING_RESISTANT if row.user_verified else Level.MFA
+    return raise_level(session, level, "/enrol/finish", as_json=True)
+
+
+@bp.route("/finish", methods=["GET", "POST"])
+def finish() -> str:
+    """Recovery codes: generated on request (POST) and shown once (ASVS 2.6.x)."""
+    svc = services()
+    codes: tuple[str, ...] = ()
+    session = _allowed_session() if request.method == "POST" else require_session()
+    if request.method == "POST":
+        codes = svc.mfa.recovery.regenerate(username=session.username, meta=meta())
+    left = svc.mfa.recovery.remaining(session.username)
+    return render_template("enrol_finish.html", session=session, codes=codes, left=left)

@@ -1,0 +1,129 @@
+"""The steps after the password: the factor the target's rule requires, and step-up.
+
+``/login/next`` asks the policy what the session still lacks for ``rd`` and offers exactly
+that: ``mfa`` → TOTP, WebAuthn or a recovery code; ``phishing_resistant`` → WebAuthn with
+user verification only (NIST 63B 4.3.2: a typed code never qualifies).
+"""
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, redirect, render_template, request
+
+from authgate.factors.errors import FactorError
+from authgate.history import sign_in_history
+from authgate.model import Level, SessionRecord
+from authgate.stepup import Step
+from authgate.web.flow import (
+    challenge_key,
+    meta,
+    raise_level,
+    require_session,
+    step_for,
+    with_rd,
+)
+from authgate.web.portal import return_url
+from authgate.web.context import services
+
+bp = Blueprint("factor", __name__)
+GENERIC = "That code was not accepted. Check it and try again."
+
+
+def _rd() -> str:
+    return return_url(request.values.get("rd"))
+
+
+@bp.get("/login/next")
+def next_page() -> Response | str | tuple[str, int]:
+    session = require_session()
+    rd = _rd()
+    step = step_for(session, rd)
+    if step is Step.DONE:
+        return _arrive(session, rd)
+    if step is Step.DENIED:
+        return render_template("message.html", title="Not allowed",
+                               message="Your account may not open this application. If you "
+                               "need it, ask your manager or the IT service desk."), 403
+    if step is Step.PASSWORD:
+        return redirect(with_rd("/login", rd), code=303)
+    summary = services().mfa.factors.summary(session.username)
+    if not summary.active:
+        return redirect(with_rd("/enrol", rd), code=303)
+    return _factor_page(session, rd, step, error=None)
+
+
+def _factor_page(session: SessionRecord, rd: str, step: Step, *, error: str | None,
+                 status: int = 200) -> tuple[str, int]:
+    summary = services().mfa.factors.summary(session.username)
+    strong = step is Step.PHISHING_RESISTANT
+    return render_template(
+        "factor.html", session=session, rd=rd, strong=strong, error=error,
+        totp=summary.has_totp and not strong, webauthn=summary.has_webauthn,
+        recovery=summary.recovery_codes_left > 0 and not strong), status
+
+
+def _arrive(session: SessionRecord, rd: str) -> Response | str:
+    """Done: show recent failures first if there were any (ASVS 2.2.3), else go on."""
+    svc = services()
+    history = sign_in_history(svc.audit_store, username=session.username, now=svc.clock.now())
+    if history.failures_since and request.args.get("seen") != "1":
+        return render_template("welcome.html", session=session, history=history,
+                               continue_url=with_rd("/login/next", rd) +
+                               ("&" if rd else "?") + "seen=1")
+    return redirect(rd or "/", code=303)
+
+
+def _strong_needed(session: SessionRecord, rd: str) -> bool:
+    return step_for(session, rd) is Step.PHISHING_RESISTANT
+
+
+@bp.post("/login/totp")
+def totp_submit() -> Response | tuple[str, int]:
+    session = require_session()
+    rd = _rd()
+    if _strong_needed(session, rd):
+        return _factor_page(session, rd, Step.PHISHING_RESISTANT, error=GENERIC, status=401)
+    try:
+        services().mfa.totp.verify(username=session.username,
+                                   code=request.form.get("code", ""), meta=meta())
+    except FactorError:
+        return _factor_page(session, rd, Step.MFA, error=GENERIC, status=401)
+    return raise_level(session, Level.MFA, rd)
+
+
+@bp.post("/login/recovery")
+def recovery_submit() -> Response | tuple[str, int]:
+    session = require_session()
+    rd = _rd()
+    if _strong_needed(session, rd):
+        return _factor_page(session, rd, Step.PHISHING_RESISTANT, error=GENERIC, status=401)
+    try:
+        services().mfa.recovery.use(username=session.username,
+                                    code=request.form.get("code", ""), meta=meta())
+    except FactorError:
+        return _factor_page(session, rd, Step.MFA, error=GENERIC, status=401)
+    return raise_level(session, Level.MFA, rd)
+
+
+@bp.post("/login/webauthn/options")
+def webauthn_options() -> Response:
+    session = require_session()
+    strong = _strong_needed(session, _rd())
+    options = services().mfa.webauthn.begin_authentication(
+        key=challenge_key(session, "login"), username=session.username, require_uv=strong)
+    return Response(options, mimetype="application/json")
+
+
+@bp.post("/login/webauthn/verify")
+def webauthn_verify() -> Response | tuple[Response, int]:
+    session = require_session()
+    rd = _rd()
+    strong = _strong_needed(session, rd)
+    try:
+        row, verified = services().mfa.webauthn.finish_authentication(
+            key=challenge_key(session, "login"), credential_json=request.get_data(as_text=True),
+            require_uv=strong, meta=meta())
+    except FactorError:
+        return jsonify(ok=False, error="The security key was not accepted."), 401
+    if row.username != session.username:
+        return jsonify(ok=False, error="The security key was not accepted."), 401
+    level = Level.PHISHING_RESISTANT if verified else Level.MFA
+    return raise_level(session, level, rd, as_json=True)

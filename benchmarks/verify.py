@@ -1,0 +1,320 @@
+"""Benchmark: authgate's ``/verify`` against a bare Flask app that only checks a signed cookie.
+
+Not a test. Both apps run under gunicorn (``-w 2``, sync workers) on loopback, in the same
+run, and are loaded by the same client (``wrk -t2 -c32``) with the same request: the headers
+nginx sends (``X-Original-URI`` and friends) and one Cookie header carrying both apps' session
+cookies. authgate runs as deployed: production mode, SQLite in WAL mode, a real server-side
+session, the repository's policies, and one audit record written per request.
+
+    .venv/bin/python benchmarks/verify.py            # 10 s per run, 2 rounds
+    .venv/bin/python benchmarks/verify.py --seconds 5 --rounds 1
+    .venv/bin/python benchmarks/verify.py --profile  # then py-spy on one authgate worker
+
+Runs alternate (bare, authgate, bare, authgate, ...) after a warm-up, and the servers are
+left to go idle between runs (requests still queued when wrk stops would pollute the next
+figure). Compare the ratio, not absolute figures: the machine is shared and wrk competes with
+the servers for the same cores (real-components.md, "Benchmarking").
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import re
+import secrets
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.bare_flask import COOKIE_NAME as BARE_COOKIE  # noqa: E402
+from benchmarks.bare_flask import signed_cookie  # noqa: E402
+from tests.integration.harness import Proc, free_port, start_gunicorn, stop  # noqa: E402
+
+TARGET_RATIO = 0.70
+HEADERS = {
+    "X-Original-URI": "/bench/page?id=42&view=full",
+    "X-Original-Method": "GET",
+    "X-Forwarded-Proto": "https",
+    "X-Forwarded-Host": "localhost",
+    "X-Forwarded-For": "127.0.0.1",
+    "User-Agent": "authgate-benchmark/1 (wrk)",
+}
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    requests: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    errors: str
+
+
+def _authgate_config(work: Path) -> Path:
+    config = {
+        "mode": "production",
+        "server": {"public_url": "https://auth.localhost", "protected_domains": ["localhost"]},
+        "storage": {"url": f"sqlite:///{work / 'authgate.db'}"},
+        "directory": {"backend": "file", "file": {"path": str(work / "users.yaml")}},
+        "policy": {"path": str(ROOT / "policies"), "require_approval": False},
+        "secrets": {"session_key": secrets.token_urlsafe(48),
+                    "audit_key": secrets.token_urlsafe(48),
+                    "encryption_keys": [
+                        "k1:" + base64.b64encode(secrets.token_bytes(32)).decode()]},
+        "logging": {"level": "WARNING", "format": "text"},
+    }
+    path = work / "authgate.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
+def _session_token(config: Path) -> tuple[str, str]:
+    """Migrate, then start a real session through the app's own services (what a password
+    login does after the directory bind). Returns (cookie name, token)."""
+    from authgate.config import load_settings
+    from authgate.model import Identity, Level
+    from authgate.services import build_services
+    from authgate.storage.engine import migrate
+
+    settings = load_settings(config)
+    migrate(settings.storage.url)
+    services = build_services(settings)
+    issued = services.sessions.start(
+        Identity(username="alice", display_name="Alice Liddell", email="alice@city.test",
+                 groups=frozenset({"City-Staff", "IT-Dept"}), stable_id="alice"),
+        level=Level.PASSWORD, client_ip="127.0.0.1", user_agent=HEADERS["User-Agent"])
+    services.engine.dispose()
+    s = settings.session
+    name = s.cookie_name if s.cookie_domain else f"__Host-{s.cookie_name}"
+    return name, issued.token
+
+
+def _cpu_ticks(pid: int) -> int:
+    """utime + stime of a gunicorn master's process group (master and workers)."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pid:  # field 5 (pgrp), after the comm
+            total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def _wait_idle(procs: list[Proc], quiet: float = 0.5, timeout: float = 30.0) -> None:
+    """Until no server process burns CPU for ``quiet`` seconds (queued requests drained)."""
+    deadline = time.monotonic() + timeout
+    before = sum(_cpu_ticks(p.popen.pid) for p in procs)
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = sum(_cpu_ticks(p.popen.pid) for p in procs)
+        if now - before <= 1:  # at most one clock tick (10 ms) in the window
+            return
+        before = now
+    print("  (servers still busy after 30 s; continuing)", file=sys.stderr)
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if match is None:
+        raise ValueError(f"unexpected wrk latency {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def _wrk(name: str, url: str, headers: dict[str, str], args: argparse.Namespace,
+         seconds: float) -> Result:
+    cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{max(1, round(seconds))}s", "--latency",
+           "--timeout", "5s"]
+    for key, value in headers.items():
+        cmd += ["-H", f"{key}: {value}"]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    return Result(name, total, rps, p50, p99, int(non2xx.group(1)) if non2xx else 0,
+                  errors.group(0) if errors else "")
+
+
+def _check(url: str, headers: dict[str, str], expect_user: str) -> None:
+    response = requests.get(url, headers=headers, timeout=5)
+    if response.status_code != 200 or response.headers.get("Remote-User") != expect_user:
+        raise SystemExit(f"{url} answered {response.status_code} "
+                         f"(Remote-User={response.headers.get('Remote-User')!r}): the "
+                         f"benchmark would measure a refusal, not an allow")
+
+
+def _audit_rows(db: Path) -> int:
+    with sqlite3.connect(db, timeout=30) as conn:
+        return int(conn.execute("SELECT count(*) FROM audit_events WHERE event = 'verify'")
+                   .fetchone()[0])
+
+
+def _print(result: Result) -> None:
+    flag = f"  non-2xx: {result.non_2xx}" if result.non_2xx else ""
+    flag += f"  {result.errors}" if result.errors else ""
+    print(f"  {result.name:9} {result.rps:9,.0f} req/s   p50 {result.p50_ms:7.2f} ms   "
+          f"p99 {result.p99_ms:7.2f} ms   ({result.requests:,} requests){flag}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="per run (default 10)")
+    parser.add_argument("--rounds", type=int, default=2, help="bare/authgate pairs (default 2)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds per app")
+    parser.add_argument("--profile", action="store_true",
+                        help="afterwards, load authgate again and sample one worker with "
+                             "py-spy (needs py-spy on PATH or PY_SPY=/path/to/py-spy)")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (apt-get install -y wrk)")
+
+    work = Path(tempfile.mkdtemp(prefix="authgate-bench-"))
+    procs: list[Proc] = []
+    try:
+        config = _authgate_config(work)
+        cookie_name, token = _session_token(config)
+        bare_key = secrets.token_urlsafe(48)
+        headers = {**HEADERS, "Cookie": f"{cookie_name}={token}; "
+                   f"{BARE_COOKIE}={signed_cookie(bare_key, 'alice')}"}
+        gw_port, bare_port = free_port(), free_port()
+        authgate = start_gunicorn("wsgi:app", gw_port, {"AUTHGATE_CONFIG": str(config)},
+                                  workers=args.workers, run_dir=work, name="authgate")
+        procs.append(authgate)
+        bare = start_gunicorn(
+            "benchmarks.bare_flask:app", bare_port, {"BARE_SECRET_KEY": bare_key},
+            workers=args.workers, run_dir=work, name="bare",
+            ready=lambda r: r.status_code == 200 and r.text.strip() == "bare-ok")
+        procs.append(bare)
+        urls = {"bare": f"http://127.0.0.1:{bare_port}/verify",
+                "authgate": f"http://127.0.0.1:{gw_port}/verify"}
+        for url in urls.values():
+            _check(url, headers, "alice")
+
+        print(f"gunicorn -w {args.workers} (sync), wrk -t{args.threads} -c{args.connections} "
+              f"-d{args.seconds:g}s, {os.cpu_count()} CPUs; authgate: production mode, SQLite "
+              f"WAL, audit on")
+        for name, url in urls.items():  # warm-up: imports, connections, page cache
+            _wrk(name, url, headers, args, args.warmup)
+            _wait_idle(procs)
+        audit_before = _audit_rows(work / "authgate.db")
+        results: dict[str, list[Result]] = {"bare": [], "authgate": []}
+        for round_no in range(1, args.rounds + 1):
+            print(f"round {round_no}:")
+            for name, url in urls.items():
+                _wait_idle(procs)
+                result = _wrk(name, url, headers, args, args.seconds)
+                results[name].append(result)
+                _print(result)
+        _wait_idle(procs)
+        audited = _audit_rows(work / "authgate.db") - audit_before
+        sent = sum(r.requests for r in results["authgate"])
+
+        def med(name: str, attr: str) -> float:
+            return statistics.median(getattr(r, attr) for r in results[name])
+
+        ratio = med("authgate", "rps") / med("bare", "rps")
+        print("\nmedian over rounds:")
+        for name in urls:
+            print(f"  {name:9} {med(name, 'rps'):9,.0f} req/s   p50 {med(name, 'p50_ms'):7.2f} "
+                  f"ms   p99 {med(name, 'p99_ms'):7.2f} ms")
+        per_round = ", ".join(f"{a.rps / b.rps:.2f}"
+                              for a, b in zip(results["authgate"], results["bare"]))
+        verdict = "meets" if ratio >= TARGET_RATIO else "BELOW"
+        print(f"  ratio authgate/bare: {ratio:.2f} (per round: {per_round}); "
+              f"{verdict} the {TARGET_RATIO:.2f} target")
+        print(f"  audit: {audited:,} verify records written for {sent:,} measured requests "
+              f"(wrk counts completed responses; in-flight ones at the cut-off are extra)")
+        refused = sum(r.non_2xx for rs in results.values() for r in rs)
+        if refused:
+            print(f"  WARNING: {refused} non-2xx responses: figures are not all allows")
+
+        if args.profile:
+            _profile(authgate, urls["authgate"], headers, args, work)
+        return 0 if not refused else 1
+    finally:
+        for proc in procs:
+            stop(proc)
+        if args.keep:
+            print(f"work directory kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _profile(authgate: Proc, url: str, headers: dict[str, str], args: argparse.Namespace,
+             work: Path) -> None:
+    """Sample one authgate worker with py-spy while wrk loads it."""
+    py_spy = os.environ.get("PY_SPY") or shutil.which("py-spy")
+    if py_spy is None:
+        print("py-spy not found: skipping the profile (pip install --target DIR py-spy)")
+        return
+    workers = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+               and _ppid(int(p.name)) == authgate.popen.pid]
+    out = work / "profile.txt"
+    seconds = max(args.seconds, 8)
+    load = subprocess.Popen(["wrk", f"-t{args.threads}", f"-c{args.connections}",
+                             f"-d{round(seconds) + 2}s", *sum((["-H", f"{k}: {v}"]
+                                                        for k, v in headers.items()), []), url],
+                            stdout=subprocess.DEVNULL)
+    time.sleep(1)
+    subprocess.run([py_spy, "record", "--pid", str(workers[0]), "--duration", str(int(seconds)),
+                    "--format", "raw", "--output", str(out), "--nonblocking"],
+                   check=False, capture_output=True)
+    load.wait()
+    print(f"\npy-spy profile of worker {workers[0]} (raw stacks): {out}")
+    _summarise(out)
+
+
+def _ppid(pid: int) -> int:
+    try:
+        return int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def _summarise(raw: Path, top: int = 25) -> None:
+    """Inclusive share of samples per function, authgate/sqlalchemy/flask frames first."""
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        for frame in set(stack.split(";")):
+            inclusive[frame] = inclusive.get(frame, 0) + count
+    print(f"  {total} samples; inclusive share of the busiest frames:")
+    for frame, count in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"  {100 * count / total:5.1f}%  {frame[:130]}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,383 @@
+"""Real servers for the integration tests: gunicorn, nginx, a test CA, and a tiny browser.
+
+Everything listens on loopback, on ports picked at run time; a service counts as ready only
+when it answers with something only it says (real-components.md). Processes are started in
+their own process group and ``stop()`` kills exactly that group, never anything by name.
+Missing binaries fail loudly: these tests never skip.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import string
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http.cookiejar import DefaultCookiePolicy
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+NGINX_TEMPLATE = ROOT / "deploy" / "nginx" / "authgate.conf.template"
+
+
+# -- ports -------------------------------------------------------------------------------
+def free_port() -> int:
+    """A port free on both 127.0.0.1 and ::1 (nginx listens on both)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s4:
+            s4.bind(("127.0.0.1", 0))
+            port = int(s4.getsockname()[1])
+            try:
+                with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s6:
+                    s6.bind(("::1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no port free on both 127.0.0.1 and ::1")
+
+
+# -- processes ---------------------------------------------------------------------------
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+    pid_file: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def log_text(self) -> str:
+        try:
+            return self.log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    @property
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
+
+def stop(proc: Proc | None, timeout: float = 10.0) -> None:
+    """Terminate the process group we started (gunicorn master and workers, nginx master and
+    workers), then make sure: SIGKILL if it lingers. Idempotent."""
+    if proc is None or proc.popen.poll() is not None:
+        return
+    pgid = proc.popen.pid  # started with start_new_session=True: pgid == pid
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.popen.wait(wait)
+        except subprocess.TimeoutExpired:
+            continue
+        # the master is gone; reap stragglers of the same group (workers) quietly
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return
+
+
+def _spawn(name: str, args: list[str], log: Path, env: Mapping[str, str] | None = None,
+           cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=dict(env) if env is not None else None, cwd=cwd,
+                                start_new_session=True)
+
+
+def wait_until(probe: Callable[[], bool], proc: Proc, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proc.running:
+            raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode} before it was "
+                               f"ready; log:\n{proc.log_text()[-4000:]}")
+        try:
+            if probe():
+                return
+        except (requests.RequestException, OSError):
+            pass
+        time.sleep(0.05)
+    stop(proc)
+    raise RuntimeError(f"{proc.name} not ready after {timeout}s; log:\n{proc.log_text()[-4000:]}")
+
+
+def start_gunicorn(app_spec: str, port: int, env: Mapping[str, str], workers: int = 2, *,
+                   run_dir: Path, name: str = "gunicorn",
+                   ready: Callable[[requests.Response], bool] | None = None,
+                   ready_path: str = "/healthz") -> Proc:
+    """gunicorn with sync workers on 127.0.0.1:port, cwd = the repository (``wsgi:app``).
+
+    Ready when ``GET ready_path`` satisfies ``ready`` (default: the body is ``ok``, which is
+    what authgate's /healthz says)."""
+    gunicorn = shutil.which("gunicorn", path=str(VENV_BIN)) or shutil.which("gunicorn")
+    if gunicorn is None:
+        raise RuntimeError("gunicorn is not installed (pip install -e .[test])")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    pid_file = run_dir / f"{name}.pid"
+    log = run_dir / f"{name}.log"
+    args = [gunicorn, "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+            "--worker-class", "sync", "--no-control-socket", "--pid", str(pid_file),
+            "--chdir", str(ROOT), "--access-logfile", str(run_dir / f"{name}.access.log"),
+            "--error-logfile", "-", "--capture-output", "--graceful-timeout", "5",
+            app_spec]
+    full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+    proc = Proc(name, _spawn(name, args, log, full_env, cwd=ROOT), log, pid_file,
+                extra={"access_log": run_dir / f"{name}.access.log"})
+    check = ready or (lambda r: r.status_code == 200 and r.text.strip() == "ok")
+    url = f"http://127.0.0.1:{port}{ready_path}"
+    wait_until(lambda: check(requests.get(url, timeout=1)), proc)
+    return proc
+
+
+# -- TLS ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TlsFiles:
+    ca_cert: Path
+    cert: Path
+    key: Path
+
+
+def make_tls(directory: Path) -> TlsFiles:
+    """A throwaway CA and a server certificate for localhost, 127.0.0.1 and ::1 (with the
+    extensions Python's strict X.509 verification expects)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    directory.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "authgate test CA")])
+    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - dt.timedelta(minutes=5))
+          .not_valid_after(now + dt.timedelta(days=2))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                       content_commitment=False, key_encipherment=False,
+                                       data_encipherment=False, key_agreement=False,
+                                       encipher_only=False, decipher_only=False), critical=True)
+          .add_extension(ca_ski, critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+            .issuer_name(ca_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                x509.IPAddress(ipaddress.ip_address("::1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                           critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
+                           critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    tls = TlsFiles(directory / "ca.pem", directory / "server.pem", directory / "server.key")
+    tls.ca_cert.write_bytes(ca.public_bytes(pem))
+    tls.cert.write_bytes(leaf.public_bytes(pem) + ca.public_bytes(pem))
+    tls.key.write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    tls.key.chmod(0o600)
+    return tls
+
+
+# -- nginx -------------------------------------------------------------------------------
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None)
+    if found is None:
+        raise RuntimeError("nginx is not installed: `apt-get install -y nginx` (make test does); "
+                           "the integration tests need the real thing and never skip")
+    return found
+
+
+def make_prefix() -> Path:
+    """A prefix dir nginx workers (an unprivileged user) can traverse: pytest's tmp dirs
+    are 0700 root, so nginx gets its own world-traversable directory under the temp dir."""
+    prefix = Path(tempfile.mkdtemp(prefix="authgate-nginx-"))
+    prefix.chmod(0o755)
+    (prefix / "temp").mkdir()
+    return prefix
+
+
+def render_nginx(template: Path, values: Mapping[str, object]) -> str:
+    """``string.Template`` substitution; every placeholder must be given (nginx's own
+    ``$variables`` are left alone because they are not in ``values``)."""
+    text = template.read_text(encoding="utf-8")
+    wanted = set(re.findall(r"\$\{([A-Z0-9_]+)\}", text))
+    missing = wanted - set(values)
+    if missing:
+        raise KeyError(f"nginx template placeholders without a value: {sorted(missing)}")
+    return string.Template(text).safe_substitute({k: str(v) for k, v in values.items()})
+
+
+def start_nginx(template: Path, values: Mapping[str, object], prefix: Path, *,
+                ready_url: str, ca_file: Path) -> Proc:
+    """nginx in the foreground from ``prefix`` (own pid, logs and temp paths; ``-e stderr``
+    so nothing is written to /var/log). Ready when ``ready_url`` answers with the
+    ``X-Request-ID`` header only our configuration adds."""
+    binary = nginx_binary()
+    conf = prefix / "nginx.conf"
+    conf.write_text(render_nginx(template, {"PREFIX": prefix, **values}), encoding="utf-8")
+    log = prefix / "nginx.stderr.log"
+    base = [binary, "-p", str(prefix), "-c", str(conf), "-e", "stderr"]
+    check = subprocess.run([*base, "-t"], capture_output=True, text=True)
+    if check.returncode != 0:
+        raise RuntimeError(f"nginx -t failed:\n{check.stderr}\n--- config ---\n{conf.read_text()}")
+    popen = _spawn("nginx", [*base, "-g", "daemon off;"], log)
+    proc = Proc("nginx", popen, log, prefix / "nginx.pid")
+
+    def probe() -> bool:
+        r = requests.get(ready_url, verify=str(ca_file), allow_redirects=False, timeout=2)
+        return bool(re.fullmatch(r"[0-9a-f]{32}", r.headers.get("X-Request-ID", "")))
+
+    wait_until(probe, proc)
+    return proc
+
+
+# -- a tiny browser ----------------------------------------------------------------------
+class _NoCookies(DefaultCookiePolicy):
+    """requests must not keep cookies itself: the Browser does (see its docstring)."""
+
+    def set_ok(self, cookie: Any, request: Any) -> bool:
+        return False
+
+    def return_ok(self, cookie: Any, request: Any) -> bool:
+        return False
+
+
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+class Browser:
+    """An HTTP client that behaves like a browser on ``localhost``, no more.
+
+    Cookies: one jar for every ``localhost:*`` origin (browsers ignore ports), sent whatever
+    the scheme (browsers treat localhost as secure), updated from each ``Set-Cookie`` and
+    removed on ``Max-Age=0`` or a past ``Expires``. ``http.cookiejar`` does neither reliably
+    for ``localhost``, hence the manual jar. Redirects are never followed automatically: a
+    test sees every 302/303 and follows it with ``follow()``.
+    """
+
+    def __init__(self, ca_file: Path, user_agent: str = "authgate-integration-test/1") -> None:
+        self.ca_file = str(ca_file)
+        self.cookies: dict[str, str] = {}
+        self.session = requests.Session()
+        self.session.trust_env = False
+        self.session.cookies.set_policy(_NoCookies())
+        self.session.headers["User-Agent"] = user_agent
+
+    def close(self) -> None:
+        self.session.close()
+
+    def cookie_header(self) -> str:
+        return "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+
+    def request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
+                cookies: bool = True, **kwargs: Any) -> requests.Response:
+        sent = dict(headers or {})
+        if cookies and self.cookies and "Cookie" not in sent:
+            sent["Cookie"] = self.cookie_header()
+        response = self.session.request(method, url, headers=sent, allow_redirects=False,
+                                        verify=self.ca_file, timeout=15, **kwargs)
+        self._store(response)
+        return response
+
+    def get(self, url: str, **kwargs: Any) -> requests.Response:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> requests.Response:
+        return self.request("POST", url, **kwargs)
+
+    def follow(self, response: requests.Response) -> requests.Response:
+        assert response.status_code in (301, 302, 303, 307, 308), response.status_code
+        location = response.headers["Location"]
+        target = requests.compat.urljoin(response.url, location)
+        return self.get(target)
+
+    def _store(self, response: requests.Response) -> None:
+        for raw in response.raw.headers.getlist("Set-Cookie"):
+            name, _, rest = raw.partition("=")
+            value, _, attributes = rest.partition(";")
+            attrs = attributes.lower()
+            expired = re.search(r"max-age=0\b", attrs) or re.search(r"expires=[^;]*19[67]\d", attrs)
+            if expired:
+                self.cookies.pop(name.strip(), None)
+            else:
+                self.cookies[name.strip()] = value.strip()
+
+    # -- the portal's forms, as a user fills them in ---------------------------------
+    def csrf_token(self, url: str) -> str:
+        page = self.get(url)
+        assert page.status_code == 200, (url, page.status_code, page.text[:300])
+        match = _CSRF.search(page.text)
+        assert match, f"no csrf_token hidden input on {url}"
+        return match.group(1)
+
+    def login(self, login_url: str, username: str, password: str) -> requests.Response:
+        """Open the login page (with its ``rd``) and submit the form as it is rendered."""
+        page = self.get(login_url)
+        assert page.status_code == 200, (login_url, page.status_code, page.text[:300])
+        token = _CSRF.search(page.text)
+        rd = re.search(r'name="rd" value="([^"]*)"', page.text)
+        assert token and rd is not None, "login form without csrf_token or rd"
+        form = {"csrf_token": token.group(1), "rd": _unescape(rd.group(1)),
+                "username": username, "password": password}
+        action = requests.compat.urljoin(page.url, "/login")
+        return self.post(action, data=form)
+
+    def logout(self, portal: str) -> requests.Response:
+        token = self.csrf_token(f"{portal}/logout")
+        return self.post(f"{portal}/logout", data={"csrf_token": token})
+
+
+def _unescape(value: str) -> str:
+    import html
+
+    return html.unescape(value)
+
+
+# -- raw requests (bytes requests refuses to send) --------------------------------------
+def raw_https(port: int, request: bytes, ca_file: Path, host: str = "localhost",
+              timeout: float = 5.0) -> tuple[int, bytes]:
+    """Send ``request`` bytes as-is over TLS; return (status, whole response)."""
+    context = ssl.create_default_context(cafile=str(ca_file))
+    with socket.create_connection((host, port), timeout=timeout) as sock, \
+            context.wrap_socket(sock, server_hostname=host) as tls:
+        tls.sendall(request)
+        chunks = []
+        while True:
+            try:
+                chunk = tls.recv(65536)
+            except (ssl.SSLError, ConnectionResetError):
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    data = b"".join(chunks)
+    match = re.match(rb"HTTP/1\.[01] (\d{3})", data)
+    return (int(match.group(1)) if match else 0), data
