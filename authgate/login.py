@@ -20,6 +20,7 @@ from authgate.errors import (
     PasswordMustChange,
 )
 from authgate.model import AuditEvent, Level, Outcome
+from authgate.regulation import NoRegulation, Regulator
 from authgate.sessions import Issued, SessionService
 
 MAX_USERNAME = 256
@@ -61,16 +62,21 @@ _STATUS_BY_ERROR: tuple[tuple[type[Exception], LoginStatus], ...] = (
 
 
 class LoginService:
-    def __init__(self, *, directory: Directory, sessions: SessionService,
-                 audit: AuditLog) -> None:
+    def __init__(self, *, directory: Directory, sessions: SessionService, audit: AuditLog,
+                 regulator: Regulator | None = None) -> None:
         self._directory = directory
         self._sessions = sessions
         self._audit = audit
+        self._regulator: Regulator = regulator or NoRegulation()
 
     def password_step(self, attempt: LoginAttempt) -> LoginResult:
         username = normalise_username(attempt.username)
         if not _plausible(username, attempt.password):
             self._record(attempt, username, Outcome.FAILURE, "malformed_input")
+            return LoginResult(LoginStatus.INVALID)
+        admission = self._regulator.admit_password(username=username, ip=attempt.client_ip)
+        if not admission.allowed:  # banned: same answer as a wrong password, no bind at all
+            self._record(attempt, username, Outcome.FAILURE, admission.reason)
             return LoginResult(LoginStatus.INVALID)
         try:
             identity = self._directory.authenticate(username=username,
@@ -79,8 +85,13 @@ class LoginService:
             self._record(attempt, username, Outcome.ERROR, exc.reason)
             return LoginResult(LoginStatus.UNAVAILABLE)
         except AuthenticationFailed as exc:
-            self._record(attempt, username, Outcome.FAILURE, exc.reason)
+            self._regulator.record_password(username=username, ip=attempt.client_ip,
+                                            password=attempt.password, success=False,
+                                            reason=exc.reason)
+            self._record(attempt, username, Outcome.FAILURE, exc.reason, detail=str(exc)[:200])
             return LoginResult(_status_for(exc), username=username)
+        self._regulator.record_password(username=identity.username, ip=attempt.client_ip,
+                                        password=attempt.password, success=True, reason="ok")
         issued = self._sessions.start(identity, level=Level.PASSWORD,
                                       client_ip=attempt.client_ip,
                                       user_agent=attempt.user_agent)

@@ -18,6 +18,8 @@ from authgate.login import LoginService
 from authgate.mfa.bundle import Mfa, build_mfa
 from authgate.model import AuditEvent, Outcome
 from authgate.policy_runtime import PolicyRuntime, ReloadResult
+from authgate.regulation import Regulator
+from authgate.regulation.factory import build_regulator
 from authgate.sessions import SessionService
 from authgate.storage.engine import make_engine
 from authgate.storage.interfaces import AuditStore
@@ -41,6 +43,7 @@ class Services:
     login: LoginService
     trusted_proxies: TrustedProxies
     mfa: Mfa
+    regulator: Regulator
 
     @property
     def session_key(self) -> str:
@@ -84,6 +87,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
                               max_age=settings.session.max_age,
                               touch_interval=settings.session.touch_interval)
     directory = directory or build_directory(settings)
+    regulator = build_regulator(settings, engine=engine, policies=policies, clock=clock,
+                                audit=audit, directory=directory)
     session_key = (settings.secrets.session_key.reveal() if settings.secrets.session_key
                    else DEMO_SESSION_KEY)
     mfa = build_mfa(settings, engine=engine, policy_set=policies.current, audit=audit,
@@ -93,9 +98,10 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
         settings=settings, clock=clock, engine=engine, directory=directory,
         policies=policies, sessions=sessions, audit=audit, audit_store=audit_store,
         gate=Gate(policies=policies, sessions=sessions, audit=audit, clock=clock),
-        login=LoginService(directory=directory, sessions=sessions, audit=audit),
+        login=LoginService(directory=directory, sessions=sessions, audit=audit,
+                           regulator=regulator),
         trusted_proxies=TrustedProxies.parse(settings.server.trusted_proxies),
-        mfa=mfa,
+        mfa=mfa, regulator=regulator,
     )
 
 

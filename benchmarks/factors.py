@@ -21,6 +21,7 @@ import timeit
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -66,7 +67,7 @@ def webauthn_cases() -> dict[str, Callable[[], object]]:
                                  expected_origins=[reg.origin],
                                  require_user_verification=True, aaguid_allowlist=None)
     auth = webauthn_vector("authentication_uv")
-    common = dict(expected_challenge=auth.challenge, expected_rp_id=auth.rp_id,
+    common: dict[str, Any] = dict(expected_challenge=auth.challenge, expected_rp_id=auth.rp_id,
                   credential_public_key=stored.public_key,
                   credential_current_sign_count=stored.sign_count,
                   require_user_verification=True)

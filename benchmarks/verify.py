@@ -144,8 +144,8 @@ def _ms(text: str) -> float:
 
 def _wrk(name: str, url: str, headers: dict[str, str], args: argparse.Namespace,
          seconds: float) -> Result:
-    cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{max(1, round(seconds))}s", "--latency",
-           "--timeout", "5s"]
+    cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{max(1, round(seconds))}s",
+           "--latency", "--timeout", "5s"]
     for key, value in headers.items():
         cmd += ["-H", f"{key}: {value}"]
     out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
@@ -246,7 +246,7 @@ def main() -> int:
             print(f"  {name:9} {med(name, 'rps'):9,.0f} req/s   p50 {med(name, 'p50_ms'):7.2f} "
                   f"ms   p99 {med(name, 'p99_ms'):7.2f} ms")
         per_round = ", ".join(f"{a.rps / b.rps:.2f}"
-                              for a, b in zip(results["authgate"], results["bare"]))
+                              for a, b in zip(results["authgate"], results["bare"], strict=True))
         verdict = "meets" if ratio >= TARGET_RATIO else "BELOW"
         print(f"  ratio authgate/bare: {ratio:.2f} (per round: {per_round}); "
               f"{verdict} the {TARGET_RATIO:.2f} target")
@@ -270,7 +270,8 @@ def main() -> int:
 
 def _profile(authgate: Proc, url: str, headers: dict[str, str], args: argparse.Namespace,
              work: Path) -> None:
-    """Sample one authgate worker with py-spy while wrk loads it."""
+    """Sample one authgate worker with py-spy while wrk loads it. ``--idle`` keeps the time
+    a worker waits (SQLite's busy handler sleeping on a lock, a socket), not only on-CPU."""
     py_spy = os.environ.get("PY_SPY") or shutil.which("py-spy")
     if py_spy is None:
         print("py-spy not found: skipping the profile (pip install --target DIR py-spy)")
@@ -278,17 +279,17 @@ def _profile(authgate: Proc, url: str, headers: dict[str, str], args: argparse.N
     workers = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
                and _ppid(int(p.name)) == authgate.popen.pid]
     out = work / "profile.txt"
-    seconds = max(args.seconds, 8)
-    load = subprocess.Popen(["wrk", f"-t{args.threads}", f"-c{args.connections}",
-                             f"-d{round(seconds) + 2}s", *sum((["-H", f"{k}: {v}"]
-                                                        for k, v in headers.items()), []), url],
-                            stdout=subprocess.DEVNULL)
+    seconds = max(round(args.seconds), 8)
+    wrk = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds + 2}s"]
+    for key, value in headers.items():
+        wrk += ["-H", f"{key}: {value}"]
+    load = subprocess.Popen([*wrk, url], stdout=subprocess.DEVNULL)
     time.sleep(1)
-    subprocess.run([py_spy, "record", "--pid", str(workers[0]), "--duration", str(int(seconds)),
-                    "--format", "raw", "--output", str(out), "--nonblocking"],
-                   check=False, capture_output=True)
+    subprocess.run([py_spy, "record", "--pid", str(workers[0]), "--duration", str(seconds),
+                    "--format", "raw", "--output", str(out), "--nonblocking", "--idle",
+                    "--rate", "250"], check=False, capture_output=True)
     load.wait()
-    print(f"\npy-spy profile of worker {workers[0]} (raw stacks): {out}")
+    print(f"\npy-spy profile (wall clock, idle included) of worker {workers[0]}: {out}")
     _summarise(out)
 
 
@@ -299,9 +300,14 @@ def _ppid(pid: int) -> int:
         return -1
 
 
+_INTERESTING = ("authgate/", "sqlalchemy/engine/base.py", "flask/app.py", "gunicorn/util.py",
+                "gunicorn/workers/sync.py")
+
+
 def _summarise(raw: Path, top: int = 25) -> None:
-    """Inclusive share of samples per function, authgate/sqlalchemy/flask frames first."""
+    """Inclusive share per frame (authgate, Flask, SQLAlchemy, gunicorn), then self time."""
     inclusive: dict[str, int] = {}
+    leaves: dict[str, int] = {}
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -309,10 +315,19 @@ def _summarise(raw: Path, top: int = 25) -> None:
             continue
         count = int(count_text)
         total += count
-        for frame in set(stack.split(";")):
+        frames = stack.split(";")
+        leaves[frames[-1]] = leaves.get(frames[-1], 0) + count
+        for frame in set(frames):
             inclusive[frame] = inclusive.get(frame, 0) + count
-    print(f"  {total} samples; inclusive share of the busiest frames:")
-    for frame, count in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]:
+    if not total:
+        print("  no samples (py-spy needs ptrace: root or CAP_SYS_PTRACE)")
+        return
+    print(f"  {total} samples; inclusive share:")
+    ranked = sorted(inclusive.items(), key=lambda kv: -kv[1])
+    for frame, count in [kv for kv in ranked if any(k in kv[0] for k in _INTERESTING)][:top]:
+        print(f"  {100 * count / total:5.1f}%  {frame[:130]}")
+    print("  self time (where the samples end), top 12:")
+    for frame, count in sorted(leaves.items(), key=lambda kv: -kv[1])[:12]:
         print(f"  {100 * count / total:5.1f}%  {frame[:130]}")
 
 

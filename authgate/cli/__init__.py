@@ -51,6 +51,10 @@ def _register() -> None:
     from authgate.cli.directory import directory_group
 
     main.add_command(directory_group)
+    from authgate.cli.factors import enrol_group, keys_group
+
+    main.add_command(enrol_group)
+    main.add_command(keys_group)
 
     main.add_command(demo_command)
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from authgate.factors import hash_enrolment_code, new_enrolment_code
+from authgate.factors.errors import FactorError
 from authgate.mfa.common import Recorder, new_id
 from authgate.model import Outcome, RequestMeta
 from authgate.storage.sql_codes import EnrolmentCodeRow, SqlCodeStore
@@ -44,7 +45,12 @@ class EnrolmentService:
     def redeem(self, *, username: str, code: str, meta: RequestMeta) -> bool:
         """Spend the code if it is live and this user's; audit the precise reason if not."""
         now = self._record.clock.now()
-        code_hash = hash_enrolment_code(code, key=self._key)
+        try:
+            code_hash = hash_enrolment_code(code, key=self._key)
+        except FactorError:
+            self._record("enrol.code_redeemed", Outcome.FAILURE, "malformed_code",
+                         username=username, meta=meta)
+            return False
         if self._codes.redeem_enrolment_code(username=username, code_hash=code_hash, now=now):
             self._record("enrol.code_redeemed", Outcome.SUCCESS, "redeemed",
                          username=username, meta=meta)

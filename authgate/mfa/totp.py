@@ -8,10 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from authgate.factors import new_totp_secret, provisioning_uri, verify_totp
-from authgate.factors.errors import CodeReplayed, FactorError, InvalidCode
+from authgate.factors.errors import CodeReplayed, FactorError, InvalidCode, InvalidSecret
 from authgate.mfa.common import FactorParams, Recorder, new_id
 from authgate.model import Outcome, RequestMeta
-from authgate.secretbox import Keyring
+from authgate.secretbox import Keyring, SecretBoxError
 from authgate.storage.sql_credentials import CredentialRow, SqlCredentialStore
 
 
@@ -22,7 +22,7 @@ class PendingTotp:
     uri: str
 
 
-def _aad(cred_id: str, username: str) -> bytes:
+def totp_aad(cred_id: str, username: str) -> bytes:
     return f"totp:{cred_id}:{username}".encode()
 
 
@@ -42,7 +42,7 @@ class TotpService:
         self._store.add(CredentialRow(
             id=cred_id, username=username, kind="totp", name=name[:64] or "Authenticator app",
             active=False, created_at=self._record.clock.now(), last_used_at=None,
-            secret=self._keyring.encrypt(secret.encode(), associated_data=_aad(cred_id,
+            secret=self._keyring.encrypt(secret.encode(), associated_data=totp_aad(cred_id,
                                                                                username))))
         self._record("enrol.totp.start", Outcome.INFO, "pending", username=username,
                      meta=meta, credential=cred_id)
@@ -90,8 +90,11 @@ class TotpService:
 
     def _check(self, row: CredentialRow, code: str, *, activate: bool = False) -> None:
         p = self._params
-        secret = self._keyring.decrypt(row.secret or "",
-                                       associated_data=_aad(row.id, row.username)).decode()
+        try:
+            secret = self._keyring.decrypt(row.secret or "",
+                                           associated_data=totp_aad(row.id, row.username)).decode()
+        except SecretBoxError as exc:  # a swapped, tampered or unknown-key row: deny
+            raise InvalidSecret(detail=exc.reason) from exc
         now = self._record.clock.now()
         verified = verify_totp(secret=secret, code=code, now=now,
                                last_accepted_step=row.last_step, digits=p.totp_digits,

@@ -82,6 +82,8 @@ class WebAuthnService:
                 credential_json=credential_json, expected_challenge=challenge,
                 expected_rp_id=self._p.rp_id, expected_origins=self._origins(),
                 require_user_verification=True, aaguid_allowlist=self._p.aaguid_allowlist)
+            if self._store.by_credential_id(b64url(verified.credential_id)) is not None:
+                raise WebAuthnFailed("credential_exists", "already registered (§7.1 step 26)")
         except WebAuthnFailed as exc:
             self._record("enrol.webauthn", Outcome.FAILURE, exc.reason, username=username,
                          meta=meta)

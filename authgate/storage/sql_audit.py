@@ -125,7 +125,7 @@ class SqlAuditStore:
     def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self.cursor() as cur:
             cur.execute(sql, tuple(params))
-            return [tuple(r) for r in cur.fetchall()]
+            return cur.fetchall()  # type: ignore[no-any-return]
 
     def stream_rows(self, wanted: AuditFilter, *, after_id: int = 0, batch: int = 5000,
                     descending: bool = False) -> Iterator[tuple[Any, ...]]:
@@ -142,67 +142,62 @@ class SqlAuditStore:
                 return
             last = rows[-1][0]
 
-    def stream_chain(self, chain_id: str, *, after_seq: int = 0,
-                     batch: int = 5000) -> Iterator[tuple[Any, ...]]:
-        """One chain's rows in (seq, id) order; duplicates of a seq all appear."""
+    def stream_span(self, *, first_id: int = 1, last_id: int | None = None,
+                    batch: int = 5000) -> Iterator[tuple[Any, ...]]:
+        """Every row with ``first_id <= id <= last_id`` in id order (primary-key scan)."""
         m = self.mark
-        sql = (f"{_SELECT_ROW} WHERE chain_id = {m} AND (seq > {m} OR (seq = {m} AND "
-               f"id > {m})) ORDER BY seq, id LIMIT {int(batch)}")
-        seq, last_id = after_seq, 2**62
+        sql = f"{_SELECT_ROW} WHERE id > {m} AND id <= {m} ORDER BY id LIMIT {int(batch)}"
+        last, end = first_id - 1, 2**62 if last_id is None else last_id
         while True:
-            rows = self.fetch(sql, [chain_id, seq, seq, last_id])
+            rows = self.fetch(sql, [last, end])
             yield from rows
             if len(rows) < batch:
                 return
-            seq, last_id = rows[-1][3], rows[-1][0]
+            last = rows[-1][0]
 
-    def chain_ids(self) -> list[str]:
-        """Every chain that is registered or has records (sorted)."""
-        found = {r[0] for r in self.fetch("SELECT chain_id FROM audit_chains")}
-        found |= {r[0] for r in self.fetch("SELECT DISTINCT chain_id FROM audit_events")}
-        return sorted(found)
+    def id_span(self, since: int | None, until: int | None) -> tuple[int, int | None]:
+        """The id range of the records with ``since <= ts < until`` (ts index)."""
+        m = self.mark
+        lo, hi = 1, None
+        if since is not None:
+            found = self.fetch(f"SELECT MIN(id) FROM audit_events WHERE ts >= {m}", [since])
+            lo = found[0][0] if found[0][0] is not None else 2**62
+        if until is not None:
+            found = self.fetch(f"SELECT MAX(id) FROM audit_events WHERE ts < {m}", [until])
+            hi = found[0][0] if found[0][0] is not None else 0
+        return lo, hi
 
     def registered_chains(self) -> set[str]:
         return {r[0] for r in self.fetch("SELECT chain_id FROM audit_chains")}
 
-    def first_seq_from(self, chain_id: str, ts: int) -> int | None:
+    def head_of(self, chain_id: str) -> tuple[int, str] | None:
+        """A chain's last record; its writer wrote recently, so the backward scan is short."""
         m = self.mark
-        rows = self.fetch(f"SELECT MIN(seq) FROM audit_events WHERE chain_id = {m} AND "
-                          f"ts >= {m}", [chain_id, ts])
-        return rows[0][0] if rows and rows[0][0] is not None else None
-
-    def record_at(self, chain_id: str, seq: int) -> tuple[int, str] | None:
-        m = self.mark
-        rows = self.fetch(f"SELECT seq, mac FROM audit_events WHERE chain_id = {m} AND "
-                          f"seq = {m} ORDER BY id LIMIT 1", [chain_id, seq])
-        return (int(rows[0][0]), rows[0][1]) if rows else None
-
-    def head_of(self, chain_id: str, *, below_ts: int | None = None
-                ) -> tuple[int, str] | None:
-        m = self.mark
-        extra, params = ("", [chain_id]) if below_ts is None else (
-            f" AND ts < {m}", [chain_id, below_ts])
-        rows = self.fetch(f"SELECT seq, mac FROM audit_events WHERE chain_id = {m}{extra} "
-                          "ORDER BY seq DESC, id DESC LIMIT 1", params)
+        rows = self.fetch(f"SELECT seq, mac FROM audit_events WHERE chain_id = {m} "
+                          "ORDER BY id DESC LIMIT 1", [chain_id])
         return (int(rows[0][0]), rows[0][1]) if rows else None
 
     def heads_since(self, after_id: int) -> tuple[int, dict[str, tuple[int, str]]]:
         """The highest id, and the head of every chain that grew, after ``after_id``."""
         m = self.mark
-        grown = self.fetch(f"SELECT chain_id, MAX(seq), MAX(id) FROM audit_events WHERE "
-                           f"id > {m} AND chain_id <> '' GROUP BY chain_id", [after_id])
-        heads: dict[str, tuple[int, str]] = {}
-        for chain_id, _seq, _id in grown:
-            head = self.head_of(chain_id)
-            if head is not None:
-                heads[chain_id] = head
-        return max([after_id, *(r[2] for r in grown)]), heads
+        rows = self.fetch(f"SELECT id, chain_id, seq, mac FROM audit_events WHERE id IN "
+                          f"(SELECT MAX(id) FROM audit_events WHERE id > {m} AND "
+                          "chain_id <> '' GROUP BY chain_id)", [after_id])
+        heads = {r[1]: (int(r[2]), r[3]) for r in rows}
+        return max([after_id, *(int(r[0]) for r in rows)]), heads
 
-    def delete_chain_prefix(self, chain_id: str, upto_seq: int) -> int:
+    def purge_points(self, before_ts: int) -> list[tuple[str, int, int, str]]:
+        """Per chain, its last record older than ``before_ts``: ``(chain, id, seq, mac)``."""
+        m = self.mark
+        return self.fetch(f"SELECT chain_id, id, seq, mac FROM audit_events WHERE id IN "
+                          f"(SELECT MAX(id) FROM audit_events WHERE ts < {m} AND "
+                          "chain_id <> '' GROUP BY chain_id)", [before_ts])
+
+    def delete_chain_prefix(self, chain_id: str, upto_id: int) -> int:
         m = self.mark
         with self.cursor() as cur:
-            cur.execute(f"DELETE FROM audit_events WHERE chain_id = {m} AND seq <= {m}",
-                        (chain_id, upto_seq))
+            cur.execute(f"DELETE FROM audit_events WHERE chain_id = {m} AND id <= {m}",
+                        (chain_id, upto_id))
             return int(cur.rowcount)
 
     # -- checkpoints ------------------------------------------------------------------

@@ -48,6 +48,8 @@ audit_events = Table(
     Column("detail", Text, nullable=False),  # JSON object, never a secret
     # The hash chain (migration 0002, docs/audit.md): canonical-form version, the writer's
     # chain, position in it, HMAC key id, the predecessor's MAC and this record's MAC.
+    # No index on (chain_id, seq): within a chain id order is seq order (one writer per
+    # chain), so verification scans the primary key; each index costs every append.
     Column("v", Integer, nullable=False, server_default="1"),
     Column("chain_id", String(32), nullable=False, server_default=""),
     Column("seq", BigInteger, nullable=False, server_default="0"),
@@ -56,7 +58,6 @@ audit_events = Table(
     Column("mac", String(64), nullable=False, server_default=""),
     Index("ix_audit_ts", "ts"),
     Index("ix_audit_username_ts", "username", "ts"),
-    Index("ix_audit_chain_seq", "chain_id", "seq"),
 )
 
 #: One row per audit chain (one chain per writer lane of each process), registered in the

@@ -75,17 +75,29 @@ def _strong_needed(session: SessionRecord, rd: str) -> bool:
     return step_for(session, rd) is Step.PHISHING_RESISTANT
 
 
+def _throttled(session: SessionRecord) -> bool:
+    """Second-factor failures are throttled per user, apart from passwords (they never
+    reach Active Directory); a refusal is audited by the regulator."""
+    return not services().regulator.admit_factor(username=session.username).allowed
+
+
+def _count(session: SessionRecord, success: bool) -> None:
+    services().regulator.record_factor(username=session.username, success=success)
+
+
 @bp.post("/login/totp")
 def totp_submit() -> Response | tuple[str, int]:
     session = require_session()
     rd = _rd()
-    if _strong_needed(session, rd):
-        return _factor_page(session, rd, Step.PHISHING_RESISTANT, error=GENERIC, status=401)
+    if _strong_needed(session, rd) or _throttled(session):
+        return _factor_page(session, rd, step_for(session, rd), error=GENERIC, status=401)
     try:
         services().mfa.totp.verify(username=session.username,
                                    code=request.form.get("code", ""), meta=meta())
     except FactorError:
+        _count(session, False)
         return _factor_page(session, rd, Step.MFA, error=GENERIC, status=401)
+    _count(session, True)
     return raise_level(session, Level.MFA, rd)
 
 
@@ -93,13 +105,15 @@ def totp_submit() -> Response | tuple[str, int]:
 def recovery_submit() -> Response | tuple[str, int]:
     session = require_session()
     rd = _rd()
-    if _strong_needed(session, rd):
-        return _factor_page(session, rd, Step.PHISHING_RESISTANT, error=GENERIC, status=401)
+    if _strong_needed(session, rd) or _throttled(session):
+        return _factor_page(session, rd, step_for(session, rd), error=GENERIC, status=401)
     try:
         services().mfa.recovery.use(username=session.username,
                                     code=request.form.get("code", ""), meta=meta())
     except FactorError:
+        _count(session, False)
         return _factor_page(session, rd, Step.MFA, error=GENERIC, status=401)
+    _count(session, True)
     return raise_level(session, Level.MFA, rd)
 
 
@@ -117,13 +131,19 @@ def webauthn_verify() -> Response | tuple[Response, int]:
     session = require_session()
     rd = _rd()
     strong = _strong_needed(session, rd)
+    refused = jsonify(ok=False, error="The security key was not accepted.")
+    if _throttled(session):
+        return refused, 401
     try:
         row, verified = services().mfa.webauthn.finish_authentication(
             key=challenge_key(session, "login"), credential_json=request.get_data(as_text=True),
             require_uv=strong, meta=meta())
     except FactorError:
-        return jsonify(ok=False, error="The security key was not accepted."), 401
+        _count(session, False)
+        return refused, 401
     if row.username != session.username:
-        return jsonify(ok=False, error="The security key was not accepted."), 401
+        _count(session, False)
+        return refused, 401
+    _count(session, True)
     level = Level.PHISHING_RESISTANT if verified else Level.MFA
     return raise_level(session, level, rd, as_json=True)

@@ -129,6 +129,12 @@ def test_forged_counter_or_uv_flag_breaks_the_signature() -> None:
             vector, credential_json=tampered, require_user_verification=True))
 
 
+@pytest.mark.parametrize("signature", ["AAAA", "MAYCAQECAQE", "", "_" * 200])
+def test_garbage_signature(signature: str) -> None:
+    tampered = altered(UV, lambda c: c["response"].__setitem__("signature", signature))
+    expect_reason("bad_signature", lambda: authenticate(UV, credential_json=tampered))
+
+
 def test_stale_count_with_a_bad_signature_is_not_reported_as_a_clone() -> None:
     tampered = altered(UV, edit_bytes("signature", lambda raw: raw.__setitem__(-1, raw[-1] ^ 1)))
     expect_reason("bad_signature", lambda: authenticate(

@@ -96,9 +96,9 @@ def _spawn(name: str, args: list[str], log: Path, env: Mapping[str, str] | None 
            cwd: Path | None = None) -> subprocess.Popen[bytes]:
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
-        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=dict(env) if env is not None else None, cwd=cwd,
-                                start_new_session=True)
+        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, cwd=cwd, start_new_session=True,
+                                env=dict(env) if env is not None else None)
 
 
 def wait_until(probe: Callable[[], bool], proc: Proc, timeout: float = 20.0) -> None:
@@ -162,7 +162,7 @@ def make_tls(directory: Path) -> TlsFiles:
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     directory.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "authgate test CA")])
     ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
@@ -290,6 +290,7 @@ class Browser:
         self.session.trust_env = False
         self.session.cookies.set_policy(_NoCookies())
         self.session.headers["User-Agent"] = user_agent
+        self.login_chain: list[requests.Response] = []
 
     def close(self) -> None:
         self.session.close()
@@ -339,7 +340,10 @@ class Browser:
         return match.group(1)
 
     def login(self, login_url: str, username: str, password: str) -> requests.Response:
-        """Open the login page (with its ``rd``) and submit the form as it is rendered."""
+        """Open the login page (with its ``rd``), submit the form as it is rendered, and
+        follow the portal's own redirects (``/login/next`` ...) as a browser would. Returns
+        the portal's last answer: a redirect off the portal (back to the app), or a page
+        (an error, a second-factor form). ``self.login_chain`` holds every response."""
         page = self.get(login_url)
         assert page.status_code == 200, (login_url, page.status_code, page.text[:300])
         token = _CSRF.search(page.text)
@@ -348,11 +352,27 @@ class Browser:
         form = {"csrf_token": token.group(1), "rd": _unescape(rd.group(1)),
                 "username": username, "password": password}
         action = requests.compat.urljoin(page.url, "/login")
-        return self.post(action, data=form)
+        response = self.post(action, data=form)
+        self.login_chain = [response]
+        portal = _origin(page.url)
+        for _ in range(10):
+            if response.status_code not in (302, 303) or "Location" not in response.headers:
+                break
+            target = requests.compat.urljoin(response.url, response.headers["Location"])
+            if _origin(target) != portal:
+                break
+            response = self.get(target)
+            self.login_chain.append(response)
+        return response
 
     def logout(self, portal: str) -> requests.Response:
         token = self.csrf_token(f"{portal}/logout")
         return self.post(f"{portal}/logout", data={"csrf_token": token})
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = requests.compat.urlparse(url)
+    return parts.scheme, parts.netloc
 
 
 def _unescape(value: str) -> str:

@@ -28,7 +28,6 @@ def upgrade() -> None:
         batch.add_column(sa.Column("key_id", sa.String(32), nullable=False, server_default=""))
         batch.add_column(sa.Column("prev", sa.String(64), nullable=False, server_default=""))
         batch.add_column(sa.Column("mac", sa.String(64), nullable=False, server_default=""))
-    op.create_index("ix_audit_chain_seq", "audit_events", ["chain_id", "seq"])
     op.create_table(
         "audit_chains",
         sa.Column("chain_id", sa.String(32), primary_key=True),
@@ -51,7 +50,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("audit_checkpoints")
     op.drop_table("audit_chains")
-    op.drop_index("ix_audit_chain_seq", table_name="audit_events")
     with op.batch_alter_table("audit_events") as batch:
         for name in ("mac", "prev", "key_id", "seq", "chain_id", "v"):
             batch.drop_column(name)

@@ -1,0 +1,191 @@
+"""``verify_store``: prove the stored trail is the one that was written (ASVS 7.3.3).
+
+One pass over the primary key in keyset batches (constant memory, a few bytes of state per
+chain): within a chain, id order is written order, since one lane writes it at a time. Every
+record's MAC is recomputed. The first damage raises the exception for its kind, naming the
+record: an edited or rewritten record (``altered``), a record no writer made (``forged``), a
+gap (``missing``), records out of written order (``reordered``), a chain that does not start
+at its beginning or a signed retention cut (``head_cut``), a chain shorter than a signed
+checkpoint saw (``truncated``), a chain gone (``chain_deleted``), a record outside any chain
+(``unsealed``), an unknown chain key (``unknown_key``), a bad or missing checkpoint
+(``checkpoint_invalid``).
+"""
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from authgate.audit.chain import GENESIS, SEP, SEPARATORS, Keyring
+from authgate.audit.checkpoints import (
+    Checkpoint,
+    TrustedKeys,
+    VerifiedCheckpoints,
+    verify_checkpoints,
+)
+from authgate.audit.errors import (
+    ChainDeleted,
+    ChainHeadCut,
+    ChainTruncated,
+    RecordAltered,
+    RecordForged,
+    RecordsMissing,
+    RecordsReordered,
+    RecordUnsealed,
+    UnknownKeyId,
+)
+from authgate.storage.sql_audit import SqlAuditStore
+from authgate.storage.timeconv import to_micros
+
+_DIGEST = hmac.digest
+_SAME = hmac.compare_digest
+
+
+@dataclass(frozen=True)
+class VerifiedChain:
+    chain_id: str
+    records: int
+    first_seq: int
+    last_seq: int
+    closed: bool  # ends with ``audit.chain.close`` (else: a live writer, or a crash)
+    after_checkpoint: int  # records after the newest signed head: chain-protected only
+
+
+@dataclass(frozen=True)
+class VerifiedTrail:
+    records: int
+    chains: tuple[VerifiedChain, ...]
+    checkpoints: int
+    latest_checkpoint: Checkpoint | None
+    ranged: bool
+
+    @property
+    def unanchored_tail(self) -> int:
+        return sum(c.after_checkpoint for c in self.chains)
+
+
+class _State:
+    """Where one chain stands during the pass."""
+
+    __slots__ = ("chain_id", "expected", "prev", "count", "first", "last_event", "gap")
+
+    def __init__(self, chain_id: str, seq: int, prev: str | None) -> None:
+        self.chain_id, self.expected, self.prev = chain_id, seq + 1, prev
+        self.count, self.first, self.last_event = 0, 0, ""
+        #: a record ahead of its place: (id, seq, at the head?); the chain's next record
+        #: tells a deletion (it comes later still) from a reordering (it fills the gap)
+        self.gap: tuple[int, int, bool] | None = None
+
+
+def verify_store(store: SqlAuditStore, *, keyring: Keyring, trusted: TrustedKeys,
+                 since: datetime | None = None, until: datetime | None = None,
+                 batch: int = 5000) -> VerifiedTrail:
+    """Verify the checkpoints, then every record (or those in ``[since, until)``)."""
+    cps = verify_checkpoints(store.checkpoints(), trusted=trusted)
+    registered = store.registered_chains()
+    ranged = since is not None or until is not None
+    lo, hi = store.id_span(to_micros(since) if since else None,
+                           to_micros(until) if until else None)
+    states = _scan(store.stream_span(first_id=lo, last_id=hi, batch=batch), keyring, cps,
+                   registered, ranged)
+    chains = [_finish(states.get(c), c, cps, registered, ranged)
+              for c in sorted(set(states) | registered | set(cps.heads) | set(cps.anchors))]
+    return VerifiedTrail(records=sum(c.records for c in chains), chains=tuple(chains),
+                         checkpoints=cps.count, latest_checkpoint=cps.latest, ranged=ranged)
+
+
+def _scan(rows: Any, keyring: Keyring, cps: VerifiedCheckpoints, registered: set[str],
+          ranged: bool) -> dict[str, _State]:
+    keys, anchors, heads = keyring.keys, cps.anchors, cps.heads
+    states: dict[str, _State] = {}
+    for r in rows:
+        rid, chain_id, seq, mac = r[0], r[2], r[3], r[20]
+        st = states.get(chain_id)
+        if st is None:
+            st = states[chain_id] = _begin(r, anchors, ranged)
+        key = keys.get(r[4])
+        if key is None:
+            raise UnknownKeyId(f"key id {r[4]!r} is not configured", record_id=rid,
+                               chain_id=chain_id, seq=seq)
+        text = SEP.join(map(str, r[1:20]))
+        if (text.count(SEP) != SEPARATORS
+                or not _SAME(_DIGEST(key, text.encode(), "sha256").hex(), mac)):
+            _bad_mac(rid, chain_id, seq, st.expected, chain_id in registered)
+        if seq != st.expected or st.gap is not None:
+            _out_of_place(rid, seq, st, ranged)
+        elif st.prev is not None and r[5] != st.prev:
+            raise RecordsReordered("record does not link to its predecessor",
+                                   record_id=rid, chain_id=chain_id, seq=seq)
+        signed = heads.get(chain_id)
+        if signed is not None and signed.get(seq, mac) != mac:
+            raise RecordAltered("differs from the record a checkpoint signed",
+                                record_id=rid, chain_id=chain_id, seq=seq)
+        st.prev, st.expected, st.last_event = mac, seq + 1, r[7]
+        st.count += 1
+    return states
+
+
+def _begin(r: Any, anchors: dict[str, tuple[int, str]], ranged: bool) -> _State:
+    chain_id, seq = r[2], r[3]
+    if chain_id == "":
+        raise RecordUnsealed("record is in no chain", record_id=r[0], seq=seq)
+    anchor_seq, anchor_mac = anchors.get(chain_id, (0, GENESIS))
+    if ranged and seq - 1 > anchor_seq:
+        st = _State(chain_id, seq - 1, None)  # the range starts mid-chain: link unchecked
+    else:
+        st = _State(chain_id, anchor_seq, anchor_mac)
+    st.first = seq
+    return st
+
+
+def _bad_mac(rid: int, chain_id: str, seq: int, expected: int, registered: bool) -> None:
+    where: dict[str, Any] = {"record_id": rid, "chain_id": chain_id, "seq": seq}
+    if not registered:
+        raise RecordForged("record of a chain no writer registered", **where)
+    if seq < expected:
+        raise RecordForged("second record at a position already taken", **where)
+    raise RecordAltered("content does not match its MAC", **where)
+
+
+def _out_of_place(rid: int, seq: int, st: _State, ranged: bool) -> None:
+    if st.gap is not None:
+        _raise_gap(st, filled=seq < st.gap[1])
+    if seq < st.expected:
+        raise RecordForged("copy of a record already in the chain", record_id=rid,
+                           chain_id=st.chain_id, seq=seq)
+    st.gap = (rid, seq, st.count == 0 and not ranged)
+
+
+def _raise_gap(st: _State, *, filled: bool) -> None:
+    rid, seq, head = st.gap  # type: ignore[misc]
+    where: dict[str, Any] = {"record_id": rid, "chain_id": st.chain_id, "seq": seq}
+    if filled:
+        raise RecordsReordered("record stored ahead of records written before it", **where)
+    if head:
+        raise ChainHeadCut("chain does not start at its first record or a signed cut",
+                           **where)
+    raise RecordsMissing("records before this one are missing", **where)
+
+
+def _finish(st: _State | None, chain_id: str, cps: VerifiedCheckpoints,
+            registered: set[str], ranged: bool) -> VerifiedChain:
+    anchor = cps.anchors.get(chain_id)
+    anchor_seq = anchor[0] if anchor else 0
+    signed = [s for s in cps.heads.get(chain_id, {}) if s > anchor_seq]
+    if st is not None and st.gap is not None:
+        _raise_gap(st, filled=False)
+    last = st.expected - 1 if st else anchor_seq
+    count = st.count if st else 0
+    if not ranged and signed and max(signed) > last:
+        if count == 0 and anchor is None:
+            raise ChainDeleted("a checkpoint saw this chain; no record is left",
+                               chain_id=chain_id, seq=max(signed))
+        raise ChainTruncated(f"chain ends at {last}; a checkpoint saw {max(signed)}",
+                             chain_id=chain_id, seq=last + 1)
+    if not ranged and count == 0 and chain_id in registered and anchor is None:
+        raise ChainDeleted("registered chain has no records", chain_id=chain_id)
+    newest = max(signed, default=anchor_seq)
+    return VerifiedChain(chain_id, count, st.first if st else 0, last,
+                         bool(st) and st.last_event == "audit.chain.close",  # type: ignore[union-attr]
+                         max(0, last - newest) if count else 0)

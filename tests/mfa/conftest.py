@@ -1,0 +1,75 @@
+"""Helpers for second-factor flows through the real pages (Flask test client)."""
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from urllib.parse import quote
+
+import pyotp
+import pytest
+
+from authgate.model import RequestMeta
+
+MFA_URL = "http://localhost:8080/mfa/report?x=1&y=2"
+
+
+class MfaActions:
+    def __init__(self, client, auth, services, clock) -> None:  # type: ignore[no-untyped-def]
+        self.client, self.auth, self.services, self.clock = client, auth, services, clock
+
+    def issue_code(self, username: str = "alice", ttl: timedelta = timedelta(hours=24)) -> str:
+        return self.services.mfa.enrolment.issue(username=username, issued_by="test-admin",
+                                                 ttl=ttl, meta=RequestMeta()).code
+
+    def csrf(self, html: str) -> str:
+        match = re.search(r'(?:name="csrf_token" value|data-csrf)="([^"]+)"', html)
+        assert match, html[:500]
+        return match.group(1)
+
+    def post(self, path: str, html: str, **data: str):  # type: ignore[no-untyped-def]
+        return self.client.post(path, data={"csrf_token": self.csrf(html), **data})
+
+    def login_to(self, rd: str = MFA_URL, username: str = "alice", password: str | None = None):  # type: ignore[no-untyped-def]
+        kwargs = {"username": username, "rd": rd}
+        if password is not None:
+            kwargs["password"] = password
+        r = self.auth.login(**kwargs)
+        assert r.status_code == 303, r.get_data(as_text=True)[:300]
+        return self.client.get(r.headers["Location"])
+
+    def enrol_totp(self, code: str, rd: str = MFA_URL) -> str:
+        """Log in, redeem the code, set up TOTP; returns the base32 secret."""
+        r = self.login_to(rd)
+        assert r.status_code == 303 and r.headers["Location"].startswith("/enrol")
+        page = self.client.get(r.headers["Location"]).get_data(as_text=True)
+        r = self.post("/enrol/code", page, code=code, rd=rd)
+        assert r.status_code == 303, r.get_data(as_text=True)[:300]
+        page = self.client.get(r.headers["Location"]).get_data(as_text=True)
+        assert "Choose a sign-in device" in page
+        page = self.post("/enrol/totp/start", page, name="Phone", rd=rd).get_data(as_text=True)
+        secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', page).group(1)
+        cred = re.search(r'name="credential_id" value="([0-9a-f]+)"', page).group(1)
+        r = self.post("/enrol/totp/confirm", page, credential_id=cred,
+                      code=self.totp(secret), rd=rd)
+        assert r.status_code == 303, r.get_data(as_text=True)[:300]
+        return secret
+
+    def totp(self, secret: str, steps: int = 0) -> str:
+        return pyotp.TOTP(secret).at(self.clock.now() + timedelta(seconds=30 * steps))
+
+    def verify(self, url: str = MFA_URL):  # type: ignore[no-untyped-def]
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        return self.client.get("/verify", headers={
+            "X-Original-URI": parts.path + (f"?{parts.query}" if parts.query else ""),
+            "X-Original-Method": "GET", "X-Forwarded-Proto": parts.scheme,
+            "X-Forwarded-Host": parts.netloc})
+
+    def factor_page(self, rd: str = MFA_URL):  # type: ignore[no-untyped-def]
+        return self.client.get("/login/next?rd=" + quote(rd, safe=""))
+
+
+@pytest.fixture
+def mfa(client, auth, services, clock) -> MfaActions:  # type: ignore[no-untyped-def]
+    return MfaActions(client, auth, services, clock)

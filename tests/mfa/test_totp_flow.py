@@ -1,0 +1,153 @@
+"""TOTP through the real pages: admin-bound enrolment, login, replay, step-up limits."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from authgate.storage.tables import audit_events
+from authgate.storage.tables_factors import credentials
+from tests.conftest import ALICE_PASSWORD
+from tests.mfa.conftest import MFA_URL
+
+
+def audit(services, event: str) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    with services.engine.connect() as conn:
+        return [(r.outcome, r.reason) for r in conn.execute(
+            select(audit_events).where(audit_events.c.event == event)
+            .order_by(audit_events.c.id))]
+
+
+def test_password_session_is_stepped_up_then_allowed(mfa, client, services) -> None:  # type: ignore[no-untyped-def]
+    assert mfa.verify().status_code == 401
+    secret = mfa.enrol_totp(mfa.issue_code())
+    assert mfa.verify().status_code == 200
+    with services.engine.connect() as conn:
+        row = conn.execute(select(credentials)).mappings().one()
+    assert row["active"] and secret not in row["secret"] and row["secret"].startswith("v1.")
+    assert ("success", "totp") in audit(services, "factor.added")
+
+
+def test_enrolment_code_is_replay_safe_at_next_login(mfa, client, clock, services) -> None:  # type: ignore[no-untyped-def]
+    secret = mfa.enrol_totp(mfa.issue_code())
+    used_code = mfa.totp(secret)
+    client.post("/logout", data={"csrf_token": mfa.auth.csrf("/logout")})
+    page = mfa.login_to().get_data(as_text=True)
+    assert "Authenticator app" in page
+    r = mfa.post("/login/totp", page, code=used_code, rd=MFA_URL)
+    assert r.status_code == 401  # the enrolment code cannot be replayed
+    assert audit(services, "login.totp")[-1] == ("failure", "code_replayed")
+    clock.advance(seconds=30)
+    r = mfa.post("/login/totp", page, code=mfa.totp(secret), rd=MFA_URL)
+    assert r.status_code == 303
+    assert mfa.verify().status_code == 200
+
+
+def test_same_code_twice_and_old_code_refused(mfa, client, clock, services) -> None:  # type: ignore[no-untyped-def]
+    secret = mfa.enrol_totp(mfa.issue_code())
+    clock.advance(seconds=120)
+    for attempt, expect in ((mfa.totp(secret, -3), 401), (mfa.totp(secret), 303),
+                            (mfa.totp(secret), 401)):
+        client.delete_cookie("__Host-authgate_session", domain="localhost")
+        page = mfa.login_to().get_data(as_text=True)
+        r = mfa.post("/login/totp", page, code=attempt, rd=MFA_URL)
+        assert r.status_code == expect
+    reasons = [reason for _, reason in audit(services, "login.totp")]
+    assert reasons[-3:] == ["invalid_code", "totp_ok", "code_replayed"]
+
+
+def test_session_id_renewed_after_the_factor(mfa, client, clock) -> None:  # type: ignore[no-untyped-def]
+    secret = mfa.enrol_totp(mfa.issue_code())
+    client.post("/logout", data={"csrf_token": mfa.auth.csrf("/logout")})
+    clock.advance(seconds=30)
+    page = mfa.login_to().get_data(as_text=True)
+    before = client.get_cookie("__Host-authgate_session").value
+    mfa.post("/login/totp", page, code=mfa.totp(secret), rd=MFA_URL)
+    after = client.get_cookie("__Host-authgate_session").value
+    assert before != after
+    assert mfa.services.sessions.resolve(before) is None
+
+
+def test_totp_never_satisfies_phishing_resistant(mfa, client) -> None:  # type: ignore[no-untyped-def]
+    mfa.enrol_totp(mfa.issue_code())
+    strong = "http://localhost:8080/strong/admin"
+    assert mfa.verify(strong).status_code == 401
+    page = mfa.factor_page(strong).get_data(as_text=True)
+    assert "security key" in page.lower() and 'name="code"' not in page.split("Recovery")[0]
+    r = mfa.post("/login/totp", page, code="123456", rd=strong)
+    assert r.status_code == 401 and mfa.verify(strong).status_code == 401
+
+
+def test_no_code_no_enrolment(mfa, client, services) -> None:  # type: ignore[no-untyped-def]
+    r = mfa.login_to()
+    assert r.headers["Location"].startswith("/enrol")
+    page = client.get("/enrol").get_data(as_text=True)
+    assert "enrolment code" in page
+    r = mfa.post("/enrol/totp/start", page, name="Attacker phone")
+    assert r.status_code == 303 and r.headers["Location"].startswith("/enrol")
+    r = client.post("/enrol/webauthn/options", headers={"X-CSRFToken": mfa.csrf(page)})
+    assert r.status_code == 303
+    with services.engine.connect() as conn:
+        assert conn.execute(select(credentials)).all() == []
+
+
+def test_bad_enrolment_codes_refused_and_audited(mfa, client, clock, services) -> None:  # type: ignore[no-untyped-def]
+    expired = mfa.issue_code(ttl=timedelta(minutes=5))
+    bobs = mfa.issue_code("bob")
+    good = mfa.issue_code()
+    clock.advance(minutes=10)
+    mfa.login_to()
+    page = client.get("/enrol").get_data(as_text=True)
+    for code in (expired, bobs, "not-a-code", "aaaa-aaaa-aaaa-aaaa"):
+        assert mfa.post("/enrol/code", page, code=code).status_code == 401
+    assert mfa.post("/enrol/code", page, code=good).status_code == 303
+    client.delete_cookie("__Host-authgate_session", domain="localhost")
+    mfa.login_to()
+    page = client.get("/enrol").get_data(as_text=True)
+    assert mfa.post("/enrol/code", page, code=good).status_code == 401  # used once already
+    reasons = [r for _, r in audit(services, "enrol.code_redeemed")]
+    assert reasons == ["code_expired", "other_users_code", "malformed_code", "unknown_code",
+                       "redeemed", "code_reused"]
+
+
+def test_recovery_codes_single_use_and_regeneration(mfa, client, clock, services) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    mfa.enrol_totp(mfa.issue_code())
+    page = client.get("/enrol/finish").get_data(as_text=True)
+    page = mfa.post("/enrol/finish", page).get_data(as_text=True)
+    codes = re.findall(r"<li>([a-z2-9-]{14})</li>", page)
+    assert len(codes) == 10
+    with services.engine.connect() as conn:
+        dump = repr(conn.execute(select(audit_events)).all())
+    assert not any(c in dump for c in codes)
+    client.delete_cookie("__Host-authgate_session", domain="localhost")
+    page = mfa.login_to().get_data(as_text=True)
+    assert mfa.post("/login/recovery", page, code=codes[0], rd=MFA_URL).status_code == 303
+    assert mfa.verify().status_code == 200
+    client.delete_cookie("__Host-authgate_session", domain="localhost")
+    page = mfa.login_to().get_data(as_text=True)
+    assert mfa.post("/login/recovery", page, code=codes[0], rd=MFA_URL).status_code == 401
+    assert audit(services, "login.recovery")[-1][0] == "failure"
+    assert services.mfa.recovery.remaining("alice") == 9
+
+
+def test_removing_a_factor_ends_sessions(mfa, client, clock, services) -> None:  # type: ignore[no-untyped-def]
+    mfa.enrol_totp(mfa.issue_code())
+    other = services.sessions.start(services.directory.lookup("alice"),
+                                    level=services.sessions.store.list_for_user("alice")[0].level,
+                                    client_ip="10.9.9.9", user_agent="other device")
+    cred = services.mfa.factors.summary("alice").active[0]
+    page = client.get("/account").get_data(as_text=True)
+    assert "Phone" in page and "10.9.9.9" in page
+    r = mfa.post(f"/account/factors/{cred.id}/remove", page)
+    assert r.status_code == 303
+    assert services.sessions.resolve(other.token) is None
+    assert mfa.verify().status_code == 401
+    assert audit(services, "factor.removed")[-1] == ("success", "removed")
+
+
+def test_wrong_password_never_reaches_factor_pages(client) -> None:  # type: ignore[no-untyped-def]
+    assert client.get("/login/next").status_code == 303
+    assert client.post("/login/totp", data={"code": "123456"}).status_code == 400  # no CSRF
+    assert client.get("/enrol").headers["Location"] == "/login"
