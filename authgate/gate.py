@@ -12,7 +12,7 @@ from datetime import datetime
 from authgate.audit import AuditLog
 from authgate.clock import Clock
 from authgate.forwarded import IPAddress
-from authgate.model import AuditEvent, Outcome, Resource, SessionRecord
+from authgate.model import AuditEvent, Level, Outcome, Resource, SessionRecord
 from authgate.policy import Decision, Subject, Verdict, decide
 from authgate.policy_runtime import PolicyRuntime
 from authgate.sessions import SessionService
@@ -54,8 +54,9 @@ class Gate:
 
 
 def subject_of(session: SessionRecord | None, ip: IPAddress | None) -> Subject:
-    if session is None:
-        return Subject(ip=ip)
+    if session is None or (session.source == "break_glass"
+                           and session.level is not Level.PHISHING_RESISTANT):
+        return Subject(ip=ip)  # a break-glass password alone opens nothing
     return Subject(username=session.username, groups=session.groups, level=session.level,
                    auth_time=session.auth_time, last_seen=session.last_seen, ip=ip)
 

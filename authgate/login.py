@@ -16,6 +16,7 @@ from authgate.errors import (
     AccountLocked,
     AuthenticationFailed,
     DirectoryUnavailable,
+    PasswordChangeRejected,
     PasswordExpired,
     PasswordMustChange,
 )
@@ -42,6 +43,12 @@ class LoginAttempt:
     client_ip: str
     user_agent: str
     request_id: str
+
+
+@dataclass(frozen=True)
+class PasswordChange:
+    changed: bool
+    message: str  # safe to show the user (AD's complexity rules in plain words)
 
 
 @dataclass(frozen=True)
@@ -97,12 +104,48 @@ class LoginService:
                                       user_agent=attempt.user_agent)
         self._record(attempt, identity.username, Outcome.SUCCESS, "password_ok",
                      source=identity.source)
+        if identity.source == "break_glass":  # every use is a high-severity event
+            self._record(attempt, identity.username, Outcome.INFO, "break_glass_used",
+                         event="login.break_glass", severity="high")
         return LoginResult(LoginStatus.OK, issued, identity.username)
 
+    def change_password(self, attempt: LoginAttempt, new_password: str) -> PasswordChange:
+        """An expired or must-change password replaced with the old one (over TLS for AD).
+
+        It is a password attempt like any other: regulated before the directory is touched,
+        counted after, audited with the precise outcome (never the passwords)."""
+        username = normalise_username(attempt.username)
+        change = getattr(self._directory, "change_password", None)
+        if change is None or not _plausible(username, attempt.password) or not (
+                0 < len(new_password) <= MAX_PASSWORD):
+            self._record(attempt, username, Outcome.FAILURE, "malformed_input",
+                         event="password.change")
+            return PasswordChange(False, "The password could not be changed.")
+        if not self._regulator.admit_password(username=username, ip=attempt.client_ip).allowed:
+            self._record(attempt, username, Outcome.FAILURE, "banned", event="password.change")
+            return PasswordChange(False, "The username or password is incorrect.")
+        try:
+            change(username=username, old_password=attempt.password, new_password=new_password)
+        except PasswordChangeRejected as exc:
+            self._record(attempt, username, Outcome.FAILURE, exc.reason, event="password.change")
+            return PasswordChange(False, str(exc))
+        except DirectoryUnavailable as exc:
+            self._record(attempt, username, Outcome.ERROR, exc.reason, event="password.change")
+            return PasswordChange(False, "Sign-in is unavailable right now. Try again later.")
+        except AuthenticationFailed as exc:
+            self._regulator.record_password(username=username, ip=attempt.client_ip,
+                                            password=attempt.password, success=False,
+                                            reason=exc.reason)
+            self._record(attempt, username, Outcome.FAILURE, exc.reason, event="password.change")
+            return PasswordChange(False, "The username or password is incorrect.")
+        self._record(attempt, username, Outcome.SUCCESS, "password_changed",
+                     event="password.change")
+        return PasswordChange(True, "")
+
     def _record(self, attempt: LoginAttempt, username: str, outcome: Outcome, reason: str,
-                **detail: str) -> None:
+                *, event: str = "login.password", **detail: str) -> None:
         self._audit.record(AuditEvent(
-            event="login.password", outcome=outcome, reason=reason, username=username,
+            event=event, outcome=outcome, reason=reason, username=username,
             client_ip=attempt.client_ip, user_agent=attempt.user_agent,
             request_id=attempt.request_id, detail=tuple(sorted(detail.items())),
         ))

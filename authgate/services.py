@@ -13,6 +13,7 @@ from authgate.config import Settings
 from authgate.config.loader import DEMO_SECRET_PREFIX
 from authgate.directory import Directory
 from authgate.forwarded import TrustedProxies
+from authgate.freshness import AccountRefresher
 from authgate.gate import Gate
 from authgate.login import LoginService
 from authgate.mfa.bundle import Mfa, build_mfa
@@ -52,6 +53,17 @@ class Services:
 
 
 def build_directory(settings: Settings) -> Directory:
+    directory = _build_primary(settings)
+    if settings.directory.break_glass_file:
+        from authgate.directory.composite import BreakGlassDirectory
+        from authgate.directory.file import FileDirectory
+
+        local = FileDirectory(Path(settings.directory.break_glass_file))
+        return BreakGlassDirectory(primary=directory, local=local)
+    return directory
+
+
+def _build_primary(settings: Settings) -> Directory:
     if settings.directory.backend == "ldap":
         from authgate.directory.ldap import LdapDirectory, LdapSettings
 
@@ -87,6 +99,9 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
                               max_age=settings.session.max_age,
                               touch_interval=settings.session.touch_interval)
     directory = directory or build_directory(settings)
+    sessions.refresher = AccountRefresher(
+        directory=directory, store=sessions.store, audit=audit, clock=clock,
+        interval=lambda: policies.current.settings.sessions.refresh_interval)
     regulator = build_regulator(settings, engine=engine, policies=policies, clock=clock,
                                 audit=audit, directory=directory)
     session_key = (settings.secrets.session_key.reveal() if settings.secrets.session_key

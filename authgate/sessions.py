@@ -11,6 +11,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from authgate.clock import Clock
 from authgate.model import Identity, Level, SessionRecord
@@ -18,6 +19,10 @@ from authgate.storage.interfaces import SessionStore
 
 TOKEN_BYTES = 32
 _MAX_TOKEN_LENGTH = 64
+
+
+class Refresher(Protocol):
+    def refresh(self, session: SessionRecord) -> SessionRecord | None: ...
 
 
 def hash_token(token: str) -> str:
@@ -40,6 +45,8 @@ class SessionService:
         self.idle_timeout = idle_timeout
         self.max_age = max_age
         self._touch_interval = touch_interval
+        #: re-reads the account from the directory when due (set by services; see freshness)
+        self.refresher: Refresher | None = None
 
     def start(self, identity: Identity, *, level: Level, client_ip: str,
               user_agent: str) -> Issued:
@@ -70,6 +77,11 @@ class SessionService:
         if now >= record.expires_at or now - record.last_seen >= self.idle_timeout:
             self.store.delete(record.id_hash)
             return None
+        if self.refresher is not None:
+            refreshed = self.refresher.refresh(record)
+            if refreshed is None:
+                return None
+            record = refreshed
         if now - record.last_seen >= self._touch_interval:
             self.store.touch(record.id_hash, now)
         return record

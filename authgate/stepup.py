@@ -28,6 +28,9 @@ def resource_of(url: str) -> Resource:
 
 def next_step(policy_set: PolicySet, *, session: SessionRecord | None, target: Resource,
               ip: IPAddress | None, now: datetime) -> Step:
+    if (session is not None and session.source == "break_glass"
+            and session.level is not Level.PHISHING_RESISTANT):
+        return Step.PHISHING_RESISTANT  # break-glass accounts: WebAuthn with UV, always
     decision = decide(policy_set, subject=subject_of(session, ip), resource=target, now=now)
     if decision.verdict is Verdict.ALLOW:
         return Step.DONE

@@ -32,12 +32,21 @@ class ChainDamage(AuditError):
 
     def __init__(self, message: str, *, record_id: int | None = None, chain_id: str = "",
                  seq: int | None = None) -> None:
+        self.message = message
         self.record_id = record_id
         self.chain_id = chain_id
         self.seq = seq
         where = f"record {record_id}" if record_id is not None else "chain"
         super().__init__(f"{self.kind}: {where} (chain {chain_id or '-'} seq "
                          f"{seq if seq is not None else '-'}): {message}")
+
+    def __reduce__(self) -> tuple[object, ...]:  # survives the trip from a worker process
+        return (_rebuild, (type(self), self.message, self.record_id, self.chain_id, self.seq))
+
+
+def _rebuild(cls: type[ChainDamage], message: str, record_id: int | None, chain_id: str,
+             seq: int | None) -> ChainDamage:
+    return cls(message, record_id=record_id, chain_id=chain_id, seq=seq)
 
 
 class RecordAltered(ChainDamage):

@@ -58,18 +58,18 @@ class AuditLog:
         return self._writer is not None
 
     def record(self, event: AuditEvent) -> int:
-        stamped = dataclasses.replace(event, time=self._clock.now())
+        now = self._clock.now()
         if self._writer is None:
-            event_id = self._store.append(stamped)
+            event_id = self._store.append(dataclasses.replace(event, time=now))
         else:
-            row = self._writer.append(stamped)
+            row = self._writer.append(event, to_micros(now))
             event_id = row[0]
             self.sinks.emit(row)
-            if self._checkpoint_due(stamped.time):  # type: ignore[arg-type]
+            if self._checkpoint_due(now):
                 self._checkpoint_quietly()
-        if stamped.outcome in (Outcome.ERROR,):
-            _log.warning("audit %s %s reason=%s", stamped.event, stamped.outcome.value,
-                         stamped.reason)
+        if event.outcome is Outcome.ERROR:
+            _log.warning("audit %s %s reason=%s", event.event, event.outcome.value,
+                         event.reason)
         return event_id
 
     def _checkpoint_due(self, now: datetime) -> bool:
@@ -125,9 +125,9 @@ class AuditLog:
         the sinks. Called at process exit."""
         if self._writer is not None:
             closing = AuditEvent(event="audit.chain.close", outcome=Outcome.INFO,
-                                 reason="process_exit", time=self._clock.now())
+                                 reason="process_exit")
             try:
-                for row in self._writer.append_each(closing):
+                for row in self._writer.append_each(closing, to_micros(self._clock.now())):
                     self.sinks.emit(row)
             except AuthgateError as exc:
                 _log.warning("audit chains not closed: %s", exc.reason)

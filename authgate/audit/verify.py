@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from authgate.audit.chain import GENESIS, SEP, SEPARATORS, Keyring
+from authgate.audit.parallel import parallel_map
 from authgate.audit.checkpoints import (
     Checkpoint,
     TrustedKeys,
@@ -68,11 +69,13 @@ class VerifiedTrail:
 class _State:
     """Where one chain stands during the pass."""
 
-    __slots__ = ("chain_id", "expected", "prev", "count", "first", "last_event", "gap")
+    __slots__ = ("chain_id", "expected", "prev", "count", "first", "first_id", "first_prev",
+                 "last_event", "gap")
 
     def __init__(self, chain_id: str, seq: int, prev: str | None) -> None:
         self.chain_id, self.expected, self.prev = chain_id, seq + 1, prev
-        self.count, self.first, self.last_event = 0, 0, ""
+        self.count, self.first, self.first_id, self.first_prev = 0, 0, 0, ""
+        self.last_event = ""
         #: a record ahead of its place: (id, seq, at the head?); the chain's next record
         #: tells a deletion (it comes later still) from a reordering (it fills the gap)
         self.gap: tuple[int, int, bool] | None = None
@@ -80,40 +83,109 @@ class _State:
 
 def verify_store(store: SqlAuditStore, *, keyring: Keyring, trusted: TrustedKeys,
                  since: datetime | None = None, until: datetime | None = None,
-                 batch: int = 5000) -> VerifiedTrail:
-    """Verify the checkpoints, then every record (or those in ``[since, until)``)."""
+                 batch: int = 5000, jobs: int = 1) -> VerifiedTrail:
+    """Verify the checkpoints, then every record (or those in ``[since, until)``).
+
+    ``jobs > 1`` splits the id range over forked worker processes and joins the chains at
+    the seams (each seam's first record must follow the previous part's last).
+    """
     cps = verify_checkpoints(store.checkpoints(), trusted=trusted)
     registered = store.registered_chains()
     ranged = since is not None or until is not None
     lo, hi = store.id_span(to_micros(since) if since else None,
                            to_micros(until) if until else None)
-    states = _scan(store.stream_span(first_id=lo, last_id=hi, batch=batch), keyring, cps,
-                   registered, ranged)
+    job = _Job(store, keyring, cps, registered, batch)
+    spans = _split(store, lo, hi, jobs)
+    parts = parallel_map(job, [(a, b, ranged or i > 0) for i, (a, b) in enumerate(spans)],
+                         jobs=len(spans))
+    states = _join(parts, cps, ranged)
     chains = [_finish(states.get(c), c, cps, registered, ranged)
               for c in sorted(set(states) | registered | set(cps.heads) | set(cps.anchors))]
     return VerifiedTrail(records=sum(c.records for c in chains), chains=tuple(chains),
                          checkpoints=cps.count, latest_checkpoint=cps.latest, ranged=ranged)
 
 
-def _scan(rows: Any, keyring: Keyring, cps: VerifiedCheckpoints, registered: set[str],
+class _Job:
+    """One span's scan; run in the parent or a forked worker (inherits store and keys)."""
+
+    def __init__(self, store: SqlAuditStore, keyring: Keyring, cps: VerifiedCheckpoints,
+                 registered: set[str], batch: int) -> None:
+        self.store, self.keyring, self.cps = store, keyring, cps
+        self.registered, self.batch = registered, batch
+
+    def __call__(self, span: tuple[int, int | None, bool]) -> dict[str, _State]:
+        lo, hi, mid = span
+        rows = self.store.stream_span(first_id=lo, last_id=hi, batch=self.batch)
+        return _scan(rows, self.keyring, self.cps, self.registered, mid)
+
+
+def _split(store: SqlAuditStore, lo: int, hi: int | None,
+           jobs: int) -> list[tuple[int, int | None]]:
+    if jobs <= 1:
+        return [(lo, hi)]
+    top = hi if hi is not None else int(store.fetch("SELECT MAX(id) FROM audit_events")[0][0]
+                                        or 0)
+    step = max(1, (top - lo + jobs) // jobs)
+    bounds = [(lo + i * step, min(top, lo + (i + 1) * step - 1)) for i in range(jobs)]
+    return [(a, b) for a, b in bounds if a <= b] or [(lo, hi)]
+
+
+def _join(parts: list[dict[str, _State]], cps: VerifiedCheckpoints,
           ranged: bool) -> dict[str, _State]:
+    """Chain the parts: each part's first record of a chain follows the previous last."""
+    merged: dict[str, _State] = dict(parts[0]) if parts else {}
+    for part in parts[1:]:
+        for chain_id, st in part.items():
+            before = merged.get(chain_id)
+            if before is None:
+                anchor_seq, anchor_mac = cps.anchors.get(chain_id, (0, GENESIS))
+                before = _State(chain_id, anchor_seq, None if ranged else anchor_mac)
+                before.first = st.first
+            _seam(before, st, ranged and chain_id not in merged)
+            st.first = before.first if before.count else st.first
+            st.count += before.count
+            merged[chain_id] = st
+    return merged
+
+
+def _seam(before: _State, st: _State, starts_range: bool) -> None:
+    where: dict[str, Any] = {"record_id": st.first_id, "chain_id": st.chain_id,
+                             "seq": st.first}
+    if before.gap is not None:
+        _raise_gap(before, filled=st.first < before.gap[1])
+    if starts_range:
+        return
+    if st.first < before.expected:
+        raise RecordForged("copy of a record already in the chain", **where)
+    if st.first > before.expected:
+        before.gap = (st.first_id, st.first, before.count == 0)
+        _raise_gap(before, filled=False)
+    if before.prev is not None and st.first_prev != before.prev:
+        raise RecordsReordered("record does not link to its predecessor", **where)
+
+
+def _scan(rows: Any, keyring: Keyring, cps: VerifiedCheckpoints, registered: set[str],
+          mid: bool) -> dict[str, _State]:
+    """Check every row of a span; ``mid``: chains may begin before the span."""
     keys, anchors, heads = keyring.keys, cps.anchors, cps.heads
     states: dict[str, _State] = {}
     for r in rows:
         rid, chain_id, seq, mac = r[0], r[2], r[3], r[20]
         st = states.get(chain_id)
         if st is None:
-            st = states[chain_id] = _begin(r, anchors, ranged)
+            st = states[chain_id] = _begin(r, anchors, mid)
         key = keys.get(r[4])
         if key is None:
             raise UnknownKeyId(f"key id {r[4]!r} is not configured", record_id=rid,
                                chain_id=chain_id, seq=seq)
-        text = SEP.join(map(str, r[1:20]))
+        text = (f"{r[1]}\x1f{r[2]}\x1f{r[3]}\x1f{r[4]}\x1f{r[5]}\x1f{r[6]}\x1f{r[7]}\x1f"
+                f"{r[8]}\x1f{r[9]}\x1f{r[10]}\x1f{r[11]}\x1f{r[12]}\x1f{r[13]}\x1f{r[14]}"
+                f"\x1f{r[15]}\x1f{r[16]}\x1f{r[17]}\x1f{r[18]}\x1f{r[19]}")  # chain.canonical
         if (text.count(SEP) != SEPARATORS
                 or not _SAME(_DIGEST(key, text.encode(), "sha256").hex(), mac)):
             _bad_mac(rid, chain_id, seq, st.expected, chain_id in registered)
         if seq != st.expected or st.gap is not None:
-            _out_of_place(rid, seq, st, ranged)
+            _out_of_place(rid, seq, st, mid)
         elif st.prev is not None and r[5] != st.prev:
             raise RecordsReordered("record does not link to its predecessor",
                                    record_id=rid, chain_id=chain_id, seq=seq)
@@ -126,16 +198,16 @@ def _scan(rows: Any, keyring: Keyring, cps: VerifiedCheckpoints, registered: set
     return states
 
 
-def _begin(r: Any, anchors: dict[str, tuple[int, str]], ranged: bool) -> _State:
+def _begin(r: Any, anchors: dict[str, tuple[int, str]], mid: bool) -> _State:
     chain_id, seq = r[2], r[3]
     if chain_id == "":
         raise RecordUnsealed("record is in no chain", record_id=r[0], seq=seq)
     anchor_seq, anchor_mac = anchors.get(chain_id, (0, GENESIS))
-    if ranged and seq - 1 > anchor_seq:
-        st = _State(chain_id, seq - 1, None)  # the range starts mid-chain: link unchecked
+    if mid and seq - 1 > anchor_seq:
+        st = _State(chain_id, seq - 1, None)  # the span starts mid-chain: link checked later
     else:
         st = _State(chain_id, anchor_seq, anchor_mac)
-    st.first = seq
+    st.first, st.first_id, st.first_prev = seq, r[0], r[5]
     return st
 
 

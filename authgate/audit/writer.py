@@ -20,7 +20,6 @@ from typing import Any
 from authgate.audit.chain import FORMAT_VERSION, GENESIS, Keyring, seal
 from authgate.model import AuditEvent
 from authgate.storage.sql_audit import SqlAppender, SqlAuditStore, detail_json
-from authgate.storage.timeconv import to_micros
 
 #: lanes inherited across fork(): never touched again, and never garbage-collected (a
 #: finaliser would close the parent's database socket)
@@ -51,15 +50,15 @@ class ChainWriter:
         self._lanes: list[_Lane] = []
         self._grow = threading.Lock()
 
-    def append(self, event: AuditEvent) -> tuple[Any, ...]:
-        """Seal and store ``event`` (its ``time`` set); return the row ``(id, …, mac)``."""
+    def append(self, event: AuditEvent, ts: int) -> tuple[Any, ...]:
+        """Seal and store ``event`` at ``ts`` (µs); return the row ``(id, …, mac)``."""
         lane = self._take()
         try:
-            return self._append(lane, event)
+            return self._append(lane, event, ts)
         finally:
             self._free.put(lane)
 
-    def append_each(self, event: AuditEvent) -> list[tuple[Any, ...]]:
+    def append_each(self, event: AuditEvent, ts: int) -> list[tuple[Any, ...]]:
         """Append ``event`` once to every registered lane (chain close records)."""
         if os.getpid() != self._pid:
             return []
@@ -68,19 +67,17 @@ class ChainWriter:
             lane = self._free.get()
             try:
                 if lane.registered:
-                    rows.append(self._append(lane, event))
+                    rows.append(self._append(lane, event, ts))
             finally:
                 self._free.put(lane)
         return rows
 
-    def _append(self, lane: _Lane, event: AuditEvent) -> tuple[Any, ...]:
+    def _append(self, lane: _Lane, event: AuditEvent, ts: int) -> tuple[Any, ...]:
         if lane.resync:
             self._resync(lane)
         key_id = self._keyring.current_id
         seq, prev = lane.head[0] + 1, lane.head[1]
-        values = (FORMAT_VERSION, lane.chain_id, seq, key_id, prev,
-                  to_micros(event.time),  # type: ignore[arg-type]
-                  event.event, event.outcome.value, event.reason, event.username,
+        values = (FORMAT_VERSION, lane.chain_id, seq, key_id, prev, ts, event.event, event.outcome.value, event.reason, event.username,
                   event.client_ip, event.user_agent, event.host, event.path, event.method,
                   event.rule_id, event.policy_digest, event.request_id,
                   detail_json(event.detail))

@@ -114,6 +114,8 @@ class LdapDirectorySettings:
 @dataclass(frozen=True)
 class DirectorySettings:
     backend: Literal["file", "ldap"] = "file"
+    #: a users file of break-glass accounts beside AD (argon2id; WebAuthn required to use)
+    break_glass_file: str = ""
     file: FileDirectorySettings = field(default_factory=FileDirectorySettings)
     ldap: LdapDirectorySettings = field(default_factory=LdapDirectorySettings)
 

@@ -27,7 +27,12 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from authgate.directory import normalise_username
-from authgate.errors import AccountDisabled, AuthenticationFailed, DirectoryUnavailable
+from authgate.errors import (
+    AccountDisabled,
+    AuthenticationFailed,
+    DirectoryUnavailable,
+    PasswordChangeRejected,
+)
 from authgate.model import Identity
 
 _USER_KEYS = {"display_name", "email", "groups", "password", "disabled"}
@@ -74,6 +79,15 @@ class FileDirectory:
 
     def check(self) -> None:
         self._entries_now()
+
+    def change_password(self, *, username: str, old_password: str, new_password: str) -> None:
+        """Self-service change: the old password must verify (one attempt)."""
+        self.authenticate(username=username, password=old_password)
+        if len(new_password) < 12:
+            raise PasswordChangeRejected("Use at least 12 characters.")
+        if new_password == old_password:
+            raise PasswordChangeRejected("The new password must differ from the old one.")
+        self.set_password(username, new_password)
 
     # -- management (the `authgate users` command) -----------------------------------------
     def list_users(self) -> list[tuple[Identity, bool]]:

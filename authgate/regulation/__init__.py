@@ -20,8 +20,11 @@ ADMIT = Admission(True)
 
 
 class Regulator(Protocol):
-    def admit_password(self, *, username: str, ip: str) -> Admission:
-        """May this attempt reach the directory? Called before the bind."""
+    def admit_password(self, *, username: str, ip: str, password: str | None = None
+                       ) -> Admission:
+        """May this attempt reach the directory? Called before the bind. With ``password``
+        (reduced to a keyed hash at once) a repeat of a recent wrong password and a sprayed
+        password are refused before they cost the account an AD bad-password count."""
         ...
 
     def record_password(self, *, username: str, ip: str, password: str, success: bool,
@@ -37,7 +40,8 @@ class Regulator(Protocol):
 
 
 class NoRegulation:
-    def admit_password(self, *, username: str, ip: str) -> Admission:
+    def admit_password(self, *, username: str, ip: str, password: str | None = None
+                       ) -> Admission:
         return ADMIT
 
     def record_password(self, *, username: str, ip: str, password: str, success: bool,

@@ -43,7 +43,17 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["authgate"] = services
     csrf.init_app(app)
 
-    from authgate.web import account, enrol, errors, factor_login, health, portal, security, verify
+    from authgate.web import (
+        account,
+        enrol,
+        errors,
+        factor_login,
+        health,
+        password,
+        portal,
+        security,
+        verify,
+    )
 
     security.init_app(app)
     errors.init_app(app)
@@ -53,6 +63,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(factor_login.bp)
     app.register_blueprint(enrol.bp)
     app.register_blueprint(account.bp)
+    app.register_blueprint(password.bp)
     csrf.exempt(verify.bp)
     csrf.exempt(health.bp)
     return app

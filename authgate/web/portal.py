@@ -69,6 +69,10 @@ def login_submit() -> Response | tuple[str, int]:
     result = svc.login.password_step(LoginAttempt(
         username=request.form.get("username", ""), password=request.form.get("password", ""),
         client_ip=remote_ip_text(), user_agent=user_agent(), request_id=request_id()))
+    if result.status is LoginStatus.CHANGE_PASSWORD:
+        from authgate.web.password import change_page
+
+        return change_page(result.username, rd, _FAILURE_PAGES[result.status][1])
     if result.status is not LoginStatus.OK or result.issued is None:
         status, message = _FAILURE_PAGES[result.status]
         return render_template("login.html", rd=rd, error=message, session=None), status

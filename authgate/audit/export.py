@@ -1,0 +1,116 @@
+"""Exports for auditors (ASVS 7.x): CSV or JSON lines, streamed in constant memory.
+
+Rows are read in keyset batches and written a batch at a time; nothing holds the whole
+result. The last line is a manifest: the filter, the count, the first and last record's
+MAC, the SHA-256 of every line before it, the latest signed checkpoint, and the signer's
+public key, all signed, so ``authgate audit verify --export FILE`` detects a hand edit,
+a cut, or a forged manifest offline. CSV cells that start like a formula are prefixed with
+``'`` (spreadsheet injection); ``'`` itself too, so the escape is reversible.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any, Literal
+
+from authgate.audit.checkpoints import Checkpoint, Signer
+from authgate.audit.records import EXPORT_COLUMNS, _TimeText, csv_cells, json_line
+from authgate.model import AuditEvent, Outcome
+from authgate.storage.sql_audit import AuditFilter, SqlAuditStore
+
+Format = Literal["csv", "jsonl"]
+MANIFEST_TYPE = "authgate-audit-manifest"
+MANIFEST_VERSION = 1
+CSV_MANIFEST_CELL = "#manifest"
+MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
+
+
+def canonical_manifest(manifest: dict[str, Any]) -> bytes:
+    """The signed bytes: the manifest without its signature, sorted, compact."""
+    body = {k: v for k, v in manifest.items() if k != "signature"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def export_event(wanted: AuditFilter, fmt: Format, *, via: str, username: str,
+                 client_ip: str = "", user_agent: str = "", request_id: str = "",
+                 host: str = "", path: str = "") -> AuditEvent:
+    """The ``audit.export`` record, written before the first byte leaves."""
+    detail = tuple(sorted({**{f"filter_{k}": v for k, v in wanted.as_dict().items() if v},
+                           "format": fmt, "via": via}.items()))
+    return AuditEvent(event="audit.export", outcome=Outcome.SUCCESS, reason="export_started",
+                      username=username, client_ip=client_ip, user_agent=user_agent,
+                      host=host, path=path, method="GET" if via == "web" else "",
+                      request_id=request_id, detail=detail)
+
+
+def stream_export(store: SqlAuditStore, wanted: AuditFilter, *, fmt: Format, signer: Signer,
+                  generated_at: datetime, batch: int = 5000) -> Iterator[str]:
+    """Yield the export text a batch at a time, manifest last."""
+    digest = hashlib.sha256()
+    when = _TimeText()
+    count, first, last = 0, None, None
+    writer_buf = io.StringIO()
+    writer = csv.writer(writer_buf, lineterminator="\r\n")
+    if fmt == "csv":
+        writer.writerow(EXPORT_COLUMNS)
+    pending: list[str] = []
+    for row in store.stream_rows(wanted, batch=batch):
+        if first is None:
+            first = {"id": row[0], "mac": row[-1]}
+        last = row
+        count += 1
+        if fmt == "csv":
+            writer.writerow(csv_cells(row, when))
+        else:
+            pending.append(json_line(row, when))
+        if count % batch == 0:
+            chunk = _take(fmt, writer_buf, pending)
+            digest.update(chunk.encode())
+            yield chunk
+    chunk = _take(fmt, writer_buf, pending)
+    digest.update(chunk.encode())
+    yield chunk
+    manifest = _manifest(store, wanted, fmt=fmt, signer=signer, generated_at=generated_at,
+                         count=count, first=first, last=last, rows_sha256=digest.hexdigest())
+    yield _trailer(fmt, manifest)
+
+
+def _take(fmt: Format, buf: io.StringIO, pending: list[str]) -> str:
+    if fmt == "csv":
+        text = buf.getvalue()
+        buf.seek(0)
+        buf.truncate()
+        return text
+    text = "".join(line + "\n" for line in pending)
+    pending.clear()
+    return text
+
+
+def _manifest(store: SqlAuditStore, wanted: AuditFilter, *, fmt: Format, signer: Signer,
+              generated_at: datetime, count: int, first: dict[str, Any] | None,
+              last: tuple[Any, ...] | None, rows_sha256: str) -> dict[str, Any]:
+    latest = store.last_checkpoint()
+    manifest: dict[str, Any] = {
+        "type": MANIFEST_TYPE, "version": MANIFEST_VERSION, "format": fmt,
+        "columns": list(EXPORT_COLUMNS), "filter": wanted.as_dict(),
+        "generated_at": generated_at.isoformat(), "count": count,
+        "first": first, "last": {"id": last[0], "mac": last[-1]} if last else None,
+        "rows_sha256": rows_sha256,
+        "checkpoint": Checkpoint(*latest).as_dict() if latest else None,
+        "key_id": signer.key_id, "public_key": signer.public_pem(),
+    }
+    manifest["signature"] = signer.sign(canonical_manifest(manifest))
+    return manifest
+
+
+def _trailer(fmt: Format, manifest: dict[str, Any]) -> str:
+    text = json.dumps(manifest, sort_keys=True, separators=(",", ":"))
+    if fmt == "jsonl":
+        return json.dumps({"manifest": manifest}, sort_keys=True, separators=(",", ":")) + "\n"
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\r\n").writerow([CSV_MANIFEST_CELL, text])
+    return buf.getvalue()

@@ -1,0 +1,75 @@
+"""The audit event schema as data (docs/audit.md renders the same table).
+
+``SCHEMA_VERSION`` changes when a field is added or its meaning changes; ``chain.
+FORMAT_VERSION`` (stored per record as ``v``) when the canonical form changes. Event names
+are ``area.action``; reason codes are lower_snake and never contain user input.
+"""
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+#: event → (what it records, outcomes it uses)
+EVENTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "verify": ("one forward-auth decision (GET /verify), with rule id and policy digest",
+               ("allow", "challenge", "deny", "error")),
+    "login.password": ("the password step of a login", ("success", "failure", "error")),
+    "login.totp": ("a TOTP second-factor check (RFC 6238)", ("success", "failure")),
+    "login.webauthn": ("a WebAuthn assertion", ("success", "failure")),
+    "login.recovery": ("a recovery-code login", ("success", "failure")),
+    "password.change": ("a password change at the directory", ("success", "failure", "error")),
+    "logout": ("the user signed out", ("success",)),
+    "session.ended_by_user": ("the user ended one or all of their sessions", ("success",)),
+    "redirect.refused": ("an unsafe return URL was refused", ("deny",)),
+    "console.access": ("a refused visit to the admin or audit console", ("deny",)),
+    "policy.reload": ("a policy set loaded or rejected", ("success", "deny")),
+    "enrol.totp": ("a TOTP authenticator bound to an account", ("success", "failure")),
+    "enrol.webauthn": ("a WebAuthn credential bound to an account", ("success", "failure")),
+    "enrol.recovery": ("recovery codes issued", ("success",)),
+    "factor.remove": ("an authenticator removed", ("success", "failure")),
+    "admin.*": ("an administrator action (user, factor, session, enrolment code)",
+                ("success", "failure", "deny")),
+    "ban.*": ("a ban set, lifted or refusing a login (regulation)", ("info", "deny")),
+    "keys.rotate": ("secret-box keys rotated", ("success", "failure")),
+    "audit.export": ("an auditor exported records (CLI or web), with the filter",
+                     ("success",)),
+    "audit.verify": ("a verification of the trail was run", ("success", "failure")),
+    "audit.checkpoint": ("a signed checkpoint was written (copied to the SIEM)", ("info",)),
+    "audit.purge": ("records older than the retention age were removed", ("success",)),
+    "audit.chain.close": ("a writer closed its chain at process exit", ("info",)),
+}
+
+#: reason codes, by the component that writes them
+REASONS: dict[str, str] = {
+    # verify (policy decisions)
+    "allowed": "a rule allowed the request", "bypass": "a public rule (no login needed)",
+    "login_required": "no session, or not at the level the rule needs",
+    "step_up": "a stronger factor is needed", "reauth_age": "the session is too old",
+    "reauth_idle": "the session was idle too long", "denied_by_rule": "a deny rule matched",
+    "default_deny": "no rule matched", "bad_request": "the proxy did not say what was asked",
+    "storage_error": "the database failed (fail closed)",
+    "internal_error": "an unexpected error (fail closed)",
+    # login
+    "ok": "credentials accepted", "invalid_credentials": "wrong username or password",
+    "account_disabled": "the account is disabled", "account_locked": "locked out",
+    "account_expired": "the account has expired", "password_expired": "password expired",
+    "password_must_change": "an administrator requires a new password",
+    "logon_hours": "outside the account's logon hours",
+    "logon_workstation": "not allowed from this workstation",
+    "directory_unavailable": "no directory server answered",
+    "directory_error": "the directory failed", "invalid_code": "wrong one-time code",
+    "code_replayed": "a one-time code used twice", "code_expired": "the code expired",
+    "invalid_recovery_code": "wrong recovery code", "webauthn_failed": "assertion refused",
+    "password_change_rejected": "the directory refused the new password",
+    # portal and consoles
+    "user_logout": "signed out by the user", "redirect_refused": "unsafe return URL",
+    "auditor_role_missing": "not in an auditor group",
+    "admin_role_missing": "not in an admin group",
+    # policy
+    "policy_loaded": "a new approved policy set is live",
+    "policy_rejected": "a changed policy set was refused; the previous one stays",
+    # audit trail
+    "export_started": "an export began (recorded before the first byte)",
+    "checkpoint_interval": "periodic checkpoint", "checkpoint_purge": "retention cut",
+    "checkpoint_manual": "checkpoint on request", "retention": "retention purge",
+    "process_exit": "the writer process exited cleanly",
+}

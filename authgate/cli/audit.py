@@ -1,0 +1,194 @@
+"""``authgate audit``: verify the trail, export it, purge old records, make signing keys.
+
+Exit status of ``verify``: 0 intact, 1 damaged (the first bad record and the kind of damage
+are printed), 2 cannot verify (configuration, missing key, database down).
+"""
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import click
+
+from authgate.audit.errors import AuditError, ChainDamage, ExportInvalid
+from authgate.audit.factory import build_audit_log, keyring_for, trusted_keys_for
+from authgate.clock import SystemClock
+from authgate.config.audit_schema import audit_settings
+from authgate.config.loader import parse_duration
+from authgate.errors import AuthgateError
+from authgate.storage.engine import make_engine
+from authgate.storage.sql_audit import AuditFilter
+
+
+def _when(value: str | None) -> datetime | None:
+    """``2026-01-31`` or an ISO 8601 time; naive values are UTC."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"not a date or ISO 8601 time: {value}") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+@contextmanager
+def _audit_log(ctx: click.Context) -> Iterator[Any]:
+    """This command's audit log (its own chain, closed on the way out)."""
+    settings = ctx.obj.settings
+    engine = make_engine(settings.storage.url)
+    try:
+        try:
+            log = build_audit_log(settings, engine, SystemClock(), close_on_exit=False)
+        except AuthgateError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        try:
+            yield log
+        finally:
+            log.close()
+    finally:
+        engine.dispose()
+
+
+@click.group("audit")
+def audit_group() -> None:
+    """The tamper-evident audit trail (docs/audit.md)."""
+
+
+@audit_group.command("verify")
+@click.option("--since", help="Only records at or after this date/time (UTC).")
+@click.option("--until", help="Only records before this date/time (UTC).")
+@click.option("--export", "export_file", type=click.Path(exists=True, dir_okay=False),
+              help="Verify an exported file offline instead of the database.")
+@click.option("--public-key", "public_keys", multiple=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help="A trusted Ed25519 public key (PEM) for --export.")
+@click.option("--jobs", type=int, default=os.cpu_count() or 1, show_default=True)
+@click.pass_context
+def verify_command(ctx: click.Context, since: str | None, until: str | None,
+                   export_file: str | None, public_keys: tuple[str, ...], jobs: int) -> None:
+    """Exit 0 when intact; 1 naming the first bad record and the kind of damage."""
+    from authgate.audit.exportcheck import verify_export
+    from authgate.audit.verify import verify_store
+
+    settings = ctx.obj.settings
+    try:
+        trusted = trusted_keys_for(settings, extra_public_pems=tuple(
+            Path(p).read_text() for p in public_keys))
+        if export_file:
+            keys = _chain_keys_or_none(settings)
+            done = verify_export(export_file, trusted=trusted, chain_keys=keys)
+            click.echo(f"export intact: {done.count} records, signed by {done.key_id}, "
+                       f"checkpoint {done.checkpoint_seq}, record MACs "
+                       f"{'checked' if done.macs_checked else 'not checked (no key)'}")
+            return
+        with _audit_log(ctx) as log:
+            trail = verify_store(log.store, keyring=keyring_for(settings), trusted=trusted,
+                                 since=_when(since), until=_when(until), jobs=jobs,
+                                 batch=audit_settings(settings).batch_size)
+            _report(trail)
+    except (ChainDamage, ExportInvalid) as exc:
+        click.echo(f"DAMAGED {exc}", err=True)
+        sys.exit(1)
+    except AuthgateError as exc:
+        click.echo(f"cannot verify: {exc}", err=True)
+        sys.exit(2)
+
+
+def _chain_keys_or_none(settings: Any) -> Any:
+    try:
+        return keyring_for(settings).keys
+    except AuditError:
+        return None
+
+
+def _report(trail: Any) -> None:
+    cp = trail.latest_checkpoint
+    click.echo(f"intact: {trail.records} records in {len(trail.chains)} chains; "
+               f"{trail.checkpoints} signed checkpoints"
+               + (f" (latest #{cp.seq}, key {cp.key_id})" if cp else ""))
+    open_chains = [c.chain_id for c in trail.chains if c.records and not c.closed]
+    if trail.unanchored_tail:
+        click.echo(f"note: {trail.unanchored_tail} newest records are not yet under a "
+                   "checkpoint; compare them with the SIEM copy")
+    if open_chains:
+        click.echo(f"note: {len(open_chains)} chains are open (live writers, or crashed)")
+
+
+@audit_group.command("export")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="jsonl")
+@click.option("--since")
+@click.option("--until")
+@click.option("--user", default="")
+@click.option("--app", default="", help="Application host, e.g. wiki.city.test")
+@click.option("--event", default="")
+@click.option("--outcome", default="")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="File (default stdout).")
+@click.pass_context
+def export_command(ctx: click.Context, fmt: str, since: str | None, until: str | None,
+                   user: str, app: str, event: str, outcome: str, output: str | None) -> None:
+    """Stream matching records with a signed manifest; the export is itself audited."""
+    from authgate.audit.export import export_event, stream_export
+
+    wanted = AuditFilter(since=_when(since), until=_when(until), username=user, host=app,
+                         event=event, outcome=outcome)
+    with _audit_log(ctx) as log:
+        log.record(export_event(wanted, fmt, via="cli", username=getpass.getuser()))  # type: ignore[arg-type]
+        chunks = stream_export(log.store, wanted, fmt=fmt, signer=log.signer,  # type: ignore[arg-type]
+                               generated_at=datetime.now(timezone.utc),
+                               batch=audit_settings(ctx.obj.settings).batch_size)
+        if output:
+            with open(output, "w", encoding="utf-8", newline="") as out:
+                out.writelines(chunks)
+        else:
+            sys.stdout.writelines(chunks)
+
+
+@audit_group.command("purge")
+@click.option("--older-than", "older_than", default=None,
+              help="Age such as 400d (default: audit.retention).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def purge_command(ctx: click.Context, older_than: str | None, yes: bool) -> None:
+    """Delete records older than the age; a signed checkpoint marks the cut."""
+    from authgate.audit.retention import purge_before
+
+    age = parse_duration(older_than) if older_than else audit_settings(
+        ctx.obj.settings).retention
+    cut = datetime.now(timezone.utc) - age
+    if not yes:
+        click.confirm(f"Delete audit records written before {cut.isoformat()}?", abort=True)
+    with _audit_log(ctx) as log:
+        result = purge_before(log, cut=cut)
+        click.echo(f"purged {result.deleted} records from {result.chains} chains before "
+                   f"{cut.isoformat()}"
+                   + (f"; checkpoint #{result.checkpoint.seq}" if result.checkpoint else ""))
+
+
+@audit_group.command("keygen")
+@click.argument("path", type=click.Path(dir_okay=False))
+def keygen_command(path: str) -> None:
+    """Write a new Ed25519 signing key (mode 0600) and print its public key."""
+    from authgate.audit.checkpoints import generate_key_file
+
+    signer = generate_key_file(path)
+    click.echo(f"key id: {signer.key_id}")
+    click.echo(signer.public_pem(), nl=False)
+
+
+@audit_group.command("public-key")
+@click.pass_context
+def public_key_command(ctx: click.Context) -> None:
+    """Print the public key of the configured signing key (give it to auditors)."""
+    from authgate.audit.factory import signer_for
+
+    signer = signer_for(audit_settings(ctx.obj.settings), keyring_for(ctx.obj.settings))
+    click.echo(f"key id: {signer.key_id}")
+    click.echo(signer.public_pem() or "(no signing key: checkpoints use the HMAC key)",
+               nl=False)

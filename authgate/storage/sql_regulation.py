@@ -1,0 +1,310 @@
+"""``SqlRegulationStore``: brute-force counters shared by every instance, race-free.
+
+Every password attempt first upserts the account's row in ``regulation_users``
+(``INSERT … ON CONFLICT DO UPDATE … RETURNING``): in PostgreSQL that takes the row lock, in
+SQLite the database write lock, so the checks that follow and the reservation they lead to
+run one attempt at a time per account. Lock order is always account row → bucket row → IP
+row, so two attempts never wait on each other in a cycle. An admitted attempt is *reserved*
+(its events are written before the bind), so 50 parallel attempts against a limit of 5 let at
+most 5 reach the directory (ASVS 2.2.1, NIST SP 800-63B 5.2.2).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, and_, delete, func, insert, or_, select, update
+
+from authgate.regulation.limits import ESCALATION_MEMORY, FAMILIAR_TTL, PASSWORD_MEMORY, Limits
+from authgate.regulation.state import (
+    Ban,
+    Reservation,
+    Settlement,
+    Snapshot,
+    Verdict,
+    factor_subject,
+    familiar_subject,
+    ip_key,
+    judge,
+    password_subject,
+    user_subject,
+)
+from authgate.storage.guard import storage_guard
+from authgate.storage.tables_regulation import (
+    regulation_events as ev,
+)
+from authgate.storage.tables_regulation import (
+    regulation_familiar as fam,
+)
+from authgate.storage.tables_regulation import (
+    regulation_passwords as pw,
+)
+from authgate.storage.tables_regulation import (
+    regulation_subjects as subj,
+)
+from authgate.storage.tables_regulation import (
+    regulation_users as users,
+)
+from authgate.storage.timeconv import from_micros, to_micros
+
+
+def _upsert(conn: Connection) -> Any:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+    return sqlite_insert
+
+
+def _lock_user(conn: Connection, username: str) -> Row[Any]:
+    stmt = _upsert(conn)(users).values(username=username, chain=0, chain_unfamiliar=0,
+                                       pending=0, chain_at=0)
+    stmt = stmt.on_conflict_do_update(index_elements=[users.c.username],
+                                      set_={"username": stmt.excluded.username})
+    return conn.execute(stmt.returning(*users.c)).one()
+
+
+def _lock_subject(conn: Connection, subject: str, now: int) -> Row[Any]:
+    stmt = _upsert(conn)(subj).values(subject=subject, ban_until=None, ban_level=0,
+                                      ban_reason="", banned_at=None, seen_at=now)
+    stmt = stmt.on_conflict_do_update(index_elements=[subj.c.subject],
+                                      set_={"seen_at": stmt.excluded.seen_at})
+    return conn.execute(stmt.returning(*subj.c)).one()
+
+
+def _active_ban(row: Row[Any] | None, now: int) -> Ban | None:
+    if row is None or row.ban_until is None or row.ban_until <= now:
+        return None
+    return Ban(row.subject, row.ban_reason, from_micros(row.ban_until), row.ban_level)
+
+
+def _count(conn: Connection, subject: str, since: int, *, distinct: bool = False) -> int:
+    what = func.count(func.distinct(ev.c.username)) if distinct else func.count()
+    return int(conn.execute(select(what).select_from(ev)
+                            .where(ev.c.subject == subject, ev.c.at > since)).scalar_one())
+
+
+def _add_events(conn: Connection, attempt: str, subjects: Sequence[str], username: str,
+                ip: str, now: int) -> None:
+    conn.execute(insert(ev), [{"attempt": attempt, "subject": s, "username": username,
+                               "ip": ip, "at": now} for s in subjects])
+
+
+def _chain(row: Row[Any], limits: Limits, now: int) -> tuple[int, int, int]:
+    """(chain, unfamiliar, pending) as AD sees it now: reset once the window has passed."""
+    if limits.ad is None or now - row.chain_at > to_micros_delta(limits.ad.window):
+        return 0, 0, 0
+    return row.chain, row.chain_unfamiliar, row.pending
+
+
+def to_micros_delta(delta: Any) -> int:
+    return int(delta.total_seconds() * 1_000_000)
+
+
+class SqlRegulationStore:
+    """The ``RegulationStore`` contract on SQLAlchemy Core (SQLite and PostgreSQL)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    # -- passwords ---------------------------------------------------------------------------
+    def admit(self, *, attempt: str, username: str, ip: str, password_mac: str | None,
+              limits: Limits, now: datetime) -> Verdict:
+        """Check bans, counters and the AD budget, and reserve the attempt, atomically."""
+        t = to_micros(now)
+        since = t - to_micros_delta(limits.window)
+        with storage_guard(), self._engine.begin() as conn:
+            user = _lock_user(conn, username)
+            ips = set(conn.execute(select(fam.c.ip).where(
+                fam.c.username == username,
+                fam.c.last_success > to_micros(now - FAMILIAR_TTL))).scalars())
+            familiar = ip in ips
+            bucket = familiar_subject(username, ip) if familiar else user_subject(username)
+            rows = [_lock_subject(conn, bucket, t), _lock_subject(conn, ip_key(ip), t)]
+            if password_mac:
+                rows.append(conn.execute(select(subj).where(
+                    subj.c.subject == password_subject(password_mac))).one_or_none())
+            chain, unfamiliar, pending = _chain(user, limits, t)
+            snapshot = Snapshot(
+                familiar=familiar, has_familiar=bool(ips),
+                bans=tuple(b for b in (_active_ban(r, t) for r in rows) if b),
+                bucket_failures=_count(conn, bucket, since),
+                ip_failures=_count(conn, ip_key(ip), since),
+                chain=chain, chain_unfamiliar=unfamiliar)
+            reason = judge(snapshot, limits)
+            if reason:
+                return Verdict(reason)
+            _add_events(conn, attempt, (bucket, ip_key(ip)), username, ip, t)
+            if limits.ad is not None:
+                conn.execute(update(users).where(users.c.username == username).values(
+                    chain=chain + 1, chain_unfamiliar=unfamiliar + (0 if familiar else 1),
+                    pending=pending + 1, chain_at=t))
+        return Verdict("", Reservation(attempt, username, ip, familiar,
+                                       chained=limits.ad is not None))
+
+    def settle_failure(self, r: Reservation, *, password_mac: str, bind_reached: bool,
+                       limits: Limits, now: datetime) -> Settlement:
+        """Count a failure once: a repeated password gives its events back (but a bind that
+        reached AD keeps its AD slot: AD counted it); then start any ban it earned."""
+        t = to_micros(now)
+        since = t - to_micros_delta(limits.window)
+        bucket = familiar_subject(r.username, r.ip) if r.familiar else user_subject(r.username)
+        with storage_guard(), self._engine.begin() as conn:
+            user = _lock_user(conn, r.username)
+            _lock_subject(conn, bucket, t)
+            _lock_subject(conn, ip_key(r.ip), t)
+            if r.chained:
+                self._settle_chain(conn, user, r, refund=not bind_reached)
+            repeat = conn.execute(select(pw.c.seen_at).where(
+                pw.c.username == r.username, pw.c.mac == password_mac,
+                pw.c.seen_at > since)).first() is not None
+            if repeat:
+                conn.execute(delete(ev).where(ev.c.attempt == r.attempt))
+            self._remember_password(conn, r.username, password_mac, t)
+            if repeat:
+                return Settlement(True)
+            return Settlement(False, self._escalate(conn, r, bucket, password_mac, limits, t))
+
+    def settle_success(self, r: Reservation, *, now: datetime) -> None:
+        """AD resets badPwdCount on a successful logon; so does the mirror, except for binds
+        still in flight (counted as failures until they settle). The user's counter for
+        this IP is reset, and the IP becomes (or stays) familiar."""
+        t = to_micros(now)
+        bucket = familiar_subject(r.username, r.ip) if r.familiar else user_subject(r.username)
+        with storage_guard(), self._engine.begin() as conn:
+            user = _lock_user(conn, r.username)
+            if r.chained:
+                pending = max(0, user.pending - 1)
+                conn.execute(update(users).where(users.c.username == r.username).values(
+                    chain=pending, chain_unfamiliar=min(user.chain_unfamiliar, pending),
+                    pending=pending))
+            conn.execute(delete(ev).where(or_(
+                ev.c.attempt == r.attempt, and_(ev.c.subject == bucket, ev.c.ip == r.ip))))
+            stmt = _upsert(conn)(fam).values(username=r.username, ip=r.ip, last_success=t)
+            conn.execute(stmt.on_conflict_do_update(
+                index_elements=[fam.c.username, fam.c.ip],
+                set_={"last_success": stmt.excluded.last_success}))
+
+    def _settle_chain(self, conn: Connection, user: Row[Any], r: Reservation, *,
+                      refund: bool) -> None:
+        values: dict[str, int] = {"pending": max(0, user.pending - 1)}
+        if refund:  # no bind was sent (unknown user): AD counted nothing
+            values["chain"] = max(0, user.chain - 1)
+            if not r.familiar:
+                values["chain_unfamiliar"] = max(0, user.chain_unfamiliar - 1)
+        conn.execute(update(users).where(users.c.username == r.username).values(**values))
+
+    def _remember_password(self, conn: Connection, username: str, mac: str, t: int) -> None:
+        stmt = _upsert(conn)(pw).values(username=username, mac=mac, seen_at=t)
+        conn.execute(stmt.on_conflict_do_update(index_elements=[pw.c.username, pw.c.mac],
+                                                set_={"seen_at": stmt.excluded.seen_at}))
+        keep = (select(pw.c.mac).where(pw.c.username == username)
+                .order_by(pw.c.seen_at.desc()).limit(PASSWORD_MEMORY))
+        conn.execute(delete(pw).where(pw.c.username == username,
+                                      pw.c.mac.not_in(keep.scalar_subquery())))
+
+    def _escalate(self, conn: Connection, r: Reservation, bucket: str, mac: str,
+                  limits: Limits, t: int) -> tuple[Ban, ...]:
+        since = t - to_micros_delta(limits.window)
+        bans: list[Ban] = []
+        if _count(conn, bucket, since) >= limits.per_user:
+            reason = "user_ip_banned" if r.familiar else "user_banned"
+            bans.append(self._ban(conn, bucket, reason, limits, t))
+        ip_subject = ip_key(r.ip)
+        sprayed_users = int(conn.execute(select(func.count(func.distinct(pw.c.username)))
+                                         .where(pw.c.mac == mac, pw.c.seen_at > since))
+                            .scalar_one())
+        if _count(conn, ip_subject, since, distinct=True) >= limits.spray_users:
+            bans.append(self._ban(conn, ip_subject, "spray_source", limits, t))
+        elif sprayed_users >= limits.spray_users:
+            bans.append(self._ban(conn, ip_subject, "password_spray", limits, t))
+        elif _count(conn, ip_subject, since) >= limits.per_ip:
+            bans.append(self._ban(conn, ip_subject, "ip_banned", limits, t))
+        if sprayed_users >= limits.spray_users:
+            bans.append(self._ban(conn, password_subject(mac), "password_spray", limits, t))
+        return tuple(bans)
+
+    def _ban(self, conn: Connection, subject: str, reason: str, limits: Limits,
+             t: int) -> Ban:
+        """Escalate: a ban within ESCALATION_MEMORY of the previous one lasts longer.
+        The subject's events are cleared, so after the ban it starts a fresh allowance."""
+        row = _lock_subject(conn, subject, t)
+        recent = row.banned_at is not None and t - row.banned_at < to_micros_delta(
+            ESCALATION_MEMORY)
+        level = row.ban_level + 1 if recent else 0
+        until = t + to_micros_delta(limits.ban_duration(level))
+        conn.execute(update(subj).where(subj.c.subject == subject).values(
+            ban_until=until, ban_level=level, ban_reason=reason, banned_at=t))
+        conn.execute(delete(ev).where(ev.c.subject == subject))
+        return Ban(subject, reason, from_micros(until), level)
+
+    # -- second factors ----------------------------------------------------------------------
+    def admit_factor(self, *, attempt: str, username: str, limits: Limits,
+                     now: datetime) -> str:
+        t = to_micros(now)
+        subject = factor_subject(username)
+        with storage_guard(), self._engine.begin() as conn:
+            row = _lock_subject(conn, subject, t)
+            if _active_ban(row, t) is not None:
+                return "factor_banned"
+            if _count(conn, subject, t - to_micros_delta(limits.window)) >= \
+                    limits.factor_failures:
+                return "factor_throttled"
+            _add_events(conn, attempt, (subject,), username, "", t)
+        return ""
+
+    def settle_factor(self, *, attempt: str, username: str, success: bool, limits: Limits,
+                      now: datetime) -> Ban | None:
+        t = to_micros(now)
+        subject = factor_subject(username)
+        with storage_guard(), self._engine.begin() as conn:
+            _lock_subject(conn, subject, t)
+            if success:
+                conn.execute(delete(ev).where(ev.c.subject == subject))
+                return None
+            if conn.execute(select(ev.c.at).where(ev.c.attempt == attempt,
+                                                  ev.c.subject == subject)).first() is None:
+                _add_events(conn, attempt, (subject,), username, "", t)
+            if _count(conn, subject, t - to_micros_delta(limits.window)) >= \
+                    limits.factor_failures:
+                return self._ban(conn, subject, "factor_banned", limits, t)
+        return None
+
+    # -- operators ---------------------------------------------------------------------------
+    def active_bans(self, now: datetime) -> list[Ban]:
+        t = to_micros(now)
+        with storage_guard(), self._engine.connect() as conn:
+            rows = conn.execute(select(subj).where(subj.c.ban_until > t)
+                                .order_by(subj.c.ban_until.desc())).all()
+        return [b for b in (_active_ban(r, t) for r in rows) if b]
+
+    def lift(self, subjects: Sequence[str], *, prefixes: Sequence[str] = ()) -> list[str]:
+        """End the bans on these subjects (and any starting with a prefix); reset their
+        escalation and counters. Returns the subjects that were banned."""
+        match = or_(subj.c.subject.in_(list(subjects)),
+                    *(subj.c.subject.startswith(p, autoescape=True) for p in prefixes))
+        with storage_guard(), self._engine.begin() as conn:
+            lifted = list(conn.execute(select(subj.c.subject).where(
+                match, subj.c.ban_until.is_not(None))).scalars())
+            names = list(conn.execute(select(subj.c.subject).where(match)).scalars())
+            conn.execute(update(subj).where(match).values(ban_until=None, ban_level=0,
+                                                          banned_at=None, ban_reason=""))
+            if names:
+                conn.execute(delete(ev).where(ev.c.subject.in_(names)))
+        return lifted
+
+    def purge(self, now: datetime, horizon: datetime) -> int:
+        """Forget what no limit looks at any more (unknown names would otherwise pile up)."""
+        t, h = to_micros(now), to_micros(horizon)
+        memory = to_micros(now - ESCALATION_MEMORY)
+        with storage_guard(), self._engine.begin() as conn:
+            n = conn.execute(delete(ev).where(ev.c.at < h)).rowcount
+            n += conn.execute(delete(pw).where(pw.c.seen_at < h)).rowcount
+            n += conn.execute(delete(users).where(users.c.chain_at < h)).rowcount
+            n += conn.execute(delete(fam).where(
+                fam.c.last_success < to_micros(now - FAMILIAR_TTL))).rowcount
+            n += conn.execute(delete(subj).where(
+                subj.c.seen_at < h, or_(subj.c.ban_until.is_(None), subj.c.ban_until < t),
+                or_(subj.c.banned_at.is_(None), subj.c.banned_at < memory))).rowcount
+        return n

@@ -1,0 +1,104 @@
+"""The audit console: auditors search the login history and download it (ASVS 7.x).
+
+Read-only by construction: GET views only, one ``require("auditor")`` decorator each (role
+from policy ``roles.auditor_groups``, then the policy's rule for ``/audit`` at mfa); everyone
+else gets 403. Paging is keyset on the record id (newest first), never OFFSET. A download
+streams the same filter as CSV or JSON lines with a signed manifest, and is itself an
+``audit.export`` record written before the first byte.
+"""
+from __future__ import annotations
+
+import itertools
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from flask import Blueprint, Response, abort, g, render_template, request, stream_with_context
+
+from authgate.audit.export import MEDIA_TYPES, export_event, stream_export
+from authgate.audit.factory import keyring_for, signer_for
+from authgate.audit.records import iso_time
+from authgate.config.audit_schema import audit_settings
+from authgate.model import Outcome
+from authgate.storage.sql_audit import AuditFilter, SqlAuditStore, stored_event
+from authgate.web.access import require
+from authgate.web.context import remote_ip_text, request_id, services, user_agent
+
+bp = Blueprint("auditor", __name__, url_prefix="/audit")
+PAGE = 50
+_OUTCOMES = tuple(o.value for o in Outcome)
+
+
+def _day(name: str, *, end: bool = False) -> datetime | None:
+    raw = request.args.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        day = datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+    except ValueError:
+        abort(400)
+    return day + timedelta(days=1) if end else day  # "until" includes that whole day
+
+
+def _filter() -> AuditFilter:
+    """The search as typed; unknown outcomes are refused rather than ignored."""
+    args = request.args
+    outcome = args.get("outcome", "").strip()
+    if outcome and outcome not in _OUTCOMES:
+        abort(400)
+    return AuditFilter(since=_day("since"), until=_day("until", end=True),
+                       username=args.get("user", "").strip()[:256],
+                       host=args.get("app", "").strip().lower()[:256],
+                       event=args.get("event", "").strip()[:64], outcome=outcome)
+
+
+def _store() -> SqlAuditStore:
+    store = services().audit.store
+    if not isinstance(store, SqlAuditStore):
+        abort(503)
+    return store
+
+
+@bp.get("/")
+@require("auditor")
+def search() -> str:
+    wanted = _filter()
+    before = request.args.get("before", type=int) or 0
+    rows = list(itertools.islice(
+        _store().stream_rows(wanted, after_id=before, batch=PAGE + 1, descending=True),
+        PAGE + 1))
+    more = len(rows) > PAGE
+    shown = [_view(r) for r in rows[:PAGE]]
+    query = {k: v for k, v in request.args.items() if k != "before" and v}
+    return render_template("audit_search.html", rows=shown, query=query,
+                           next_before=shown[-1]["id"] if more else None,
+                           outcomes=_OUTCOMES, session=g.session)
+
+
+def _view(row: tuple[Any, ...]) -> dict[str, Any]:
+    event = stored_event(row).event
+    return {"id": row[0], "time": iso_time(row[6]), "event": event.event,
+            "outcome": event.outcome.value, "reason": event.reason, "user": event.username,
+            "ip": event.client_ip, "host": event.host, "method": event.method,
+            "path": event.path, "rule": event.rule_id}
+
+
+@bp.get("/export.<fmt>")
+@require("auditor")
+def download(fmt: str) -> Response:
+    if fmt not in MEDIA_TYPES:
+        abort(404)
+    svc = services()
+    wanted = _filter()
+    log = svc.audit
+    signer = getattr(log, "signer", None) or signer_for(audit_settings(svc.settings),
+                                                        keyring_for(svc.settings))
+    log.record(export_event(wanted, fmt, via="web", username=g.session.username,  # type: ignore[arg-type]
+                            client_ip=remote_ip_text(), user_agent=user_agent(),
+                            request_id=request_id(), path=request.path))
+    now = svc.clock.now()
+    body = stream_export(_store(), wanted, fmt=fmt, signer=signer, generated_at=now,  # type: ignore[arg-type]
+                         batch=audit_settings(svc.settings).batch_size)
+    name = f"authgate-audit-{now.strftime('%Y%m%dT%H%M%SZ')}.{fmt}"
+    return Response(stream_with_context(body), mimetype=MEDIA_TYPES[fmt].split(";")[0],
+                    headers={"Content-Disposition": f'attachment; filename="{name}"',
+                             "Cache-Control": "no-store"})

@@ -1,0 +1,208 @@
+"""Tamper with the real database in every way; verification finds each (ASVS 7.3.3)."""
+from __future__ import annotations
+
+import hmac
+
+import pytest
+from sqlalchemy import Engine
+
+from authgate.audit.chain import Keyring, seal
+from authgate.audit.checkpoints import TrustedKeys
+from authgate.audit.errors import (
+    ChainDeleted,
+    ChainHeadCut,
+    ChainTruncated,
+    CheckpointInvalid,
+    RecordAltered,
+    RecordForged,
+    RecordsMissing,
+    RecordsReordered,
+    RecordUnsealed,
+    UnknownKeyId,
+    UntrustedKey,
+)
+from authgate.audit.log import AuditLog
+from authgate.storage.sql_audit import ROW_COLUMNS
+from tests.audit.conftest import check, event, sql, write
+
+COLUMNS = ", ".join(ROW_COLUMNS[1:])
+
+
+def test_intact_trail_verifies(audit_log: AuditLog, keyring: Keyring,
+                               trusted: TrustedKeys) -> None:
+    write(audit_log, 30)
+    audit_log.checkpoint()
+    write(audit_log, 5)
+    trail = check(audit_log, keyring, trusted)
+    assert trail.records == 36  # 35 events and the checkpoint record, in one chain
+    assert trail.checkpoints == 1 and len(trail.chains) == 1
+    assert trail.unanchored_tail == 6
+
+
+def test_edit_a_field(engine: Engine, audit_log: AuditLog, keyring: Keyring,
+                      trusted: TrustedKeys) -> None:
+    ids = write(audit_log, 20)
+    sql(engine, "UPDATE audit_events SET outcome = 'deny' WHERE id = :id", id=ids[7])
+    with pytest.raises(RecordAltered) as caught:
+        check(audit_log, keyring, trusted)
+    assert caught.value.record_id == ids[7]
+
+
+def test_delete_a_middle_row(engine: Engine, audit_log: AuditLog, keyring: Keyring,
+                             trusted: TrustedKeys) -> None:
+    ids = write(audit_log, 20)
+    sql(engine, "DELETE FROM audit_events WHERE id IN (:a, :b)", a=ids[9], b=ids[10])
+    with pytest.raises(RecordsMissing) as caught:
+        check(audit_log, keyring, trusted)
+    assert caught.value.record_id == ids[11]
+
+
+def test_delete_the_tail_after_a_checkpoint(engine: Engine, audit_log: AuditLog,
+                                            keyring: Keyring, trusted: TrustedKeys) -> None:
+    ids = write(audit_log, 20)
+    audit_log.checkpoint()
+    sql(engine, "DELETE FROM audit_events WHERE id >= :id", id=ids[15])
+    with pytest.raises(ChainTruncated):
+        check(audit_log, keyring, trusted)
+
+
+def test_insert_a_forged_row(engine: Engine, audit_log: AuditLog, keyring: Keyring,
+                             trusted: TrustedKeys) -> None:
+    ids = write(audit_log, 10)
+    forged = COLUMNS.replace("username", "'mallory'")
+    sql(engine, f"INSERT INTO audit_events ({COLUMNS}) SELECT {forged} FROM audit_events "
+                "WHERE id = :id", id=ids[4])
+    with pytest.raises(RecordForged):
+        check(audit_log, keyring, trusted)
+
+
+def test_append_a_forged_row_at_the_end(engine: Engine, audit_log: AuditLog,
+                                        keyring: Keyring, trusted: TrustedKeys) -> None:
+    ids = write(audit_log, 10)
+    sql(engine, f"INSERT INTO audit_events ({COLUMNS}) SELECT "
+                f"{COLUMNS.replace('seq', 'seq + 1').replace('prev', 'mac')} "
+                "FROM audit_events WHERE id = :id", id=ids[-1])
+    with pytest.raises(RecordAltered):
+        check(audit_log, keyring, trusted)
+
+
+def test_forged_chain_is_refused(engine: Engine, audit_log: AuditLog, keyring: Keyring,
+                                 trusted: TrustedKeys) -> None:
+    ids = write(audit_log, 3)
+    sql(engine, f"INSERT INTO audit_events ({COLUMNS}) SELECT "
+                f"{COLUMNS.replace('chain_id', repr('f' * 32))} FROM audit_events "
+                "WHERE id = :id", id=ids[0])
+    with pytest.raises(RecordForged):
+        check(audit_log, keyring, trusted)
+
+
+def test_swap_two_rows(engine: Engine, audit_log: AuditLog, keyring: Keyring,
+                       trusted: TrustedKeys) -> None:
+    ids = write(audit_log, 10)
+    rows = {r[0]: r for r in sql(engine, f"SELECT id, {COLUMNS} FROM audit_events")}
+    for target, source in ((ids[3], ids[6]), (ids[6], ids[3])):
+        values = dict(zip(["id", *ROW_COLUMNS[1:]], rows[source], strict=True))
+        values["id"] = target
+        sets = ", ".join(f"{c} = :{c}" for c in ROW_COLUMNS[1:])
+        sql(engine, f"UPDATE audit_events SET {sets} WHERE id = :id", **values)
+    with pytest.raises(RecordsReordered) as caught:
+        check(audit_log, keyring, trusted)
+    assert caught.value.record_id == ids[3]
+
+
+def test_rewrite_the_whole_chain_without_the_key(engine: Engine, audit_log: AuditLog,
+                                                 keyring: Keyring,
+                                                 trusted: TrustedKeys) -> None:
+    write(audit_log, 10)
+    fake = hmac.digest(b"attacker", b"guess", "sha256")
+    prev = "0" * 64
+    for row in sql(engine, f"SELECT id, {COLUMNS} FROM audit_events ORDER BY id"):
+        values = list(row[1:-1])
+        values[4] = prev
+        values[9] = "mallory"
+        mac = seal(fake, values)
+        sql(engine, "UPDATE audit_events SET prev = :p, username = 'mallory', mac = :m "
+                    "WHERE id = :id", p=prev, m=mac, id=row[0])
+        prev = mac
+    with pytest.raises(RecordAltered):
+        check(audit_log, keyring, trusted)
+
+
+def test_cut_the_head(engine: Engine, audit_log: AuditLog, keyring: Keyring,
+                      trusted: TrustedKeys) -> None:
+    ids = write(audit_log, 10)
+    sql(engine, "DELETE FROM audit_events WHERE id <= :id", id=ids[2])
+    with pytest.raises(ChainHeadCut):
+        check(audit_log, keyring, trusted)
+
+
+def test_delete_a_whole_chain(engine: Engine, audit_log: AuditLog, keyring: Keyring,
+                              trusted: TrustedKeys) -> None:
+    write(audit_log, 5)
+    audit_log.checkpoint()
+    sql(engine, "DELETE FROM audit_events")
+    with pytest.raises(ChainDeleted):
+        check(audit_log, keyring, trusted)
+    sql(engine, "DELETE FROM audit_chains")
+    with pytest.raises(ChainDeleted):
+        check(audit_log, keyring, trusted)
+
+
+def test_checkpoints_edited_or_removed(engine: Engine, audit_log: AuditLog, keyring: Keyring,
+                                       trusted: TrustedKeys) -> None:
+    for _ in range(3):
+        write(audit_log, 3)
+        audit_log.checkpoint()
+    check(audit_log, keyring, trusted)
+    sql(engine, "UPDATE audit_checkpoints SET payload = replace(payload, '\"manual\"', "
+                "'\"purge\"') WHERE seq = 2")
+    with pytest.raises(CheckpointInvalid):
+        check(audit_log, keyring, trusted)
+    sql(engine, "DELETE FROM audit_checkpoints WHERE seq = 2")
+    with pytest.raises(CheckpointInvalid):
+        check(audit_log, keyring, trusted)
+
+
+def test_checkpoint_signed_by_another_key(audit_log: AuditLog, keyring: Keyring) -> None:
+    write(audit_log, 3)
+    audit_log.checkpoint()
+    with pytest.raises(UntrustedKey):
+        check(audit_log, keyring, TrustedKeys.build(keyring=keyring, signer=None))
+
+
+def test_unsealed_record_is_reported(audit_log: AuditLog, keyring: Keyring,
+                                     trusted: TrustedKeys) -> None:
+    write(audit_log, 3)
+    audit_log.store.append(event(99, time=audit_log._clock.now()))  # type: ignore[attr-defined]
+    with pytest.raises(RecordUnsealed):
+        check(audit_log, keyring, trusted)
+
+
+def test_key_rotation_keeps_old_records_verifiable(engine: Engine, audit_log: AuditLog,
+                                                   keyring: Keyring,
+                                                   trusted: TrustedKeys) -> None:
+    from authgate.storage.sql_audit import SqlAuditStore
+    from tests.audit.conftest import AUDIT_SECRET, TickingClock
+
+    write(audit_log, 5)
+    rotated = Keyring.from_secrets("b" * 40, [AUDIT_SECRET])
+    newer = AuditLog(SqlAuditStore(engine), TickingClock(), keyring=rotated)
+    write(newer, 5)
+    assert check(audit_log, rotated, trusted).records == 10
+    with pytest.raises(UnknownKeyId):
+        check(audit_log, Keyring.from_secrets("b" * 40), trusted)
+
+
+def test_time_range_and_parallel_verification(engine: Engine, audit_log: AuditLog,
+                                              keyring: Keyring, trusted: TrustedKeys) -> None:
+    ids = write(audit_log, 60)
+    audit_log.checkpoint()
+    assert check(audit_log, keyring, trusted, jobs=3).records == 61
+    (first_ts,) = sql(engine, "SELECT ts FROM audit_events WHERE id = :id", id=ids[20])[0]
+    from authgate.storage.timeconv import from_micros
+
+    part = check(audit_log, keyring, trusted, since=from_micros(first_ts))
+    assert part.ranged and part.records == 41
+    sql(engine, "DELETE FROM audit_events WHERE id = :id", id=ids[40])
+    with pytest.raises(RecordsMissing):
+        check(audit_log, keyring, trusted, jobs=3)
