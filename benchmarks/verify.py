@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import os
 import re
 import secrets
@@ -62,6 +63,9 @@ class Result:
     p99_ms: float
     non_2xx: int
     errors: str
+    #: server CPU (master + workers, user + system) per request served: unlike req/s, this
+    #: hardly moves when other jobs compete for the cores
+    cpu_us: float = 0.0
 
 
 def _authgate_config(work: Path) -> Path:
@@ -173,11 +177,31 @@ def _audit_rows(db: Path) -> int:
                    .fetchone()[0])
 
 
+def _served(proc: Proc) -> int:
+    """Requests a gunicorn instance has answered: lines in its access log."""
+    with open(proc.extra["access_log"], "rb") as log:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: log.read(1 << 20), b""))
+
+
+def _measure(name: str, proc: Proc, url: str, headers: dict[str, str],
+             args: argparse.Namespace, procs: list[Proc]) -> Result:
+    """One wrk run, plus the server CPU it cost per request (counted after the server went
+    idle, so requests still queued when wrk stopped are in both numerator and denominator)."""
+    _wait_idle(procs)
+    ticks, served = _cpu_ticks(proc.popen.pid), _served(proc)
+    result = _wrk(name, url, headers, args, args.seconds)
+    _wait_idle(procs)
+    ticks, served = _cpu_ticks(proc.popen.pid) - ticks, _served(proc) - served
+    cpu_us = ticks * 1e6 / os.sysconf("SC_CLK_TCK") / max(served, 1)
+    return dataclasses.replace(result, cpu_us=cpu_us)
+
+
 def _print(result: Result) -> None:
     flag = f"  non-2xx: {result.non_2xx}" if result.non_2xx else ""
     flag += f"  {result.errors}" if result.errors else ""
-    print(f"  {result.name:9} {result.rps:9,.0f} req/s   p50 {result.p50_ms:7.2f} ms   "
-          f"p99 {result.p99_ms:7.2f} ms   ({result.requests:,} requests){flag}")
+    print(f"  {result.name:9} {result.rps:7,.0f} req/s   p50 {result.p50_ms:6.2f} ms   "
+          f"p99 {result.p99_ms:7.2f} ms   server CPU {result.cpu_us:5.0f} us/req   "
+          f"({result.requests:,} requests){flag}")
 
 
 def main() -> int:
@@ -213,6 +237,7 @@ def main() -> int:
             workers=args.workers, run_dir=work, name="bare",
             ready=lambda r: r.status_code == 200 and r.text.strip() == "bare-ok")
         procs.append(bare)
+        servers = {"bare": bare, "authgate": authgate}
         urls = {"bare": f"http://127.0.0.1:{bare_port}/verify",
                 "authgate": f"http://127.0.0.1:{gw_port}/verify"}
         for url in urls.values():
@@ -229,8 +254,7 @@ def main() -> int:
         for round_no in range(1, args.rounds + 1):
             print(f"round {round_no}:")
             for name, url in urls.items():
-                _wait_idle(procs)
-                result = _wrk(name, url, headers, args, args.seconds)
+                result = _measure(name, servers[name], url, headers, args, procs)
                 results[name].append(result)
                 _print(result)
         _wait_idle(procs)
@@ -238,18 +262,26 @@ def main() -> int:
         sent = sum(r.requests for r in results["authgate"])
 
         def med(name: str, attr: str) -> float:
-            return statistics.median(getattr(r, attr) for r in results[name])
+            return float(statistics.median(getattr(r, attr) for r in results[name]))
 
         ratio = med("authgate", "rps") / med("bare", "rps")
+        cpu_ratio = med("bare", "cpu_us") / med("authgate", "cpu_us")
         print("\nmedian over rounds:")
         for name in urls:
-            print(f"  {name:9} {med(name, 'rps'):9,.0f} req/s   p50 {med(name, 'p50_ms'):7.2f} "
-                  f"ms   p99 {med(name, 'p99_ms'):7.2f} ms")
+            print(f"  {name:9} {med(name, 'rps'):7,.0f} req/s   p50 {med(name, 'p50_ms'):6.2f} "
+                  f"ms   p99 {med(name, 'p99_ms'):7.2f} ms   server CPU "
+                  f"{med(name, 'cpu_us'):5.0f} us/req")
         per_round = ", ".join(f"{a.rps / b.rps:.2f}"
                               for a, b in zip(results["authgate"], results["bare"], strict=True))
         verdict = "meets" if ratio >= TARGET_RATIO else "BELOW"
         print(f"  ratio authgate/bare: {ratio:.2f} (per round: {per_round}); "
               f"{verdict} the {TARGET_RATIO:.2f} target")
+        print(f"  CPU-bound capacity ratio (bare CPU/request / authgate CPU/request): "
+              f"{cpu_ratio:.2f}; steadier than req/s on a busy machine")
+        load1 = os.getloadavg()[0]
+        if load1 > (os.cpu_count() or 1) + 1:
+            print(f"  NOTE: load average {load1:.1f} on {os.cpu_count()} CPUs: other jobs were "
+                  f"competing; req/s figures are unreliable, compare the CPU ratio")
         print(f"  audit: {audited:,} verify records written for {sent:,} measured requests "
               f"(wrk counts completed responses; in-flight ones at the cut-off are extra)")
         refused = sum(r.non_2xx for rs in results.values() for r in rs)

@@ -38,7 +38,20 @@ def users_file(tmp_path: Path) -> Path:
     directory.add_user("bob", "bob's long password", display_name="Bob", groups=["City-Staff"])
     directory.add_user("carol", "carol's long password", display_name="Carol")
     directory.set_disabled("carol", True)
+    directory.add_user("adam", "adam's long password", display_name="Adam Admin",
+                       groups=["City-Staff", "authgate-admins"])
+    directory.add_user("audrey", "audrey's long password", display_name="Audrey Auditor",
+                       groups=["City-Staff", "authgate-auditors"])
     return path
+
+
+def session_cookie(client, services, username: str, level) -> str:  # type: ignore[no-untyped-def]
+    """Sign a user in directly at ``level`` (as if the factor steps had run) for console
+    tests; the factor flows themselves are tested through the pages."""
+    issued = services.sessions.start(services.directory.lookup(username), level=level,
+                                     client_ip="127.0.0.1", user_agent="test")
+    client.set_cookie("__Host-authgate_session", issued.token, domain="localhost")
+    return issued.token
 
 
 def make_settings(tmp_path: Path, users_file: Path, **overrides: object) -> Settings:

@@ -1,6 +1,6 @@
 """The keyed hash chain (ASVS 7.3.3): canonical form and MAC of one record.
 
-``mac = HMAC-SHA256(K, v ␟ chain_id ␟ seq ␟ key_id ␟ prev ␟ ts ␟ event ␟ … ␟ detail)``
+``mac = HMAC-SHA256(K, v␟chain_id␟seq␟key_id␟prev␟ts␟event␟…␟detail)``
 with ␟ = U+001F and the fields in ``FIELDS`` order; ``prev`` is the MAC of the chain's
 previous record (64 zeros for the first). Control characters never reach a stored field
 (``model.neutralise``; ``detail`` is ASCII JSON), so the separator is unambiguous, and a

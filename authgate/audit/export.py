@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from authgate.audit.checkpoints import Checkpoint, Signer
-from authgate.audit.records import EXPORT_COLUMNS, _TimeText, csv_cells, json_line
+from authgate.audit.records import CSV_HEADER, EXPORT_COLUMNS, _TimeText, csv_line, json_line
 from authgate.model import AuditEvent, Outcome
 from authgate.storage.sql_audit import AuditFilter, SqlAuditStore
 
@@ -53,25 +53,20 @@ def stream_export(store: SqlAuditStore, wanted: AuditFilter, *, fmt: Format, sig
     digest = hashlib.sha256()
     when = _TimeText()
     count, first, last = 0, None, None
-    writer_buf = io.StringIO()
-    writer = csv.writer(writer_buf, lineterminator="\r\n")
-    if fmt == "csv":
-        writer.writerow(EXPORT_COLUMNS)
-    pending: list[str] = []
+    line = csv_line if fmt == "csv" else _json_record
+    pending: list[str] = [CSV_HEADER] if fmt == "csv" else []
     for row in store.stream_rows(wanted, batch=batch):
         if first is None:
             first = {"id": row[0], "mac": row[-1]}
         last = row
         count += 1
-        if fmt == "csv":
-            writer.writerow(csv_cells(row, when))
-        else:
-            pending.append(json_line(row, when))
+        pending.append(line(row, when))
         if count % batch == 0:
-            chunk = _take(fmt, writer_buf, pending)
+            chunk = "".join(pending)
+            pending.clear()
             digest.update(chunk.encode())
             yield chunk
-    chunk = _take(fmt, writer_buf, pending)
+    chunk = "".join(pending)
     digest.update(chunk.encode())
     yield chunk
     manifest = _manifest(store, wanted, fmt=fmt, signer=signer, generated_at=generated_at,
@@ -79,15 +74,8 @@ def stream_export(store: SqlAuditStore, wanted: AuditFilter, *, fmt: Format, sig
     yield _trailer(fmt, manifest)
 
 
-def _take(fmt: Format, buf: io.StringIO, pending: list[str]) -> str:
-    if fmt == "csv":
-        text = buf.getvalue()
-        buf.seek(0)
-        buf.truncate()
-        return text
-    text = "".join(line + "\n" for line in pending)
-    pending.clear()
-    return text
+def _json_record(row: tuple[Any, ...], when: _TimeText) -> str:
+    return json_line(row, when) + "\n"
 
 
 def _manifest(store: SqlAuditStore, wanted: AuditFilter, *, fmt: Format, signer: Signer,

@@ -11,13 +11,22 @@ from authgate.audit.log import AuditLog, close_at_exit
 from authgate.audit.sinks import NoSinks, SinkFanout
 from authgate.clock import Clock
 from authgate.config.audit_schema import AuditSettings, audit_settings
+from authgate.config.loader import DEMO_SECRET_PREFIX
 from authgate.storage.sql_audit import SqlAuditStore
+
+#: the labelled demo chain key (refused outside demo mode by the config loader's rules)
+DEMO_AUDIT_KEY = DEMO_SECRET_PREFIX + "audit-key-do-not-use-in-production"
 
 
 def keyring_for(settings: object) -> Keyring:
+    """The chain keys; ``AuditKeyMissing`` when ``secrets.audit_key`` is unset (demo mode
+    uses the labelled demo key, as it does for the session key)."""
     secret = settings.secrets.audit_key  # type: ignore[attr-defined]
+    value = secret.reveal() if secret else None
+    if value is None and getattr(settings, "mode", "") == "demo":
+        value = DEMO_AUDIT_KEY
     previous = [k.reveal() for k in audit_settings(settings).previous_keys]
-    return Keyring.from_secrets(secret.reveal() if secret else None, previous)
+    return Keyring.from_secrets(value, previous)
 
 
 def signer_for(audit: AuditSettings, keyring: Keyring) -> Signer:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from json.encoder import encode_basestring
 from typing import Any
 
 from authgate.storage.sql_audit import ROW_COLUMNS
@@ -56,17 +56,28 @@ def json_line(row: Sequence[Any], when: _TimeText = iso_time) -> str:
     return _JSON_TEMPLATE % tuple(values)
 
 
-def csv_cells(row: Sequence[Any], when: _TimeText = iso_time) -> list[Any]:
-    """The export cells, each text cell that starts like a formula prefixed with ``'``.
+#: columns only authgate writes (digits, hex, ISO time, enum values): never quoted
+_SYSTEM = frozenset({"id", "v", "seq", "ts", "time", "chain_id", "key_id", "prev", "mac",
+                     "outcome", "policy_digest"})
+_FREE_INDEXES = tuple(i for i, name in enumerate(EXPORT_COLUMNS) if name not in _SYSTEM)
+CSV_HEADER = ",".join(EXPORT_COLUMNS) + "\r\n"
 
-    ``'`` itself is prefixed too, so the escaping is reversible (``csv_unescape``).
-    """
+
+def csv_cell(text: str) -> str:
+    """A free-text cell: formula start neutralised with ``'`` (and ``'`` itself, so the
+    escaping is reversible), always quoted (RFC 4180)."""
+    if text[:1] in FORMULA_START:
+        text = "'" + text
+    return '"' + text.replace('"', '""') + '"'
+
+
+def csv_line(row: Sequence[Any], when: _TimeText = iso_time) -> str:
+    """One RFC 4180 record with CRLF. Stored text never holds CR or LF (neutralised), so
+    one record is one physical line."""
     values = export_values(row, when)
-    for i in _TEXT_INDEXES:
-        text = values[i]
-        if text[:1] in FORMULA_START:
-            values[i] = "'" + text
-    return values
+    for i in _FREE_INDEXES:
+        values[i] = csv_cell(values[i])
+    return ",".join(map(str, values)) + "\r\n"
 
 
 def csv_unescape(cell: str) -> str:

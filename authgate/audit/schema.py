@@ -72,4 +72,9 @@ REASONS: dict[str, str] = {
     "checkpoint_interval": "periodic checkpoint", "checkpoint_purge": "retention cut",
     "checkpoint_manual": "checkpoint on request", "retention": "retention purge",
     "process_exit": "the writer process exited cleanly",
+    "intact": "audit.verify found no damage",
+    # audit.verify failures use the damage kind as the reason (docs/audit.md)
+    **{kind: f"audit.verify found damage: {kind}" for kind in (
+        "altered", "forged", "missing", "reordered", "truncated", "head_cut",
+        "chain_deleted", "unsealed", "unknown_key", "checkpoint_invalid")},
 }

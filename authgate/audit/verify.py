@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import Any
 
 from authgate.audit.chain import GENESIS, SEP, SEPARATORS, Keyring
-from authgate.audit.parallel import parallel_map
 from authgate.audit.checkpoints import (
     Checkpoint,
     TrustedKeys,
@@ -36,6 +35,7 @@ from authgate.audit.errors import (
     RecordUnsealed,
     UnknownKeyId,
 )
+from authgate.audit.parallel import parallel_map
 from authgate.storage.sql_audit import SqlAuditStore
 from authgate.storage.timeconv import to_micros
 
@@ -259,5 +259,5 @@ def _finish(st: _State | None, chain_id: str, cps: VerifiedCheckpoints,
         raise ChainDeleted("registered chain has no records", chain_id=chain_id)
     newest = max(signed, default=anchor_seq)
     return VerifiedChain(chain_id, count, st.first if st else 0, last,
-                         bool(st) and st.last_event == "audit.chain.close",  # type: ignore[union-attr]
+                         st is not None and st.last_event == "audit.chain.close",
                          max(0, last - newest) if count else 0)

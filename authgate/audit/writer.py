@@ -77,10 +77,10 @@ class ChainWriter:
             self._resync(lane)
         key_id = self._keyring.current_id
         seq, prev = lane.head[0] + 1, lane.head[1]
-        values = (FORMAT_VERSION, lane.chain_id, seq, key_id, prev, ts, event.event, event.outcome.value, event.reason, event.username,
-                  event.client_ip, event.user_agent, event.host, event.path, event.method,
-                  event.rule_id, event.policy_digest, event.request_id,
-                  detail_json(event.detail))
+        values = (FORMAT_VERSION, lane.chain_id, seq, key_id, prev, ts, event.event,
+                  event.outcome.value, event.reason, event.username, event.client_ip,
+                  event.user_agent, event.host, event.path, event.method, event.rule_id,
+                  event.policy_digest, event.request_id, detail_json(event.detail))
         mac = seal(self._keyring.current, values)
         register = None if lane.registered else (lane.chain_id, values[5], self._label,
                                                  key_id)

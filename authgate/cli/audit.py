@@ -10,9 +10,9 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 
@@ -22,8 +22,9 @@ from authgate.clock import SystemClock
 from authgate.config.audit_schema import audit_settings
 from authgate.config.loader import parse_duration
 from authgate.errors import AuthgateError
+from authgate.model import AuditEvent, Outcome
 from authgate.storage.engine import make_engine
-from authgate.storage.sql_audit import AuditFilter
+from authgate.storage.sql_audit import AuditFilter, SqlAuditStore
 
 
 def _when(value: str | None) -> datetime | None:
@@ -34,7 +35,7 @@ def _when(value: str | None) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
         raise click.BadParameter(f"not a date or ISO 8601 time: {value}") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @contextmanager
@@ -89,9 +90,14 @@ def verify_command(ctx: click.Context, since: str | None, until: str | None,
                        f"{'checked' if done.macs_checked else 'not checked (no key)'}")
             return
         with _audit_log(ctx) as log:
-            trail = verify_store(log.store, keyring=keyring_for(settings), trusted=trusted,
-                                 since=_when(since), until=_when(until), jobs=jobs,
-                                 batch=audit_settings(settings).batch_size)
+            try:
+                trail = verify_store(log.store, keyring=keyring_for(settings),
+                                     trusted=trusted, since=_when(since), until=_when(until),
+                                     jobs=jobs, batch=audit_settings(settings).batch_size)
+            except ChainDamage as exc:
+                log.record(_verify_event(Outcome.FAILURE, exc.kind, str(exc)[:400]))
+                raise
+            log.record(_verify_event(Outcome.SUCCESS, "intact", f"{trail.records} records"))
             _report(trail)
     except (ChainDamage, ExportInvalid) as exc:
         click.echo(f"DAMAGED {exc}", err=True)
@@ -99,6 +105,11 @@ def verify_command(ctx: click.Context, since: str | None, until: str | None,
     except AuthgateError as exc:
         click.echo(f"cannot verify: {exc}", err=True)
         sys.exit(2)
+
+
+def _verify_event(outcome: Outcome, reason: str, result: str) -> AuditEvent:
+    return AuditEvent(event="audit.verify", outcome=outcome, reason=reason,
+                      username=getpass.getuser(), detail=(("result", result),))
 
 
 def _chain_keys_or_none(settings: Any) -> Any:
@@ -134,14 +145,18 @@ def _report(trail: Any) -> None:
 def export_command(ctx: click.Context, fmt: str, since: str | None, until: str | None,
                    user: str, app: str, event: str, outcome: str, output: str | None) -> None:
     """Stream matching records with a signed manifest; the export is itself audited."""
-    from authgate.audit.export import export_event, stream_export
+    from authgate.audit.export import Format, export_event, stream_export
 
     wanted = AuditFilter(since=_when(since), until=_when(until), username=user, host=app,
                          event=event, outcome=outcome)
+    chosen = cast(Format, fmt)
     with _audit_log(ctx) as log:
-        log.record(export_event(wanted, fmt, via="cli", username=getpass.getuser()))  # type: ignore[arg-type]
-        chunks = stream_export(log.store, wanted, fmt=fmt, signer=log.signer,  # type: ignore[arg-type]
-                               generated_at=datetime.now(timezone.utc),
+        log.record(export_event(wanted, chosen, via="cli", username=getpass.getuser()))
+        store, signer = log.store, log.signer
+        if not isinstance(store, SqlAuditStore) or signer is None:
+            raise click.ClickException("exports need the SQL store and a signer")
+        chunks = stream_export(store, wanted, fmt=chosen, signer=signer,
+                               generated_at=datetime.now(UTC),
                                batch=audit_settings(ctx.obj.settings).batch_size)
         if output:
             with open(output, "w", encoding="utf-8", newline="") as out:
@@ -161,7 +176,7 @@ def purge_command(ctx: click.Context, older_than: str | None, yes: bool) -> None
 
     age = parse_duration(older_than) if older_than else audit_settings(
         ctx.obj.settings).retention
-    cut = datetime.now(timezone.utc) - age
+    cut = datetime.now(UTC) - age
     if not yes:
         click.confirm(f"Delete audit records written before {cut.isoformat()}?", abort=True)
     with _audit_log(ctx) as log:

@@ -56,14 +56,13 @@ class FileDirectory:
         self._lock = threading.Lock()
         self._mtime: float | None = None
         self._entries: dict[str, _Entry] = {}
-        # A real hash of a random password: unknown users cost one full verification too.
-        self._dummy_hash = self._hasher.hash(os.urandom(16).hex())
+        self._dummy: str | None = None
 
     # -- Directory contract -------------------------------------------------------------
     def authenticate(self, *, username: str, password: str) -> Identity:
         entry = self._entries_now().get(normalise_username(username))
         if entry is None:
-            self._verify(self._dummy_hash, password)
+            self._verify(self._dummy_hash(), password)
             raise AuthenticationFailed("unknown_user")
         if not self._verify(entry.password_hash, password):
             raise AuthenticationFailed("invalid_credentials")
@@ -121,6 +120,13 @@ class FileDirectory:
         self._modify(lambda users: self._require(users, username).update(groups=sorted(groups)))
 
     # -- internals ------------------------------------------------------------------------
+    def _dummy_hash(self) -> str:
+        """A real hash of a random password, made on first need: unknown users cost one
+        full verification too (no user enumeration by timing)."""
+        if self._dummy is None:
+            self._dummy = self._hasher.hash(os.urandom(16).hex())
+        return self._dummy
+
     def _verify(self, hashed: str, password: str) -> bool:
         try:
             return self._hasher.verify(hashed, password)

@@ -83,7 +83,7 @@ class Limits:
     def ban_duration(self, level: int) -> timedelta:
         """``ban_time * escalation ** level``, capped at MAX_BAN (level 0 = first ban)."""
         seconds = self.ban_time.total_seconds() * self.escalation ** min(level, 64)
-        return min(timedelta(seconds=seconds), MAX_BAN)
+        return min(timedelta(seconds=min(seconds, MAX_BAN.total_seconds())), MAX_BAN)
 
 
 @dataclass(frozen=True)
@@ -149,6 +149,8 @@ def ip_subject(ip: str) -> str:
         addr = ipaddress.ip_address(ip.strip())
     except ValueError:
         return ip.strip()[:64] or "unknown"
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is None:
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            return str(addr.ipv4_mapped)
         return str(ipaddress.ip_network(f"{addr}/64", strict=False))
-    return str(addr.ipv4_mapped or addr)
+    return str(addr)

@@ -49,6 +49,7 @@ class Snapshot:
     ip_failures: int
     chain: int  # AD failure chain mirror, already reset if it expired
     chain_unfamiliar: int
+    repeat: bool = False  # this password already failed for this account in the window
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,8 @@ def judge(s: Snapshot, limits: Limits) -> str:
     """The reason to refuse, or "" to admit. Order: bans, policy counters, the AD guard."""
     for ban in s.bans:
         return ban.reason
+    if s.repeat:  # already known wrong: AD would count it again, authgate learns nothing
+        return "repeated_password"
     if s.bucket_failures >= limits.per_user:
         return "user_throttled"
     if s.ip_failures >= limits.per_ip:

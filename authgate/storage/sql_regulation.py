@@ -85,6 +85,11 @@ def _count(conn: Connection, subject: str, since: int, *, distinct: bool = False
                             .where(ev.c.subject == subject, ev.c.at > since)).scalar_one())
 
 
+def _failed_before(conn: Connection, username: str, mac: str | None, since: int) -> bool:
+    return conn.execute(select(pw.c.seen_at).where(
+        pw.c.username == username, pw.c.mac == mac, pw.c.seen_at > since)).first() is not None
+
+
 def _add_events(conn: Connection, attempt: str, subjects: Sequence[str], username: str,
                 ip: str, now: int) -> None:
     conn.execute(insert(ev), [{"attempt": attempt, "subject": s, "username": username,
@@ -131,7 +136,8 @@ class SqlRegulationStore:
                 bans=tuple(b for b in (_active_ban(r, t) for r in rows) if b),
                 bucket_failures=_count(conn, bucket, since),
                 ip_failures=_count(conn, ip_key(ip), since),
-                chain=chain, chain_unfamiliar=unfamiliar)
+                chain=chain, chain_unfamiliar=unfamiliar,
+                repeat=bool(password_mac) and _failed_before(conn, username, password_mac, since))
             reason = judge(snapshot, limits)
             if reason:
                 return Verdict(reason)
@@ -156,9 +162,7 @@ class SqlRegulationStore:
             _lock_subject(conn, ip_key(r.ip), t)
             if r.chained:
                 self._settle_chain(conn, user, r, refund=not bind_reached)
-            repeat = conn.execute(select(pw.c.seen_at).where(
-                pw.c.username == r.username, pw.c.mac == password_mac,
-                pw.c.seen_at > since)).first() is not None
+            repeat = _failed_before(conn, r.username, password_mac, since)
             if repeat:
                 conn.execute(delete(ev).where(ev.c.attempt == r.attempt))
             self._remember_password(conn, r.username, password_mac, t)

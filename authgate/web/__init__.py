@@ -45,10 +45,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from authgate.web import (
         account,
+        admin,
+        auditor,
         enrol,
         errors,
         factor_login,
         health,
+        labels,
         password,
         portal,
         security,
@@ -56,6 +59,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
 
     security.init_app(app)
+    labels.init_app(app)
     errors.init_app(app)
     app.register_blueprint(verify.bp)
     app.register_blueprint(health.bp)
@@ -64,6 +68,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(enrol.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(password.bp)
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(auditor.bp)
     csrf.exempt(verify.bp)
     csrf.exempt(health.bp)
     return app

@@ -9,12 +9,12 @@ streams the same filter as CSV or JSON lines with a signed manifest, and is itse
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 from flask import Blueprint, Response, abort, g, render_template, request, stream_with_context
 
-from authgate.audit.export import MEDIA_TYPES, export_event, stream_export
+from authgate.audit.export import MEDIA_TYPES, Format, export_event, stream_export
 from authgate.audit.factory import keyring_for, signer_for
 from authgate.audit.records import iso_time
 from authgate.config.audit_schema import audit_settings
@@ -33,7 +33,7 @@ def _day(name: str, *, end: bool = False) -> datetime | None:
     if not raw:
         return None
     try:
-        day = datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        day = datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
         abort(400)
     return day + timedelta(days=1) if end else day  # "until" includes that whole day
@@ -87,16 +87,17 @@ def _view(row: tuple[Any, ...]) -> dict[str, Any]:
 def download(fmt: str) -> Response:
     if fmt not in MEDIA_TYPES:
         abort(404)
+    chosen = cast(Format, fmt)
     svc = services()
     wanted = _filter()
     log = svc.audit
     signer = getattr(log, "signer", None) or signer_for(audit_settings(svc.settings),
                                                         keyring_for(svc.settings))
-    log.record(export_event(wanted, fmt, via="web", username=g.session.username,  # type: ignore[arg-type]
+    log.record(export_event(wanted, chosen, via="web", username=g.session.username,
                             client_ip=remote_ip_text(), user_agent=user_agent(),
                             request_id=request_id(), path=request.path))
     now = svc.clock.now()
-    body = stream_export(_store(), wanted, fmt=fmt, signer=signer, generated_at=now,  # type: ignore[arg-type]
+    body = stream_export(_store(), wanted, fmt=chosen, signer=signer, generated_at=now,
                          batch=audit_settings(svc.settings).batch_size)
     name = f"authgate-audit-{now.strftime('%Y%m%dT%H%M%SZ')}.{fmt}"
     return Response(stream_with_context(body), mimetype=MEDIA_TYPES[fmt].split(";")[0],

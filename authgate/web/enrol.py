@@ -86,7 +86,7 @@ def totp_confirm() -> Response | tuple[str, int]:
         return render_template("message.html", title="Code not accepted",
                                message="The code did not match. Start the set-up again and "
                                "type the code your app shows now."), 401
-    return raise_level(session, Level.MFA, "/enrol/finish")
+    return raise_level(session, Level.MFA, with_rd("/enrol/finish", rd))
 
 
 @bp.post("/webauthn/options")
@@ -109,7 +109,7 @@ def webauthn_verify() -> Response | tuple[Response, int]:
     except FactorError:
         return jsonify(ok=False, error="The security key could not be registered."), 400
     level = Level.PHISHING_RESISTANT if row.user_verified else Level.MFA
-    return raise_level(session, level, "/enrol/finish", as_json=True)
+    return raise_level(session, level, with_rd("/enrol/finish", _rd()), as_json=True)
 
 
 @bp.route("/finish", methods=["GET", "POST"])
@@ -121,4 +121,5 @@ def finish() -> str:
     if request.method == "POST":
         codes = svc.mfa.recovery.regenerate(username=session.username, meta=meta())
     left = svc.mfa.recovery.remaining(session.username)
-    return render_template("enrol_finish.html", session=session, codes=codes, left=left)
+    return render_template("enrol_finish.html", session=session, codes=codes, left=left,
+                           rd=_rd())

@@ -56,7 +56,8 @@ def login_form() -> Response | str:
 
     rd = return_url(request.args.get("rd"))
     session = current_session()
-    if session is not None and step_for(session, rd) is not Step.PASSWORD:
+    reauth = request.args.get("reauth") == "1"  # a sensitive action wants a fresh login
+    if session is not None and not reauth and step_for(session, rd) is not Step.PASSWORD:
         return redirect(with_rd("/login/next", rd), code=303)  # done, step-up or denied
     return render_template("login.html", rd=rd, error=None, session=session)
 

@@ -5,7 +5,7 @@ import csv
 import io
 import json
 import tracemalloc
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ from authgate.audit.retention import purge_before
 from authgate.storage.sql_audit import AuditFilter
 from tests.audit.conftest import check, event, write
 
-NOW = datetime(2026, 2, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 2, 1, tzinfo=UTC)
 
 
 def export_to(path: Path, log: AuditLog, fmt: str, wanted: AuditFilter = AuditFilter(),

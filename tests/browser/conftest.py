@@ -224,11 +224,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         shutil.rmtree(prefix, ignore_errors=True)
 
 
-@pytest.fixture(scope="session", autouse=False)
-def gateway_healthy(stack: Stack) -> Iterator[None]:
+@pytest.fixture(autouse=True)
+def _no_server_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test: no stack trace in authgate's log, no 500 in its access log."""
     yield
-    log = stack.gateway_log()
+    if "stack" not in request.fixturenames:
+        return
+    stack: Stack = request.getfixturevalue("stack")
+    gateway = stack.procs[0]
+    log = gateway.log_text()
     assert "Traceback" not in log, log[-6000:]
+    access = gateway.extra["access_log"].read_text(encoding="utf-8", errors="replace")
+    assert '" 500 ' not in access, [line for line in access.splitlines() if '" 500 ' in line]
 
 
 # -- the browser --------------------------------------------------------------------------
@@ -370,6 +377,7 @@ def browser(stack: Stack) -> Iterator[Page]:
     options.binary_location = CHROMIUM
     for flag in (*CHROME_FLAGS, f"--user-data-dir={profile}"):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # CSP reports
     started = time.monotonic()
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(20)

@@ -7,6 +7,7 @@ Screenshots of every page a city employee meets go to ``test-artifacts/screensho
 """
 from __future__ import annotations
 
+import base64
 import time
 from typing import Any
 from urllib.parse import quote
@@ -80,6 +81,22 @@ def create_recovery_codes(browser: Page, *, shot: bool = False) -> list[str]:
     return codes
 
 
+def setup_totp(browser: Page, name: str, *, shot: bool = False) -> str:
+    """On the choose page: set up an authenticator app; the code comes from oathtool."""
+    browser.fill("#app-name", name)
+    browser.click("form[action$='/enrol/totp/start'] button[type=submit]")
+    secret = str(browser.wait_for("#totp-secret").text.strip())
+    qr = browser.find(".qr svg")
+    assert qr.is_displayed() and qr.size["width"] >= 150
+    if shot:
+        browser.screenshot("04-totp-setup")
+    browser.fill("#code", totp_now(secret))
+    browser.find("#code").submit()
+    browser.wait_url(f"{browser.stack.portal}/enrol/finish")
+    browser.wait_text("ready")
+    return secret
+
+
 def password_step(browser: Page, stack: Stack, user: str, path: str) -> None:
     go_to_app(browser, stack, path)
     browser.wait_url(login_url(stack, path))
@@ -122,6 +139,10 @@ def refused_in_page(browser: Page, stack: Stack, path: str) -> str:
 def webauthn_audit(stack: Stack, user: str, outcome: str) -> list[str]:
     return [r["reason"] for r in stack.audit(
         "event = 'login.webauthn' AND username = ? AND outcome = ?", (user, outcome))]
+
+
+def unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def session_cookie(browser: Page) -> str:
@@ -173,17 +194,29 @@ def test_enrol_key_with_admin_code_sign_in_again_and_open_strong_app(
     assert webauthn_audit(stack, user, "failure") == []
 
 
-def test_step_up_from_recovery_code_to_phishing_resistant(stack: Stack, browser: Page) -> None:
+def test_step_up_from_authenticator_app_to_phishing_resistant(stack: Stack,
+                                                              browser: Page) -> None:
+    """Two devices: an authenticator app (mfa) and a key. A session that holds mfa and
+    reaches a phishing-resistant app is asked for the key only, then let through."""
     user = "bruno"
-    enrol_key(browser, stack, user)
-    codes = create_recovery_codes(browser)
+    enrol_code_page(browser, stack, user)
+    secret = setup_totp(browser, "Bruno's phone")
+    # Still inside the enrolment window: add a key as the second device.
+    browser.open(f"{stack.portal}/enrol")
+    browser.wait_for("#webauthn-register")
+    browser.click("#webauthn-register")
+    browser.wait_url(f"{stack.portal}/enrol/finish")
+    kinds = sorted(r["reason"] for r in stack.audit(
+        "event = 'factor.added' AND username = ?", (user,)))
+    assert kinds == ["totp", "webauthn"], kinds
     sign_out(browser, stack)
 
-    # A recovery code gives mfa, enough for /mfa/ but not for /strong/.
+    # The authenticator app: enough for /mfa/, not for /strong/.
     password_step(browser, stack, user, MFA_APP)
-    browser.find("details summary").click()
-    browser.fill("#recovery", codes[0])
-    browser.click("details form button[type=submit]")
+    browser.wait_for("#code")
+    assert browser.has("#webauthn-login")  # both devices offered
+    browser.fill("#code", totp_now(secret, offset_steps=1))
+    browser.find("#code").submit()
     assert arrive(browser, stack, MFA_APP)["Remote-User"] == user
     assert stack.verify(STRONG_APP, browser.cookies()).status_code == 401
 
@@ -199,9 +232,7 @@ def test_step_up_from_recovery_code_to_phishing_resistant(stack: Stack, browser:
     assert arrive(browser, stack, STRONG_APP)["Remote-User"] == user
     assert session_cookie(browser) != mfa_cookie
     assert stack.verify(STRONG_APP, browser.cookies()).status_code == 200
-    [used] = stack.audit("event = 'login.recovery' AND username = ? AND outcome = 'success'",
-                         (user,))
-    assert used is not None
+    assert webauthn_audit(stack, user, "success") == ["webauthn_uv"]
 
 
 def test_without_user_verification_the_strong_app_is_refused(stack: Stack,
@@ -314,7 +345,7 @@ def test_a_second_unregistered_authenticator_is_refused(stack: Stack, browser: P
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption())
     browser.driver.add_credential(Credential.create_resident_credential(
-        registered.id, "localhost", registered.user_handle, foreign, 1000))
+        unb64(registered.id), "localhost", unb64(registered.user_handle or ""), foreign, 1000))
     browser.open(browser.url)
     use_key(browser)
     assert "not accepted" in refused_in_page(browser, stack, STRONG_APP)
@@ -327,16 +358,9 @@ def test_authenticator_app_enrol_and_sign_in_with_oathtool_codes(stack: Stack,
                                                                  browser: Page) -> None:
     user = "farah"
     enrol_code_page(browser, stack, user)
-    browser.fill("#app-name", "Farah's phone")
-    browser.click("form[action$='/enrol/totp/start'] button[type=submit]")
-    secret = browser.wait_for("#totp-secret").text.strip()
-    assert browser.find(".qr svg").is_displayed()
-    assert browser.find(".qr svg").size["width"] >= 150
-    browser.screenshot("04-totp-setup")
-    browser.fill("#code", totp_now(secret))
-    browser.click("form button[type=submit]")
-    browser.wait_url(f"{stack.portal}/enrol/finish")
-    assert "ready" in browser.text()
+    secret = setup_totp(browser, "Farah's phone", shot=True)
+    [added] = stack.audit("event = 'factor.added' AND username = ?", (user,))
+    assert added["reason"] == "totp"
     sign_out(browser, stack)
 
     # Sign in with a fresh code (the next time step: the set-up code is spent).
@@ -363,4 +387,4 @@ def test_authenticator_app_enrol_and_sign_in_with_oathtool_codes(stack: Stack,
         assert stack.verify(MFA_APP, browser.cookies()).status_code == 401
     reasons = [r["reason"] for r in stack.audit(
         "event = 'login.totp' AND username = ? AND outcome = 'failure'", (user,))]
-    assert len(reasons) == 2, reasons
+    assert len(reasons) == 2 and reasons[0] == "code_replayed", reasons

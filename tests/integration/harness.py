@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin, urlparse
 
 import requests
 
@@ -317,7 +318,7 @@ class Browser:
     def follow(self, response: requests.Response) -> requests.Response:
         assert response.status_code in (301, 302, 303, 307, 308), response.status_code
         location = response.headers["Location"]
-        target = requests.compat.urljoin(response.url, location)
+        target = urljoin(response.url, location)
         return self.get(target)
 
     def _store(self, response: requests.Response) -> None:
@@ -351,14 +352,14 @@ class Browser:
         assert token and rd is not None, "login form without csrf_token or rd"
         form = {"csrf_token": token.group(1), "rd": _unescape(rd.group(1)),
                 "username": username, "password": password}
-        action = requests.compat.urljoin(page.url, "/login")
+        action = urljoin(page.url, "/login")
         response = self.post(action, data=form)
         self.login_chain = [response]
         portal = _origin(page.url)
         for _ in range(10):
             if response.status_code not in (302, 303) or "Location" not in response.headers:
                 break
-            target = requests.compat.urljoin(response.url, response.headers["Location"])
+            target = urljoin(response.url, response.headers["Location"])
             if _origin(target) != portal:
                 break
             response = self.get(target)
@@ -371,7 +372,7 @@ class Browser:
 
 
 def _origin(url: str) -> tuple[str, str]:
-    parts = requests.compat.urlparse(url)
+    parts = urlparse(url)
     return parts.scheme, parts.netloc
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import shutil
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -171,8 +172,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             procs = [stack.nginx, stack.gateway, stack.upstream]
         for proc in procs:
             stop(proc)
-        import shutil
-
         shutil.rmtree(prefix, ignore_errors=True)
 
 
@@ -429,7 +428,7 @@ def test_every_verdict_is_audited_once(stack: Stack, alice: Browser) -> None:
         alice.request("POST", f"{stack.app}/count/post", data={"k": "v"}),
         alice.request("HEAD", f"{stack.app}/count/head"),
         anonymous.get(f"{stack.app}/count/c", headers={"Cookie": f"{COOKIE}=nope"}),
-    ] * 1
+    ]
     before = len(stack.audit("event = 'verify'"))
     sent += [alice.get(f"{stack.app}/count/{i}") for i in range(20)]
     after = len(stack.audit("event = 'verify'"))

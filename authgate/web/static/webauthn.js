@@ -67,7 +67,9 @@
       window.location.assign(body.redirect);
     } catch (err) {
       showError(err && err.name === "NotAllowedError"
-        ? "The request was cancelled or timed out. Try again."
+        ? "The key did not confirm it's you. Touch it and enter its PIN or fingerprint " +
+          "when asked, and use a key you registered. If it keeps failing, contact the IT " +
+          "service desk."
         : (err.message || "The security key did not work. Try again."));
       button.disabled = false;
     }

@@ -1,0 +1,223 @@
+"""The admin console: find a user, issue enrolment codes, remove or reset factors, end
+sessions, lift bans, see the policy in force and health. Admin role, phishing-resistant
+(policy), and a fresh login for every change (ASVS 3.7.1)."""
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import quote
+
+from flask import Blueprint, Response, abort, g, redirect, render_template, request
+
+from authgate.admin_actions import AdminActions, ReasonRequired
+from authgate.config.loader import parse_duration
+from authgate.directory import normalise_username
+from authgate.history import sign_in_history
+from authgate.web.access import portal_resource, require
+from authgate.web.context import services
+from authgate.web.flow import meta
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+FRESH_FOR_CHANGES = timedelta(minutes=15)
+
+
+def actions() -> AdminActions:
+    svc = services()
+    return AdminActions(audit=svc.audit, sessions=svc.sessions, mfa=svc.mfa,
+                        regulator=svc.regulator, engine=svc.engine)
+
+
+def _admin() -> str:
+    return str(g.session.username)
+
+
+def _fresh_or_reauth(back: str) -> Response | None:
+    """Changes need a login within 15 minutes; older sessions sign in again (step-up)."""
+    if services().clock.now() - g.session.auth_time <= FRESH_FOR_CHANGES:
+        return None
+    return redirect(f"/login?reauth=1&rd={quote(back, safe='')}", code=303)
+
+
+def _user_url(username: str) -> str:
+    return f"/admin/users/{quote(username, safe='')}"
+
+
+@bp.get("")
+@require("admin")
+def home() -> str:
+    return render_template("admin_home.html", session=g.session)
+
+
+@bp.get("/users")
+@require("admin")
+def find_user() -> Response | str:
+    query = normalise_username(request.args.get("q", ""))[:256]
+    if query and services().directory.lookup(query) is not None:
+        return redirect(_user_url(query), code=303)
+    return render_template("admin_home.html", session=g.session, query=query,
+                           not_found=bool(query))
+
+
+@bp.get("/users/<username>")
+@require("admin")
+def user(username: str) -> str:
+    svc = services()
+    name = normalise_username(username)
+    status_of = getattr(svc.directory, "account_status", None)
+    status = status_of(name) if status_of else None
+    identity = status.identity if status is not None else svc.directory.lookup(name)
+    bans = [b for b in _bans() if name in b.subject]
+    return render_template(
+        "admin_user.html", session=g.session, username=name, identity=identity,
+        state=getattr(getattr(status, "state", None), "value", "active" if identity else
+                      "not found"),
+        summary=svc.mfa.factors.summary(name), codes=svc.mfa.enrolment.codes_for(name),
+        sessions=svc.sessions.store.list_for_user(name), bans=bans, now=svc.clock.now(),
+        history=sign_in_history(svc.audit_store, username=name, now=svc.clock.now(),
+                                skip_latest_success=False),
+        error=request.args.get("error", ""), done=request.args.get("done", ""))
+
+
+def _bans() -> list:  # type: ignore[type-arg]
+    active = getattr(services().regulator, "active_bans", None)
+    return list(active()) if active else []
+
+
+def _after(username: str, done: str = "", error: str = "") -> Response:
+    suffix = f"?done={quote(done)}" if done else f"?error={quote(error)}" if error else ""
+    return redirect(_user_url(username) + suffix, code=303)
+
+
+@bp.post("/users/<username>/codes")
+@require("admin")
+def issue_code(username: str) -> Response | str:
+    name = normalise_username(username)
+    if (back := _fresh_or_reauth(_user_url(name))) is not None:
+        return back
+    try:
+        ttl = parse_duration(request.form.get("ttl", "24h"))
+    except ValueError:
+        return _after(name, error="The lifetime must look like 2h or 24h.")
+    if not timedelta(minutes=5) <= ttl <= timedelta(days=7):
+        return _after(name, error="The lifetime must be between 5 minutes and 7 days.")
+    if services().directory.lookup(name) is None:
+        return _after(name, error="No enabled account with that name.")
+    issued = actions().issue_code(admin=_admin(), username=name, ttl=ttl, meta=meta())
+    return render_template("admin_code.html", session=g.session, issued=issued)
+
+
+@bp.post("/users/<username>/codes/<code_id>/revoke")
+@require("admin")
+def revoke_code(username: str, code_id: str) -> Response:
+    name = normalise_username(username)
+    if (back := _fresh_or_reauth(_user_url(name))) is not None:
+        return back
+    actions().revoke_code(admin=_admin(), username=name, code_id=code_id, meta=meta())
+    return _after(name, done="Enrolment code revoked.")
+
+
+def _with_reason(name: str, action: str) -> Response:
+    if (back := _fresh_or_reauth(_user_url(name))) is not None:
+        return back
+    reason = request.form.get("reason", "")
+    try:
+        if action == "reset":
+            actions().reset_factors(admin=_admin(), username=name, reason=reason, meta=meta())
+            return _after(name, done="All factors removed; the user's sessions ended.")
+        if action == "sessions":
+            count = actions().end_sessions(admin=_admin(), username=name, reason=reason,
+                                           meta=meta())
+            return _after(name, done=f"{count} session(s) ended.")
+        actions().remove_factor(admin=_admin(), username=name, credential_id=action,
+                                reason=reason, meta=meta())
+        return _after(name, done="Factor removed; the user's sessions ended.")
+    except ReasonRequired:
+        return _after(name, error="Give a reason: it goes to the audit trail.")
+
+
+@bp.post("/users/<username>/factors/reset")
+@require("admin")
+def reset_factors(username: str) -> Response:
+    return _with_reason(normalise_username(username), "reset")
+
+
+@bp.post("/users/<username>/factors/<cred_id>/remove")
+@require("admin")
+def remove_factor(username: str, cred_id: str) -> Response:
+    if cred_id in ("reset", "sessions"):
+        abort(404)
+    return _with_reason(normalise_username(username), cred_id)
+
+
+@bp.post("/users/<username>/sessions/end")
+@require("admin")
+def end_sessions(username: str) -> Response:
+    return _with_reason(normalise_username(username), "sessions")
+
+
+@bp.get("/bans")
+@require("admin")
+def bans() -> str:
+    return render_template("admin_bans.html", session=g.session, bans=_bans(),
+                           done=request.args.get("done", ""), error=request.args.get("error", ""))
+
+
+@bp.post("/bans/lift")
+@require("admin")
+def lift_ban() -> Response:
+    if (back := _fresh_or_reauth("/admin/bans")) is not None:
+        return back
+    try:
+        lifted = actions().lift_ban(admin=_admin(), target=request.form.get("target", ""),
+                                    reason=request.form.get("reason", ""), meta=meta())
+    except ReasonRequired:
+        return redirect("/admin/bans?error=" + quote("Give a reason."), code=303)
+    return redirect("/admin/bans?done=" + quote(f"{len(lifted)} ban(s) lifted."), code=303)
+
+
+@bp.post("/sessions/end-all")
+@require("admin")
+def end_all() -> Response | tuple[str, int]:
+    if (back := _fresh_or_reauth("/admin")) is not None:
+        return back
+    if request.form.get("confirm", "").strip() != "END ALL SESSIONS":
+        return render_template("admin_home.html", session=g.session,
+                               error="Type END ALL SESSIONS to confirm."), 400
+    try:
+        count = actions().end_all_sessions(admin=_admin(), reason=request.form.get("reason", ""),
+                                           meta=meta())
+    except ReasonRequired:
+        return render_template("admin_home.html", session=g.session,
+                               error="Give a reason: it goes to the audit trail."), 400
+    return render_template("message.html", title="All sessions ended",
+                           message=f"{count} session(s) ended, yours included. Everyone signs "
+                                   "in again from now on."), 200
+
+
+@bp.get("/policy")
+@require("admin")
+def policy() -> str:
+    from authgate.policy import latest_approval_for
+
+    runtime = services().policies
+    current = runtime.current
+    return render_template("admin_policy.html", session=g.session, policy=current,
+                           approval=latest_approval_for(runtime.directory, current.digest),
+                           rejected=runtime.rejected, portal=portal_resource())
+
+
+@bp.get("/health")
+@require("admin")
+def health() -> str:
+    svc = services()
+    checks: list[tuple[str, str]] = []
+    for name, probe in (("Storage", svc.sessions.store.ping), ("Directory", svc.directory.check)):
+        try:
+            probe()
+            checks.append((name, "ok"))
+        except Exception as exc:  # noqa: BLE001 - shown as a state, never a trace
+            checks.append((name, getattr(exc, "reason", "error")))
+    fanout = getattr(svc.audit, "sinks", None)
+    sinks = [(type(w.sink).__name__.replace("Sink", "") or "sink", w.dropped)
+             for w in getattr(fanout, "workers", [])]
+    return render_template("admin_health.html", session=g.session, checks=checks,
+                           sinks=sinks, policy=svc.policies.current.digest)

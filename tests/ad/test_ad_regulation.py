@@ -1,0 +1,155 @@
+"""Issue 7 against the real Samba AD DC (lockoutThreshold 3, 30 min window): authgate never
+locks an account in AD, the familiar IP keeps working, parallel attempts cannot slip past the
+budget, and a spray is banned and reported. Binds are counted by wrapping the real
+``LdapDirectory``'s one bind; badPwdCount and lockoutTime are read from AD as Administrator."""
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from authgate.clock import SystemClock
+from authgate.directory.ldap import LdapDirectory, LdapSettings
+from authgate.login import LoginAttempt, LoginStatus
+from authgate.services import Services, build_services
+from authgate.storage.engine import migrate
+from authgate.storage.tables import audit_events
+from tests.conftest import make_settings
+from tests.regulation.conftest import policy_dir
+
+pytestmark = pytest.mark.integration
+
+
+class CountingDirectory:
+    """The real LdapDirectory; every bind it sends to the DC is counted."""
+
+    def __init__(self, inner: LdapDirectory) -> None:
+        self._inner = inner
+        self.binds = 0
+        lock = threading.Lock()
+        bind_once = inner._bind_once
+
+        def counted(**kw: Any) -> None:
+            nonlocal lock
+            with lock:
+                self.binds += 1
+            bind_once(**kw)
+        inner._bind_once = counted  # type: ignore[method-assign]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+Build = Callable[..., tuple[Services, CountingDirectory]]
+
+
+@pytest.fixture
+def build(tmp_path: Path, users_file: Path, ldap_settings: LdapSettings
+          ) -> Iterator[Build]:
+    made: list[LdapDirectory] = []
+
+    def make(**regulation: object) -> tuple[Services, CountingDirectory]:
+        made.append(LdapDirectory(settings=ldap_settings))
+        counting = CountingDirectory(made[-1])
+        settings = make_settings(tmp_path, users_file, policy={
+            "path": str(policy_dir(tmp_path, **regulation)), "require_approval": False})
+        migrate(settings.storage.url)
+        services = build_services(settings, clock=SystemClock(),
+                                  directory=counting)  # type: ignore[arg-type]
+        services.regulator.floor.enabled = False  # timing: benchmarks/enumeration.py
+        return services, counting
+    yield make
+    for d in made:
+        d.close()
+
+
+def reset(directory: LdapDirectory, ad: Any, *users: str) -> None:
+    """A successful bind resets badPwdCount in AD (so later tests start clean)."""
+    for user in users:
+        directory.authenticate(username=user, password=ad.password(user))
+
+
+def login(services: Services, user: str, password: str, ip: str) -> LoginStatus:
+    return services.login.password_step(LoginAttempt(user, password, ip, "UA", "r")).status
+
+
+def web_login(client: Any, ip: str, username: str, password: str) -> Any:
+    env = {"REMOTE_ADDR": ip}
+    page = client.get("/login", environ_base=env).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token
+    return client.post("/login", data={"csrf_token": token.group(1), "username": username,
+                                       "password": password, "rd": ""}, environ_base=env)
+
+
+def test_thousand_attempts_never_lock_alice_in_ad(build: Build, ad: Any, admin: Any,
+                                                  directory: LdapDirectory) -> None:
+    from authgate.web import create_app
+
+    services, counting = build(max_failures_per_user=2)
+    client = create_app({"services": services, "TESTING": True}).test_client()
+    home = "10.20.30.40"
+    try:
+        assert web_login(client, home, "alice", ad.password("alice")).status_code in (302, 303)
+        assert admin.bad_password_count("alice") == 0
+        client.get("/logout")
+        names = ["alice", "ALICE", "alice@city.test", "CITY\\alice"]
+        for n in range(1000):
+            status = login(services, names[n % 4], f"guess-{n}", f"198.51.100.{n % 9}")
+            assert status is LoginStatus.INVALID
+        assert admin.bad_password_count("alice") < 3
+        assert int(admin.attribute("alice", "lockoutTime") or 0) == 0
+        assert counting.binds <= 1 + 1  # her own success + the unfamiliar share (1)
+        other = create_app({"services": services, "TESTING": True}).test_client()
+        assert web_login(other, home, "alice", ad.password("alice")).status_code in (302, 303)
+        assert admin.bad_password_count("alice") == 0  # AD reset it on her success
+    finally:
+        reset(directory, ad, "alice")
+
+
+def test_fifty_concurrent_attempts_at_most_five_reach_ad(build: Build, ad: Any, admin: Any,
+                                                         directory: LdapDirectory) -> None:
+    services, counting = build(max_failures_per_user=5, max_failures_per_ip=100)
+    barrier = threading.Barrier(50)
+
+    def attempt(n: int) -> LoginStatus:
+        barrier.wait()
+        return login(services, "bob", f"parallel-{n}", f"198.51.100.{n}")
+    try:
+        with ThreadPoolExecutor(50) as pool:
+            statuses = list(pool.map(attempt, range(50)))
+        assert set(statuses) == {LoginStatus.INVALID}
+        assert counting.binds <= 5
+        assert counting.binds == 2  # in fact AD's budget, T - 1, bounds it first
+        assert admin.bad_password_count("bob") == 2
+        assert int(admin.attribute("bob", "lockoutTime") or 0) == 0
+    finally:
+        reset(directory, ad, "bob")
+
+
+def test_spray_over_twenty_users_is_banned_and_audited(build: Build, ad: Any, admin: Any,
+                                                       directory: LdapDirectory) -> None:
+    services, counting = build(spray_distinct_users=5)
+    users = [f"user{n:02d}" for n in range(1, 21)]
+    try:
+        for user in users:
+            assert login(services, user, "Winter2026!", "192.0.2.66") is LoginStatus.INVALID
+        assert counting.binds == 5
+        assert [admin.bad_password_count(u) for u in users[:6]] == [1, 1, 1, 1, 1, 0]
+        with services.engine.connect() as conn:
+            rows = conn.execute(select(audit_events).where(
+                audit_events.c.event == "ban.spray")).mappings().all()
+        source = [r for r in rows if r["reason"] == "spray_source"]
+        assert len(source) == 1 and source[0]["client_ip"] == "192.0.2.66"
+        assert "high" in source[0]["detail"]
+        assert login(services, "user07", ad.password("user07"), "192.0.2.66") is \
+            LoginStatus.INVALID  # banned source: not even the right password gets through
+        assert counting.binds == 5
+    finally:
+        reset(directory, ad, *users[:5])

@@ -1,0 +1,115 @@
+"""SIEM sinks: real loopback syslog listeners (UDP and TCP) receive RFC 5424 messages; a
+dead listener never blocks appends nor loses a stored record."""
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+from pathlib import Path
+
+from prometheus_client import REGISTRY
+
+from authgate.audit.chain import Keyring
+from authgate.audit.checkpoints import TrustedKeys
+from authgate.audit.log import AuditLog
+from authgate.audit.sinks import SinkFanout
+from authgate.config.audit_schema import SinkSettings
+from authgate.storage.engine import make_engine, migrate
+from authgate.storage.sql_audit import SqlAuditStore
+from tests.audit.conftest import TickingClock, check, event, write
+from tests.fixtures.postgres import free_port
+
+# RFC 5424 §6: <PRI>VERSION SP TIMESTAMP SP HOSTNAME SP APP-NAME SP PROCID SP MSGID SP SD [MSG]
+RFC5424 = re.compile(
+    r'^<(?P<pri>\d{1,3})>1 (?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z) '
+    r'(?P<host>[\x21-\x7e]{1,255}) (?P<app>[\x21-\x7e]{1,48}) (?P<pid>[\x21-\x7e]{1,128}) '
+    r'(?P<msgid>[\x21-\x7e]{1,32}) \[(?P<sdid>[^ =\]"]{1,32})(?P<params>( [^ =\]"]{1,32}='
+    r'"(?:[^"\\\]]|\\["\\\]])*")+)\] (?P<msg>.*)$', re.S)
+
+
+def _log(tmp_path: Path, keyring: Keyring, sinks: SinkFanout) -> AuditLog:
+    url = f"sqlite:///{tmp_path / 'sink.db'}"
+    migrate(url)
+    return AuditLog(SqlAuditStore(make_engine(url)), TickingClock(), keyring=keyring,
+                    sinks=sinks)
+
+
+def test_udp_syslog_messages_parse(tmp_path: Path, keyring: Keyring) -> None:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.settimeout(5)
+    sinks = SinkFanout([SinkSettings(type="syslog", transport="udp", host="127.0.0.1",
+                                     port=listener.getsockname()[1], facility="authpriv")])
+    log = _log(tmp_path, keyring, sinks)
+    log.record(event(1, username='eve"]\\ x', path="/a]b"))
+    log.record(event(2, outcome=event(0).outcome.__class__("deny")))
+    first = RFC5424.match(listener.recv(65535).decode())
+    second = RFC5424.match(listener.recv(65535).decode())
+    assert first and second, "not RFC 5424"
+    assert first["pri"] == str(10 * 8 + 6) and second["pri"] == str(10 * 8 + 4)
+    assert first["msgid"] == "verify" and first["sdid"] == "audit@32473"
+    assert 'user="eve\\"\\]\\\\ x"' in first["params"] and 'path="/a\\]b"' in first["params"]
+    listener.close()
+    sinks.close()
+
+
+def test_tcp_syslog_uses_octet_counting(tmp_path: Path, keyring: Keyring) -> None:
+    server = socket.create_server(("127.0.0.1", 0))
+    received: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            while chunk := conn.recv(65536):
+                received.append(chunk)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    sinks = SinkFanout([SinkSettings(type="syslog", transport="tcp", host="127.0.0.1",
+                                     port=server.getsockname()[1])])
+    log = _log(tmp_path, keyring, sinks)
+    write(log, 25)
+    assert sinks.wait_idle(5)
+    sinks.close()
+    thread.join(5)
+    data = b"".join(received)
+    frames = []
+    while data:  # RFC 6587 §3.4.1: MSG-LEN SP SYSLOG-MSG
+        length, _, rest = data.partition(b" ")
+        frames.append(rest[: int(length)].decode())
+        data = rest[int(length):]
+    assert len(frames) == 25 and all(RFC5424.match(f) for f in frames)
+    server.close()
+
+
+def test_dead_listener_never_blocks_nor_loses(tmp_path: Path, keyring: Keyring) -> None:
+    port = free_port()  # nothing listens here
+    before = REGISTRY.get_sample_value("authgate_audit_sink_dropped_total",
+                                       {"sink": f"syslog-tcp://127.0.0.1:{port}"}) or 0
+    sinks = SinkFanout([SinkSettings(type="syslog", transport="tcp", host="127.0.0.1",
+                                     port=port, timeout=0.2)], capacity=10)
+    log = _log(tmp_path, keyring, sinks)
+    started = time.monotonic()
+    ids = write(log, 300)
+    assert time.monotonic() - started < 5
+    assert len(ids) == 300 and sinks.dropped >= 280
+    after = REGISTRY.get_sample_value("authgate_audit_sink_dropped_total",
+                                      {"sink": f"syslog-tcp://127.0.0.1:{port}"})
+    assert after == before + sinks.dropped
+    trusted = TrustedKeys.build(keyring=keyring, signer=None)
+    assert check(log, keyring, trusted).records == 300
+    assert sinks.workers[0].failures >= 1
+    sinks.close()
+
+
+def test_jsonl_sink_copies_records(tmp_path: Path, keyring: Keyring) -> None:
+    target = tmp_path / "siem.jsonl"
+    sinks = SinkFanout([SinkSettings(type="jsonl", path=str(target))])
+    log = _log(tmp_path, keyring, sinks)
+    ids = write(log, 5)
+    assert sinks.wait_idle(5)
+    lines = [json.loads(line) for line in target.read_text().splitlines()]
+    assert [r["id"] for r in lines] == ids and lines[0]["mac"]
+    sinks.close()

@@ -1,0 +1,105 @@
+"""Fixtures for the regulation tests: the contract engines (SQLite and PostgreSQL), limits,
+and ``FakeAd``, an in-memory directory that counts bad passwords exactly as AD does."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from datetime import timedelta
+
+import pytest
+
+from authgate.clock import Clock
+from authgate.errors import AccountLocked, AuthenticationFailed
+from authgate.model import Identity
+from authgate.regulation.limits import Limits, ad_budget
+from authgate.storage.sql_regulation import SqlRegulationStore
+from tests.contract.conftest import engine  # noqa: F401  (params sqlite, postgres)
+
+
+def limits(**changes: object) -> Limits:
+    values: dict[str, object] = dict(per_user=5, per_ip=20, window=timedelta(minutes=15),
+                                     ban_time=timedelta(minutes=15), escalation=2.0,
+                                     spray_users=10, factor_failures=5, ad=None)
+    values.update(changes)
+    return Limits(**values)  # type: ignore[arg-type]
+
+
+def ad(threshold: int = 3, minutes: int = 30) -> object:
+    return ad_budget(threshold, timedelta(minutes=minutes))
+
+
+@pytest.fixture
+def store(engine) -> SqlRegulationStore:  # type: ignore[no-untyped-def]  # noqa: F811
+    return SqlRegulationStore(engine)
+
+
+class _AdNames:
+    upn_suffix = "city.test"
+    netbios_domain = "CITY"
+
+
+class FakeAd:
+    """badPwdCount as MS-SAMR 3.1.1.5 keeps it: a failure more than the observation window
+    after the previous one restarts the count at 1; a success resets it; reaching the
+    threshold locks. Counts every bind it receives (thread-safe)."""
+
+    def __init__(self, clock: Clock, passwords: dict[str, str], *, threshold: int = 3,
+                 window: timedelta = timedelta(minutes=30)) -> None:
+        self.name = "fake-ad"
+        self.settings = _AdNames()
+        self.max_bad = 0
+        self._clock = clock
+        self._passwords = passwords
+        self.threshold, self.window = threshold, window
+        self.bad: dict[str, int] = {}
+        self._bad_time: dict[str, object] = {}
+        self.locked: set[str] = set()
+        self.binds = 0
+        self._lock = threading.Lock()
+
+    def domain_lockout_policy(self) -> tuple[int, timedelta]:
+        return self.threshold, self.window
+
+    def authenticate(self, *, username: str, password: str) -> Identity:
+        name = username.split("@")[0].split("\\")[-1].lower()
+        with self._lock:
+            if name not in self._passwords:
+                raise AuthenticationFailed("unknown_user")
+            self.binds += 1
+            if name in self.locked:
+                raise AccountLocked("data 775")
+            if password != self._passwords[name]:
+                now = self._clock.now()
+                last = self._bad_time.get(name)
+                count = self.bad.get(name, 0) if last and now - last <= self.window else 0
+                self.bad[name], self._bad_time[name] = count + 1, now
+                self.max_bad = max(self.max_bad, count + 1)
+                if count + 1 >= self.threshold:
+                    self.locked.add(name)
+                raise AuthenticationFailed("invalid_credentials")
+            self.bad[name] = 0
+        return Identity(username=name, source="fake-ad")
+
+    def lookup(self, username: str) -> Identity | None:
+        return Identity(username=username) if username in self._passwords else None
+
+    def check(self) -> None:
+        return None
+
+
+def policy_dir(tmp: Path, **regulation: object) -> Path:
+    """A copy of the shipped policies with some regulation thresholds changed."""
+    import re
+    import shutil
+
+    from tests.conftest import ROOT
+
+    target = tmp / "policies"
+    shutil.copytree(ROOT / "policies", target)
+    globals_file = target / "00-globals.yaml"
+    text = globals_file.read_text(encoding="utf-8")
+    for key, value in regulation.items():
+        text, n = re.subn(rf"(?m)^(  {key}:) \S+", rf"\g<1> {value}", text)
+        assert n == 1, key
+    globals_file.write_text(text, encoding="utf-8")
+    return target
