@@ -65,7 +65,8 @@ class Bench:
         return f"10.{self.counter // 65536 % 256}.{self.counter // 256 % 256}.{self.counter % 256}"
 
     def unknown(self) -> float:
-        return self.post(self.next_ip(), f"nobody{self.counter}", "wrong password 1")
+        ip = self.next_ip()
+        return self.post(ip, f"nobody{self.counter}", f"wrong password u{self.counter}")
 
     def wrong(self) -> float:
         """A real failed bind from the user's familiar IP, then (untimed) a success, which
@@ -115,7 +116,8 @@ def report(name: str, bench: Bench, n: int) -> None:
 
 def services_for(tmp: Path, directory: Any, users_file: Path) -> Services:
     settings = make_settings(tmp, users_file, policy={
-        "path": str(policy_dir(tmp, max_failures_per_user=2)), "require_approval": False})
+        "path": str(policy_dir(tmp, max_failures_per_user=2,
+                                                  max_failures_per_ip=10000)), "require_approval": False})
     migrate(settings.storage.url)
     return build_services(settings, clock=SystemClock(), directory=directory)
 

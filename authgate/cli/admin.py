@@ -141,6 +141,7 @@ def serve_command(obj: object, bind: str, workers: int) -> None:
     import os
 
     obj.settings  # type: ignore[attr-defined]  # fail fast with readable errors
-    args = ["gunicorn", "--bind", bind, "--workers", str(workers), "--worker-class", "sync",
-            "--no-control-socket", "--access-logfile", "-", "wsgi:app"]
-    os.execvp(args[0], args)
+    args = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers),
+            "--worker-class", "sync", "--no-control-socket", "--access-logfile", "-",
+            "authgate.web:create_app()"]
+    os.execv(args[0], args)

@@ -251,8 +251,18 @@ def match_subjects(rule: Rule, req: Request) -> bool:
     return False
 
 
+#: Paths a back end may route differently from what the policy sees: encoded slash,
+#: backslash or NUL, double encoding of those or of a dot, and path parameters on dot
+#: segments (Tomcat's ``..;``). Refused whatever the rules say (CWE-22, ASVS 4.1.3).
+AMBIGUOUS_PATH = re.compile(r"%(?:2f|5c|00)|%25(?:2f|5c|2e|00)|(?:^|/)\.{1,2};", re.IGNORECASE)
+AMBIGUOUS = Decision(Verdict.DENY, None, None, "ambiguous_path",
+                     ("the path hides a slash, backslash, NUL or dot segment behind encoding",))
+
+
 def decide(ps: PolicySet, *, subject: Subject, resource: Resource, now: datetime) -> Decision:
     """First matching rule wins; nothing matched → deny. Raises ValueError on a naive ``now``."""
+    if AMBIGUOUS_PATH.search(resource.path):
+        return AMBIGUOUS
     req = Request(subject, resource, now)
     for rule, checks in ps.index.candidates(req.host, req.path):
         for check in checks:  # a plain loop: this is the hot path of every request

@@ -64,7 +64,12 @@ def _challenge(resource: Resource) -> Response:
         login += "?rd=" + quote(target, safe="")
     except RedirectRefused:
         pass  # log in anyway, then land on the portal
-    response = _text(401, "Authentication required")
+    # nginx wants 401 + Location (auth_request passes only 2xx/401/403); Traefik and Caddy
+    # hand the auth answer to the browser as it is, so they get the redirect itself.
+    from flask import request
+
+    status = 401 if request.headers.get("X-Original-URI") else 302
+    response = _text(status, "Authentication required")
     response.headers["Location"] = login
     return response
 

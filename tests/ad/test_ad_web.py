@@ -151,12 +151,17 @@ def erin_must_change(ad, dc_admin: DcAdmin) -> Iterator[str]:
     dc_admin.reset_password("erin", ad.password("erin"), must_change=True)
 
 
-# AD's observation window (lockOutObservationWindow, 30 min on the test DC). Waiting it out
-# between the steps below works around an authgate defect (see the xfail test after this
-# one): LoginService.change_password never settles the regulation reservation it takes, and
-# the 773/532 answers (right password) are counted as failed binds, so with AD's lockout
-# threshold of 3 the AD guard refuses the third attempt of a must-change user.
-AD_WINDOW = {"minutes": 31}
+# AD's observation window as the regulator follows it (lockOutObservationWindow, 30 min on
+# the test DC, plus its margin). Waiting it out between the steps below works around an
+# authgate defect (see the xfail test after this one): LoginService.change_password never
+# settles the regulation reservation it takes, and the 773/532 answers (right password) are
+# counted as failed binds, so with AD's lockout threshold of 3 the AD guard refuses the
+# third attempt of a must-change user ("The username or password is incorrect.").
+def wait_out_ad_window(services, clock) -> None:  # type: ignore[no-untyped-def]
+    budget = services.regulator.limits().ad
+    clock.advance(seconds=budget.window.total_seconds() + 60)
+
+
 ERIN_NEW = "Erin-Web-Pass-2026!"
 
 
@@ -177,13 +182,13 @@ def test_must_change_user_changes_password_then_signs_in(web, ad, clock,  # type
     assert weak.status_code == 400 and "not complex enough" in text  # AD's rule, in plain words
     assert "0000052D" not in text and "LdapErr" not in text  # no raw directory text
 
-    clock.advance(**AD_WINDOW)  # workaround, see AD_WINDOW
+    wait_out_ad_window(services, clock)  # workaround, see above
     done = browser.change_password(weak, old=erin_must_change, new=ERIN_NEW)
     assert done.status_code == 200 and "Your password was changed" in done.get_data(as_text=True)
 
-    clock.advance(**AD_WINDOW)  # workaround, see AD_WINDOW
-    old = browser.login("erin", erin_must_change)
-    assert old.status_code == 401  # the old password is gone
+    wait_out_ad_window(services, clock)  # workaround, see above
+    # (The old password is not checked here: Samba keeps accepting it for its "old password
+    # allowed period", 60 min by default, as AD does for NTLM.)
     r = browser.login("erin", ERIN_NEW)
     assert r.status_code == 303 and browser.verify().headers["Remote-User"] == "erin"
 
@@ -191,21 +196,24 @@ def test_must_change_user_changes_password_then_signs_in(web, ad, clock,  # type
     assert changes == [("erin", "failure", "password_change_rejected"),
                        ("erin", "success", "password_changed")]
     logins = [(e.username, e.reason) for e in login_events(services)]
-    assert logins == [("erin", "password_must_change"), ("erin", "invalid_credentials"),
-                      ("erin", "password_ok")]
+    assert logins == [("erin", "password_must_change"), ("erin", "password_ok")]
 
 
 @pytest.mark.xfail(reason="defect: LoginService.change_password leaves the regulation "
                    "reservation unsettled and 773 counts as a failed bind, so the AD lockout "
-                   "guard refuses the sign-in right after a successful change", strict=False)
+                   "guard refuses the sign-in right after a successful change",
+                   raises=AssertionError, strict=False)
 def test_must_change_user_signs_in_right_after_changing(web, ad, erin_must_change: str) -> None:  # type: ignore[no-untyped-def]
     app, services = web
     browser = WebUser(app, "10.20.5.2")
     page = browser.login("erin", erin_must_change)
-    assert 'action="/password/change"' in page.get_data(as_text=True)
-    done = browser.change_password(page, old=erin_must_change, new=ERIN_NEW)
-    assert "Your password was changed" in done.get_data(as_text=True)
-    r = browser.login("erin", ERIN_NEW)
+    if 'action="/password/change"' not in page.get_data(as_text=True):
+        raise RuntimeError("precondition: erin must change her password")
+    new = "Erin-Web-Pass-2027!"  # not in erin's password history
+    done = browser.change_password(page, old=erin_must_change, new=new)
+    if "Your password was changed" not in done.get_data(as_text=True):
+        raise RuntimeError(f"precondition: the change failed: {audit(services)}")
+    r = browser.login("erin", new)
     assert r.status_code == 303, [(e.event, e.reason) for e in audit(services)]
 
 

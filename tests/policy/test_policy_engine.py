@@ -880,3 +880,24 @@ def test_subject_is_frozen_and_anonymous_flag():
     with pytest.raises(AttributeError):
         s.username = "x"  # type: ignore[misc]
     assert ipaddress.ip_address("10.1.2.3") == subject().ip
+
+
+import pytest as _pytest
+
+
+@_pytest.mark.parametrize("path", [
+    "/public/..%2fforbidden/secret", "/public/..%2Fforbidden", "/public/%5c..%5cforbidden",
+    "/public/..;/forbidden/secret", "/public/.;/x", "/public/%252e%252e/forbidden",
+    "/public/x%00.html",
+])
+def test_ambiguous_paths_are_denied_before_any_rule(path: str) -> None:
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    from authgate.model import Resource
+    from authgate.policy import Subject, Verdict, decide, load_policy_set
+
+    ps = load_policy_set(Path(__file__).resolve().parents[2] / "policies")
+    decision = decide(ps, subject=Subject(), now=datetime(2026, 1, 5, tzinfo=timezone.utc),
+                      resource=Resource("http", "localhost", path, "GET"))
+    assert (decision.verdict, decision.reason) == (Verdict.DENY, "ambiguous_path")

@@ -118,3 +118,18 @@ def test_session_lookup_failure_fails_closed(client, auth, services, monkeypatch
 def test_oversized_header_is_refused_not_500(client) -> None:  # type: ignore[no-untyped-def]
     r = client.get("/verify", headers=verify_headers("/" + "a" * 9000))
     assert r.status_code == 403
+
+
+def test_traefik_and_caddy_get_a_redirect(client) -> None:  # type: ignore[no-untyped-def]
+    """They pass the auth answer to the browser as is: a 302 with the login URL."""
+    r = client.get("/verify", headers={"X-Forwarded-Proto": "https",
+                                       "X-Forwarded-Host": "permits.city.test",
+                                       "X-Forwarded-Uri": "/a?b=1&c=2",
+                                       "X-Forwarded-Method": "GET"})
+    assert r.status_code == 302
+    assert "rd=https%3A%2F%2Fpermits.city.test%2Fa%3Fb%3D1%26c%3D2" in r.headers["Location"]
+
+
+@pytest.mark.parametrize("uri", ["/public/..%2fforbidden/x", "/public/..;/forbidden/x"])
+def test_encoded_traversal_cannot_borrow_a_bypass(client, uri: str) -> None:  # type: ignore[no-untyped-def]
+    assert client.get("/verify", headers=verify_headers(uri)).status_code == 403
