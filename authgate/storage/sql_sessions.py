@@ -5,9 +5,10 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 
 from authgate.model import Level, SessionRecord
+from authgate.storage.fastpath import ThreadConnections
 from authgate.storage.guard import storage_guard
 from authgate.storage.tables import sessions
 from authgate.storage.timeconv import from_micros, to_micros
@@ -16,21 +17,23 @@ from authgate.storage.timeconv import from_micros, to_micros
 class SqlSessionStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._get = select(sessions).where(sessions.c.id_hash == bindparam("id_hash"))
+        self._fast = ThreadConnections(engine)
+        columns = ", ".join(c.name for c in sessions.columns)
+        self._get_sql = self._fast.sql(f"SELECT {columns} FROM sessions WHERE id_hash = ?")
+        self._touch_sql = self._fast.sql("UPDATE sessions SET last_seen = ? WHERE id_hash = ?")
+        self._names = [c.name for c in sessions.columns]
 
     def add(self, record: SessionRecord) -> None:
         with storage_guard(), self._engine.begin() as conn:
             conn.execute(insert(sessions).values(**_row(record)))
 
     def get(self, id_hash: str) -> SessionRecord | None:
-        with storage_guard(), self._engine.connect() as conn:
-            row = conn.execute(self._get, {"id_hash": id_hash}).mappings().first()
-        return _record(row) if row else None
+        """The hot path of every ``/verify``: raw DB-API (see ``storage.fastpath``)."""
+        rows = self._fast.query(self._get_sql, (id_hash,))
+        return _record(dict(zip(self._names, rows[0], strict=True))) if rows else None
 
     def touch(self, id_hash: str, last_seen: datetime) -> None:
-        with storage_guard(), self._engine.begin() as conn:
-            conn.execute(update(sessions).where(sessions.c.id_hash == id_hash)
-                         .values(last_seen=to_micros(last_seen)))
+        self._fast.execute(self._touch_sql, (to_micros(last_seen), id_hash))
 
     def replace(self, old_id_hash: str, record: SessionRecord) -> bool:
         with storage_guard(), self._engine.begin() as conn:

@@ -17,7 +17,9 @@ def services() -> Services:
 
 
 def peer_trusted() -> bool:
-    return services().trusted_proxies.trusts(parse_ip(request.remote_addr))
+    if "peer_trusted" not in g:
+        g.peer_trusted = services().trusted_proxies.trusts(parse_ip(request.remote_addr))
+    return g.peer_trusted  # type: ignore[no-any-return]
 
 
 def request_id() -> str:
@@ -30,8 +32,10 @@ def request_id() -> str:
 
 
 def remote_ip() -> IPAddress | None:
-    return client_ip(request.remote_addr, request.headers.get("X-Forwarded-For"),
-                     services().trusted_proxies)
+    if "remote_ip" not in g:
+        g.remote_ip = client_ip(request.remote_addr, request.headers.get("X-Forwarded-For"),
+                                services().trusted_proxies)
+    return g.remote_ip  # type: ignore[no-any-return]
 
 
 def remote_ip_text() -> str:

@@ -88,10 +88,13 @@ def _refuse_on_error(exc: Exception, resource: Resource | None) -> Response:
     return _text(403, "Request refused")
 
 
+_DROP_CONTROL = {c: None for c in (*range(32), 127)}
+
+
 def _header(value: str) -> str:
     """Header-safe: no control characters; UTF-8 bytes carried as latin-1 (as on the wire)."""
-    cleaned = "".join(c for c in value if c >= " " and c != "\x7f")
-    return cleaned.encode("utf-8").decode("latin-1")
+    cleaned = value.translate(_DROP_CONTROL)
+    return cleaned if cleaned.isascii() else cleaned.encode("utf-8").decode("latin-1")
 
 
 def _text(status: int, body: str) -> Response:
