@@ -1,14 +1,16 @@
 """A floor under the failure path's response time (no user enumeration, no ban oracle).
 
 An unknown AD user costs no bind and a banned source costs no directory call at all, so both
-answer measurably faster than a wrong password (ASVS 2.2.1 / 3.x, OWASP "authentication
-responses"). Every failed password step is padded to the moving median of real failed binds;
-real failures at or above the median are left alone, so the padding costs nothing on the
-typical path and the median never drifts upwards on its own.
+answer measurably faster than a wrong password (ASVS 2.2.1, OWASP "authentication responses").
+Every failed password step is padded to a high quantile (default p90) of the durations of
+recent real failed binds. Padding to the median would not do: the median of
+``max(real, median)`` is well above the median itself, so the real path would stay slower.
+Padded to p90, all three paths share one median, and only one real failure in ten is
+slower than the floor; the padding is measured only from real binds, so it cannot drift
+upwards by itself. Successes are never padded (they are told apart by the session anyway).
 """
 from __future__ import annotations
 
-import statistics
 import threading
 import time
 from collections import deque
@@ -16,14 +18,16 @@ from collections.abc import Callable
 
 
 class FailureFloor:
-    """The median of the last ``samples`` failed-bind durations, in seconds."""
+    """A quantile of the last ``samples`` failed-bind durations, in seconds."""
 
-    def __init__(self, *, samples: int = 63, ceiling: float = 2.0, initial: float = 0.0,
+    def __init__(self, *, samples: int = 101, quantile: float = 0.9, ceiling: float = 2.0,
+                 initial: float = 0.0,
                  enabled: bool = True, sleep: Callable[[float], None] = time.sleep,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self._samples: deque[float] = deque(maxlen=samples)
         self._lock = threading.Lock()
         self._ceiling = ceiling
+        self._quantile = quantile
         self._initial = initial
         self.enabled = enabled
         self._sleep = sleep
@@ -38,7 +42,9 @@ class FailureFloor:
         with self._lock:
             if not self._samples:
                 return self._initial
-            return min(statistics.median(self._samples), self._ceiling)
+            ordered = sorted(self._samples)
+        index = min(len(ordered) - 1, int(self._quantile * len(ordered)))
+        return min(ordered[index], self._ceiling)
 
     def pad(self, started: float) -> float:
         """Sleep until ``started + floor``; returns the time slept."""

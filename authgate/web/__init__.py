@@ -42,6 +42,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.update(test_config)
     app.extensions["authgate"] = services
     csrf.init_app(app)
+    if not app.config.get("TESTING"):
+        _reload_on_sighup(services)
 
     from authgate.web import (
         account,
@@ -73,6 +75,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.exempt(verify.bp)
     csrf.exempt(health.bp)
     return app
+
+
+def _reload_on_sighup(services: Services) -> None:
+    """SIGHUP to a worker re-reads the policy files (file edits are also noticed within a
+    second). A rejected set leaves the last approved one in force (audited)."""
+    import signal
+
+    def handler(_signum: int, _frame: object) -> None:
+        services.policies.reload()
+
+    try:
+        signal.signal(signal.SIGHUP, handler)
+    except ValueError:  # not the main thread (e.g. a test server): file polling still works
+        pass
 
 
 def _configure_logging(settings: Settings) -> None:

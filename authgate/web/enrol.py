@@ -68,7 +68,7 @@ def totp_start() -> str:
     pending = services().mfa.totp.start(username=session.username,
                                         name=request.form.get("name", "Authenticator app"),
                                         meta=meta())
-    qr = segno.make(pending.uri, error="m").svg_inline(scale=5, dark="#1b2430",
+    qr = segno.make(pending.uri, error="m").svg_inline(omitsize=True, dark="#1b2430",
                                                        title="QR code for your authenticator app")
     return render_template("enrol_totp.html", session=session, rd=_rd(), pending=pending,
                            qr=qr, error=None)
