@@ -8,6 +8,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import Engine
 
 from authgate.audit import AuditLog
+from authgate.audit.factory import build_audit_log
 from authgate.clock import Clock, SystemClock
 from authgate.config import Settings
 from authgate.config.loader import DEMO_SECRET_PREFIX
@@ -24,7 +25,6 @@ from authgate.regulation.factory import build_regulator
 from authgate.sessions import SessionService
 from authgate.storage.engine import make_engine
 from authgate.storage.interfaces import AuditStore
-from authgate.storage.sql_audit import SqlAuditStore
 from authgate.storage.sql_sessions import SqlSessionStore
 
 DEMO_SESSION_KEY = DEMO_SECRET_PREFIX + "session-key-do-not-use-in-production"
@@ -89,8 +89,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
                    recovery_hasher: PasswordHasher | None = None) -> Services:
     clock = clock or SystemClock()
     engine = make_engine(settings.storage.url, echo=settings.storage.echo)
-    audit_store = SqlAuditStore(engine)
-    audit = AuditLog(audit_store, clock)
+    audit = build_audit_log(settings, engine, clock)
+    audit_store = audit.store
     policies = PolicyRuntime(Path(settings.policy.path),
                              require_approval=settings.policy.require_approval,
                              on_reload=lambda result: _audit_reload(audit, result))

@@ -116,8 +116,8 @@ def report(name: str, bench: Bench, n: int) -> None:
 
 def services_for(tmp: Path, directory: Any, users_file: Path) -> Services:
     settings = make_settings(tmp, users_file, policy={
-        "path": str(policy_dir(tmp, max_failures_per_user=2,
-                                                  max_failures_per_ip=10000)), "require_approval": False})
+        "path": str(policy_dir(tmp, max_failures_per_user=2, max_failures_per_ip=10000)),
+        "require_approval": False})
     migrate(settings.storage.url)
     return build_services(settings, clock=SystemClock(), directory=directory)
 

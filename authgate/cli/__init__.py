@@ -55,6 +55,9 @@ def _register() -> None:
 
     main.add_command(enrol_group)
     main.add_command(keys_group)
+    from authgate.cli.audit import audit_group
+
+    main.add_command(audit_group)
 
     main.add_command(demo_command)
 

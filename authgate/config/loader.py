@@ -219,6 +219,21 @@ def _check_semantics(s: Settings, problems: list[str]) -> None:
     if s.directory.backend == "ldap" and not s.directory.ldap.urls:
         problems.append("directory.ldap.urls: needed when directory.backend is ldap")
     _check_encryption_keys(s, problems)
+    _check_audit(s, problems)
+
+
+def _check_audit(s: Settings, problems: list[str]) -> None:
+    a = s.audit
+    for name in ("checkpoint_every", "writer_lanes", "buffer_size", "batch_size"):
+        if getattr(a, name) < 1:
+            problems.append(f"audit.{name}: must be at least 1")
+    for i, sink in enumerate(a.sinks):
+        if sink.type == "jsonl" and not sink.path:
+            problems.append(f"audit.sinks[{i}].path: needed for a jsonl sink")
+        if not 0 < sink.port < 65536:
+            problems.append(f"audit.sinks[{i}].port: not a port number")
+    if a.signing_key_file and not Path(a.signing_key_file).is_file():
+        problems.append(f"audit.signing_key_file: cannot read {a.signing_key_file}")
 
 
 def _check_encryption_keys(s: Settings, problems: list[str]) -> None:

@@ -34,6 +34,9 @@ class Secret:
         return hash(self._value)
 
 
+from authgate.config.audit_schema import AuditSettings  # noqa: E402 - needs Secret above
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     #: the portal's own base URL (login pages); the 401 Location points here
@@ -143,4 +146,5 @@ class Settings:
     directory: DirectorySettings = field(default_factory=DirectorySettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
     webauthn: WebAuthnSettings = field(default_factory=WebAuthnSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)

@@ -12,8 +12,8 @@ the keyed hashes live for the policy window, at most ``PASSWORD_MEMORY`` per use
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import hmac
+import ipaddress
 import logging
 import secrets
 from collections.abc import Callable

@@ -3,6 +3,7 @@ judgement the store applies while it holds the account's lock row (so check and 
 are one atomic step: 50 parallel attempts cannot slip past a threshold of 5, ASVS 2.2.1)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -120,6 +121,6 @@ class RegulationStore(Protocol):
 
     def active_bans(self, now: datetime) -> list[Ban]: ...
 
-    def lift(self, subject: str, now: datetime) -> int: ...
+    def lift(self, subjects: Sequence[str], *, prefixes: Sequence[str] = ()) -> list[str]: ...
 
     def purge(self, now: datetime, horizon: datetime) -> int: ...

@@ -126,7 +126,8 @@ class SqlRegulationStore:
                 fam.c.last_success > to_micros(now - FAMILIAR_TTL))).scalars())
             familiar = ip in ips
             bucket = familiar_subject(username, ip) if familiar else user_subject(username)
-            rows = [_lock_subject(conn, bucket, t), _lock_subject(conn, ip_key(ip), t)]
+            rows: list[Row[Any] | None] = [_lock_subject(conn, bucket, t),
+                                           _lock_subject(conn, ip_key(ip), t)]
             if password_mac:
                 rows.append(conn.execute(select(subj).where(
                     subj.c.subject == password_subject(password_mac))).one_or_none())
@@ -166,9 +167,8 @@ class SqlRegulationStore:
             if repeat:
                 conn.execute(delete(ev).where(ev.c.attempt == r.attempt))
             self._remember_password(conn, r.username, password_mac, t)
-            if repeat:
-                return Settlement(True)
-            return Settlement(False, self._escalate(conn, r, bucket, password_mac, limits, t))
+            bans = () if repeat else self._escalate(conn, r, bucket, password_mac, limits, t)
+        return Settlement(repeat, bans)
 
     def settle_success(self, r: Reservation, *, now: datetime) -> None:
         """AD resets badPwdCount on a successful logon; so does the mirror, except for binds
@@ -270,10 +270,11 @@ class SqlRegulationStore:
             if conn.execute(select(ev.c.at).where(ev.c.attempt == attempt,
                                                   ev.c.subject == subject)).first() is None:
                 _add_events(conn, attempt, (subject,), username, "", t)
+            ban = None
             if _count(conn, subject, t - to_micros_delta(limits.window)) >= \
                     limits.factor_failures:
-                return self._ban(conn, subject, "factor_banned", limits, t)
-        return None
+                ban = self._ban(conn, subject, "factor_banned", limits, t)
+        return ban
 
     # -- operators ---------------------------------------------------------------------------
     def active_bans(self, now: datetime) -> list[Ban]:

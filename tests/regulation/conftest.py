@@ -3,8 +3,8 @@ and ``FakeAd``, an in-memory directory that counts bad passwords exactly as AD d
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 

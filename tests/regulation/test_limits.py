@@ -1,7 +1,7 @@
 """The AD lockout arithmetic, the margin check and the admission order (pure)."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 
@@ -74,8 +74,8 @@ def snap(**changes: object) -> Snapshot:
 
 def test_judge_order_and_ad_guard() -> None:
     lim = limits(per_user=5, per_ip=20, ad=ad(3))
-    from datetime import datetime, timezone
-    ban = Ban("ip:1.2.3.4", "spray_source", datetime.now(timezone.utc), 0)
+    from datetime import datetime
+    ban = Ban("ip:1.2.3.4", "spray_source", datetime.now(UTC), 0)
     assert judge(snap(bans=(ban,), bucket_failures=9), lim) == "spray_source"
     assert judge(snap(bucket_failures=5), lim) == "user_throttled"
     assert judge(snap(ip_failures=20), lim) == "ip_throttled"

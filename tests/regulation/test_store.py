@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, func, select
 
@@ -14,7 +14,7 @@ from authgate.storage.sql_regulation import SqlRegulationStore
 from authgate.storage.tables_regulation import regulation_users
 from tests.regulation.conftest import ad, limits
 
-T0 = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
 
 def admit(store: SqlRegulationStore, user: str = "alice", ip: str = "203.0.113.1",

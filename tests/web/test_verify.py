@@ -95,13 +95,14 @@ def test_untrusted_peer_forwarded_headers_ignored(client, auth) -> None:  # type
     assert r.status_code == 403
 
 
-def test_storage_failure_fails_closed(client, auth, services, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from authgate.errors import StorageError
+def test_audit_write_failure_fails_closed(client, auth, services) -> None:  # type: ignore[no-untyped-def]
+    """The audit record is written before the answer; if it cannot be, the answer is no."""
+    from sqlalchemy import text
 
     auth.login()
-    def broken(*_a, **_k):  # type: ignore[no-untyped-def]
-        raise StorageError("database is gone")
-    monkeypatch.setattr(services.audit._store, "append", broken)
+    assert client.get("/verify", headers=verify_headers()).status_code == 200
+    with services.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE audit_events RENAME TO audit_events_gone"))
     r = client.get("/verify", headers=verify_headers())
     assert r.status_code == 403 and "Remote-User" not in r.headers
 
