@@ -5,13 +5,30 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Request, Response
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 from flask_wtf.csrf import CSRFProtect
 
 from authgate.config import Settings, load_settings
 from authgate.services import Services, build_services
 
 csrf = CSRFProtect()
+
+
+class _PageSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed cookie holds only the CSRF secret of the portal's forms; the
+    forward-auth endpoint never needs it, so it is neither parsed nor written there."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if request.path == "/verify":
+            return self.session_class()
+        return super().open_session(app, request)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        from flask import request
+
+        if request.path != "/verify":
+            super().save_session(app, session, response)
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -27,6 +44,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     _configure_logging(settings)
 
     app = Flask(__name__)
+    app.session_interface = _PageSessionInterface()
     app.config.update(
         SECRET_KEY=services.session_key,
         # Flask's own signed cookie carries only the CSRF secret (ASVS 4.2.2).
