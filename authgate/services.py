@@ -16,6 +16,7 @@ from authgate.directory import Directory
 from authgate.forwarded import TrustedProxies
 from authgate.freshness import AccountRefresher
 from authgate.gate import Gate
+from authgate.identity_token import IdentitySigner
 from authgate.login import LoginService
 from authgate.mfa.bundle import Mfa, build_mfa
 from authgate.model import AuditEvent, Outcome
@@ -45,6 +46,7 @@ class Services:
     trusted_proxies: TrustedProxies
     mfa: Mfa
     regulator: Regulator
+    identity_signer: IdentitySigner | None = None
 
     @property
     def session_key(self) -> str:
@@ -117,6 +119,9 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
                            regulator=regulator),
         trusted_proxies=TrustedProxies.parse(settings.server.trusted_proxies),
         mfa=mfa, regulator=regulator,
+        identity_signer=IdentitySigner.from_pem_file(
+            settings.server.identity_key_file, issuer=settings.server.public_url)
+        if settings.server.identity_key_file else None,
     )
 
 

@@ -208,6 +208,8 @@ def _check_semantics(s: Settings, problems: list[str]) -> None:
         problems.append("server.public_url: expected http(s)://host[:port] with no path")
     if s.mode == "production" and s.server.public_url.startswith("http://"):
         problems.append("server.public_url: must be https outside demo mode")
+    if s.server.identity_key_file and not Path(s.server.identity_key_file).is_file():
+        problems.append(f"server.identity_key_file: cannot read {s.server.identity_key_file}")
     if s.server.max_form_bytes < 1024:
         problems.append("server.max_form_bytes: must be at least 1024")
     if s.session.idle_timeout > s.session.max_age:

@@ -48,8 +48,9 @@ class ServerSettings:
     #: plain http return URLs, for localhost only (demo and tests)
     allow_http_localhost: bool = False
     max_form_bytes: int = 16384
-    #: emit a signed identity header for apps (ASVS 14.5.4)
-    identity_header: bool = False
+    #: PEM Ed25519 private key: when set, ``Remote-Identity`` carries a signed JWT for apps
+    #: that want proof the identity came from authgate (ASVS 14.5.4)
+    identity_key_file: str = ""
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,16 @@ _log = logging.getLogger("authgate.regulation")
 ReadPolicy = Callable[[], tuple[int, timedelta]]
 
 
+#: Until AD's policy has been read once: as if AD locked at 2 failures within an hour, i.e.
+#: at most one failed bind per account per hour. LdapDirectory finds the user with the
+#: service account before any bind, so while that account cannot read AD no bind is sent
+#: anyway and the user gets the directory's "unavailable" answer, not a ban.
+FALLBACK = (2, timedelta(hours=1))
+RETRY_AFTER = timedelta(seconds=30)
+
+
 class AdPolicyUnknown(AuthgateError):
-    """The domain lockout policy was never read: binds are refused (fail closed)."""
+    """The domain lockout policy was never read."""
 
     reason = "ad_policy_unavailable"
 
@@ -33,6 +41,7 @@ class AdLockoutSource:
         self._lock = threading.Lock()
         self._value: tuple[int, timedelta] | None = None
         self._read_at: datetime | None = None
+        self._failed_at: datetime | None = None
 
     @property
     def present(self) -> bool:
@@ -44,18 +53,25 @@ class AdLockoutSource:
             return None
         now = self._clock.now()
         with self._lock:
-            if self._read_at is None or now - self._read_at >= self._ttl:
+            due = self._read_at is None or now - self._read_at >= self._ttl
+            backing_off = self._failed_at is not None and now - self._failed_at < RETRY_AFTER
+            if due and not backing_off:
                 try:
                     self._value = self._read()
-                    self._read_at = now
+                    self._read_at, self._failed_at = now, None
                 except AuthgateError as exc:
-                    if self._value is None:
-                        raise AdPolicyUnknown(f"domain lockout policy unreadable: {exc}") from exc
-                    _log.warning("keeping the last domain lockout policy: %s", exc)
+                    self._failed_at = now
+                    _log.warning("domain lockout policy not read (%s): %s", "keeping the last"
+                                 if self._value else "using the fallback", exc)
+            if self._value is None:
+                raise AdPolicyUnknown("domain lockout policy never read")
             return self._value
 
     def budget(self) -> AdBudget | None:
-        value = self.policy()
+        try:
+            value = self.policy()
+        except AdPolicyUnknown:
+            value = FALLBACK
         return None if value is None else ad_budget(*value)
 
 

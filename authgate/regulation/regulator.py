@@ -25,14 +25,20 @@ from authgate.audit import AuditLog
 from authgate.clock import Clock
 from authgate.model import AuditEvent, Outcome
 from authgate.regulation import ADMIT, Admission
-from authgate.regulation.adpolicy import AdLockoutSource, AdPolicyUnknown
+from authgate.regulation.adpolicy import AdLockoutSource
 from authgate.regulation.limits import Limits, ip_subject
 from authgate.regulation.state import Ban, RegulationStore, Reservation
 from authgate.regulation.timing import FailureFloor
 
 _log = logging.getLogger("authgate.regulation")
-#: Failures that never reached a directory bind (AD counted nothing).
-NO_BIND = frozenset({"unknown_user", "empty_password", "ambiguous_user", "malformed_input"})
+#: Failures AD did not count as a bad password: no bind was sent, or the account was
+#: already locked (775: AD does not count further failures). The AD slot is given back.
+NO_AD_COUNT = frozenset({"unknown_user", "empty_password", "ambiguous_user",
+                         "malformed_input", "account_locked"})
+#: The password was right, the account state refused it (773, 532, 533, 701 come only
+#: with the right password): not a guess. Nothing is counted and its hash is not kept.
+RIGHT_PASSWORD = frozenset({"password_must_change", "password_expired", "account_disabled",
+                            "account_expired", "password_change_rejected"})
 SPRAY_REASONS = frozenset({"spray_source", "password_spray"})
 PURGE_EVERY = 256
 
@@ -80,11 +86,7 @@ class StoreRegulator:
         password by its timing."""
         started = self.floor.monotonic()
         _PENDING.set(None)
-        try:
-            limits = self.limits()
-        except AdPolicyUnknown as exc:
-            self.floor.pad(started)
-            return Admission(False, exc.reason)
+        limits = self.limits()
         mac = self.password_mac(password) if password else None
         verdict = self.store.admit(attempt=secrets.token_hex(16),
                                    username=self._canonical(username), ip=ip_subject(ip),
@@ -106,13 +108,15 @@ class StoreRegulator:
         if success:
             self.store.settle_success(r, now=now)
             return
+        if reason in RIGHT_PASSWORD:
+            self.store.settle_neutral(r, now=now)
+            return
         limits = self.limits()
-        bind_reached = reason not in NO_BIND
-        if bind_reached and reason == "invalid_credentials":
+        if reason == "invalid_credentials":
             self.floor.observe(self.floor.monotonic() - pending.started)
         settlement = self.store.settle_failure(r, password_mac=self.password_mac(password),
-                                               bind_reached=bind_reached, limits=limits,
-                                               now=now)
+                                               bind_reached=reason not in NO_AD_COUNT,
+                                               limits=limits, now=now)
         for ban in settlement.bans:
             self._audit_ban(ban, username=r.username, ip=ip)
         self._maybe_purge(limits)

@@ -190,6 +190,17 @@ class SqlRegulationStore:
                 index_elements=[fam.c.username, fam.c.ip],
                 set_={"last_success": stmt.excluded.last_success}))
 
+    def settle_neutral(self, r: Reservation, *, now: datetime) -> None:
+        """The right password in a refused account state (must change, expired, disabled):
+        AD counted no bad password and it was no guess, so the attempt is given back whole.
+        Nothing is reset either: that is for a real success."""
+        del now  # nothing is timed: the attempt is taken back
+        with storage_guard(), self._engine.begin() as conn:
+            user = _lock_user(conn, r.username)
+            if r.chained:
+                self._settle_chain(conn, user, r, refund=True)
+            conn.execute(delete(ev).where(ev.c.attempt == r.attempt))
+
     def _settle_chain(self, conn: Connection, user: Row[Any], r: Reservation, *,
                       refund: bool) -> None:
         values: dict[str, int] = {"pending": max(0, user.pending - 1)}

@@ -17,6 +17,17 @@ def healthz() -> Response:
     return Response("ok\n", mimetype="text/plain")
 
 
+@bp.get("/.well-known/authgate/identity-key.pem")
+def identity_key() -> Response:
+    """The public key apps use to check ``Remote-Identity`` (404 when not configured)."""
+    from flask import abort
+
+    signer = services().identity_signer
+    if signer is None:
+        abort(404)
+    return Response(signer.public_pem(), mimetype="application/x-pem-file")
+
+
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
     svc = services()

@@ -38,19 +38,25 @@ def verify() -> Response:
     except Exception as exc:  # noqa: BLE001 - the creed: an error never yields an allow
         return _refuse_on_error(exc, resource)
     if result.verdict is Verdict.ALLOW:
-        return _allow(result.session)
+        return _allow(result.session, resource)
     if result.verdict is Verdict.AUTHENTICATE:
         return _challenge(resource)
     return _text(403, "Forbidden by policy")
 
 
-def _allow(session: SessionRecord | None) -> Response:
+def _allow(session: SessionRecord | None, resource: Resource) -> Response:
     response = _text(200, "OK")
     if session is not None:
         response.headers["Remote-User"] = _header(session.username)
         response.headers["Remote-Groups"] = _header(",".join(sorted(session.groups)))
         response.headers["Remote-Name"] = _header(session.display_name)
         response.headers["Remote-Email"] = _header(session.email)
+        signer = services().identity_signer
+        if signer is not None:
+            response.headers["Remote-Identity"] = signer.sign(
+                subject=session.username, groups=session.groups, level=session.level.value,
+                name=session.display_name, email=session.email, audience=resource.host,
+                now=services().clock.now(), token_id=request_id())
     return response
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import statistics
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -249,7 +250,16 @@ def _dead_port() -> int:
 
 
 def test_failover_from_a_dead_dc_through_the_login_page(tmp_path, ad, clock, capsys) -> None:  # type: ignore[no-untyped-def]
+    """First URL a refused port, second the real DC. authgate reads AD's lockout policy when
+    it starts (regulation), so the dead DC is usually met, and held back, at start-up; the
+    figures show start-up, the first login and later logins, each beside the same without
+    the dead DC. Wall-clock on a shared machine: only large differences mean anything."""
     password = ad.password("bob")
+
+    def build(name: str, **overrides):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        app, services = ad_app(tmp_path / name, ad, clock, **overrides)
+        return app, services, (time.perf_counter() - started) * 1000
 
     def measure(app, ip: str) -> tuple[float, float]:  # type: ignore[no-untyped-def]
         first_r, first = WebUser(app, ip).timed_login("bob", password)
@@ -261,10 +271,13 @@ def test_failover_from_a_dead_dc_through_the_login_page(tmp_path, ad, clock, cap
             later.append(ms)
         return first, statistics.median(later)
 
-    direct_app, direct_services = ad_app(tmp_path / "direct", ad, clock)
+    warm_app, warm_services, _ = build("warm-up")  # imports, templates: paid once per process
+    measure(warm_app, "10.20.7.9")
+    warm_services.directory.close()
     dead = _dead_port()
-    failover_app, failover_services = ad_app(
-        tmp_path / "failover", ad, clock, urls=[f"ldaps://localhost:{dead}", ad.ldaps_url])
+    direct_app, direct_services, direct_start = build("direct")
+    failover_app, failover_services, fail_start = build(
+        "failover", urls=[f"ldaps://localhost:{dead}", ad.ldaps_url])
     try:
         direct_first, direct_later = measure(direct_app, "10.20.7.1")
         fail_first, fail_later = measure(failover_app, "10.20.7.2")
@@ -272,13 +285,14 @@ def test_failover_from_a_dead_dc_through_the_login_page(tmp_path, ad, clock, cap
         direct_services.directory.close()
         failover_services.directory.close()
     with capsys.disabled():
-        print(f"\nweb login failover (first URL ldaps://localhost:{dead} refused): first login "
-              f"{fail_first:.1f} ms vs {direct_first:.1f} ms direct (added "
-              f"{fail_first - direct_first:+.1f} ms); later logins median {fail_later:.1f} ms "
-              f"vs {direct_later:.1f} ms (added {fail_later - direct_later:+.1f} ms)")
-    assert fail_first < 2000
+        print(f"\nweb login failover (first URL ldaps://localhost:{dead} refused): start-up "
+              f"{fail_start:.1f} ms vs {direct_start:.1f} ms ({fail_start - direct_start:+.1f}); "
+              f"first login {fail_first:.1f} ms vs {direct_first:.1f} ms "
+              f"({fail_first - direct_first:+.1f}); later logins median {fail_later:.1f} ms vs "
+              f"{direct_later:.1f} ms ({fail_later - direct_later:+.1f})")
+    assert fail_first < 2000 and fail_start < direct_start + 2000
     assert fail_later < direct_later * 2 + 20
-    assert all(e.reason == "password_ok" for e in login_events(failover_services))
+    assert [e.reason for e in login_events(failover_services)] == ["password_ok"] * 10
 
 
 # -- freshness: AD changes reach live sessions within the refresh interval ----------------------

@@ -151,3 +151,30 @@ def test_wrong_password_never_reaches_factor_pages(client) -> None:  # type: ign
     assert client.get("/login/next").status_code == 303
     assert client.post("/login/totp", data={"code": "123456"}).status_code == 400  # no CSRF
     assert client.get("/enrol").headers["Location"] == "/login"
+
+
+def test_failures_since_last_sign_in_are_shown_after_login(mfa, client, clock) -> None:  # type: ignore[no-untyped-def]
+    secret = mfa.enrol_totp(mfa.issue_code())
+    client.post("/logout", data={"csrf_token": mfa.auth.csrf("/logout")})
+    mfa.auth.login(password="someone guessing")  # a failure the user did not make
+    clock.advance(seconds=60)
+    page = mfa.login_to().get_data(as_text=True)
+    r = mfa.post("/login/totp", page, code=mfa.totp(secret), rd=MFA_URL)
+    warning = client.get(r.headers["Location"])
+    text = warning.get_data(as_text=True)
+    assert warning.status_code == 200 and "failed sign-in" in text and "Password refused" in text
+    assert "seen=1" in text
+
+
+def test_user_sees_and_ends_other_sessions(mfa, client, services) -> None:  # type: ignore[no-untyped-def]
+    from authgate.model import Level
+
+    mfa.enrol_totp(mfa.issue_code())
+    other = services.sessions.start(services.directory.lookup("alice"), level=Level.MFA,
+                                    client_ip="10.1.1.1", user_agent="Mozilla/5.0 (Windows NT 10.0) Firefox/128.0")
+    page = client.get("/account").get_data(as_text=True)
+    assert "Firefox on Windows" in page and "10.1.1.1" in page
+    r = mfa.post("/account/sessions/end-others", page)
+    assert r.status_code == 303
+    assert services.sessions.resolve(other.token) is None
+    assert client.get("/account").status_code == 200  # this one lives on

@@ -150,3 +150,38 @@ def test_banned_page_is_the_wrong_password_page(build: Build) -> None:
     assert fake.binds == 1
     assert [e["reason"] for e in events(services, "login.password")] == [
         "invalid_credentials", "user_banned"]
+
+
+def test_right_password_in_a_refused_state_costs_nothing(build: Build) -> None:
+    """773 / 532 / 533 / 701 come only with the right password: AD counted no bad password,
+    so neither does authgate (else a must-change user would hit the AD guard)."""
+    services, fake = build()
+    regulator = services.regulator
+    for _ in range(6):
+        assert regulator.admit_password(username="bob", ip="10.7.7.7").allowed
+        regulator.record_password(username="bob", ip="10.7.7.7", password=PASSWORD,
+                                  success=False, reason="password_must_change")
+    assert login(services, "bob", PASSWORD, "10.7.7.7") is LoginStatus.OK
+    with services.engine.connect() as conn:
+        from authgate.storage.tables_regulation import regulation_passwords
+        assert conn.execute(select(regulation_passwords)).all() == []
+
+
+def test_unreadable_ad_policy_falls_back_to_one_bind_per_hour(build: Build,
+                                                               clock: FixedClock) -> None:
+    from authgate.errors import DirectoryUnavailable
+
+    services, fake = build(max_failures_per_user=2)
+    calls = []
+
+    def down() -> tuple[int, object]:
+        calls.append(1)
+        raise DirectoryUnavailable("no DC answered")
+    services.regulator.ad._read = down  # type: ignore[attr-defined]
+    services.regulator.ad._value = None  # type: ignore[attr-defined]
+    services.regulator.ad._read_at = None  # type: ignore[attr-defined]
+    assert login(services, "bob", "wrong-1", "10.1.1.1") is LoginStatus.INVALID  # reached AD
+    assert login(services, "bob", "wrong-2", "10.1.1.2") is LoginStatus.INVALID  # held
+    assert fake.binds == 1 and len(calls) == 1  # one read, then backing off
+    clock.advance(minutes=63)
+    assert login(services, "bob", PASSWORD, "10.1.1.1") is LoginStatus.OK
