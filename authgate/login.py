@@ -81,7 +81,8 @@ class LoginService:
         if not _plausible(username, attempt.password):
             self._record(attempt, username, Outcome.FAILURE, "malformed_input")
             return LoginResult(LoginStatus.INVALID)
-        admission = self._regulator.admit_password(username=username, ip=attempt.client_ip)
+        admission = self._regulator.admit_password(username=username, ip=attempt.client_ip,
+                                                   password=attempt.password)
         if not admission.allowed:  # banned: same answer as a wrong password, no bind at all
             self._record(attempt, username, Outcome.FAILURE, admission.reason)
             return LoginResult(LoginStatus.INVALID)
@@ -89,6 +90,7 @@ class LoginService:
             identity = self._directory.authenticate(username=username,
                                                     password=attempt.password)
         except DirectoryUnavailable as exc:
+            self._settle(username, attempt, success=False, reason=exc.reason)  # no bind sent
             self._record(attempt, username, Outcome.ERROR, exc.reason)
             return LoginResult(LoginStatus.UNAVAILABLE)
         except AuthenticationFailed as exc:
@@ -121,15 +123,20 @@ class LoginService:
             self._record(attempt, username, Outcome.FAILURE, "malformed_input",
                          event="password.change")
             return PasswordChange(False, "The password could not be changed.")
-        if not self._regulator.admit_password(username=username, ip=attempt.client_ip).allowed:
-            self._record(attempt, username, Outcome.FAILURE, "banned", event="password.change")
+        admission = self._regulator.admit_password(username=username, ip=attempt.client_ip,
+                                                   password=attempt.password)
+        if not admission.allowed:
+            self._record(attempt, username, Outcome.FAILURE, admission.reason,
+                         event="password.change")
             return PasswordChange(False, "The username or password is incorrect.")
         try:
             change(username=username, old_password=attempt.password, new_password=new_password)
-        except PasswordChangeRejected as exc:
+        except PasswordChangeRejected as exc:  # the old password was right: not a guess
+            self._settle(username, attempt, success=False, reason=exc.reason)
             self._record(attempt, username, Outcome.FAILURE, exc.reason, event="password.change")
             return PasswordChange(False, str(exc))
         except DirectoryUnavailable as exc:
+            self._settle(username, attempt, success=False, reason=exc.reason)
             self._record(attempt, username, Outcome.ERROR, exc.reason, event="password.change")
             return PasswordChange(False, "Sign-in is unavailable right now. Try again later.")
         except AuthenticationFailed as exc:
@@ -138,9 +145,18 @@ class LoginService:
                                             reason=exc.reason)
             self._record(attempt, username, Outcome.FAILURE, exc.reason, event="password.change")
             return PasswordChange(False, "The username or password is incorrect.")
+        self._settle(username, attempt, success=True, reason="password_changed")
         self._record(attempt, username, Outcome.SUCCESS, "password_changed",
                      event="password.change")
         return PasswordChange(True, "")
+
+    def _settle(self, username: str, attempt: LoginAttempt, *, success: bool,
+                reason: str) -> None:
+        """Close the regulator's reservation for this attempt (every admitted attempt is
+        settled exactly once, or it would hold an AD slot until it expires)."""
+        self._regulator.record_password(username=username, ip=attempt.client_ip,
+                                        password=attempt.password, success=success,
+                                        reason=reason)
 
     def _record(self, attempt: LoginAttempt, username: str, outcome: Outcome, reason: str,
                 *, event: str = "login.password", **detail: str) -> None:

@@ -80,6 +80,7 @@ def _build_primary(settings: Settings) -> Directory:
             netbios_domain=ldap.netbios_domain,
             group_name_attribute=ldap.group_name_attribute,
             user_base_dn=ldap.user_base_dn, group_base_dn=ldap.group_base_dn,
+            failover_hold_seconds=ldap.failover_hold_seconds, pool_size=ldap.pool_size,
         ))
     from authgate.directory.file import FileDirectory
 

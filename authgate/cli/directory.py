@@ -92,6 +92,7 @@ def make_directory_group(build: Builder = lambda s: LdapDirectory(settings=s)) -
     def check(ctx: click.Context) -> None:
         """Service bind, TLS details, which DC answered, timings. Exit 1 if unusable."""
         directory = ctx.meta["authgate.directory"]()
+        directory = getattr(directory, "primary", directory)  # break-glass: check AD itself
         if isinstance(directory, LdapDirectory):
             ok = _print_diagnosis(directory)
         else:

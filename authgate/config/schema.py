@@ -103,7 +103,7 @@ class LdapDirectorySettings:
     start_tls: bool = False
     allow_plain: bool = False
     min_tls: Literal["TLSv1.2", "TLSv1.3"] = "TLSv1.2"
-    connect_timeout: float = 1.5
+    connect_timeout: float = 1.0
     receive_timeout: float = 5.0
     login_attribute: Literal["sAMAccountName", "userPrincipalName"] = "sAMAccountName"
     upn_suffix: str = ""
@@ -113,6 +113,10 @@ class LdapDirectorySettings:
     #: several times cheaper on a busy DC)
     user_base_dn: str = ""
     group_base_dn: str = ""
+    #: a DC that failed is skipped for this long before it is tried again
+    failover_hold_seconds: float = 30.0
+    #: service-account connections kept open per process
+    pool_size: int = 8
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,19 @@ class BreakGlassDirectory:
     def check(self) -> None:
         self.primary.check()
 
+    def __getattr__(self, name: str) -> object:
+        """Operator and regulation views of AD (``settings``, ``domain_lockout_policy``,
+        ``diagnose``) come from the primary directory, so with break-glass configured the
+        AD lockout guard and login-name canonicalisation still apply."""
+        if name in _DELEGATED:
+            return getattr(self.primary, name)
+        raise AttributeError(name)
+
+
     def change_password(self, *, username: str, old_password: str, new_password: str) -> None:
         target = self.local if self.is_local(username) else self.primary
         target.change_password(username=username, old_password=old_password,  # type: ignore[attr-defined]
                                new_password=new_password)
+
+
+_DELEGATED = frozenset({"settings", "domain_lockout_policy", "diagnose"})

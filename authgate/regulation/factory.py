@@ -28,14 +28,23 @@ def build_regulator(settings: Any, *, engine: Any, policies: Any, clock: Any, au
     # within one process, and nothing keyed outlives it.
     key = derive_key(secret.reveal() if secret is not None else secrets.token_hex(32),
                      b"regulation")
-    read = getattr(directory, "domain_lockout_policy", None)
+    ad = active_directory(directory)
     regulator = StoreRegulator(
         store=SqlRegulationStore(engine),
         regulation=lambda: policies.current.settings.regulation,
-        ad=AdLockoutSource(read, clock=clock), clock=clock, audit=audit, key=key,
-        canonical=canonical_names(directory), floor=floor)
-    log_margin(directory, policies.current.settings.regulation)
+        ad=AdLockoutSource(getattr(ad, "domain_lockout_policy", None), clock=clock),
+        clock=clock, audit=audit, key=key, canonical=canonical_names(ad), floor=floor)
+    log_margin(ad, policies.current.settings.regulation)
     return regulator
+
+
+def active_directory(directory: Any) -> Any:
+    """The directory that binds to AD: a composite (break-glass file beside AD) exposes it
+    as ``primary``. Its lockout policy and login-name forms govern every AD account."""
+    seen = 0
+    while getattr(directory, "primary", None) is not None and seen < 8:
+        directory, seen = directory.primary, seen + 1
+    return directory
 
 
 def canonical_names(directory: Any) -> Callable[[str], str]:

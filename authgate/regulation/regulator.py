@@ -38,7 +38,11 @@ NO_AD_COUNT = frozenset({"unknown_user", "empty_password", "ambiguous_user",
 #: The password was right, the account state refused it (773, 532, 533, 701 come only
 #: with the right password): not a guess. Nothing is counted and its hash is not kept.
 RIGHT_PASSWORD = frozenset({"password_must_change", "password_expired", "account_disabled",
-                            "account_expired", "password_change_rejected"})
+                            "account_expired", "password_change_rejected",
+                            "password_changed", "directory_unavailable"})
+#: The bind was sent but its answer lost: not a guess authgate could judge, but AD may have
+#: counted it, so the AD slot is kept (a slow DC must never become a way round the guard).
+INTERRUPTED = frozenset({"bind_interrupted"})
 SPRAY_REASONS = frozenset({"spray_source", "password_spray"})
 PURGE_EVERY = 256
 
@@ -99,17 +103,22 @@ class StoreRegulator:
 
     def record_password(self, *, username: str, ip: str, password: str, success: bool,
                         reason: str) -> None:
+        """Settle the admitted attempt. ``reason`` decides how: a guess (counted once), no
+        guess (``RIGHT_PASSWORD``: given back; ``directory_unavailable`` means no bind was
+        sent), or a lost answer (``INTERRUPTED``: the AD slot is kept)."""
         pending = _PENDING.get()
         _PENDING.set(None)
         if pending is None or pending.reservation.ip != ip_subject(ip):
             _log.warning("record_password without an admitted attempt (user %r)", username)
             return
         r, now = pending.reservation, self._clock.now()
+        if reason in RIGHT_PASSWORD or reason in INTERRUPTED:  # before success: a password
+            # change proves the old password, but whether AD then resets badPwdCount is not
+            # documented, so it must not reset the mirror; the next sign-in will
+            self.store.settle_neutral(r, keep_ad_slot=reason in INTERRUPTED, now=now)
+            return
         if success:
             self.store.settle_success(r, now=now)
-            return
-        if reason in RIGHT_PASSWORD:
-            self.store.settle_neutral(r, now=now)
             return
         limits = self.limits()
         if reason == "invalid_credentials":

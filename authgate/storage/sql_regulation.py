@@ -190,15 +190,15 @@ class SqlRegulationStore:
                 index_elements=[fam.c.username, fam.c.ip],
                 set_={"last_success": stmt.excluded.last_success}))
 
-    def settle_neutral(self, r: Reservation, *, now: datetime) -> None:
-        """The right password in a refused account state (must change, expired, disabled):
-        AD counted no bad password and it was no guess, so the attempt is given back whole.
-        Nothing is reset either: that is for a real success."""
+    def settle_neutral(self, r: Reservation, *, keep_ad_slot: bool, now: datetime) -> None:
+        """Not a guess (the right password in a refused state, a change, no bind sent): the
+        policy events are given back, and the AD slot too unless AD may have counted the
+        bind (``keep_ad_slot``). Nothing is reset: that is for a real success."""
         del now  # nothing is timed: the attempt is taken back
         with storage_guard(), self._engine.begin() as conn:
             user = _lock_user(conn, r.username)
             if r.chained:
-                self._settle_chain(conn, user, r, refund=True)
+                self._settle_chain(conn, user, r, refund=not keep_ad_slot)
             conn.execute(delete(ev).where(ev.c.attempt == r.attempt))
 
     def _settle_chain(self, conn: Connection, user: Row[Any], r: Reservation, *,

@@ -238,8 +238,26 @@ def dc_stopped(ad: DcFacts) -> Iterator[None]:
     try:
         yield
     finally:
-        samba.run_script("start", ad.dir)  # waits for a verified TLS handshake on 636
-        wait_until_answering(ad)
+        restart(ad)
+
+
+def restart(ad: DcFacts, attempts: int = 3) -> None:
+    """Start the session's DC again (the script waits for a verified TLS handshake on 636)
+    and wait until it answers searches. A start can fail when the ports are not free yet
+    (another DC on this shared machine, a slow exit): wait for them and try again."""
+    from tests.ad import samba
+
+    for attempt in range(1, attempts + 1):
+        try:
+            samba.run_script("start", ad.dir)
+            break
+        except samba.SambaUnavailable:
+            if attempt == attempts:
+                raise
+            deadline = time.monotonic() + 60
+            while samba.ports_in_use() and time.monotonic() < deadline:
+                time.sleep(0.5)
+    wait_until_answering(ad)
 
 
 def wait_until_answering(ad: DcFacts, timeout: float = 20.0) -> None:

@@ -185,3 +185,17 @@ def test_unreadable_ad_policy_falls_back_to_one_bind_per_hour(build: Build,
     assert fake.binds == 1 and len(calls) == 1  # one read, then backing off
     clock.advance(minutes=63)
     assert login(services, "bob", PASSWORD, "10.1.1.1") is LoginStatus.OK
+
+
+def test_password_change_gives_its_slot_back_but_resets_nothing(build: Build) -> None:
+    services, fake = build()
+    regulator = services.regulator
+    assert regulator.admit_password(username="bob", ip="10.6.6.6").allowed
+    regulator.record_password(username="bob", ip="10.6.6.6", password="guess",
+                              success=False, reason="invalid_credentials")  # chain 1
+    assert regulator.admit_password(username="bob", ip="10.6.6.6").allowed
+    regulator.record_password(username="bob", ip="10.6.6.6", password=PASSWORD,
+                              success=True, reason="password_changed")  # chain stays 1
+    assert regulator.admit_password(username="bob", ip="10.6.6.6").allowed  # chain 2 = B
+    assert regulator.admit_password(username="bob", ip="10.6.6.7").reason == \
+        "ad_lockout_guard"

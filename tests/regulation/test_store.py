@@ -191,3 +191,12 @@ def test_factor_throttle_is_atomic_and_resets_on_success(store: SqlRegulationSto
                               now=T0) == "factor_banned"
     assert store.admit_factor(attempt="c", username="bob", limits=lim, now=T0) == ""
     store.settle_factor(attempt="c", username="bob", success=True, limits=lim, now=T0)
+
+
+def test_neutral_settlement_gives_back_the_attempt(store: SqlRegulationStore) -> None:
+    for _ in range(3):
+        store.settle_neutral(admit(store, ad=ad(3)).reservation, keep_ad_slot=False, now=T0)
+    assert admit(store, ad=ad(3)).allowed  # nothing held
+    store.settle_neutral(admit(store, user="bob", ad=ad(2)).reservation,
+                         keep_ad_slot=True, now=T0)  # a lost answer: AD may have counted
+    assert admit(store, user="bob", ad=ad(2)).reason == "ad_lockout_guard"
