@@ -58,6 +58,9 @@ def _register() -> None:
     from authgate.cli.audit import audit_group
 
     main.add_command(audit_group)
+    from authgate.cli.bans import bans_group
+
+    main.add_command(bans_group)
 
     main.add_command(demo_command)
 

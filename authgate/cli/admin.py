@@ -35,7 +35,27 @@ def check_config(obj: object) -> None:
         sys.exit(1)
     for warning in runtime.current.warnings:
         click.echo(f"warning: policy: {warning}")
+    if not _lockout_margin_ok(settings, runtime):
+        sys.exit(1)
     click.echo(f"configuration OK (mode {settings.mode}, policy {runtime.current.digest[:16]})")
+
+
+def _lockout_margin_ok(settings: object, runtime: object) -> bool:
+    """authgate must throttle before Active Directory locks the account (issue 7)."""
+    from authgate.errors import AuthgateError
+    from authgate.regulation.adpolicy import lockout_margin
+    from authgate.regulation.factory import active_directory
+    from authgate.services import build_directory
+
+    try:
+        margin = lockout_margin(active_directory(build_directory(settings)),  # type: ignore[arg-type]
+                                runtime.current.settings.regulation)  # type: ignore[attr-defined]
+    except AuthgateError as exc:
+        click.echo(f"warning: regulation: AD lockout policy not read: {exc}")
+        return True
+    for message in margin.messages if margin else ():
+        click.echo(f"{margin.severity}: regulation: {message}")  # type: ignore[union-attr]
+    return margin is None or bool(margin.ok)
 
 
 @click.group("db")

@@ -67,6 +67,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         account,
         admin,
         auditor,
+        auditor_views,
         enrol,
         errors,
         factor_login,
@@ -90,6 +91,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(password.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(auditor.bp)
+    app.register_blueprint(auditor_views.bp)
     csrf.exempt(verify.bp)
     csrf.exempt(health.bp)
     return app

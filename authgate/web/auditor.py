@@ -76,10 +76,14 @@ def search() -> str:
 
 def _view(row: tuple[Any, ...]) -> dict[str, Any]:
     event = stored_event(row).event
-    return {"id": row[0], "time": iso_time(row[6]), "event": event.event,
-            "outcome": event.outcome.value, "reason": event.reason, "user": event.username,
-            "ip": event.client_ip, "host": event.host, "method": event.method,
-            "path": event.path, "rule": event.rule_id}
+    detail = dict(event.detail)
+    actor = detail.get("actor", "")
+    why = detail.get("why", "")
+    return {"id": row[0], "time": iso_time(row[6])[:19].replace("T", " "),
+            "event": event.event, "outcome": event.outcome.value, "reason": event.reason,
+            "user": event.username, "ip": event.client_ip, "host": event.host,
+            "method": event.method, "path": event.path, "rule": event.rule_id,
+            "actor": actor, "why": why}
 
 
 @bp.get("/export.<fmt>")

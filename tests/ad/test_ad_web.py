@@ -153,8 +153,8 @@ def erin_must_change(ad, dc_admin: DcAdmin) -> Iterator[str]:
 
 
 # AD's observation window as the regulator follows it (lockOutObservationWindow, 30 min on
-# the test DC, plus its margin). Waiting it out between the steps below works around an
-# authgate defect (see the xfail test after this one): LoginService.change_password never
+# the test DC, plus its margin). Waiting it out between the steps below was once needed to
+# work around a now-fixed defect (the test after this one proves the fix): change_password
 # settles the regulation reservation it takes when the change succeeds or AD rejects the new
 # password, so each such step keeps one of the account's two AD slots (lockout threshold 3)
 # for the window, and the sign-in with the new password is refused ("ad_lockout_guard", shown
@@ -201,10 +201,6 @@ def test_must_change_user_changes_password_then_signs_in(web, ad, clock,  # type
     assert logins == [("erin", "password_must_change"), ("erin", "password_ok")]
 
 
-@pytest.mark.xfail(reason="defect: LoginService.change_password never settles its regulation "
-                   "reservation (rejected or accepted change), so after one weak and one good "
-                   "new password the AD lockout guard refuses the sign-in with the new one",
-                   raises=AssertionError, strict=False)
 def test_must_change_signs_in_after_rejected_then_accepted_change(  # type: ignore[no-untyped-def]
         web, ad, erin_must_change: str) -> None:
     app, services = web
@@ -368,11 +364,6 @@ def test_break_glass_beside_ad_needs_webauthn_and_is_audited_high(tmp_path, ad, 
         services.directory.primary.close()
 
 
-@pytest.mark.xfail(reason="defect: BreakGlassDirectory exposes neither domain_lockout_policy "
-                   "nor settings, so with a break-glass file configured the regulator has no "
-                   "AD lockout guard and CITY\\alice, alice@city.test and alice get separate "
-                   "counters (authgate/regulation/factory.py reads them off the directory)",
-                   raises=AssertionError, strict=False)
 def test_break_glass_file_keeps_the_ad_lockout_guard(tmp_path, ad, clock) -> None:  # type: ignore[no-untyped-def]
     app, services = ad_app(tmp_path, ad, clock, break_glass=break_glass_file(tmp_path))
     try:

@@ -107,11 +107,6 @@ def test_authgate_started_during_an_outage_says_unavailable(tmp_path, ad, clock)
         services.directory.close()
 
 
-@pytest.mark.xfail(reason="defect: LoginService.password_step does not settle the regulation "
-                   "reservation when the directory is unavailable, so each refused retry "
-                   "during an outage keeps one of the account's AD slots and the user is "
-                   "refused (ad_lockout_guard) for AD's window once the DC is back",
-                   raises=AssertionError, strict=False)
 def test_retries_during_an_outage_do_not_block_the_user_afterwards(tmp_path, ad, clock) -> None:  # type: ignore[no-untyped-def]
     app, services = ad_app(tmp_path, ad, clock)
     try:

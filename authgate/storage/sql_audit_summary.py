@@ -1,0 +1,55 @@
+"""Aggregates for the auditor's summary view, computed by the database (GROUP BY), so a
+month of records is summarised without reading them into the process."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+
+from authgate.storage.sql_audit import SqlAuditStore
+from authgate.storage.timeconv import to_micros
+
+_DAY_US = 86_400_000_000
+_EPOCH = date(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class DayCounts:
+    day: date
+    sign_ins: int
+    failures: int
+    denials: int
+    bans: int
+
+
+@dataclass(frozen=True)
+class Source:
+    client_ip: str
+    failures: int
+    users: int
+    last_seen: datetime
+
+
+def daily_counts(store: SqlAuditStore, *, since: datetime, until: datetime) -> list[DayCounts]:
+    m = store.mark
+    sql = (
+        f"SELECT ts / {_DAY_US} AS day, "
+        "SUM(CASE WHEN event LIKE 'login.%' AND outcome = 'success' THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN event LIKE 'login.%' AND outcome = 'failure' THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN event = 'verify' AND outcome = 'deny' THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN event LIKE 'ban.%' AND event <> 'ban.lift' THEN 1 ELSE 0 END) "
+        f"FROM audit_events WHERE ts >= {m} AND ts < {m} GROUP BY ts / {_DAY_US} ORDER BY 1")
+    rows = store.fetch(sql, [to_micros(since), to_micros(until)])
+    return [DayCounts(_EPOCH + timedelta(days=int(r[0])), *(int(x or 0) for x in r[1:]))
+            for r in rows]
+
+
+def top_failing_sources(store: SqlAuditStore, *, since: datetime, until: datetime,
+                        limit: int = 10) -> list[Source]:
+    m = store.mark
+    sql = ("SELECT client_ip, COUNT(*), COUNT(DISTINCT username), MAX(ts) FROM audit_events "
+           f"WHERE ts >= {m} AND ts < {m} AND event LIKE 'login.%' AND outcome = 'failure' "
+           f"GROUP BY client_ip ORDER BY 2 DESC, 1 LIMIT {int(limit)}")
+    rows = store.fetch(sql, [to_micros(since), to_micros(until)])
+    return [Source(str(r[0]), int(r[1]), int(r[2]),
+                   datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=r[3]))
+            for r in rows]
