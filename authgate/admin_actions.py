@@ -34,7 +34,7 @@ class AdminActions:
         self.audit.record(AuditEvent(
             event=event, outcome=outcome, reason=reason[:64], username=target,
             client_ip=meta.client_ip, user_agent=meta.user_agent, request_id=meta.request_id,
-            detail=tuple(sorted({"admin": admin, "why": reason, **detail}.items()))))
+            detail=tuple(sorted({"actor": admin, "why": reason, **detail}.items()))))
 
     @staticmethod
     def _need_reason(reason: str) -> str:
@@ -43,13 +43,15 @@ class AdminActions:
             raise ReasonRequired("give a reason (at least 5 characters)")
         return reason[:300]
 
-    def issue_code(self, *, admin: str, username: str, ttl: timedelta,
+    def issue_code(self, *, admin: str, username: str, ttl: timedelta, reason: str,
                    meta: RequestMeta) -> IssuedCode:
-        return self.mfa.enrolment.issue(username=username, issued_by=admin, ttl=ttl, meta=meta)
+        return self.mfa.enrolment.issue(username=username, issued_by=admin, ttl=ttl, meta=meta,
+                                        reason=self._need_reason(reason))
 
-    def revoke_code(self, *, admin: str, username: str, code_id: str, meta: RequestMeta) -> bool:
+    def revoke_code(self, *, admin: str, username: str, code_id: str, reason: str,
+                    meta: RequestMeta) -> bool:
         return self.mfa.enrolment.revoke(code_id=code_id, username=username, by=admin,
-                                         meta=meta)
+                                         meta=meta, reason=self._need_reason(reason))
 
     def remove_factor(self, *, admin: str, username: str, credential_id: str, reason: str,
                       meta: RequestMeta) -> bool:
@@ -80,5 +82,5 @@ class AdminActions:
     def lift_ban(self, *, admin: str, target: str, reason: str, meta: RequestMeta) -> list[str]:
         why = self._need_reason(reason)
         lift = getattr(self.regulator, "lift", None)
-        lifted: list[str] = lift(target, operator=admin, reason=why) if lift else []
+        lifted: list[str] = lift(target, operator=admin, reason=why, meta=meta) if lift else []
         return lifted

@@ -29,8 +29,8 @@ class EnrolmentService:
         self._key = key
         self._record = record
 
-    def issue(self, *, username: str, issued_by: str, ttl: timedelta,
-              meta: RequestMeta) -> IssuedCode:
+    def issue(self, *, username: str, issued_by: str, ttl: timedelta, meta: RequestMeta,
+              reason: str = "") -> IssuedCode:
         now = self._record.clock.now()
         code = new_enrolment_code()
         row = EnrolmentCodeRow(id=new_id(), username=username, issued_by=issued_by,
@@ -38,7 +38,7 @@ class EnrolmentService:
                                revoked_at=None)
         self._codes.add_enrolment_code(row, hash_enrolment_code(code, key=self._key))
         self._record("enrol.code_issued", Outcome.SUCCESS, "issued", username=username,
-                     meta=meta, issued_by=issued_by, code_id=row.id,
+                     meta=meta, actor=issued_by, why=reason, code_id=row.id,
                      expires_at=row.expires_at.isoformat())
         return IssuedCode(code, username, row.expires_at)
 
@@ -60,11 +60,12 @@ class EnrolmentService:
                      username=username, meta=meta)
         return False
 
-    def revoke(self, *, code_id: str, username: str, by: str, meta: RequestMeta) -> bool:
+    def revoke(self, *, code_id: str, username: str, by: str, meta: RequestMeta,
+               reason: str = "") -> bool:
         ok = self._codes.revoke_enrolment_code(code_id, self._record.clock.now())
         self._record("enrol.code_revoked", Outcome.SUCCESS if ok else Outcome.FAILURE,
                      "revoked" if ok else "not_live", username=username, meta=meta,
-                     code_id=code_id, revoked_by=by)
+                     code_id=code_id, actor=by, why=reason)
         return ok
 
     def codes_for(self, username: str) -> list[EnrolmentCodeRow]:

@@ -60,7 +60,7 @@ class FactorManager:
         ended = self._sessions.end_all_for(username) if ok else 0
         self._record("factor.removed", Outcome.SUCCESS if ok else Outcome.FAILURE,
                      "removed" if ok else "unknown_credential", username=username, meta=meta,
-                     credential=credential_id, by=by, why=reason, sessions_ended=str(ended))
+                     credential=credential_id, actor=by, why=reason, sessions_ended=str(ended))
         return ok
 
     def reset_all(self, *, username: str, by: str, reason: str, meta: RequestMeta) -> int:
@@ -69,6 +69,6 @@ class FactorManager:
         self._codes.delete_recovery_codes(username)
         ended = self._sessions.end_all_for(username)
         self._record("admin.factors_reset", Outcome.SUCCESS, "reset", username=username,
-                     meta=meta, by=by, why=reason, removed=str(removed),
+                     meta=meta, actor=by, why=reason, removed=str(removed),
                      sessions_ended=str(ended))
         return removed

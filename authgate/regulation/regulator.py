@@ -23,7 +23,7 @@ from typing import Any
 
 from authgate.audit import AuditLog
 from authgate.clock import Clock
-from authgate.model import AuditEvent, Outcome
+from authgate.model import AuditEvent, Outcome, RequestMeta
 from authgate.regulation import ADMIT, Admission
 from authgate.regulation.adpolicy import AdLockoutSource
 from authgate.regulation.limits import Limits, ip_subject
@@ -161,15 +161,18 @@ class StoreRegulator:
     def active_bans(self) -> list[Ban]:
         return self.store.active_bans(self._clock.now())
 
-    def lift(self, target: str, *, operator: str, reason: str) -> list[str]:
+    def lift(self, target: str, *, operator: str, reason: str,
+             meta: RequestMeta | None = None) -> list[str]:
         """Lift the bans on a user (every bucket and the second-factor ban) or an IP.
         The AD guard is not lifted: it only protects the account in AD. Audited."""
         subjects, prefixes = lift_subjects(target, self._canonical)
         lifted = self.store.lift(subjects, prefixes=prefixes)
+        meta = meta or RequestMeta(client_ip="cli")
         self._audit.record(AuditEvent(
             event="ban.lift", outcome=Outcome.SUCCESS, reason="operator_lift",
-            username=operator, client_ip="cli",
-            detail=(("target", target), ("lifted", ",".join(_shown(s) for s in lifted)),
+            username=target.strip().lower(), client_ip=meta.client_ip,
+            user_agent=meta.user_agent, request_id=meta.request_id,
+            detail=(("actor", operator), ("lifted", ",".join(_shown(s) for s in lifted)),
                     ("why", reason))))
         return lifted
 

@@ -101,7 +101,11 @@ def issue_code(username: str) -> Response | str:
         return _after(name, error="The lifetime must be between 5 minutes and 7 days.")
     if services().directory.lookup(name) is None:
         return _after(name, error="No enabled account with that name.")
-    issued = actions().issue_code(admin=_admin(), username=name, ttl=ttl, meta=meta())
+    try:
+        issued = actions().issue_code(admin=_admin(), username=name, ttl=ttl,
+                                      reason=request.form.get("reason", ""), meta=meta())
+    except ReasonRequired:
+        return _after(name, error="Give a reason (for example how you checked identity).")
     return render_template("admin_code.html", session=g.session, issued=issued)
 
 
@@ -111,7 +115,11 @@ def revoke_code(username: str, code_id: str) -> Response:
     name = normalise_username(username)
     if (back := _fresh_or_reauth(_user_url(name))) is not None:
         return back
-    actions().revoke_code(admin=_admin(), username=name, code_id=code_id, meta=meta())
+    try:
+        actions().revoke_code(admin=_admin(), username=name, code_id=code_id,
+                              reason=request.form.get("reason", ""), meta=meta())
+    except ReasonRequired:
+        return _after(name, error="Give a reason to revoke the code.")
     return _after(name, done="Enrolment code revoked.")
 
 

@@ -13,7 +13,8 @@ _log = logging.getLogger("authgate.web")
 
 _MESSAGES = {
     400: ("Bad request", "The request could not be understood. Please go back and try again."),
-    403: ("Not allowed", "You are not allowed to open this page."),
+    403: ("Not allowed", "Your account does not have access to this page. If you need it, "
+                         "ask the IT service desk."),
     404: ("Not found", "There is no such page."),
     405: ("Not allowed", "This action is not available here."),
     413: ("Too large", "What was sent is too large."),

@@ -12,6 +12,15 @@ bp = Blueprint("health", __name__)
 _log = logging.getLogger("authgate.health")
 
 
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    """Browsers ask for it on their own; answer without rendering a page (an error page
+    would start a new CSRF secret and race the login form's)."""
+    from flask import redirect
+
+    return redirect("/static/favicon.svg", code=301)  # type: ignore[return-value]
+
+
 @bp.get("/healthz")
 def healthz() -> Response:
     return Response("ok\n", mimetype="text/plain")

@@ -53,10 +53,14 @@ def test_issue_code_shown_once_and_usable(admin, services) -> None:  # type: ign
     page = admin.get("/admin/users/alice").get_data(as_text=True)
     assert "Alice Liddell" in page and "No devices" in page
     r = admin.post("/admin/users/alice/codes", data={"csrf_token": csrf(page), "ttl": "1h"})
+    assert "error=" in r.headers["Location"]  # no reason, no code
+    r = admin.post("/admin/users/alice/codes", data={"csrf_token": csrf(page), "ttl": "1h",
+                                                     "reason": "new phone, ID checked"})
     code = re.search(r'id="enrolment-code">([^<]+)<', r.get_data(as_text=True)).group(1)
     assert services.mfa.enrolment.redeem(username="alice", code=code, meta=RequestMeta())
     issued = events(services, "enrol.code_issued")[-1]
-    assert issued["username"] == "alice" and '"issued_by": "adam"' in issued["detail"]
+    assert issued["username"] == "alice" and '"actor": "adam"' in issued["detail"]
+    assert "new phone, ID checked" in issued["detail"]
     assert code not in repr(events(services, "enrol.code_issued"))
 
 
@@ -74,7 +78,7 @@ def test_reset_needs_reason_and_ends_the_users_sessions(admin, client, services)
     assert "done=" in r.headers["Location"]
     assert services.sessions.resolve(alice.token) is None
     row = events(services, "admin.factors_reset")[-1]
-    assert '"by": "adam"' in row["detail"] and "lost phone" in row["detail"]
+    assert '"actor": "adam"' in row["detail"] and "lost phone" in row["detail"]
 
 
 def test_old_admin_login_must_sign_in_again_before_changes(admin, clock, services) -> None:  # type: ignore[no-untyped-def]
