@@ -20,6 +20,8 @@ run: $(VENV)/.installed
 ## test: install what the tests need (apt as root, pip) and run the whole suite
 test: $(VENV)/.installed
 	./scripts/install-system-deps.sh
+	$(BIN)/ruff check authgate
+	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 ## test-fast: unit, web and contract tests only (no nginx, Samba, Chromium)

@@ -32,7 +32,7 @@ class LoginStatus(str, Enum):
     OK = "ok"
     INVALID = "invalid"  # wrong password, unknown user, malformed input: one message
     CONTACT_IT = "contact_it"  # disabled, locked, expired account
-    CHANGE_PASSWORD = "change_password"  # expired or must-change password
+    CHANGE_PASSWORD = "change_password"  # noqa: S105 - a status name  # expired or must-change password
     UNAVAILABLE = "unavailable"  # no directory server answered
 
 

@@ -10,7 +10,7 @@ class Level(str, Enum):
     """Assurance level a session holds (NIST SP 800-63B AAL, roughly)."""
 
     NONE = "none"
-    PASSWORD = "password"
+    PASSWORD = "password"  # noqa: S105 - a level name
     MFA = "mfa"  # AAL2: TOTP or WebAuthn
     PHISHING_RESISTANT = "phishing_resistant"  # AAL3-like: WebAuthn with user verification
 

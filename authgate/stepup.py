@@ -14,7 +14,7 @@ from authgate.policy import PolicySet, Verdict, decide
 
 class Step(str, Enum):
     DONE = "done"  # the session already suffices
-    PASSWORD = "password"  # log in (again): anonymous, or re-authentication is due
+    PASSWORD = "password"  # noqa: S105 - a step name  # log in (again): anonymous, or re-authentication is due
     MFA = "mfa"  # TOTP, WebAuthn or a recovery code
     PHISHING_RESISTANT = "phishing_resistant"  # WebAuthn with user verification only
     DENIED = "denied"  # the policy refuses this user whatever they prove

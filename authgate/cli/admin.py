@@ -160,8 +160,8 @@ def serve_command(obj: object, bind: str, workers: int) -> None:
     """Run the gateway under gunicorn (production server)."""
     import os
 
-    obj.settings  # type: ignore[attr-defined]  # fail fast with readable errors
+    _ = obj.settings  # type: ignore[attr-defined]  # fail fast with readable errors
     args = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers),
             "--worker-class", "sync", "--no-control-socket", "--access-logfile", "-",
             "authgate.web:create_app()"]
-    os.execv(args[0], args)
+    os.execv(args[0], args)  # noqa: S606 - fixed argv, no shell

@@ -52,6 +52,19 @@ def _ensure_demo_user(instance: Path, users_path: Path) -> tuple[str, str]:
     return "demo", password
 
 
+def _demo_enrolment_code(gateway: object, username: str) -> str:
+    """A code for the demo user's first second factor, as an admin would hand it over."""
+    from datetime import timedelta
+
+    from authgate.model import RequestMeta
+
+    services = gateway.extensions["authgate"]  # type: ignore[attr-defined]
+    if services.mfa.factors.has_factors(username):
+        return ""
+    return str(services.mfa.enrolment.issue(username=username, issued_by="demo", ttl=timedelta(
+        hours=24), meta=RequestMeta(client_ip="demo"), reason="demo start-up").code)
+
+
 @click.command("demo")
 @click.option("--instance", default="instance/demo", show_default=True,
               type=click.Path(file_okay=False, path_type=Path))
@@ -72,6 +85,7 @@ def demo_command(instance: Path, gateway_port: int, app_port: int) -> None:
     migrate(settings.storage.url)
     username, password = _ensure_demo_user(instance, Path(settings.directory.file.path))
     gateway = create_app({"settings": settings})
+    enrolment = _demo_enrolment_code(gateway, username)
     servers = [make_server("localhost", gateway_port, gateway, threaded=True),
                make_server("localhost", app_port, ForwardAuthProxy(gateway, sample_app),
                            threaded=True)]
@@ -81,6 +95,8 @@ def demo_command(instance: Path, gateway_port: int, app_port: int) -> None:
     click.echo(f"  Protected sample app : http://localhost:{app_port}/")
     click.echo(f"  authgate portal      : http://localhost:{gateway_port}/")
     click.echo(f"  Demo login           : {username} / {password}")
+    if enrolment:
+        click.echo(f"  Enrolment code (demo): {enrolment}  (set up a second factor at /mfa/)")
     click.echo(f"  Config               : {config}\n  Stop with Ctrl-C.\n")
     try:
         servers[0].serve_forever()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import getpass
 import sys
+from datetime import UTC
 
 import click
 
@@ -57,11 +58,11 @@ def keys_group() -> None:
 @click.option("--kid", default="", help="Key id (default: a date stamp).")
 def keys_generate(kid: str) -> None:
     """Print a new key spec for secrets.encryption_keys (put it first to rotate)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from authgate.secretbox import generate_key_spec
 
-    click.echo(generate_key_spec(kid or datetime.now(timezone.utc).strftime("k%Y%m%d")))
+    click.echo(generate_key_spec(kid or datetime.now(UTC).strftime("k%Y%m%d")))
 
 
 @keys_group.command("rotate")

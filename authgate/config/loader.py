@@ -25,7 +25,7 @@ from authgate.errors import ConfigError
 ENV_PREFIX = "AUTHGATE_"
 _NOT_SETTINGS = {"AUTHGATE_CONFIG", "AUTHGATE_POLICIES"}
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-DEMO_SECRET_PREFIX = "demo-insecure-"
+DEMO_SECRET_PREFIX = "demo-insecure-"  # noqa: S105 - the label refused outside demo
 MIN_SECRET_LENGTH = 32
 
 

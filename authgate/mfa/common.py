@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import Literal
 
 from authgate.audit import AuditLog
 from authgate.clock import Clock
@@ -25,8 +26,8 @@ class FactorParams:
     rp_id: str = "localhost"
     rp_name: str = "City staff sign-in"
     origins: tuple[str, ...] = ()
-    user_verification: str = "preferred"
-    attestation: str = "none"
+    user_verification: Literal["required", "preferred", "discouraged"] = "preferred"
+    attestation: Literal["none", "indirect", "direct", "enterprise"] = "none"
     aaguid_allowlist: frozenset[str] = frozenset()
     challenge_ttl_seconds: int = 120
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from types import TracebackType
+from typing import Literal
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -13,7 +14,7 @@ class storage_guard:  # noqa: N801 - used as a context manager, reads like a sta
         return None
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> bool:
+                 tb: TracebackType | None) -> Literal[False]:
         if isinstance(exc, SQLAlchemyError):
             raise StorageError(f"database error: {type(exc).__name__}") from exc
         return False

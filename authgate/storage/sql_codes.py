@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select, update
 
@@ -113,12 +114,14 @@ class SqlCodeStore:
         """(username, challenge) once; gone afterwards whether or not it verifies."""
         ch = challenges
         with storage_guard(), self._engine.begin() as conn:
-            row = conn.execute(select(ch).where(ch.c.id_hash == key)).mappings().first()
-            if row is None or conn.execute(delete(ch).where(ch.c.id_hash == key)).rowcount != 1:
-                return None
-        if row["purpose"] != purpose or row["expires_at"] <= to_micros(now):
+            found = conn.execute(select(ch).where(ch.c.id_hash == key)).mappings().first()
+            taken = found is not None and conn.execute(
+                delete(ch).where(ch.c.id_hash == key)).rowcount == 1
+        if found is None or not taken:
             return None
-        return row["username"], row["challenge"]
+        if found["purpose"] != purpose or found["expires_at"] <= to_micros(now):
+            return None
+        return str(found["username"]), str(found["challenge"])
 
     def purge_challenges(self, now: datetime) -> int:
         ch = challenges
@@ -127,8 +130,8 @@ class SqlCodeStore:
                                     ).rowcount)
 
 
-def _enrolment_row(r: object) -> EnrolmentCodeRow:
-    get = r.__getitem__  # type: ignore[attr-defined]
+def _enrolment_row(r: Any) -> EnrolmentCodeRow:
+    get = r.__getitem__
     return EnrolmentCodeRow(
         id=get("id"), username=get("username"), issued_by=get("issued_by"),
         created_at=from_micros(get("created_at")), expires_at=from_micros(get("expires_at")),

@@ -19,7 +19,7 @@ class SqlSessionStore:
         self._engine = engine
         self._fast = ThreadConnections(engine)
         columns = ", ".join(c.name for c in sessions.columns)
-        self._get_sql = self._fast.sql(f"SELECT {columns} FROM sessions WHERE id_hash = ?")
+        self._get_sql = self._fast.sql(f"SELECT {columns} FROM sessions WHERE id_hash = ?")  # noqa: S608
         self._touch_sql = self._fast.sql("UPDATE sessions SET last_seen = ? WHERE id_hash = ?")
         self._names = [c.name for c in sessions.columns]
 

@@ -1,9 +1,9 @@
 """UTC datetimes ⇄ integer microseconds since the epoch (the storage representation)."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def to_micros(when: datetime) -> int:

@@ -1,7 +1,8 @@
 """Self-service: my factors, my sessions, my recent sign-ins (ASVS 2.2.3, 3.3.3, 3.3.4)."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, g, redirect, render_template, request
+from flask import Blueprint, g, redirect, render_template, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.history import sign_in_history
 from authgate.model import AuditEvent, Level, Outcome
@@ -29,13 +30,13 @@ def overview() -> str:
 def _fresh_enough() -> bool:
     svc = services()
     fresh = svc.policies.current.settings.enrolment.fresh_auth_for_new_factor
-    return (g.session.level.satisfies(Level.MFA)
-            and svc.clock.now() - g.session.auth_time <= fresh)
+    return bool(g.session.level.satisfies(Level.MFA)
+                and svc.clock.now() - g.session.auth_time <= fresh)
 
 
 @bp.post("/factors/<cred_id>/rename")
 @require("self")
-def rename(cred_id: str) -> Response:
+def rename(cred_id: str) -> BaseResponse:
     services().mfa.factors.rename(username=g.session.username, credential_id=cred_id,
                                   name=request.form.get("name", ""), meta=meta())
     return redirect("/account?done=renamed", code=303)
@@ -43,7 +44,7 @@ def rename(cred_id: str) -> Response:
 
 @bp.post("/factors/<cred_id>/remove")
 @require("self")
-def remove(cred_id: str) -> Response:
+def remove(cred_id: str) -> BaseResponse:
     if not _fresh_enough():  # removing a factor needs a fresh strong login (ASVS 3.7.1)
         return redirect(with_rd("/login", "/account"), code=303)
     services().mfa.factors.remove(username=g.session.username, credential_id=cred_id,
@@ -54,7 +55,7 @@ def remove(cred_id: str) -> Response:
 
 @bp.post("/sessions/<id_hash>/end")
 @require("self")
-def end_session(id_hash: str) -> Response:
+def end_session(id_hash: str) -> BaseResponse:
     svc = services()
     mine = {s.id_hash: s for s in svc.sessions.store.list_for_user(g.session.username)}
     if id_hash in mine:
@@ -65,7 +66,7 @@ def end_session(id_hash: str) -> Response:
 
 @bp.post("/sessions/end-others")
 @require("self")
-def end_others() -> Response:
+def end_others() -> BaseResponse:
     svc = services()
     ended = 0
     for other in svc.sessions.store.list_for_user(g.session.username):

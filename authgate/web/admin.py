@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 from urllib.parse import quote
 
-from flask import Blueprint, Response, abort, g, redirect, render_template, request
+from flask import Blueprint, abort, g, redirect, render_template, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.admin_actions import AdminActions, ReasonRequired
 from authgate.config.loader import parse_duration
@@ -30,7 +31,7 @@ def _admin() -> str:
     return str(g.session.username)
 
 
-def _fresh_or_reauth(back: str) -> Response | None:
+def _fresh_or_reauth(back: str) -> BaseResponse | None:
     """Changes need a login within 15 minutes; older sessions sign in again (step-up)."""
     if services().clock.now() - g.session.auth_time <= FRESH_FOR_CHANGES:
         return None
@@ -49,7 +50,7 @@ def home() -> str:
 
 @bp.get("/users")
 @require("admin")
-def find_user() -> Response | str:
+def find_user() -> BaseResponse | str:
     query = normalise_username(request.args.get("q", ""))[:256]
     if query and services().directory.lookup(query) is not None:
         return redirect(_user_url(query), code=303)
@@ -82,14 +83,14 @@ def _bans() -> list:  # type: ignore[type-arg]
     return list(active()) if active else []
 
 
-def _after(username: str, done: str = "", error: str = "") -> Response:
+def _after(username: str, done: str = "", error: str = "") -> BaseResponse:
     suffix = f"?done={quote(done)}" if done else f"?error={quote(error)}" if error else ""
     return redirect(_user_url(username) + suffix, code=303)
 
 
 @bp.post("/users/<username>/codes")
 @require("admin")
-def issue_code(username: str) -> Response | str:
+def issue_code(username: str) -> BaseResponse | str:
     name = normalise_username(username)
     if (back := _fresh_or_reauth(_user_url(name))) is not None:
         return back
@@ -111,7 +112,7 @@ def issue_code(username: str) -> Response | str:
 
 @bp.post("/users/<username>/codes/<code_id>/revoke")
 @require("admin")
-def revoke_code(username: str, code_id: str) -> Response:
+def revoke_code(username: str, code_id: str) -> BaseResponse:
     name = normalise_username(username)
     if (back := _fresh_or_reauth(_user_url(name))) is not None:
         return back
@@ -123,7 +124,7 @@ def revoke_code(username: str, code_id: str) -> Response:
     return _after(name, done="Enrolment code revoked.")
 
 
-def _with_reason(name: str, action: str) -> Response:
+def _with_reason(name: str, action: str) -> BaseResponse:
     if (back := _fresh_or_reauth(_user_url(name))) is not None:
         return back
     reason = request.form.get("reason", "")
@@ -144,13 +145,13 @@ def _with_reason(name: str, action: str) -> Response:
 
 @bp.post("/users/<username>/factors/reset")
 @require("admin")
-def reset_factors(username: str) -> Response:
+def reset_factors(username: str) -> BaseResponse:
     return _with_reason(normalise_username(username), "reset")
 
 
 @bp.post("/users/<username>/factors/<cred_id>/remove")
 @require("admin")
-def remove_factor(username: str, cred_id: str) -> Response:
+def remove_factor(username: str, cred_id: str) -> BaseResponse:
     if cred_id in ("reset", "sessions"):
         abort(404)
     return _with_reason(normalise_username(username), cred_id)
@@ -158,7 +159,7 @@ def remove_factor(username: str, cred_id: str) -> Response:
 
 @bp.post("/users/<username>/sessions/end")
 @require("admin")
-def end_sessions(username: str) -> Response:
+def end_sessions(username: str) -> BaseResponse:
     return _with_reason(normalise_username(username), "sessions")
 
 
@@ -171,7 +172,7 @@ def bans() -> str:
 
 @bp.post("/bans/lift")
 @require("admin")
-def lift_ban() -> Response:
+def lift_ban() -> BaseResponse:
     if (back := _fresh_or_reauth("/admin/bans")) is not None:
         return back
     try:
@@ -184,7 +185,7 @@ def lift_ban() -> Response:
 
 @bp.post("/sessions/end-all")
 @require("admin")
-def end_all() -> Response | tuple[str, int]:
+def end_all() -> BaseResponse | tuple[str, int]:
     if (back := _fresh_or_reauth("/admin")) is not None:
         return back
     if request.form.get("confirm", "").strip() != "END ALL SESSIONS":

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from flask import Blueprint, Response, abort, g, render_template, request, stream_with_context
+from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.audit.export import MEDIA_TYPES, Format, export_event, stream_export
 from authgate.audit.factory import keyring_for, signer_for
@@ -88,7 +89,7 @@ def _view(row: tuple[Any, ...]) -> dict[str, Any]:
 
 @bp.get("/export.<fmt>")
 @require("auditor")
-def download(fmt: str) -> Response:
+def download(fmt: str) -> BaseResponse:
     if fmt not in MEDIA_TYPES:
         abort(404)
     chosen = cast(Format, fmt)

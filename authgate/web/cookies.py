@@ -2,7 +2,8 @@
 configured (the documented exception, ASVS 3.4.1-3.4.5). Always Secure, HttpOnly, Lax."""
 from __future__ import annotations
 
-from flask import Response, request
+from flask import request
+from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.web.context import services
 
@@ -16,14 +17,14 @@ def session_token() -> str | None:
     return request.cookies.get(cookie_name())
 
 
-def set_session_cookie(response: Response, token: str) -> None:
+def set_session_cookie(response: BaseResponse, token: str) -> None:
     s = services().settings.session
     response.set_cookie(cookie_name(), token, max_age=int(s.max_age.total_seconds()),
                         path="/", domain=s.cookie_domain, secure=True, httponly=True,
                         samesite="Lax")
 
 
-def clear_session_cookie(response: Response) -> None:
+def clear_session_cookie(response: BaseResponse) -> None:
     s = services().settings.session
     response.delete_cookie(cookie_name(), path="/", domain=s.cookie_domain, secure=True,
                            httponly=True, samesite="Lax")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import segno
 from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.factors.errors import FactorError
 from authgate.model import Level, SessionRecord
@@ -34,7 +35,7 @@ def _allowed_session() -> SessionRecord:
 
 
 @bp.get("")
-def start() -> str | Response:
+def start() -> str | BaseResponse:
     session = require_session()
     rd = _rd()
     svc = services()
@@ -47,7 +48,7 @@ def start() -> str | Response:
 
 
 @bp.post("/code")
-def code_submit() -> Response | tuple[str, int]:
+def code_submit() -> BaseResponse | tuple[str, int]:
     session = require_session()
     rd = _rd()
     svc = services()
@@ -75,7 +76,7 @@ def totp_start() -> str:
 
 
 @bp.post("/totp/confirm")
-def totp_confirm() -> Response | tuple[str, int]:
+def totp_confirm() -> BaseResponse | tuple[str, int]:
     session = _allowed_session()
     rd = _rd()
     try:
@@ -90,7 +91,7 @@ def totp_confirm() -> Response | tuple[str, int]:
 
 
 @bp.post("/webauthn/options")
-def webauthn_options() -> Response:
+def webauthn_options() -> BaseResponse:
     session = _allowed_session()
     options = services().mfa.webauthn.begin_registration(
         key=challenge_key(session, "register"), username=session.username,
@@ -99,7 +100,7 @@ def webauthn_options() -> Response:
 
 
 @bp.post("/webauthn/verify")
-def webauthn_verify() -> Response | tuple[Response, int]:
+def webauthn_verify() -> BaseResponse | tuple[BaseResponse, int]:
     session = _allowed_session()
     name = request.args.get("name", "Security key")
     try:

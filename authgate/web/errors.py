@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, render_template, request
+from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.errors import AuthgateError, DirectoryUnavailable, StorageError
 
@@ -35,7 +36,7 @@ def init_app(app: Flask) -> None:
                      "This form was open too long or came from elsewhere. Please try again.")
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> tuple[str, int] | Response:
+    def http_error(exc: HTTPException) -> tuple[str, int] | BaseResponse:
         status = exc.code or 500
         title, message = _MESSAGES.get(status, ("Error", "Something went wrong."))
         return _page(status, title, message)

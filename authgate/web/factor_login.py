@@ -6,12 +6,16 @@ user verification only (NIST 63B 4.3.2: a typed code never qualifies).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, Response, jsonify, redirect, render_template, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.factors.errors import FactorError
 from authgate.history import sign_in_history
 from authgate.model import Level, SessionRecord
 from authgate.stepup import Step
+from authgate.web.context import services
 from authgate.web.flow import (
     challenge_key,
     meta,
@@ -21,7 +25,6 @@ from authgate.web.flow import (
     with_rd,
 )
 from authgate.web.portal import return_url
-from authgate.web.context import services
 
 bp = Blueprint("factor", __name__)
 GENERIC = "That code was not accepted. Check it and try again."
@@ -32,7 +35,7 @@ def _rd() -> str:
 
 
 @bp.get("/login/next")
-def next_page() -> Response | str | tuple[str, int]:
+def next_page() -> BaseResponse | str | tuple[str, int]:
     session = require_session()
     rd = _rd()
     step = step_for(session, rd)
@@ -60,7 +63,7 @@ def _factor_page(session: SessionRecord, rd: str, step: Step, *, error: str | No
         recovery=summary.recovery_codes_left > 0 and not strong), status
 
 
-def _arrive(session: SessionRecord, rd: str) -> Response | str:
+def _arrive(session: SessionRecord, rd: str) -> BaseResponse | str:
     """Done: show recent failures first if there were any (ASVS 2.2.3), else go on."""
     svc = services()
     history = sign_in_history(svc.audit_store, username=session.username, now=svc.clock.now())
@@ -85,40 +88,34 @@ def _count(session: SessionRecord, success: bool) -> None:
     services().regulator.record_factor(username=session.username, success=success)
 
 
-@bp.post("/login/totp")
-def totp_submit() -> Response | tuple[str, int]:
+def _typed_code(check: Callable[..., object]) -> BaseResponse | tuple[str, int]:
+    """A typed code (TOTP or recovery): never enough for ``phishing_resistant`` (NIST 63B
+    4.3.2), throttled per user, one generic message for every failure."""
     session = require_session()
     rd = _rd()
     if _strong_needed(session, rd) or _throttled(session):
         return _factor_page(session, rd, step_for(session, rd), error=GENERIC, status=401)
     try:
-        services().mfa.totp.verify(username=session.username,
-                                   code=request.form.get("code", ""), meta=meta())
+        check(username=session.username, code=request.form.get("code", ""), meta=meta())
     except FactorError:
         _count(session, False)
         return _factor_page(session, rd, Step.MFA, error=GENERIC, status=401)
     _count(session, True)
     return raise_level(session, Level.MFA, rd)
+
+
+@bp.post("/login/totp")
+def totp_submit() -> BaseResponse | tuple[str, int]:
+    return _typed_code(services().mfa.totp.verify)
 
 
 @bp.post("/login/recovery")
-def recovery_submit() -> Response | tuple[str, int]:
-    session = require_session()
-    rd = _rd()
-    if _strong_needed(session, rd) or _throttled(session):
-        return _factor_page(session, rd, step_for(session, rd), error=GENERIC, status=401)
-    try:
-        services().mfa.recovery.use(username=session.username,
-                                    code=request.form.get("code", ""), meta=meta())
-    except FactorError:
-        _count(session, False)
-        return _factor_page(session, rd, Step.MFA, error=GENERIC, status=401)
-    _count(session, True)
-    return raise_level(session, Level.MFA, rd)
+def recovery_submit() -> BaseResponse | tuple[str, int]:
+    return _typed_code(services().mfa.recovery.use)
 
 
 @bp.post("/login/webauthn/options")
-def webauthn_options() -> Response:
+def webauthn_options() -> BaseResponse:
     session = require_session()
     strong = _strong_needed(session, _rd())
     options = services().mfa.webauthn.begin_authentication(
@@ -127,7 +124,7 @@ def webauthn_options() -> Response:
 
 
 @bp.post("/login/webauthn/verify")
-def webauthn_verify() -> Response | tuple[Response, int]:
+def webauthn_verify() -> BaseResponse | tuple[BaseResponse, int]:
     session = require_session()
     rd = _rd()
     strong = _strong_needed(session, rd)

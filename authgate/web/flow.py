@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from urllib.parse import quote
 
 from flask import Response, abort, redirect
+from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.model import Level, RequestMeta, Resource, SessionRecord
 from authgate.stepup import Step, next_step, resource_of
@@ -62,7 +63,7 @@ def challenge_key(session: SessionRecord, purpose: str) -> str:
 
 
 def raise_level(session: SessionRecord, level: Level, rd: str, *,
-                as_json: bool = False) -> Response:
+                as_json: bool = False) -> BaseResponse:
     """Record the proven level under a new session id (ASVS 3.2.1) and move on."""
     svc = services()
     keep = level if level.rank > session.level.rank else session.level
@@ -70,7 +71,7 @@ def raise_level(session: SessionRecord, level: Level, rd: str, *,
     if issued is None:
         abort(redirect("/login", code=303))
     target = with_rd("/login/next", rd)
-    response: Response
+    response: BaseResponse
     if as_json:
         from flask import jsonify
 

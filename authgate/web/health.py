@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, jsonify
+from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.errors import AuthgateError
 from authgate.web.context import services
@@ -13,21 +14,21 @@ _log = logging.getLogger("authgate.health")
 
 
 @bp.get("/favicon.ico")
-def favicon() -> Response:
+def favicon() -> BaseResponse:
     """Browsers ask for it on their own; answer without rendering a page (an error page
     would start a new CSRF secret and race the login form's)."""
     from flask import redirect
 
-    return redirect("/static/favicon.svg", code=301)  # type: ignore[return-value]
+    return redirect("/static/favicon.svg", code=301)
 
 
 @bp.get("/healthz")
-def healthz() -> Response:
+def healthz() -> BaseResponse:
     return Response("ok\n", mimetype="text/plain")
 
 
 @bp.get("/.well-known/authgate/identity-key.pem")
-def identity_key() -> Response:
+def identity_key() -> BaseResponse:
     """The public key apps use to check ``Remote-Identity`` (404 when not configured)."""
     from flask import abort
 
@@ -38,7 +39,7 @@ def identity_key() -> Response:
 
 
 @bp.get("/readyz")
-def readyz() -> tuple[Response, int]:
+def readyz() -> tuple[BaseResponse, int]:
     svc = services()
     checks: dict[str, str] = {}
     for name, probe in (("storage", svc.sessions.store.ping), ("directory", svc.directory.check)):

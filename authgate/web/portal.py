@@ -4,6 +4,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, redirect, render_template, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.errors import RedirectRefused
 from authgate.login import LoginAttempt, LoginStatus
@@ -50,7 +51,7 @@ def current_session() -> SessionRecord | None:
 
 
 @bp.get("/login")
-def login_form() -> Response | str:
+def login_form() -> BaseResponse | str:
     from authgate.stepup import Step
     from authgate.web.flow import step_for, with_rd
 
@@ -63,7 +64,7 @@ def login_form() -> Response | str:
 
 
 @bp.post("/login")
-def login_submit() -> Response | tuple[str, int]:
+def login_submit() -> BaseResponse | tuple[str, int]:
     svc = services()
     rd = return_url(request.form.get("rd"))
     previous = current_session()
@@ -87,7 +88,7 @@ def login_submit() -> Response | tuple[str, int]:
 
 
 @bp.get("/")
-def home() -> Response | str:
+def home() -> BaseResponse | str:
     session = current_session()
     if session is None:
         return redirect("/login", code=303)
@@ -100,7 +101,7 @@ def logout_form() -> str:
 
 
 @bp.post("/logout")
-def logout_submit() -> Response:
+def logout_submit() -> BaseResponse:
     svc = services()
     session = current_session()
     if session is not None:

@@ -9,6 +9,7 @@ import logging
 from urllib.parse import quote
 
 from flask import Blueprint, Response
+from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.errors import AuthgateError, RedirectRefused, UntrustedRequest
 from authgate.forwarded import original_resource
@@ -24,14 +25,15 @@ _log = logging.getLogger("authgate.verify")
 
 
 @bp.route("/verify", methods=["GET", "HEAD"])
-def verify() -> Response:
+def verify() -> BaseResponse:
     from flask import request
 
     svc = services()
     svc.policies.maybe_reload()
     resource: Resource | None = None
     try:
-        resource = original_resource(request.headers, peer_trusted=peer_trusted())
+        resource = original_resource(request.headers,  # type: ignore[arg-type]
+                                     peer_trusted=peer_trusted())
         result = svc.gate.check(GateRequest(
             resource=resource, token=session_token(), client_ip=remote_ip(),
             user_agent=user_agent(), request_id=request_id()))
@@ -44,7 +46,7 @@ def verify() -> Response:
     return _text(403, "Forbidden by policy")
 
 
-def _allow(session: SessionRecord | None, resource: Resource) -> Response:
+def _allow(session: SessionRecord | None, resource: Resource) -> BaseResponse:
     response = _text(200, "OK")
     if session is not None:
         response.headers["Remote-User"] = _header(session.username)
@@ -60,7 +62,7 @@ def _allow(session: SessionRecord | None, resource: Resource) -> Response:
     return response
 
 
-def _challenge(resource: Resource) -> Response:
+def _challenge(resource: Resource) -> BaseResponse:
     settings = services().settings
     login = settings.server.public_url.rstrip("/") + "/login"
     try:
@@ -80,7 +82,7 @@ def _challenge(resource: Resource) -> Response:
     return response
 
 
-def _refuse_on_error(exc: Exception, resource: Resource | None) -> Response:
+def _refuse_on_error(exc: Exception, resource: Resource | None) -> BaseResponse:
     svc = services()
     reason = exc.reason if isinstance(exc, AuthgateError) else "internal_error"
     if not isinstance(exc, UntrustedRequest):
@@ -103,5 +105,5 @@ def _header(value: str) -> str:
     return cleaned if cleaned.isascii() else cleaned.encode("utf-8").decode("latin-1")
 
 
-def _text(status: int, body: str) -> Response:
+def _text(status: int, body: str) -> BaseResponse:
     return Response(body + "\n", status=status, mimetype="text/plain")

@@ -6,7 +6,7 @@ from sqlalchemy import create_engine, pool
 
 from authgate.storage.tables import metadata
 
-url = context.config.get_main_option("sqlalchemy.url")
+url = context.config.get_main_option("sqlalchemy.url") or ""
 connectable = create_engine(url, poolclass=pool.NullPool)
 with connectable.connect() as connection:
     context.configure(connection=connection, target_metadata=metadata,
