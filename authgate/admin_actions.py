@@ -29,12 +29,12 @@ class AdminActions:
     regulator: Any
     engine: Any
 
-    def _record(self, event: str, *, admin: str, target: str, reason: str, meta: RequestMeta,
-                outcome: Outcome = Outcome.SUCCESS, **detail: str) -> None:
+    def _record(self, event: str, *, admin: str, target: str, reason: str, why: str,
+                meta: RequestMeta, outcome: Outcome = Outcome.SUCCESS, **detail: str) -> None:
         self.audit.record(AuditEvent(
-            event=event, outcome=outcome, reason=reason[:64], username=target,
+            event=event, outcome=outcome, reason=reason, username=target,
             client_ip=meta.client_ip, user_agent=meta.user_agent, request_id=meta.request_id,
-            detail=tuple(sorted({"actor": admin, "why": reason, **detail}.items()))))
+            detail=tuple(sorted({"actor": admin, "why": why, **detail}.items()))))
 
     @staticmethod
     def _need_reason(reason: str) -> str:
@@ -66,8 +66,8 @@ class AdminActions:
     def end_sessions(self, *, admin: str, username: str, reason: str, meta: RequestMeta) -> int:
         why = self._need_reason(reason)
         ended = self.sessions.end_all_for(username)
-        self._record("admin.sessions_ended", admin=admin, target=username, reason=why,
-                     meta=meta, count=str(ended))
+        self._record("admin.sessions_ended", admin=admin, target=username,
+                     reason="admin_request", why=why, meta=meta, count=str(ended))
         return ended
 
     def end_all_sessions(self, *, admin: str, reason: str, meta: RequestMeta) -> int:
@@ -75,8 +75,9 @@ class AdminActions:
         why = self._need_reason(reason)
         with self.engine.begin() as conn:
             ended = int(conn.execute(sessions_table.delete()).rowcount)
-        self._record("admin.all_sessions_ended", admin=admin, target="*", reason=why,
-                     meta=meta, count=str(ended), severity="high")
+        self._record("admin.all_sessions_ended", admin=admin, target="*",
+                     reason="suspected_compromise", why=why, meta=meta, count=str(ended),
+                     severity="high")
         return ended
 
     def lift_ban(self, *, admin: str, target: str, reason: str, meta: RequestMeta) -> list[str]:
