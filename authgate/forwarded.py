@@ -6,6 +6,7 @@ the client; anything to its left was written by the client and may be forged).
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -29,10 +30,18 @@ class TrustedProxies:
         return cls(tuple(ipaddress.ip_network(c, strict=False) for c in cidrs))
 
     def trusts(self, ip: IPAddress | None) -> bool:
-        return ip is not None and any(ip in net for net in self.networks)
+        return ip is not None and _in_any(ip, self.networks)
 
 
+@functools.lru_cache(maxsize=4096)
+def _in_any(ip: IPAddress, networks: tuple[IPNetwork, ...]) -> bool:
+    return any(ip in net for net in networks)
+
+
+@functools.lru_cache(maxsize=4096)
 def parse_ip(text: str | None) -> IPAddress | None:
+    """An address from a header or the socket (cached: the same few proxies and clients
+    repeat on every request)."""
     if not text:
         return None
     text = text.strip()
@@ -82,11 +91,12 @@ def original_resource(headers: Mapping[str, str], *, peer_trusted: bool) -> Reso
     if method not in _METHODS:
         raise UntrustedRequest("unknown original method")
     host, port = split_host(host_header)
-    parts = urlsplit(uri)
-    return Resource(scheme=proto, host=host, port=port, path=parts.path or "/",
-                    query=parts.query, method=method)
+    path, _, query = uri.partition("#")[0].partition("?")
+    return Resource(scheme=proto, host=host, port=port, path=path or "/", query=query,
+                    method=method)
 
 
+@functools.lru_cache(maxsize=1024)
 def split_host(value: str) -> tuple[str, int | None]:
     """``Host`` header → (lower-case host, port). Raises on anything that is not a host."""
     try:

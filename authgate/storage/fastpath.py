@@ -49,7 +49,8 @@ class ThreadConnections:
             cur.execute(sql, params)
             rows = cur.fetchall()
             cur.close()
-            conn.commit()  # end the read transaction (PostgreSQL, SQLite WAL snapshots)
+            if getattr(conn, "in_transaction", True):  # PostgreSQL: end the read transaction
+                conn.commit()
             return list(rows)
         except Exception as exc:
             self._discard()

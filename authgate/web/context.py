@@ -13,7 +13,12 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def services() -> Services:
-    return current_app.extensions["authgate"]  # type: ignore[no-any-return]
+    """The app's services (looked up once per request: Flask's proxies cost on the hot path)."""
+    try:
+        return g.authgate_services  # type: ignore[no-any-return]
+    except AttributeError:
+        g.authgate_services = current_app.extensions["authgate"]
+        return g.authgate_services  # type: ignore[no-any-return]
 
 
 def peer_trusted() -> bool:
