@@ -10,11 +10,23 @@ most 5 reach the directory (ASVS 2.2.1, NIST SP 800-63B 5.2.2).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, and_, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from authgate.regulation.limits import ESCALATION_MEMORY, FAMILIAR_TTL, PASSWORD_MEMORY, Limits
 from authgate.regulation.state import (
@@ -57,20 +69,60 @@ def _upsert(conn: Connection) -> Any:
     return sqlite_insert
 
 
-def _lock_user(conn: Connection, username: str) -> Row[Any]:
-    stmt = _upsert(conn)(users).values(username=username, chain=0, chain_unfamiliar=0,
-                                       pending=0, chain_at=0)
+def _build_lock_user(conn: Connection) -> Any:
+    stmt = _upsert(conn)(users).values(username=bindparam("username"), chain=0,
+                                       chain_unfamiliar=0, pending=0, chain_at=0)
     stmt = stmt.on_conflict_do_update(index_elements=[users.c.username],
                                       set_={"username": stmt.excluded.username})
-    return conn.execute(stmt.returning(*users.c)).one()
+    return stmt.returning(*users.c)
+
+
+def _build_lock_subject(conn: Connection) -> Any:
+    stmt = _upsert(conn)(subj).values(subject=bindparam("subject"), ban_until=None,
+                                      ban_level=0, ban_reason="", banned_at=None,
+                                      seen_at=bindparam("now"))
+    stmt = stmt.on_conflict_do_update(index_elements=[subj.c.subject],
+                                      set_={"seen_at": stmt.excluded.seen_at})
+    return stmt.returning(*subj.c)
+
+
+def _build_count(distinct: bool) -> Any:
+    what = func.count(func.distinct(ev.c.username)) if distinct else func.count()
+    return (select(what).select_from(ev)
+            .where(ev.c.subject == bindparam("subject"), ev.c.at > bindparam("since")))
+
+
+#: Statements built once per dialect: building an upsert costs far more CPU than running
+#: it, and these run on every password and second-factor attempt.
+_STATEMENTS: dict[tuple[str, str], Any] = {}
+def _build_plain_count(conn: Connection) -> Any:
+    return _build_count(False)
+
+
+def _build_distinct_count(conn: Connection) -> Any:
+    return _build_count(True)
+
+
+_BUILDERS: dict[str, Callable[[Connection], Any]] = {
+    "lock_user": _build_lock_user, "lock_subject": _build_lock_subject,
+    "count": _build_plain_count, "count_distinct": _build_distinct_count,
+}
+
+
+def _prepared(conn: Connection, kind: str) -> Any:
+    key = (conn.dialect.name, kind)
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        statement = _STATEMENTS[key] = _BUILDERS[kind](conn)
+    return statement
+
+
+def _lock_user(conn: Connection, username: str) -> Row[Any]:
+    return conn.execute(_prepared(conn, "lock_user"), {"username": username}).one()
 
 
 def _lock_subject(conn: Connection, subject: str, now: int) -> Row[Any]:
-    stmt = _upsert(conn)(subj).values(subject=subject, ban_until=None, ban_level=0,
-                                      ban_reason="", banned_at=None, seen_at=now)
-    stmt = stmt.on_conflict_do_update(index_elements=[subj.c.subject],
-                                      set_={"seen_at": stmt.excluded.seen_at})
-    return conn.execute(stmt.returning(*subj.c)).one()
+    return conn.execute(_prepared(conn, "lock_subject"), {"subject": subject, "now": now}).one()
 
 
 def _active_ban(row: Row[Any] | None, now: int) -> Ban | None:
@@ -80,9 +132,8 @@ def _active_ban(row: Row[Any] | None, now: int) -> Ban | None:
 
 
 def _count(conn: Connection, subject: str, since: int, *, distinct: bool = False) -> int:
-    what = func.count(func.distinct(ev.c.username)) if distinct else func.count()
-    return int(conn.execute(select(what).select_from(ev)
-                            .where(ev.c.subject == subject, ev.c.at > since)).scalar_one())
+    statement = _prepared(conn, "count_distinct" if distinct else "count")
+    return int(conn.execute(statement, {"subject": subject, "since": since}).scalar_one())
 
 
 def _failed_before(conn: Connection, username: str, mac: str | None, since: int) -> bool:

@@ -5,7 +5,7 @@ import hashlib
 from datetime import datetime, timedelta
 from urllib.parse import quote
 
-from flask import Response, abort, redirect
+from flask import abort, redirect
 from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.model import Level, RequestMeta, Resource, SessionRecord
