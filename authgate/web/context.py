@@ -9,7 +9,7 @@ from flask import current_app, g, request
 from authgate.forwarded import IPAddress, client_ip, parse_ip
 from authgate.services import Services
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def services() -> Services:
@@ -31,7 +31,7 @@ def request_id() -> str:
     """The proxy's ``X-Request-ID`` when a trusted proxy sent a sane one, else a new id."""
     if "request_id" not in g:
         given = request.headers.get("X-Request-ID", "")
-        g.request_id = (given if given and peer_trusted() and _REQUEST_ID.match(given)
+        g.request_id = (given if given and peer_trusted() and REQUEST_ID_PATTERN.match(given)
                         else secrets.token_hex(8))
     return g.request_id  # type: ignore[no-any-return]
 

@@ -6,19 +6,20 @@ encoded login URL in ``Location`` (nginx keeps it with ``auth_request_set``).
 from __future__ import annotations
 
 import logging
+import secrets
 from urllib.parse import quote
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app, g, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.errors import AuthgateError, RedirectRefused, UntrustedRequest
-from authgate.forwarded import original_resource
+from authgate.forwarded import client_ip, original_resource, parse_ip
 from authgate.gate import GateRequest, error_event
 from authgate.model import Resource, SessionRecord
 from authgate.policy import Verdict
 from authgate.redirects import validate_return_url
-from authgate.web.context import peer_trusted, remote_ip, request_id, services, user_agent
-from authgate.web.cookies import session_token
+from authgate.services import Services
+from authgate.web.context import REQUEST_ID_PATTERN, remote_ip, request_id, services, user_agent
 
 bp = Blueprint("verify", __name__)
 _log = logging.getLogger("authgate.verify")
@@ -26,17 +27,25 @@ _log = logging.getLogger("authgate.verify")
 
 @bp.route("/verify", methods=["GET", "HEAD"])
 def verify() -> BaseResponse:
-    from flask import request
-
-    svc = services()
+    """The hot path of every protected request: Flask's context proxies are read once."""
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    svc: Services = current_app.extensions["authgate"]
     svc.policies.maybe_reload()
+    headers = req.headers
+    trusted = svc.trusted_proxies.trusts(parse_ip(req.remote_addr))
+    given = headers.get("X-Request-ID", "")
+    rid = given if given and trusted and REQUEST_ID_PATTERN.match(given) else secrets.token_hex(8)
+    g.request_id, g.peer_trusted = rid, trusted  # for the error path and the audit record
     resource: Resource | None = None
     try:
-        resource = original_resource(request.headers,  # type: ignore[arg-type]
-                                     peer_trusted=peer_trusted())
+        resource = original_resource(headers, peer_trusted=trusted)
+        session = svc.settings.session
+        cookie = session.cookie_name if session.cookie_domain else f"__Host-{session.cookie_name}"
         result = svc.gate.check(GateRequest(
-            resource=resource, token=session_token(), client_ip=remote_ip(),
-            user_agent=user_agent(), request_id=request_id()))
+            resource=resource, token=req.cookies.get(cookie),
+            client_ip=client_ip(req.remote_addr, headers.get("X-Forwarded-For"),
+                                svc.trusted_proxies),
+            user_agent=headers.get("User-Agent", "")[:512], request_id=rid))
     except Exception as exc:  # noqa: BLE001 - the creed: an error never yields an allow
         return _refuse_on_error(exc, resource)
     if result.verdict is Verdict.ALLOW:
