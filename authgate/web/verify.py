@@ -49,26 +49,26 @@ def verify() -> BaseResponse:
     except Exception as exc:  # noqa: BLE001 - the creed: an error never yields an allow
         return _refuse_on_error(exc, resource)
     if result.verdict is Verdict.ALLOW:
-        return _allow(result.session, resource)
+        return _allow(svc, result.session, resource, rid)
     if result.verdict is Verdict.AUTHENTICATE:
         return _challenge(resource)
     return _text(403, "Forbidden by policy")
 
 
-def _allow(session: SessionRecord | None, resource: Resource) -> BaseResponse:
-    response = _text(200, "OK")
-    if session is not None:
-        response.headers["Remote-User"] = _header(session.username)
-        response.headers["Remote-Groups"] = _header(",".join(sorted(session.groups)))
-        response.headers["Remote-Name"] = _header(session.display_name)
-        response.headers["Remote-Email"] = _header(session.email)
-        signer = services().identity_signer
-        if signer is not None:
-            response.headers["Remote-Identity"] = signer.sign(
-                subject=session.username, groups=session.groups, level=session.level.value,
-                name=session.display_name, email=session.email, audience=resource.host,
-                now=services().clock.now(), token_id=request_id())
-    return response
+def _allow(svc: Services, session: SessionRecord | None, resource: Resource,
+           rid: str) -> BaseResponse:
+    if session is None:
+        return _text(200, "OK")
+    identity = [("Remote-User", _header(session.username)),
+                ("Remote-Groups", _header(",".join(sorted(session.groups)))),
+                ("Remote-Name", _header(session.display_name)),
+                ("Remote-Email", _header(session.email))]
+    if svc.identity_signer is not None:
+        identity.append(("Remote-Identity", svc.identity_signer.sign(
+            subject=session.username, groups=session.groups, level=session.level.value,
+            name=session.display_name, email=session.email, audience=resource.host,
+            now=svc.clock.now(), token_id=rid)))
+    return Response("OK\n", status=200, mimetype="text/plain", headers=identity)
 
 
 def _challenge(resource: Resource) -> BaseResponse:
