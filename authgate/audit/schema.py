@@ -22,6 +22,8 @@ EVENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "redirect.refused": ("an unsafe return URL was refused", ("deny",)),
     "console.access": ("a refused visit to the admin or audit console", ("deny",)),
     "policy.reload": ("a policy set loaded or rejected", ("success", "deny")),
+    "login.passkey": ("a sign-in with a passkey alone (discoverable WebAuthn credential, user "
+                      "verification), when enabled", ("success", "failure")),
     "login.break_glass": ("a break-glass account passed its password step (severity high)",
                           ("info",)),
     "login.factor": ("a second-factor attempt refused by the per-user throttle", ("deny",)),

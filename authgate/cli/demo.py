@@ -23,6 +23,7 @@ def _write_config(instance: Path, gateway_port: int) -> Path:
         "directory": {"backend": "file",
                       "file": {"path": str((instance / "users.yaml").resolve())}},
         "policy": {"path": str(Path("policies").resolve()), "require_approval": False},
+        "webauthn": {"passkey_sign_in": True},
         "secrets": {"session_key": "demo-insecure-" + secrets.token_hex(16),
                     "audit_key": "demo-insecure-" + secrets.token_hex(16)},
         "logging": {"format": "text"},

@@ -80,6 +80,9 @@ class WebAuthnSettings:
     rp_name: str = "City staff sign-in"
     #: origins allowed in client data; empty → the portal's public_url
     origins: tuple[str, ...] = ()
+    #: offer "sign in with a passkey" (discoverable credential, user verification required)
+    #: on the login page, without typing a username or password; off by default
+    passkey_sign_in: bool = False
 
 
 @dataclass(frozen=True)

@@ -119,13 +119,15 @@ class WebAuthnService:
         username = ""
         try:
             username, challenge = self._take(key, "authenticate")
+            passkey = not username  # discoverable: the authenticator says who it is
             row = self._lookup(credential_json, username)
             username = row.username
             verified = verify_authentication(
                 credential_json=credential_json, expected_challenge=challenge,
                 expected_rp_id=self._p.rp_id, expected_origins=self._origins(),
                 credential_public_key=unb64url(row.public_key or ""),
-                credential_current_sign_count=row.sign_count, require_user_verification=require_uv)
+                credential_current_sign_count=row.sign_count, require_user_verification=require_uv,
+                expected_user_handle=user_handle(row.username) if passkey else None)
             if not self._store.accept_sign_count(row.id, old=row.sign_count,
                                                  new=verified.new_sign_count,
                                                  now=self._record.clock.now()):

@@ -59,6 +59,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     app.config.update(test_config)
     app.extensions["authgate"] = services
+    app.jinja_env.globals["passkey"] = settings.webauthn.passkey_sign_in
     csrf.init_app(app)
     if not app.config.get("TESTING"):
         _reload_on_sighup(services)
@@ -73,6 +74,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         factor_login,
         health,
         labels,
+        passkey,
         password,
         portal,
         security,
@@ -89,6 +91,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(enrol.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(password.bp)
+    app.register_blueprint(passkey.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(auditor.bp)
     app.register_blueprint(auditor_views.bp)

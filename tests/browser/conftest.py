@@ -110,7 +110,8 @@ def _write_config(run_dir: Path, portal_port: int) -> Path:
                     "audit_key_file": str(secrets_dir / "audit_key"),
                     "encryption_keys": [
                         "k1:" + base64.b64encode(secrets.token_bytes(32)).decode()]},
-        "webauthn": {"rp_id": "localhost", "origins": [f"http://localhost:{portal_port}"]},
+        "webauthn": {"rp_id": "localhost", "origins": [f"http://localhost:{portal_port}"],
+                     "passkey_sign_in": True},
         "logging": {"level": "INFO", "format": "text"},
     }
     path = run_dir / "authgate.yaml"

@@ -117,3 +117,10 @@ def test_readyz_503_when_directory_broken(client, users_file) -> None:  # type: 
     users_file.write_text("users: [broken")
     r = client.get("/readyz")
     assert r.status_code == 503 and r.get_json()["checks"]["directory"] == "directory_unavailable"
+
+
+def test_passkey_sign_in_is_off_unless_configured(client, auth) -> None:  # type: ignore[no-untyped-def]
+    token = auth.csrf()
+    assert "passkey-login" not in client.get("/login").get_data(as_text=True)
+    r = client.post("/login/passkey/options", headers={"X-CSRFToken": token})
+    assert r.status_code == 404

@@ -76,6 +76,8 @@
   }
   var login = document.getElementById("webauthn-login");
   if (login) login.addEventListener("click", function () { ceremony(login, "get"); });
+  var passkey = document.getElementById("passkey-login");
+  if (passkey) passkey.addEventListener("click", function () { ceremony(passkey, "get"); });
   var reg = document.getElementById("webauthn-register");
   if (reg) reg.addEventListener("click", function () { ceremony(reg, "create"); });
 })();
