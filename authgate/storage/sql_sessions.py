@@ -22,6 +22,9 @@ class SqlSessionStore:
         self._get_sql = self._fast.sql(f"SELECT {columns} FROM sessions WHERE id_hash = ?")  # noqa: S608
         self._touch_sql = self._fast.sql("UPDATE sessions SET last_seen = ? WHERE id_hash = ?")
         self._names = [c.name for c in sessions.columns]
+        #: parsed records by their raw row: the row is read on every request (so a revoked
+        #: or changed session is seen at once), but parsed again only when it changed
+        self._parsed: dict[tuple[object, ...], SessionRecord] = {}
 
     def add(self, record: SessionRecord) -> None:
         with storage_guard(), self._engine.begin() as conn:
@@ -30,7 +33,15 @@ class SqlSessionStore:
     def get(self, id_hash: str) -> SessionRecord | None:
         """The hot path of every ``/verify``: raw DB-API (see ``storage.fastpath``)."""
         rows = self._fast.query(self._get_sql, (id_hash,))
-        return _record(dict(zip(self._names, rows[0], strict=True))) if rows else None
+        if not rows:
+            return None
+        raw = tuple(rows[0])
+        record = self._parsed.get(raw)
+        if record is None:
+            if len(self._parsed) >= 10_000:
+                self._parsed.clear()
+            record = self._parsed[raw] = _record(dict(zip(self._names, raw, strict=True)))
+        return record
 
     def touch(self, id_hash: str, last_seen: datetime) -> None:
         self._fast.execute(self._touch_sql, (to_micros(last_seen), id_hash))
