@@ -7,7 +7,6 @@ one audit record → verdict. "An error can never result in an authenticated use
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from authgate.audit import AuditLog
 from authgate.clock import Clock
@@ -53,9 +52,13 @@ class Gate:
         return GateResult(decision.verdict, decision, session)
 
 
+def break_glass_pending(session: SessionRecord) -> bool:
+    """A break-glass account opens nothing until WebAuthn with user verification."""
+    return session.source == "break_glass" and session.level is not Level.PHISHING_RESISTANT
+
+
 def subject_of(session: SessionRecord | None, ip: IPAddress | None) -> Subject:
-    if session is None or (session.source == "break_glass"
-                           and session.level is not Level.PHISHING_RESISTANT):
+    if session is None or break_glass_pending(session):
         return Subject(ip=ip)  # a break-glass password alone opens nothing
     return Subject(username=session.username, groups=session.groups, level=session.level,
                    auth_time=session.auth_time, last_seen=session.last_seen, ip=ip)
@@ -79,12 +82,11 @@ def _event(request: GateRequest, decision: Decision, session: SessionRecord | No
 
 
 def error_event(*, reason: str, request_id: str, client_ip: str, user_agent: str,
-                resource: Resource | None, digest: str, when: datetime | None = None
-                ) -> AuditEvent:
+                resource: Resource | None, digest: str) -> AuditEvent:
     """The record for a /verify request that could not be decided (always a refusal)."""
     return AuditEvent(
         event="verify", outcome=Outcome.ERROR, reason=reason, client_ip=client_ip,
         user_agent=user_agent, host=resource.host if resource else "",
         path=resource.path if resource else "", method=resource.method if resource else "",
-        rule_id="", policy_digest=digest, request_id=request_id, time=when,
+        rule_id="", policy_digest=digest, request_id=request_id,
     )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from authgate.errors import PolicyError
-from authgate.policy import PolicySet, load_policy_set
+from authgate.policy import PolicySet, compute_digest, load_policy_set
 from authgate.policy.approval import require_approved
 
 
@@ -77,7 +77,7 @@ class PolicyRuntime:
                 candidate = self._load()
             except PolicyError as exc:
                 result = ReloadResult(False, self._current.digest,
-                                      rejected_digest=_digest_or_blank(self.directory),
+                                      rejected_digest=compute_digest(self.directory),
                                       problems=tuple(exc.problems))
                 self.rejected = result
             else:
@@ -88,10 +88,3 @@ class PolicyRuntime:
         if self._on_reload is not None:
             self._on_reload(result)
         return result
-
-
-def _digest_or_blank(directory: Path) -> str:
-    try:
-        return load_policy_set(directory).digest
-    except PolicyError:
-        return ""

@@ -50,8 +50,13 @@ class Services:
 
     @property
     def session_key(self) -> str:
-        key = self.settings.secrets.session_key
-        return key.reveal() if key is not None else DEMO_SESSION_KEY
+        return session_key_of(self.settings)
+
+
+def session_key_of(settings: Settings) -> str:
+    """The configured session secret; the labelled demo key only where config allows it."""
+    key = settings.secrets.session_key
+    return key.reveal() if key is not None else DEMO_SESSION_KEY
 
 
 def build_directory(settings: Settings) -> Directory:
@@ -107,8 +112,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
         interval=lambda: policies.current.settings.sessions.refresh_interval)
     regulator = build_regulator(settings, engine=engine, policies=policies, clock=clock,
                                 audit=audit, directory=directory)
-    session_key = (settings.secrets.session_key.reveal() if settings.secrets.session_key
-                   else DEMO_SESSION_KEY)
+    session_key = session_key_of(settings)
     mfa = build_mfa(settings, engine=engine, policy_set=policies.current, audit=audit,
                     clock=clock, sessions=sessions, session_key=session_key,
                     recovery_hasher=recovery_hasher)

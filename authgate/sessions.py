@@ -10,7 +10,7 @@ import dataclasses
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Protocol
 
 from authgate.clock import Clock
@@ -104,9 +104,6 @@ class SessionService:
 
     def end_all_for(self, username: str) -> int:
         return self.store.delete_for_user(username)
-
-    def now(self) -> datetime:
-        return self._clock.now()
 
 
 def _with_new_token(record: SessionRecord) -> Issued:

@@ -7,7 +7,7 @@ from enum import Enum
 from urllib.parse import urlsplit
 
 from authgate.forwarded import IPAddress
-from authgate.gate import subject_of
+from authgate.gate import break_glass_pending, subject_of
 from authgate.model import Level, Resource, SessionRecord
 from authgate.policy import PolicySet, Verdict, decide
 
@@ -28,8 +28,7 @@ def resource_of(url: str) -> Resource:
 
 def next_step(policy_set: PolicySet, *, session: SessionRecord | None, target: Resource,
               ip: IPAddress | None, now: datetime) -> Step:
-    if (session is not None and session.source == "break_glass"
-            and session.level is not Level.PHISHING_RESISTANT):
+    if session is not None and break_glass_pending(session):
         return Step.PHISHING_RESISTANT  # break-glass accounts: WebAuthn with UV, always
     decision = decide(policy_set, subject=subject_of(session, ip), resource=target, now=now)
     if decision.verdict is Verdict.ALLOW:

@@ -27,12 +27,16 @@ def peer_trusted() -> bool:
     return g.peer_trusted  # type: ignore[no-any-return]
 
 
-def request_id() -> str:
+def request_id_from(given: str, *, peer_trusted: bool) -> str:
     """The proxy's ``X-Request-ID`` when a trusted proxy sent a sane one, else a new id."""
+    return given if given and peer_trusted and REQUEST_ID_PATTERN.match(given) \
+        else secrets.token_hex(8)
+
+
+def request_id() -> str:
     if "request_id" not in g:
-        given = request.headers.get("X-Request-ID", "")
-        g.request_id = (given if given and peer_trusted() and REQUEST_ID_PATTERN.match(given)
-                        else secrets.token_hex(8))
+        g.request_id = request_id_from(request.headers.get("X-Request-ID", ""),
+                                       peer_trusted=peer_trusted())
     return g.request_id  # type: ignore[no-any-return]
 
 

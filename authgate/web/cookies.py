@@ -5,12 +5,16 @@ from __future__ import annotations
 from flask import request
 from werkzeug.wrappers import Response as BaseResponse
 
+from authgate.config.schema import SessionSettings
 from authgate.web.context import services
 
 
-def cookie_name() -> str:
-    s = services().settings.session
+def cookie_name_for(s: SessionSettings) -> str:
     return s.cookie_name if s.cookie_domain else f"__Host-{s.cookie_name}"
+
+
+def cookie_name() -> str:
+    return cookie_name_for(services().settings.session)
 
 
 def session_token() -> str | None:

@@ -8,10 +8,12 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.errors import RedirectRefused
 from authgate.login import LoginAttempt, LoginStatus
-from authgate.model import AuditEvent, Outcome, SessionRecord
+from authgate.model import AuditEvent, Outcome
 from authgate.redirects import validate_return_url
+from authgate.stepup import Step
 from authgate.web.context import remote_ip_text, request_id, services, user_agent
-from authgate.web.cookies import clear_session_cookie, session_token, set_session_cookie
+from authgate.web.cookies import clear_session_cookie, set_session_cookie
+from authgate.web.flow import current_session, step_for, with_rd
 
 bp = Blueprint("portal", __name__)
 
@@ -46,15 +48,8 @@ def return_url(raw: str | None) -> str:
         return ""
 
 
-def current_session() -> SessionRecord | None:
-    return services().sessions.resolve(session_token())
-
-
 @bp.get("/login")
 def login_form() -> BaseResponse | str:
-    from authgate.stepup import Step
-    from authgate.web.flow import step_for, with_rd
-
     rd = return_url(request.args.get("rd"))
     session = current_session()
     reauth = request.args.get("reauth") == "1"  # a sensitive action wants a fresh login
@@ -80,8 +75,6 @@ def login_submit() -> BaseResponse | tuple[str, int]:
         return render_template("login.html", rd=rd, error=message, session=None), status
     if previous is not None:
         svc.sessions.end(previous)  # a login always starts from a fresh session id
-    from authgate.web.flow import with_rd
-
     response = redirect(with_rd("/login/next", rd), code=303)
     set_session_cookie(response, result.issued.token)
     return response

@@ -6,7 +6,6 @@ encoded login URL in ``Location`` (nginx keeps it with ``auth_request_set``).
 from __future__ import annotations
 
 import logging
-import secrets
 from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, g, request
@@ -19,7 +18,8 @@ from authgate.model import Resource, SessionRecord
 from authgate.policy import Verdict
 from authgate.redirects import validate_return_url
 from authgate.services import Services
-from authgate.web.context import REQUEST_ID_PATTERN, remote_ip, request_id, services, user_agent
+from authgate.web.context import remote_ip, request_id, request_id_from, services, user_agent
+from authgate.web.cookies import cookie_name_for
 
 bp = Blueprint("verify", __name__)
 _log = logging.getLogger("authgate.verify")
@@ -33,16 +33,13 @@ def verify() -> BaseResponse:
     svc.policies.maybe_reload()
     headers = req.headers
     trusted = svc.trusted_proxies.trusts(parse_ip(req.remote_addr))
-    given = headers.get("X-Request-ID", "")
-    rid = given if given and trusted and REQUEST_ID_PATTERN.match(given) else secrets.token_hex(8)
+    rid = request_id_from(headers.get("X-Request-ID", ""), peer_trusted=trusted)
     g.request_id, g.peer_trusted = rid, trusted  # for the error path and the audit record
     resource: Resource | None = None
     try:
         resource = original_resource(headers, peer_trusted=trusted)
-        session = svc.settings.session
-        cookie = session.cookie_name if session.cookie_domain else f"__Host-{session.cookie_name}"
         result = svc.gate.check(GateRequest(
-            resource=resource, token=req.cookies.get(cookie),
+            resource=resource, token=req.cookies.get(cookie_name_for(svc.settings.session)),
             client_ip=client_ip(req.remote_addr, headers.get("X-Forwarded-For"),
                                 svc.trusted_proxies),
             user_agent=headers.get("User-Agent", "")[:512], request_id=rid))
