@@ -18,7 +18,6 @@ the servers for the same cores (real-components.md, "Benchmarking").
 from __future__ import annotations
 
 import argparse
-import base64
 import dataclasses
 import os
 import re
@@ -34,14 +33,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bare_flask import COOKIE_NAME as BARE_COOKIE  # noqa: E402
 from benchmarks.bare_flask import signed_cookie  # noqa: E402
-from tests.integration.harness import Proc, free_port, start_gunicorn, stop  # noqa: E402
+from tests.integration.harness import (  # noqa: E402
+    Proc,
+    free_port,
+    start_gunicorn,
+    stop,
+    write_authgate_config,
+)
 
 TARGET_RATIO = 0.70
 HEADERS = {
@@ -69,22 +73,8 @@ class Result:
 
 
 def _authgate_config(work: Path) -> Path:
-    config = {
-        "mode": "production",
-        "server": {"public_url": "https://auth.localhost", "protected_domains": ["localhost"]},
-        "storage": {"url": f"sqlite:///{work / 'authgate.db'}"},
-        "directory": {"backend": "file", "file": {"path": str(work / "users.yaml")}},
-        "policy": {"path": str(ROOT / "policies"), "require_approval": False},
-        "secrets": {"session_key": secrets.token_urlsafe(48),
-                    "audit_key": secrets.token_urlsafe(48),
-                    "encryption_keys": [
-                        "k1:" + base64.b64encode(secrets.token_bytes(32)).decode()]},
-        "logging": {"level": "WARNING", "format": "text"},
-    }
-    path = work / "authgate.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    path.chmod(0o600)
-    return path
+    return write_authgate_config(work, public_url="https://auth.localhost",
+                                 log_level="WARNING")
 
 
 def _session_token(config: Path) -> tuple[str, str]:

@@ -9,7 +9,6 @@ a crashed writer, not damage) and say so. Runs on SQLite and on PostgreSQL.
 """
 from __future__ import annotations
 
-import base64
 import os
 import re
 import secrets
@@ -23,14 +22,13 @@ from pathlib import Path
 
 import pytest
 import requests
-import yaml
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from authgate.directory.file import FileDirectory
 from authgate.storage.engine import make_engine, migrate
 from tests.conftest import ALICE_PASSWORD, FAST_HASHER, ROOT, verify_headers
-from tests.integration.harness import Proc, free_port, start_gunicorn, stop
+from tests.integration.harness import Proc, free_port, start_gunicorn, stop, write_authgate_config
 
 pytestmark = pytest.mark.integration
 
@@ -68,22 +66,8 @@ def _config(work: Path, url: str) -> Path:
     FileDirectory(users, hasher=FAST_HASHER).add_user(
         "alice", ALICE_PASSWORD, display_name="Alice Liddell", email="alice@city.test",
         groups=["City-Staff", "IT-Dept"])
-    config = {
-        "mode": "production",
-        "server": {"public_url": "https://auth.localhost", "protected_domains": ["localhost"]},
-        "storage": {"url": url},
-        "directory": {"backend": "file", "file": {"path": str(users)}},
-        "policy": {"path": str(ROOT / "policies"), "require_approval": False},
-        "secrets": {"session_key": secrets.token_urlsafe(48),
-                    "audit_key": secrets.token_urlsafe(48),
-                    "encryption_keys": [
-                        "k1:" + base64.b64encode(secrets.token_bytes(32)).decode()]},
-        "logging": {"level": "WARNING", "format": "text"},
-    }
-    path = work / "authgate.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    path.chmod(0o600)
-    return path
+    return write_authgate_config(work, public_url="https://auth.localhost", storage_url=url,
+                                 users_file=users, log_level="WARNING")
 
 
 # -- processes ---------------------------------------------------------------------------

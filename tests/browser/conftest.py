@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import os
 import re
-import secrets
 import shutil
 import sqlite3
 import subprocess
@@ -30,7 +29,6 @@ from typing import Any
 
 import pytest
 import requests
-import yaml
 from argon2 import PasswordHasher
 
 from tests.integration.harness import (
@@ -42,6 +40,7 @@ from tests.integration.harness import (
     start_gunicorn,
     start_nginx,
     stop,
+    write_authgate_config,
 )
 
 CHROMIUM = "/usr/bin/chromium"
@@ -84,39 +83,6 @@ def _http_template(directory: Path) -> Path:
     assert " ssl" not in re.sub(r"#.*", "", text), "TLS left in the http nginx config"
     path = directory / "authgate-http.conf.template"
     path.write_text(text, encoding="utf-8")
-    return path
-
-
-def _write_config(run_dir: Path, portal_port: int) -> Path:
-    secrets_dir = run_dir / "secrets"
-    secrets_dir.mkdir()
-    for name in ("session_key", "audit_key"):
-        path = secrets_dir / name
-        path.write_text(secrets.token_urlsafe(48) + "\n", encoding="utf-8")
-        path.chmod(0o600)
-    config = {
-        # demo mode only for the plain-http portal URL; every secret is a real one
-        "mode": "demo",
-        "server": {
-            "public_url": f"http://localhost:{portal_port}",
-            "trusted_proxies": ["127.0.0.1/32", "::1/128"],
-            "protected_domains": ["localhost"],
-            "allow_http_localhost": True,
-        },
-        "storage": {"url": f"sqlite:///{run_dir / 'authgate.db'}"},
-        "directory": {"backend": "file", "file": {"path": str(run_dir / "users.yaml")}},
-        "policy": {"path": str(ROOT / "policies"), "require_approval": False},
-        "secrets": {"session_key_file": str(secrets_dir / "session_key"),
-                    "audit_key_file": str(secrets_dir / "audit_key"),
-                    "encryption_keys": [
-                        "k1:" + base64.b64encode(secrets.token_bytes(32)).decode()]},
-        "webauthn": {"rp_id": "localhost", "origins": [f"http://localhost:{portal_port}"],
-                     "passkey_sign_in": True},
-        "logging": {"level": "INFO", "format": "text"},
-    }
-    path = run_dir / "authgate.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    path.chmod(0o600)
     return path
 
 
@@ -196,7 +162,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     while len(set(ports)) < 4:
         ports = [free_port() for _ in range(4)]
     app_port, portal_port, gateway_port, upstream_port = ports
-    config = _write_config(run_dir, portal_port)
+    # demo mode only for the plain-http portal URL; every secret is a real one
+    config = write_authgate_config(
+        run_dir, public_url=f"http://localhost:{portal_port}", mode="demo",
+        webauthn={"rp_id": "localhost", "origins": [f"http://localhost:{portal_port}"],
+                  "passkey_sign_in": True})
     _write_users(run_dir / "users.yaml")
     db = run_dir / "authgate.db"
     migrate(f"sqlite:///{db}")

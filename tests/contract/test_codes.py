@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
 from authgate.storage.sql_codes import EnrolmentCodeRow, SqlCodeStore
 from authgate.storage.sql_credentials import CredentialRow, SqlCredentialStore
 
-T0 = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
 
 def race(n: int, action) -> list[bool]:  # type: ignore[no-untyped-def]

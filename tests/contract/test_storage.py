@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, inspect
@@ -15,7 +15,7 @@ from authgate.storage.sql_audit import SqlAuditStore
 from authgate.storage.sql_sessions import SqlSessionStore
 from authgate.storage.tables import metadata
 
-T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
 
 def record(id_hash: str = "a" * 64, username: str = "alice", **kw: object) -> SessionRecord:

@@ -402,3 +402,45 @@ def raw_https(port: int, request: bytes, ca_file: Path, host: str = "localhost",
     data = b"".join(chunks)
     match = re.match(rb"HTTP/1\.[01] (\d{3})", data)
     return (int(match.group(1)) if match else 0), data
+
+
+# -- authgate configuration for real servers ------------------------------------------------
+def write_authgate_config(run_dir: Path, *, public_url: str, mode: str = "production",
+                          storage_url: str | None = None, users_file: Path | None = None,
+                          log_level: str = "INFO", **sections: dict[str, Any]) -> Path:
+    """A config the way an operator writes one: real random secrets in 0600 files, a real
+    encryption key, SQLite in ``run_dir`` unless ``storage_url`` says otherwise. ``sections``
+    are merged into the matching top-level sections (e.g. ``webauthn={...}``)."""
+    import base64
+    import secrets as random
+
+    import yaml
+
+    secrets_dir = run_dir / "secrets"
+    secrets_dir.mkdir(exist_ok=True)
+    for name in ("session_key", "audit_key"):
+        path = secrets_dir / name
+        path.write_text(random.token_urlsafe(48) + "\n", encoding="utf-8")
+        path.chmod(0o600)
+    config: dict[str, Any] = {
+        "mode": mode,
+        "server": {"public_url": public_url, "trusted_proxies": ["127.0.0.1/32", "::1/128"],
+                   "protected_domains": ["localhost"],
+                   "allow_http_localhost": public_url.startswith("http://")},
+        "storage": {"url": storage_url or f"sqlite:///{run_dir / 'authgate.db'}"},
+        "directory": {"backend": "file",
+                      "file": {"path": str(users_file or run_dir / "users.yaml")}},
+        "policy": {"path": str(Path(__file__).resolve().parents[2] / "policies"),
+                   "require_approval": False},
+        "secrets": {"session_key_file": str(secrets_dir / "session_key"),
+                    "audit_key_file": str(secrets_dir / "audit_key"),
+                    "encryption_keys": [
+                        "k1:" + base64.b64encode(random.token_bytes(32)).decode()]},
+        "logging": {"level": log_level, "format": "text"},
+    }
+    for name, values in sections.items():
+        config.setdefault(name, {}).update(values)
+    path = run_dir / "authgate.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    path.chmod(0o600)  # it holds the encryption key
+    return path

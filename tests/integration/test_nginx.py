@@ -14,7 +14,6 @@ the repository's policies are not approved for this machine).
 """
 from __future__ import annotations
 
-import base64
 import os
 import secrets
 import shutil
@@ -27,7 +26,6 @@ from urllib.parse import quote
 
 import pytest
 import requests
-import yaml
 
 from tests.integration.harness import (
     NGINX_TEMPLATE,
@@ -43,6 +41,7 @@ from tests.integration.harness import (
     start_gunicorn,
     start_nginx,
     stop,
+    write_authgate_config,
 )
 
 pytestmark = pytest.mark.integration
@@ -100,36 +99,6 @@ def _authgate(env: dict[str, str], *args: str, stdin: str = "") -> None:
     assert done.returncode == 0, f"authgate {' '.join(args)}: {done.stdout}{done.stderr}"
 
 
-def _write_config(run_dir: Path, portal_port: int) -> Path:
-    secrets_dir = run_dir / "secrets"
-    secrets_dir.mkdir()
-    for name in ("session_key", "audit_key"):
-        path = secrets_dir / name
-        path.write_text(secrets.token_urlsafe(48) + "\n", encoding="utf-8")
-        path.chmod(0o600)
-    config = {
-        "mode": "production",
-        "server": {
-            "public_url": f"https://localhost:{portal_port}",
-            "trusted_proxies": ["127.0.0.1/32", "::1/128"],
-            "protected_domains": ["localhost"],
-            "allow_http_localhost": False,
-        },
-        "storage": {"url": f"sqlite:///{run_dir / 'authgate.db'}"},
-        "directory": {"backend": "file", "file": {"path": str(run_dir / "users.yaml")}},
-        "policy": {"path": str(ROOT / "policies"), "require_approval": False},
-        "secrets": {"session_key_file": str(secrets_dir / "session_key"),
-                    "audit_key_file": str(secrets_dir / "audit_key"),
-                    "encryption_keys": [
-                        "k1:" + base64.b64encode(secrets.token_bytes(32)).decode()]},
-        "logging": {"level": "INFO", "format": "text"},
-    }
-    path = run_dir / "authgate.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    path.chmod(0o600)  # it holds the encryption key
-    return path
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     run_dir = tmp_path_factory.mktemp("authgate-stack")
@@ -137,7 +106,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     while len(set(ports)) < 4:
         ports = [free_port() for _ in range(4)]
     app_port, portal_port, gateway_port, upstream_port = ports
-    config = _write_config(run_dir, portal_port)
+    config = write_authgate_config(run_dir, public_url=f"https://localhost:{portal_port}")
     env = {"AUTHGATE_CONFIG": str(config)}
     _authgate(env, "db", "upgrade")
     _authgate(env, "users", "add", "alice", "--password-stdin", "--name", "Alice Liddell",

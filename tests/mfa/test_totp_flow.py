@@ -7,7 +7,6 @@ from sqlalchemy import select
 
 from authgate.storage.tables import audit_events
 from authgate.storage.tables_factors import credentials
-from tests.conftest import ALICE_PASSWORD
 from tests.mfa.conftest import MFA_URL
 
 

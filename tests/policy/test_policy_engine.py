@@ -891,13 +891,13 @@ import pytest as _pytest
     "/public/x%00.html",
 ])
 def test_ambiguous_paths_are_denied_before_any_rule(path: str) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
     from pathlib import Path
 
     from authgate.model import Resource
     from authgate.policy import Subject, Verdict, decide, load_policy_set
 
     ps = load_policy_set(Path(__file__).resolve().parents[2] / "policies")
-    decision = decide(ps, subject=Subject(), now=datetime(2026, 1, 5, tzinfo=timezone.utc),
+    decision = decide(ps, subject=Subject(), now=datetime(2026, 1, 5, tzinfo=UTC),
                       resource=Resource("http", "localhost", path, "GET"))
     assert (decision.verdict, decision.reason) == (Verdict.DENY, "ambiguous_path")

@@ -1,7 +1,6 @@
 """The signed identity header (ASVS 14.5.4): apps can prove the identity came from authgate."""
 from __future__ import annotations
 
-
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -40,7 +40,7 @@ def test_reload_keeps_the_approved_set_and_audits_the_rejection(
         tmp_path, users_file, policy_dir, clock) -> None:  # type: ignore[no-untyped-def]
     from authgate.web import create_app
 
-    approve(policy_dir, reviewer="ciso", note="baseline", now=datetime.now(timezone.utc))
+    approve(policy_dir, reviewer="ciso", note="baseline", now=datetime.now(UTC))
     services = build_services(approved_settings(tmp_path, users_file, policy_dir), clock=clock)
     client = create_app({"services": services, "TESTING": True}).test_client()
     approved = services.policies.current.digest
@@ -55,7 +55,7 @@ def test_reload_keeps_the_approved_set_and_audits_the_rejection(
             audit_events.c.event == "policy.reload")).mappings().one()
     assert row["outcome"] == "deny" and row["policy_digest"] == approved
     approve(policy_dir, reviewer="ciso", note="close the public path",
-            now=datetime.now(timezone.utc))
+            now=datetime.now(UTC))
     result = services.policies.reload()
     assert result.changed and not result.problems
     assert client.get("/verify", headers=verify_headers("/public/x")).status_code == 403
