@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from authgate.errors import UntrustedRequest
@@ -21,21 +21,29 @@ _MAX_URI = 8192
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
 
 
+_SEEN_LIMIT = 4096  # addresses come from headers: keep the cache bounded
+
+
 @dataclass(frozen=True)
 class TrustedProxies:
     networks: tuple[IPNetwork, ...]
+    #: verdict per address seen (asked three times per ``/verify``); only the address is
+    #: hashed, never the networks
+    _seen: dict[IPAddress, bool] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def parse(cls, cidrs: Iterable[str]) -> TrustedProxies:
         return cls(tuple(ipaddress.ip_network(c, strict=False) for c in cidrs))
 
     def trusts(self, ip: IPAddress | None) -> bool:
-        return ip is not None and _in_any(ip, self.networks)
-
-
-@functools.lru_cache(maxsize=4096)
-def _in_any(ip: IPAddress, networks: tuple[IPNetwork, ...]) -> bool:
-    return any(ip in net for net in networks)
+        if ip is None:
+            return False
+        found = self._seen.get(ip)
+        if found is None:
+            if len(self._seen) >= _SEEN_LIMIT:
+                self._seen.clear()
+            found = self._seen[ip] = any(ip in net for net in self.networks)
+        return found
 
 
 @functools.lru_cache(maxsize=4096)

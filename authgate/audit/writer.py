@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from authgate.audit.chain import FORMAT_VERSION, GENESIS, Keyring, seal
+from authgate.audit.chain import FORMAT_VERSION, GENESIS, Keyring, seal_with
 from authgate.model import AuditEvent
 from authgate.storage.sql_audit import SqlAppender, SqlAuditStore, detail_json
 
@@ -81,7 +81,7 @@ class ChainWriter:
                   event.outcome.value, event.reason, event.username, event.client_ip,
                   event.user_agent, event.host, event.path, event.method, event.rule_id,
                   event.policy_digest, event.request_id, detail_json(event.detail))
-        mac = seal(self._keyring.current, values)
+        mac = seal_with(self._keyring.keyed[key_id], values)
         register = None if lane.registered else (lane.chain_id, values[5], self._label,
                                                  key_id)
         try:

@@ -1,26 +1,60 @@
 """Raw DB-API access for the few statements on the ``/verify`` hot path.
 
 SQLAlchemy Core costs ~50-80 µs per statement here, more than SQLite itself; the session
-lookup runs on every request to every protected app. One DB-API connection per thread (and
-per process: re-opened after fork) runs prepared SQL directly. Everything else keeps using
-SQLAlchemy. Errors become ``StorageError`` and the connection is discarded.
+lookup and the audit append run on every request to every protected app. One DB-API
+connection per thread (and per process: re-opened after fork) runs prepared SQL directly,
+and ``connections_for`` hands the *same* one to every hot-path store of an engine: with
+SQLite, a connection that reads right after its own commit keeps its page cache, where a
+second connection would find the WAL changed and drop its cache on every request.
+
+SQLite's own busy handler sleeps at least 1 ms when another worker holds the write lock
+for the ~30 µs of an insert, so these connections run with ``busy_timeout=0`` and retry a
+busy transaction themselves after a short, growing pause (20 µs up to 1 ms), within the
+same overall limit as every other connection. Everything else keeps using SQLAlchemy.
+Errors become ``StorageError`` and the connection is discarded.
 """
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
-from typing import Any
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
 from authgate.errors import StorageError
+from authgate.storage.engine import SQLITE_BUSY_TIMEOUT_MS
+
+T = TypeVar("T")
+_FIRST_PAUSE = 20e-6
+_LONGEST_PAUSE = 1e-3
+_SQLITE_BUSY = 5  # the primary code; extended codes (BUSY_SNAPSHOT, ...) share its low byte
+_SHARED: weakref.WeakKeyDictionary[Engine, ThreadConnections] = weakref.WeakKeyDictionary()
+_SHARED_LOCK = threading.Lock()
+
+
+def connections_for(engine: Engine) -> ThreadConnections:
+    """The engine's one set of hot-path connections (shared by its stores)."""
+    with _SHARED_LOCK:
+        found = _SHARED.get(engine)
+        if found is None:
+            found = _SHARED[engine] = ThreadConnections(engine)
+        return found
+
+
+def is_busy(exc: BaseException) -> bool:
+    """SQLite's "database is locked": another connection holds the lock; worth a retry."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF == _SQLITE_BUSY
 
 
 class ThreadConnections:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._local = threading.local()
+        self._sqlite = engine.dialect.name == "sqlite"
         self.placeholder = "?" if engine.dialect.paramstyle == "qmark" else "%s"
 
     def sql(self, text: str) -> str:
@@ -31,10 +65,16 @@ class ThreadConnections:
         conn = getattr(self._local, "conn", None)
         if conn is None or self._local.pid != os.getpid():
             conn = self._engine.raw_connection()
+            if self._sqlite:
+                conn.detach()  # its busy handling differs: never back into the pool
+                cur = conn.cursor()
+                cur.execute("PRAGMA busy_timeout=0")
+                cur.close()
             self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
-    def _discard(self) -> None:
+    def discard(self) -> None:
+        """Drop this thread's connection (after an error: its state is unknown)."""
         conn, self._local.conn = getattr(self._local, "conn", None), None
         if conn is not None:
             try:
@@ -42,9 +82,38 @@ class ThreadConnections:
             except Exception:  # noqa: BLE001, S110 - it is broken already; drop it
                 pass
 
-    def query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        conn = self._connection()
+    def run(self, work: Callable[[Any], T]) -> T:
+        """``work(connection)`` as one transaction (it commits), retried while SQLite says
+        busy, rolled back before each retry. Any other error: ``StorageError``."""
+        pause, deadline = _FIRST_PAUSE, 0.0
+        while True:
+            conn = None
+            try:
+                conn = self._connection()
+                return work(conn)
+            except Exception as exc:
+                if not (self._sqlite and is_busy(exc)) or not self._rolled_back(conn):
+                    self.discard()
+                    raise StorageError(f"database error: {type(exc).__name__}") from exc
+                now = time.monotonic()
+                deadline = deadline or now + SQLITE_BUSY_TIMEOUT_MS / 1000
+                if now >= deadline:
+                    self.discard()
+                    raise StorageError("database error: busy for too long") from exc
+            time.sleep(pause)
+            pause = min(pause * 2, _LONGEST_PAUSE)
+
+    def _rolled_back(self, conn: Any) -> bool:
+        if conn is None:
+            return True  # busy while opening it: nothing to undo
         try:
+            conn.rollback()
+        except Exception:  # noqa: BLE001 - cannot tell where it stands: not retryable
+            return False
+        return True
+
+    def query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        def read(conn: Any) -> list[tuple[Any, ...]]:
             cur = conn.cursor()
             cur.execute(sql, params)
             rows = cur.fetchall()
@@ -52,19 +121,16 @@ class ThreadConnections:
             if getattr(conn, "in_transaction", True):  # PostgreSQL: end the read transaction
                 conn.commit()
             return list(rows)
-        except Exception as exc:
-            self._discard()
-            raise StorageError(f"database error: {type(exc).__name__}") from exc
+
+        return self.run(read)
 
     def execute(self, sql: str, params: Sequence[Any]) -> int:
-        conn = self._connection()
-        try:
+        def write(conn: Any) -> int:
             cur = conn.cursor()
             cur.execute(sql, params)
             count = int(cur.rowcount)
             cur.close()
             conn.commit()
             return count
-        except Exception as exc:
-            self._discard()
-            raise StorageError(f"database error: {type(exc).__name__}") from exc
+
+        return self.run(write)

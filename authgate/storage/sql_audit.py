@@ -8,6 +8,7 @@ Core. The row layout ``SEALED_COLUMNS`` is the hash chain's canonical field orde
 """
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from authgate.errors import StorageError
 from authgate.model import AuditEvent, Outcome, StoredAuditEvent
+from authgate.storage.fastpath import connections_for
 from authgate.storage.guard import storage_guard
 from authgate.storage.tables import audit_checkpoints, audit_events
 from authgate.storage.timeconv import from_micros, to_micros
@@ -240,15 +242,16 @@ class SqlAuditStore:
 
 
 class SqlAppender:
-    """One writer lane's own DBAPI connection: the hot, sealed append.
+    """A writer lane's hot, sealed append, on the calling thread's hot-path connection
+    (``storage.fastpath``: shared with the session lookup, busy retried).
 
-    Not thread-safe: the lane's lock serialises it. After a failure the connection is
-    discarded and the caller re-reads its chain head (the commit may have happened).
+    The lane's lock serialises a lane's appends. After a failure the caller re-reads its
+    chain head (the commit may have happened).
     """
 
     def __init__(self, store: SqlAuditStore) -> None:
         self._store = store
-        self._conn: Any = None
+        self._fast = connections_for(store.engine)
         m = store.mark
         cols = SEALED_COLUMNS + ("mac",)
         self._sql = (f"INSERT INTO audit_events ({', '.join(cols)}) VALUES "  # noqa: S608
@@ -259,35 +262,26 @@ class SqlAppender:
                           f"VALUES ({m}, {m}, {m}, {m})")
 
     def insert(self, row: tuple[Any, ...], *, register: tuple[Any, ...] | None = None) -> int:
-        try:
-            conn = self._conn or self._connect()
+        """Store one sealed row (registering its chain with the first); its new id."""
+        sqlite = self._store.is_sqlite
+
+        def write(conn: Any) -> int:
             cur = conn.cursor()
             if register is not None:
                 cur.execute(self._register, register)
             cur.execute(self._sql, row)
-            new_id = cur.lastrowid if self._store.is_sqlite else cur.fetchone()[0]
+            new_id = cur.lastrowid if sqlite else cur.fetchone()[0]
+            cur.close()
             conn.commit()
             return int(new_id)
-        except Exception as exc:  # noqa: BLE001 - any driver error
-            self.discard()
-            raise StorageError(f"database error: {type(exc).__name__}") from exc
 
-    def _connect(self) -> Any:
-        self._conn = self._store.engine.raw_connection()
-        return self._conn
+        return self._fast.run(write)
 
     def discard(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.invalidate()
-            except Exception:  # noqa: BLE001, S110 - already broken; nothing else to do
-                pass
+        self._fast.discard()
 
     def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
+        """Nothing of its own to close: the connection belongs to the thread."""
 
 
 def _row(e: AuditEvent) -> dict[str, Any]:
@@ -301,8 +295,10 @@ def _row(e: AuditEvent) -> dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=512)
 def detail_json(detail: tuple[tuple[str, str], ...]) -> str:
-    """The stored (and sealed) form of ``detail``: sorted keys, ASCII, no control chars."""
+    """The stored (and sealed) form of ``detail``: sorted keys, ASCII, no control chars.
+    Cached: most records carry one of a few details (``level=mfa``, ...)."""
     return json.dumps(dict(detail), sort_keys=True, ensure_ascii=True)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Engine, delete, insert, select, update
 
 from authgate.model import Level, SessionRecord
-from authgate.storage.fastpath import ThreadConnections
+from authgate.storage.fastpath import connections_for
 from authgate.storage.guard import storage_guard
 from authgate.storage.tables import sessions
 from authgate.storage.timeconv import from_micros, to_micros
@@ -17,7 +17,7 @@ from authgate.storage.timeconv import from_micros, to_micros
 class SqlSessionStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._fast = ThreadConnections(engine)
+        self._fast = connections_for(engine)
         columns = ", ".join(c.name for c in sessions.columns)
         self._get_sql = self._fast.sql(f"SELECT {columns} FROM sessions WHERE id_hash = ?")  # noqa: S608
         self._touch_sql = self._fast.sql("UPDATE sessions SET last_seen = ? WHERE id_hash = ?")
