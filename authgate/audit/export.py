@@ -18,9 +18,18 @@ from datetime import datetime
 from typing import Any, Literal
 
 from authgate.audit.checkpoints import Checkpoint, Signer
-from authgate.audit.records import CSV_HEADER, EXPORT_COLUMNS, _TimeText, csv_line, json_line
+from authgate.audit.records import (
+    CSV_HEADER,
+    EXPORT_COLUMNS,
+    _TimeText,
+    csv_line,
+    csv_lines,
+    json_line,
+    json_lines,
+)
 from authgate.model import AuditEvent, Outcome
 from authgate.storage.sql_audit import AuditFilter, SqlAuditStore
+from authgate.storage.sql_audit_lines import rows_between, stream_bodies
 
 Format = Literal["csv", "jsonl"]
 MANIFEST_TYPE = "authgate-audit-manifest"
@@ -51,27 +60,62 @@ def stream_export(store: SqlAuditStore, wanted: AuditFilter, *, fmt: Format, sig
                   generated_at: datetime, batch: int = 5000) -> Iterator[str]:
     """Yield the export text a batch at a time, manifest last."""
     digest = hashlib.sha256()
-    when = _TimeText()
     count, first, last = 0, None, None
-    line = csv_line if fmt == "csv" else _json_record
-    pending: list[str] = [CSV_HEADER] if fmt == "csv" else []
-    for row in store.stream_rows(wanted, batch=batch):
-        if first is None:
-            first = {"id": row[0], "mac": row[-1]}
-        last = row
-        count += 1
-        pending.append(line(row, when))
-        if count % batch == 0:
-            chunk = "".join(pending)
-            pending.clear()
-            digest.update(chunk.encode())
-            yield chunk
-    chunk = "".join(pending)
-    digest.update(chunk.encode())
-    yield chunk
+    if fmt == "csv":
+        digest.update(CSV_HEADER.encode())
+        yield CSV_HEADER
+    for chunk, rows, head, tail in _batches(store, wanted, fmt, batch):
+        first = first or head
+        count, last = count + rows, tail
+        digest.update(chunk.encode())
+        yield chunk
     manifest = _manifest(store, wanted, fmt=fmt, signer=signer, generated_at=generated_at,
                          count=count, first=first, last=last, rows_sha256=digest.hexdigest())
     yield _trailer(fmt, manifest)
+
+
+Batch = tuple[str, int, dict[str, Any], dict[str, Any]]  # text, rows, first and last record
+
+
+def _batches(store: SqlAuditStore, wanted: AuditFilter, fmt: Format,
+             batch: int) -> Iterator[Batch]:
+    """SQLite renders the lines itself (``storage.sql_audit_lines``); a batch that needs
+    CSV escaping, and every PostgreSQL batch, is rendered from whole rows in Python."""
+    when = _TimeText()
+    if not store.is_sqlite:
+        for rows in _chunked(store.stream_rows(wanted, batch=batch), batch):
+            yield _from_rows(rows, fmt, when)
+        return
+    for rendered in stream_bodies(store, wanted, fmt=fmt, batch=batch):
+        text = csv_lines(rendered, when) if fmt == "csv" else json_lines(rendered, when)
+        if text is None:
+            rows = rows_between(store, wanted, rendered[0][0], rendered[-1][0])
+            if rows:  # (a retention purge may have taken them meanwhile)
+                yield _from_rows(rows, fmt, when)
+            continue
+        yield (text, len(rendered), _ends(rendered[0][0], rendered[0][2]),
+               _ends(rendered[-1][0], rendered[-1][2]))
+
+
+def _from_rows(rows: list[tuple[Any, ...]], fmt: Format, when: _TimeText) -> Batch:
+    line = csv_line if fmt == "csv" else _json_record
+    return ("".join([line(row, when) for row in rows]), len(rows),
+            _ends(rows[0][0], rows[0][-1]), _ends(rows[-1][0], rows[-1][-1]))
+
+
+def _chunked(rows: Iterator[tuple[Any, ...]], size: int) -> Iterator[list[tuple[Any, ...]]]:
+    chunk: list[tuple[Any, ...]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _ends(record_id: int, mac: str) -> dict[str, Any]:
+    return {"id": record_id, "mac": mac}
 
 
 def _json_record(row: tuple[Any, ...], when: _TimeText) -> str:
@@ -80,13 +124,13 @@ def _json_record(row: tuple[Any, ...], when: _TimeText) -> str:
 
 def _manifest(store: SqlAuditStore, wanted: AuditFilter, *, fmt: Format, signer: Signer,
               generated_at: datetime, count: int, first: dict[str, Any] | None,
-              last: tuple[Any, ...] | None, rows_sha256: str) -> dict[str, Any]:
+              last: dict[str, Any] | None, rows_sha256: str) -> dict[str, Any]:
     latest = store.last_checkpoint()
     manifest: dict[str, Any] = {
         "type": MANIFEST_TYPE, "version": MANIFEST_VERSION, "format": fmt,
         "columns": list(EXPORT_COLUMNS), "filter": wanted.as_dict(),
         "generated_at": generated_at.isoformat(), "count": count,
-        "first": first, "last": {"id": last[0], "mac": last[-1]} if last else None,
+        "first": first, "last": last,
         "rows_sha256": rows_sha256,
         "checkpoint": Checkpoint(*latest).as_dict() if latest else None,
         "key_id": signer.key_id, "public_key": signer.public_pem(),

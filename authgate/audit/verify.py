@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from authgate.audit.chain import GENESIS, SEP, SEPARATORS, Keyring
+from authgate.audit.chain import FIELDS, GENESIS, SEP, SEPARATORS, Keyring
 from authgate.audit.checkpoints import (
     Checkpoint,
     TrustedKeys,
@@ -39,7 +39,6 @@ from authgate.audit.parallel import parallel_map
 from authgate.storage.sql_audit import SqlAuditStore
 from authgate.storage.timeconv import to_micros
 
-_DIGEST = hmac.digest
 _SAME = hmac.compare_digest
 
 
@@ -70,12 +69,12 @@ class _State:
     """Where one chain stands during the pass."""
 
     __slots__ = ("chain_id", "expected", "prev", "count", "first", "first_id", "first_prev",
-                 "last_event", "gap")
+                 "last_text", "gap")
 
     def __init__(self, chain_id: str, seq: int, prev: str | None) -> None:
         self.chain_id, self.expected, self.prev = chain_id, seq + 1, prev
         self.count, self.first, self.first_id, self.first_prev = 0, 0, 0, ""
-        self.last_event = ""
+        self.last_text = ""  # the sealed text of the chain's last record so far
         #: a record ahead of its place: (id, seq, at the head?); the chain's next record
         #: tells a deletion (it comes later still) from a reordering (it fills the gap)
         self.gap: tuple[int, int, bool] | None = None
@@ -115,7 +114,7 @@ class _Job:
 
     def __call__(self, span: tuple[int, int | None, bool]) -> dict[str, _State]:
         lo, hi, mid = span
-        rows = self.store.stream_span(first_id=lo, last_id=hi, batch=self.batch)
+        rows = self.store.stream_sealed(first_id=lo, last_id=hi, batch=self.batch)
         return _scan(rows, self.keyring, self.cps, self.registered, mid)
 
 
@@ -166,48 +165,50 @@ def _seam(before: _State, st: _State, starts_range: bool) -> None:
 
 def _scan(rows: Any, keyring: Keyring, cps: VerifiedCheckpoints, registered: set[str],
           mid: bool) -> dict[str, _State]:
-    """Check every row of a span; ``mid``: chains may begin before the span."""
-    keys, anchors, heads = keyring.keys, cps.anchors, cps.heads
+    """Check every row ``(id, chain_id, seq, key_id, prev, mac, sealed text)`` of a span;
+    ``mid``: chains may begin before the span. The hot loop of a million-record check: the
+    MAC comes from a pre-keyed HMAC (``Keyring.keyed``) and is compared as bytes (a mac
+    column edited into non-ASCII text is damage to report, not a crash)."""
+    keyed, anchors, heads = keyring.keyed, cps.anchors, cps.heads
     states: dict[str, _State] = {}
-    for r in rows:
-        rid, chain_id, seq, mac = r[0], r[2], r[3], r[20]
+    for rid, chain_id, seq, key_id, prev, mac, text in rows:
         st = states.get(chain_id)
         if st is None:
-            st = states[chain_id] = _begin(r, anchors, mid)
-        key = keys.get(r[4])
-        if key is None:
-            raise UnknownKeyId(f"key id {r[4]!r} is not configured", record_id=rid,
+            st = states[chain_id] = _begin(rid, chain_id, seq, prev, anchors, mid)
+        base = keyed.get(key_id)
+        if base is None:
+            raise UnknownKeyId(f"key id {key_id!r} is not configured", record_id=rid,
                                chain_id=chain_id, seq=seq)
-        text = (f"{r[1]}\x1f{r[2]}\x1f{r[3]}\x1f{r[4]}\x1f{r[5]}\x1f{r[6]}\x1f{r[7]}\x1f"
-                f"{r[8]}\x1f{r[9]}\x1f{r[10]}\x1f{r[11]}\x1f{r[12]}\x1f{r[13]}\x1f{r[14]}"
-                f"\x1f{r[15]}\x1f{r[16]}\x1f{r[17]}\x1f{r[18]}\x1f{r[19]}")  # chain.canonical
-        if (text.count(SEP) != SEPARATORS
-                or not _SAME(_DIGEST(key, text.encode(), "sha256").hex(), mac)):
+        if text is None or text.count(SEP) != SEPARATORS:  # a NULL, or a shifted field
+            _bad_mac(rid, chain_id, seq, st.expected, chain_id in registered)
+        digest = base.copy()
+        digest.update(text.encode())
+        if not _SAME(digest.hexdigest().encode(), str(mac).encode()):
             _bad_mac(rid, chain_id, seq, st.expected, chain_id in registered)
         if seq != st.expected or st.gap is not None:
             _out_of_place(rid, seq, st, mid)
-        elif st.prev is not None and r[5] != st.prev:
+        elif st.prev is not None and prev != st.prev:
             raise RecordsReordered("record does not link to its predecessor",
                                    record_id=rid, chain_id=chain_id, seq=seq)
         signed = heads.get(chain_id)
         if signed is not None and signed.get(seq, mac) != mac:
             raise RecordAltered("differs from the record a checkpoint signed",
                                 record_id=rid, chain_id=chain_id, seq=seq)
-        st.prev, st.expected, st.last_event = mac, seq + 1, r[7]
+        st.prev, st.expected, st.last_text = mac, seq + 1, text
         st.count += 1
     return states
 
 
-def _begin(r: Any, anchors: dict[str, tuple[int, str]], mid: bool) -> _State:
-    chain_id, seq = r[2], r[3]
+def _begin(rid: int, chain_id: str, seq: int, prev: str,
+           anchors: dict[str, tuple[int, str]], mid: bool) -> _State:
     if chain_id == "":
-        raise RecordUnsealed("record is in no chain", record_id=r[0], seq=seq)
+        raise RecordUnsealed("record is in no chain", record_id=rid, seq=seq)
     anchor_seq, anchor_mac = anchors.get(chain_id, (0, GENESIS))
     if mid and seq - 1 > anchor_seq:
         st = _State(chain_id, seq - 1, None)  # the span starts mid-chain: link checked later
     else:
         st = _State(chain_id, anchor_seq, anchor_mac)
-    st.first, st.first_id, st.first_prev = seq, r[0], r[5]
+    st.first, st.first_id, st.first_prev = seq, rid, prev
     return st
 
 
@@ -259,5 +260,11 @@ def _finish(st: _State | None, chain_id: str, cps: VerifiedCheckpoints,
         raise ChainDeleted("registered chain has no records", chain_id=chain_id)
     newest = max(signed, default=anchor_seq)
     return VerifiedChain(chain_id, count, st.first if st else 0, last,
-                         st is not None and st.last_event == "audit.chain.close",
+                         st is not None and _event_of(st.last_text) == "audit.chain.close",
                          max(0, last - newest) if count else 0)
+
+
+def _event_of(text: str) -> str:
+    """The ``event`` field of a sealed text (``chain.FIELDS`` order)."""
+    fields = text.split(SEP, FIELDS.index("event") + 1)
+    return fields[FIELDS.index("event")] if len(fields) > FIELDS.index("event") else ""

@@ -206,3 +206,36 @@ def test_time_range_and_parallel_verification(engine: Engine, audit_log: AuditLo
     sql(engine, "DELETE FROM audit_events WHERE id = :id", id=ids[40])
     with pytest.raises(RecordsMissing):
         check(audit_log, keyring, trusted, jobs=3)
+
+
+def test_mac_edited_into_non_ascii_text(engine: Engine, audit_log: AuditLog,
+                                        keyring: Keyring, trusted: TrustedKeys) -> None:
+    """A hand-edited MAC column is damage to name, not a crash of the verifier."""
+    ids = write(audit_log, 10)
+    sql(engine, "UPDATE audit_events SET mac = :m WHERE id = :id", m="é" * 64, id=ids[4])
+    with pytest.raises(RecordAltered) as caught:
+        check(audit_log, keyring, trusted)
+    assert caught.value.record_id == ids[4]
+
+
+def test_a_sealed_field_holding_the_separator_is_refused(engine: Engine, audit_log: AuditLog,
+                                                         keyring: Keyring,
+                                                         trusted: TrustedKeys) -> None:
+    """Defence in depth: were a writer ever to seal a raw U+001F (``neutralise`` prevents
+    it), the text could be split into columns another way; the verifier refuses the row
+    even though its MAC is right."""
+    from authgate.audit.chain import FORMAT_VERSION
+    from authgate.storage.sql_audit import SEALED_COLUMNS
+
+    ids = write(audit_log, 3)
+    (chain_id, seq, prev) = sql(engine, "SELECT chain_id, seq, mac FROM audit_events "
+                                "WHERE id = :id", id=ids[-1])[0]
+    values = (FORMAT_VERSION, chain_id, seq + 1, keyring.current_id, prev, 1_767_225_600_000_000,
+              "verify", "allow", "allowed", "alice", "10.1.2.3", "UA/1", "wiki\x1fcity.test",
+              "/p", "GET", "staff", "d" * 64, "r-x", "{}")
+    names = (*SEALED_COLUMNS, "mac")
+    params = dict(zip(names, (*values, seal(keyring.current, values)), strict=True))
+    sql(engine, f"INSERT INTO audit_events ({', '.join(names)}) VALUES "
+        f"({', '.join(':' + n for n in names)})", **params)
+    with pytest.raises(RecordAltered):
+        check(audit_log, keyring, trusted)

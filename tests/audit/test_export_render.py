@@ -1,0 +1,121 @@
+"""SQLite renders export lines itself (``storage.sql_audit_lines``); every line must be the
+one ``audit.records`` renders from the whole row, however awkward the stored text.
+
+The reference is the Python path (what PostgreSQL exports use): the same store with the
+database's rendering switched off. Rows are written the way a writer writes them, and also
+straight into the table (hand-edited or foreign rows), so text that ``neutralise`` would
+have cleaned, quotes, formula starts and control characters all reach the renderers.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from authgate.audit.chain import Keyring
+from authgate.audit.checkpoints import TrustedKeys
+from authgate.audit.export import stream_export
+from authgate.audit.exportcheck import verify_export
+from authgate.audit.log import AuditLog
+from authgate.storage.engine import make_engine, migrate
+from authgate.storage.sql_audit import AuditFilter, SqlAuditStore
+from tests.audit.conftest import TickingClock, event, sql
+
+NOW = datetime(2026, 2, 1, tzinfo=UTC)
+AWKWARD = ['say "hi"', "=HYPERLINK(\"x\")", "+1", "-2", "@SUM(A1)", "'quoted", "\ttab",
+           "back\\slash", "Zürich – ö", "emoji 😀", "", ",\"=cell-like", "a,b", "\u2028"]
+RAW = ["line\nbreak", "cr\rhere", "\rstart", "nul\x00byte", "bell\x07", "del\x7f", "\x1b[31m"]
+
+
+@pytest.fixture
+def sqlite_log(tmp_path: Path, keyring: Keyring, signer) -> Iterator[AuditLog]:  # type: ignore[no-untyped-def]
+    url = f"sqlite:///{tmp_path / 'render.db'}"
+    migrate(url)
+    engine = make_engine(url)
+    log = AuditLog(SqlAuditStore(engine), TickingClock(), keyring=keyring, signer=signer,
+                   checkpoint_every=10_000)
+    yield log
+    engine.dispose()
+
+
+def fill(log: AuditLog) -> None:
+    for n in range(12):  # clean rows: whole batches take the database's rendering
+        log.record(event(n))
+    for n, text in enumerate(AWKWARD):
+        log.record(event(100 + n, username=text, user_agent=text, path="/" + text,
+                         detail=(("note", text),)))
+    engine: Engine = log.store.engine  # type: ignore[attr-defined]
+    for n, text in enumerate(RAW):  # past neutralise: as if edited in the database
+        sql(engine, "UPDATE audit_events SET user_agent = :t, host = :t, reason = :t "
+            "WHERE id = :id", t=text, id=3 + n)
+    for n in range(9):
+        log.record(event(200 + n))
+
+
+def export(log: AuditLog, fmt: str, *, rendered: bool, batch: int,
+           wanted: AuditFilter = AuditFilter()) -> str:
+    store = log.store
+    assert isinstance(store, SqlAuditStore)
+    store.is_sqlite = rendered  # the Python path is the reference (PostgreSQL's path)
+    try:
+        return "".join(stream_export(store, wanted, fmt=fmt, signer=log.signer,  # type: ignore[arg-type]
+                                     generated_at=NOW, batch=batch))
+    finally:
+        store.is_sqlite = True
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+@pytest.mark.parametrize("batch", [1, 5, 1000])
+def test_database_rendering_equals_the_reference(sqlite_log: AuditLog, fmt: str,
+                                                 batch: int) -> None:
+    fill(sqlite_log)
+    fast = export(sqlite_log, fmt, rendered=True, batch=batch)
+    reference = export(sqlite_log, fmt, rendered=False, batch=batch)
+    assert fast.splitlines() == reference.splitlines()
+    assert fast == reference  # the manifest too: same count, ends and digest
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_filtered_database_rendering_equals_the_reference(sqlite_log: AuditLog,
+                                                          fmt: str) -> None:
+    fill(sqlite_log)
+    for wanted in (AuditFilter(username="user3"), AuditFilter(username='say "hi"'),
+                   AuditFilter(username="nobody")):
+        assert (export(sqlite_log, fmt, rendered=True, batch=2, wanted=wanted)
+                == export(sqlite_log, fmt, rendered=False, batch=2, wanted=wanted))
+
+
+def test_the_clean_path_and_the_fallback_both_run(sqlite_log: AuditLog,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The comparison above proves something only if both renderers took part."""
+    import authgate.audit.export as export_module
+
+    fill(sqlite_log)
+    calls = {"rendered": 0, "fallback": 0}
+    real_lines, real_rows = export_module.csv_lines, export_module.rows_between
+
+    def counting_lines(batch, when):  # type: ignore[no-untyped-def]
+        text = real_lines(batch, when)
+        calls["rendered" if text is not None else "fallback"] += 1
+        return text
+
+    monkeypatch.setattr(export_module, "csv_lines", counting_lines)
+    monkeypatch.setattr(export_module, "rows_between", real_rows)
+    export(sqlite_log, "csv", rendered=True, batch=5)
+    assert calls["rendered"] >= 2 and calls["fallback"] >= 2, calls
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_awkward_export_verifies_offline(tmp_path: Path, sqlite_log: AuditLog,
+                                         keyring: Keyring, trusted: TrustedKeys,
+                                         fmt: str) -> None:
+    for n, text in enumerate(AWKWARD):
+        sqlite_log.record(event(n, username=text, user_agent=text, path="/" + text))
+    path = tmp_path / f"awkward.{fmt}"
+    path.write_text(export(sqlite_log, fmt, rendered=True, batch=4), encoding="utf-8",
+                    newline="")
+    done = verify_export(path, trusted=trusted, chain_keys=keyring.keys)
+    assert done.count == len(AWKWARD) and done.macs_checked
