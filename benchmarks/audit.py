@@ -8,8 +8,9 @@ Run: ``.venv/bin/python benchmarks/audit.py [--records 1000000] [--appends 20000
   ``AuditLog`` (own chain), appending one ``verify``-sized record per call, each its own
   committed transaction (WAL, synchronous=NORMAL: durable across process crashes).
 * verify / export: the store is filled to ``--records`` with sealed rows, then verified
-  (1 and 2 jobs) and exported as CSV and JSONL to /dev/null in a child process whose peak
-  RSS is reported, at 10% and 100% of the records (flat memory ⇒ similar peaks).
+  (1 and 2 jobs) and exported as CSV and JSONL to /dev/null (``authgate audit export``'s
+  ``write_export``, 1 and 2 jobs) in a child process whose peak RSS is reported, and its
+  workers', at 10% and 100% of the records (flat memory: similar peaks).
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from authgate.audit.chain import FORMAT_VERSION, GENESIS, Keyring, seal  # noqa: E402
 from authgate.audit.checkpoints import HmacSigner, TrustedKeys  # noqa: E402
-from authgate.audit.export import stream_export  # noqa: E402
+from authgate.audit.export_parallel import write_export  # noqa: E402
 from authgate.audit.log import AuditLog  # noqa: E402
 from authgate.audit.verify import verify_store  # noqa: E402
 from authgate.clock import SystemClock  # noqa: E402
@@ -123,29 +124,31 @@ def bench_verify(store: SqlAuditStore, jobs: int) -> None:
           f"records/s ({took:.2f}s)")
 
 
-def _export(url: str, fmt: str, limit_ts: int | None, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _export(url: str, fmt: str, limit_ts: int | None, jobs: int,
+            out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     store = SqlAuditStore(make_engine(url))
     until = datetime.fromtimestamp(limit_ts / 1e6, UTC) if limit_ts else None
-    began, rows = time.perf_counter(), 0
-    with open(os.devnull, "w", encoding="utf-8") as sink:
-        for chunk in stream_export(store, AuditFilter(until=until), fmt=fmt,  # type: ignore[arg-type]
-                                   signer=HmacSigner(KEYRING),
-                                   generated_at=datetime.now(UTC)):
-            rows += chunk.count("\n")
-            sink.write(chunk)
+    began = time.perf_counter()
+    with open(os.devnull, "wb") as sink:
+        rows = write_export(sink, store, AuditFilter(until=until), fmt=fmt,  # type: ignore[arg-type]
+                            signer=HmacSigner(KEYRING), generated_at=datetime.now(UTC),
+                            jobs=jobs)
     took = time.perf_counter() - began
-    out.put((rows, took, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+    out.put((rows, took, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+             resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
 
 
-def bench_export(url: str, fmt: str, records: int, share: float) -> None:
+def bench_export(url: str, fmt: str, records: int, share: float, jobs: int) -> None:
     ctx = multiprocessing.get_context("spawn")  # a clean process: its peak RSS is its own
     out = ctx.Queue()
     limit = 1_767_225_600_000_000 + int(records * share) * 1000 + 1 if share < 1 else None
-    proc = ctx.Process(target=_export, args=(url, fmt, limit, out))
+    proc = ctx.Process(target=_export, args=(url, fmt, limit, jobs, out))
     proc.start()
-    rows, took, rss = out.get()
+    rows, took, rss, workers_rss = out.get()
     proc.join()
-    print(f"export {fmt}: {rows:,} rows: {rows / took:,.0f} rows/s, peak RSS {rss / 1024:.1f} MiB")
+    workers = f", each worker {workers_rss / 1024:.1f} MiB" if jobs > 1 else ""
+    print(f"export {fmt}, jobs={jobs}: {rows:,} rows: {rows / took:,.0f} rows/s, peak RSS "
+          f"{rss / 1024:.1f} MiB{workers}")
 
 
 def main() -> None:
@@ -169,8 +172,9 @@ def main() -> None:
         for jobs in (1, 2):
             bench_verify(store, jobs)
         for fmt in ("csv", "jsonl"):
-            bench_export(url, fmt, args.records, 0.1)
-            bench_export(url, fmt, args.records, 1.0)
+            for jobs in (1, 2):
+                bench_export(url, fmt, args.records, 0.1, jobs)
+                bench_export(url, fmt, args.records, 1.0, jobs)
 
 
 if __name__ == "__main__":

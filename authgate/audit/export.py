@@ -57,8 +57,10 @@ def export_event(wanted: AuditFilter, fmt: Format, *, via: str, username: str,
 
 
 def stream_export(store: SqlAuditStore, wanted: AuditFilter, *, fmt: Format, signer: Signer,
-                  generated_at: datetime, batch: int = 5000) -> Iterator[str]:
-    """Yield the export text a batch at a time, manifest last."""
+                  generated_at: datetime, batch: int = 5000,
+                  manifest: dict[str, Any] | None = None) -> Iterator[str]:
+    """Yield the export text a batch at a time, manifest last (also copied into
+    ``manifest`` when given)."""
     digest = hashlib.sha256()
     count, first, last = 0, None, None
     if fmt == "csv":
@@ -69,24 +71,31 @@ def stream_export(store: SqlAuditStore, wanted: AuditFilter, *, fmt: Format, sig
         count, last = count + rows, tail
         digest.update(chunk.encode())
         yield chunk
-    manifest = _manifest(store, wanted, fmt=fmt, signer=signer, generated_at=generated_at,
-                         count=count, first=first, last=last, rows_sha256=digest.hexdigest())
-    yield _trailer(fmt, manifest)
+    signed = _manifest(store, wanted, fmt=fmt, signer=signer, generated_at=generated_at,
+                       count=count, first=first, last=last, rows_sha256=digest.hexdigest())
+    if manifest is not None:
+        manifest.update(signed)
+    yield _trailer(fmt, signed)
 
 
 Batch = tuple[str, int, dict[str, Any], dict[str, Any]]  # text, rows, first and last record
 
 
-def _batches(store: SqlAuditStore, wanted: AuditFilter, fmt: Format,
-             batch: int) -> Iterator[Batch]:
+def _batches(store: SqlAuditStore, wanted: AuditFilter, fmt: Format, batch: int, *,
+             span: tuple[int, int] | None = None) -> Iterator[Batch]:
     """SQLite renders the lines itself (``storage.sql_audit_lines``); a batch that needs
-    CSV escaping, and every PostgreSQL batch, is rendered from whole rows in Python."""
+    CSV escaping, and every PostgreSQL batch, is rendered from whole rows in Python.
+    ``span``: only ids ``first <= id <= last`` (one worker's share of a parallel export)."""
     when = _TimeText()
+    first_id, last_id = span if span is not None else (1, None)
     if not store.is_sqlite:
-        for rows in _chunked(store.stream_rows(wanted, batch=batch), batch):
+        rows_by_id = store.stream_rows(wanted, after_id=first_id - 1, batch=batch,
+                                       last_id=last_id)
+        for rows in _chunked(rows_by_id, batch):
             yield _from_rows(rows, fmt, when)
         return
-    for rendered in stream_bodies(store, wanted, fmt=fmt, batch=batch):
+    for rendered in stream_bodies(store, wanted, fmt=fmt, batch=batch, first_id=first_id,
+                                  last_id=last_id):
         text = csv_lines(rendered, when) if fmt == "csv" else json_lines(rendered, when)
         if text is None:
             rows = rows_between(store, wanted, rendered[0][0], rendered[-1][0])

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from json.encoder import encode_basestring
 from typing import Any
 
-from authgate.storage.sql_audit import FREE_TEXT_COLUMNS, INT_COLUMNS, ROW_COLUMNS
+from authgate.storage.sql_audit import INT_COLUMNS, ROW_COLUMNS
 
 #: exported columns: the stored row plus a readable UTC time after ``id``
 EXPORT_COLUMNS = ("id", "time", *ROW_COLUMNS[1:])
@@ -57,9 +57,6 @@ def json_line(row: Sequence[Any], when: _TimeText = iso_time) -> str:
     return _JSON_TEMPLATE % tuple(values)
 
 
-#: free text is quoted (and neutralised); what only authgate writes (digits, hex, the ISO
-#: time, enum values) is not
-_FREE_INDEXES = tuple(i for i, name in enumerate(EXPORT_COLUMNS) if name in FREE_TEXT_COLUMNS)
 CSV_HEADER = ",".join(EXPORT_COLUMNS) + "\r\n"
 
 
@@ -72,12 +69,12 @@ def csv_cell(text: str) -> str:
 
 
 def csv_line(row: Sequence[Any], when: _TimeText = iso_time) -> str:
-    """One RFC 4180 record with CRLF. Stored text never holds CR or LF (neutralised), so
-    one record is one physical line."""
+    """One RFC 4180 record with CRLF: integers bare, every text cell quoted and neutralised
+    (``csv_cell``). Stored text never holds CR or LF (neutralised), so one record is one
+    physical line."""
     values = export_values(row, when)
-    for i in _FREE_INDEXES:
-        values[i] = csv_cell(values[i])
-    return ",".join(map(str, values)) + "\r\n"
+    return ",".join([str(v) if type(v) is int else csv_cell(v if type(v) is str else str(v))
+                     for v in values]) + "\r\n"
 
 
 def csv_unescape(cell: str) -> str:
@@ -90,31 +87,26 @@ def row_from_export(values: dict[str, Any]) -> tuple[Any, ...]:
 
 
 # -- lines from database-rendered rows (``storage.sql_audit_lines``): the same text, fast ----
-#: the quotes around the free-text cells of a CSV body (``detail`` comes apart)
-_BODY_QUOTES = 2 * (len(FREE_TEXT_COLUMNS) - 1)
-#: a free-text cell that would need the formula escape: its opening quote follows a comma
-#: (inside a cell whose quotes are doubled, a quote is always followed by another)
+#: a cell that would need the formula escape: every text cell is quoted, and a quote inside
+#: a cell is always doubled, so ``,"`` followed by a formula start opens such a cell
 _FORMULA_CELL = re.compile(',"[' + re.escape("".join(sorted(FORMULA_START))) + ']')
 Rendered = Sequence[tuple[int, int, str, str, str]]  # (id, ts, mac, body, detail)
 
 
 def csv_lines(batch: Rendered, when: _TimeText = iso_time) -> str | None:
-    """``csv_line`` of every row of the batch, or None when a cell would need escaping (a
-    quote in a body cell, a formula start, a line break: the caller renders that batch with
-    ``csv_line``). With no quote inside a body cell, the quotes the database put around
-    each one are the only ones, so the counts and the pattern below are exact."""
-    rows = len(batch)
-    try:
-        quotes = "".join([r[3] for r in batch]).count('"')
-    except TypeError:  # a NULL (the schema forbids it): leave it to ``csv_line``
+    """``csv_line`` of every row of the batch, or None when the batch needs what only
+    ``csv_line`` does (the caller renders it so). The body is the JSON array of the columns
+    from ``v`` to ``request_id``: with no backslash in it no string needed escaping, so
+    each ``"text"`` is already its CSV cell and each integer its bare cell."""
+    bodies = "".join([r[3] for r in batch])
+    if "\\" in bodies or ",null" in bodies or "[null" in bodies:  # a NULL or a non-integer
         return None
-    if quotes != _BODY_QUOTES * rows:
-        return None
-    text = "".join([f'{rid},{when(ts)}{body},"{detail}",{mac}\r\n'
+    macs, details = "".join([r[2] for r in batch]), "".join([r[4] for r in batch])
+    if '"' in macs or any(c in text for c in "\r\n" for text in (macs, details)):
+        return None  # (JSON escapes a line break in the body; the time has none)
+    text = "".join([f'{rid},"{when(ts)}",{body[1:-1]},"{detail}","{mac}"\r\n'
                     for rid, ts, mac, body, detail in batch])
-    if text.count("\n") != rows or text.count("\r") != rows or _FORMULA_CELL.search(text):
-        return None
-    return text
+    return None if _FORMULA_CELL.search(text) else text
 
 
 def json_lines(batch: Rendered, when: _TimeText = iso_time) -> str:

@@ -165,13 +165,20 @@ def _seam(before: _State, st: _State, starts_range: bool) -> None:
 
 def _scan(rows: Any, keyring: Keyring, cps: VerifiedCheckpoints, registered: set[str],
           mid: bool) -> dict[str, _State]:
-    """Check every row ``(id, chain_id, seq, key_id, prev, mac, sealed text)`` of a span;
-    ``mid``: chains may begin before the span. The hot loop of a million-record check: the
-    MAC comes from a pre-keyed HMAC (``Keyring.keyed``) and is compared as bytes (a mac
-    column edited into non-ASCII text is damage to report, not a crash)."""
+    """Check every row ``(id, seq, mac, sealed text)`` of a span; ``mid``: chains may begin
+    before the span. The hot loop of a million-record check: chain, key and predecessor are
+    read from the sealed text (``chain.FIELDS`` order), the MAC comes from a pre-keyed HMAC
+    (``Keyring.keyed``) and is compared as bytes (a mac column edited into non-ASCII text is
+    damage to report, not a crash)."""
     keyed, anchors, heads = keyring.keyed, cps.anchors, cps.heads
     states: dict[str, _State] = {}
-    for rid, chain_id, seq, key_id, prev, mac, text in rows:
+    for rid, seq, mac, text in rows:
+        if text is None:  # a NULL in a sealed column (the schema forbids it)
+            raise RecordAltered("a sealed field is NULL", record_id=rid, seq=seq)
+        fields = text.split(SEP, 5)
+        if len(fields) < 6:
+            raise RecordAltered("sealed text is malformed", record_id=rid, seq=seq)
+        chain_id, key_id, prev = fields[1], fields[3], fields[4]
         st = states.get(chain_id)
         if st is None:
             st = states[chain_id] = _begin(rid, chain_id, seq, prev, anchors, mid)
@@ -179,7 +186,7 @@ def _scan(rows: Any, keyring: Keyring, cps: VerifiedCheckpoints, registered: set
         if base is None:
             raise UnknownKeyId(f"key id {key_id!r} is not configured", record_id=rid,
                                chain_id=chain_id, seq=seq)
-        if text is None or text.count(SEP) != SEPARATORS:  # a NULL, or a shifted field
+        if text.count(SEP) != SEPARATORS:  # a field holding the separator
             _bad_mac(rid, chain_id, seq, st.expected, chain_id in registered)
         digest = base.copy()
         digest.update(text.encode())

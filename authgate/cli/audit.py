@@ -141,11 +141,16 @@ def _report(trail: Any) -> None:
 @click.option("--event", default="")
 @click.option("--outcome", default="")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="File (default stdout).")
+@click.option("--jobs", type=click.IntRange(min=1), default=os.cpu_count() or 1,
+              show_default=True, help="Worker processes rendering the records.")
 @click.pass_context
 def export_command(ctx: click.Context, fmt: str, since: str | None, until: str | None,
-                   user: str, app: str, event: str, outcome: str, output: str | None) -> None:
-    """Stream matching records with a signed manifest; the export is itself audited."""
-    from authgate.audit.export import Format, export_event, stream_export
+                   user: str, app: str, event: str, outcome: str, output: str | None,
+                   jobs: int) -> None:
+    """Stream matching records with a signed manifest; the export is itself audited.
+    A file appears (mode 0600) only once it is complete."""
+    from authgate.audit.export import Format, export_event
+    from authgate.audit.export_parallel import write_export
 
     wanted = AuditFilter(since=_when(since), until=_when(until), username=user, host=app,
                          event=event, outcome=outcome)
@@ -155,14 +160,35 @@ def export_command(ctx: click.Context, fmt: str, since: str | None, until: str |
         store, signer = log.store, log.signer
         if not isinstance(store, SqlAuditStore) or signer is None:
             raise click.ClickException("exports need the SQL store and a signer")
-        chunks = stream_export(store, wanted, fmt=chosen, signer=signer,
-                               generated_at=datetime.now(UTC),
-                               batch=audit_settings(ctx.obj.settings).batch_size)
-        if output:
-            with open(output, "w", encoding="utf-8", newline="") as out:
-                out.writelines(chunks)
-        else:
-            sys.stdout.writelines(chunks)
+        with _export_target(output) as out:
+            try:
+                write_export(out, store, wanted, fmt=chosen, signer=signer,
+                             generated_at=datetime.now(UTC), jobs=jobs,
+                             batch=audit_settings(ctx.obj.settings).batch_size)
+            except AuditError as exc:
+                raise click.ClickException(f"export failed: {exc}") from exc
+
+
+@contextmanager
+def _export_target(output: str | None) -> Iterator[Any]:
+    """stdout, or a private temporary file beside ``output`` renamed over it on success
+    (a failed export leaves nothing that looks like one)."""
+    if not output:
+        sys.stdout.flush()
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    import tempfile
+
+    target = Path(output).resolve()
+    fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            yield out
+        os.replace(partial, target)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
 
 
 @audit_group.command("purge")

@@ -34,10 +34,6 @@ SEALED_COLUMNS = ("v", "chain_id", "seq", "key_id", "prev", "ts", "event", "outc
 ROW_COLUMNS = ("id", *SEALED_COLUMNS, "mac")
 #: the integer columns; every other column is text
 INT_COLUMNS = ("id", "v", "seq", "ts")
-#: text that requests, people or rules put there (quoted and neutralised in CSV exports);
-#: the other text columns hold only what authgate writes: hex, digits, enum values
-FREE_TEXT_COLUMNS = ("event", "reason", "username", "client_ip", "user_agent", "host", "path",
-                     "method", "rule_id", "request_id", "detail")
 _SEP = "\x1f"  # chain.SEP (storage knows nothing of the chain module)
 # S608 below: every SQL string is built from constants and the driver's placeholder; all
 # values are bound parameters.
@@ -172,9 +168,13 @@ class SqlAuditStore:
             last = rows[-1][0]
 
     def stream_rows(self, wanted: AuditFilter, *, after_id: int = 0, batch: int = 5000,
-                    descending: bool = False) -> Iterator[tuple[Any, ...]]:
-        """Rows ``ROW_COLUMNS`` matching ``wanted`` by id (keyset on id, never OFFSET)."""
+                    descending: bool = False, last_id: int | None = None,
+                    ) -> Iterator[tuple[Any, ...]]:
+        """Rows ``ROW_COLUMNS`` matching ``wanted`` by id (keyset on id, never OFFSET),
+        ascending up to ``last_id`` if given."""
         where, params = wanted.clauses(self.mark)
+        if last_id is not None:
+            where, params = [*where, f"id <= {self.mark}"], [*params, last_id]
         op, order = ("<", "DESC") if descending else (">", "ASC")
         sql = " AND ".join([f"id {op} {self.mark}", *where])
         sql = f"{_SELECT_ROW} WHERE {sql} ORDER BY id {order} LIMIT {int(batch)}"
@@ -184,12 +184,12 @@ class SqlAuditStore:
 
     def stream_sealed(self, *, first_id: int = 1, last_id: int | None = None,
                       batch: int = 5000) -> Iterator[tuple[Any, ...]]:
-        """``(id, chain_id, seq, key_id, prev, mac, canonical)`` for every row with
-        ``first_id <= id <= last_id``, in id order: what verification needs, with the sealed
-        text (``chain.canonical``'s form) rendered by the database, one value instead of
-        nineteen to decode per row."""
+        """``(id, seq, mac, canonical)`` for every row with ``first_id <= id <= last_id``, in
+        id order: what verification needs, with the sealed text (``chain.canonical``'s form,
+        which holds chain_id, key_id and prev too) rendered by the database: one value
+        instead of nineteen to decode per row."""
         m = self.mark
-        sql = (f"SELECT id, chain_id, seq, key_id, prev, mac, {self._canonical} "  # noqa: S608
+        sql = (f"SELECT id, seq, mac, {self._canonical} "  # noqa: S608
                f"FROM audit_events WHERE id > {m} AND id <= {m} ORDER BY id LIMIT {int(batch)}")
         end = 2**62 if last_id is None else last_id
         for rows in self.batches(sql, [end], after=first_id - 1, batch=batch):

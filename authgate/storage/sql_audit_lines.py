@@ -4,10 +4,10 @@ Decoding a row's 21 columns into Python objects costs more than an export's whol
 (300,000 rows/s), so SQLite renders each row's columns after ``id`` as one text in the
 layout of ``audit.records``, and the caller adds ``id`` and the readable time:
 
-* CSV: ``,v,chain_id,...,request_id`` (``||``: ``printf`` would stop at a NUL) with the
-  free-text cells quoted but not escaped, and
-  ``detail`` apart with its quotes doubled (it is JSON: it always has some); the caller
-  checks each batch and has ``audit.records`` render any batch that needs escaping.
+* CSV: ``json_array(v, ..., request_id)``, which is the CSV text of those cells wherever no
+  string needed escaping (a string is ``"text"``, an integer bare), and ``detail`` apart
+  with its quotes doubled (it is JSON: it always has some); the caller checks each batch
+  and has ``audit.records`` render any batch that needs what only it does.
 * JSON: ``json_object(...)`` of every column after ``id``, whose string escaping is
   Python's ``encode_basestring``.
 
@@ -21,11 +21,10 @@ from typing import Any, Literal
 
 from authgate.storage.sql_audit import (
     _SELECT_ROW,
-    FREE_TEXT_COLUMNS,
+    INT_COLUMNS,
     ROW_COLUMNS,
     AuditFilter,
     SqlAuditStore,
-    concat_sql,
 )
 
 Format = Literal["csv", "jsonl"]
@@ -40,26 +39,24 @@ def body_sql(fmt: Format) -> str:
     if fmt == "jsonl":
         body = "json_object(" + ", ".join(f"'{name}', {name}" for name in _RENDERED) + ")"
         return f"{body}, ''"
-    operands, literal = [], ""
-    for name in _CSV_BODY:  # adjacent literals merged: '","' between two quoted cells
-        quoted = name in FREE_TEXT_COLUMNS
-        operands += [f"'{literal},{chr(34) if quoted else ''}'", name]
-        literal = chr(34) if quoted else ""
-    if literal:
-        operands.append(f"'{literal}'")
-    return f"{concat_sql(operands)}, replace(detail, '\"', '\"\"')"
+    cells = [f"CASE typeof({n}) WHEN 'integer' THEN {n} END" if n in INT_COLUMNS else n
+             for n in _CSV_BODY]  # anything but an integer there reads as a bare null
+    return f"json_array({', '.join(cells)}), replace(detail, '\"', '\"\"')"
 
 
 def stream_bodies(store: SqlAuditStore, wanted: AuditFilter, *, fmt: Format,
-                  batch: int = 5000) -> Iterator[list[tuple[int, int, str, str, str]]]:
-    """Batches of ``(id, ts, mac, body, detail)`` for the rows matching ``wanted``, in id
-    order (keyset on id: constant memory)."""
+                  batch: int = 5000, first_id: int = 1, last_id: int | None = None,
+                  ) -> Iterator[list[tuple[int, int, str, str, str]]]:
+    """Batches of ``(id, ts, mac, body, detail)`` for the rows matching ``wanted`` with
+    ``first_id <= id <= last_id``, in id order (keyset on id: constant memory)."""
     if not store.is_sqlite:
         raise ValueError("database-rendered export lines are SQLite's (PostgreSQL: records)")
     where, params = wanted.clauses(store.mark)
     sql = (f"SELECT id, ts, mac, {body_sql(fmt)} FROM audit_events "  # noqa: S608
-           f"WHERE {' AND '.join(['id > ?', *where])} ORDER BY id LIMIT {int(batch)}")
-    return store.batches(sql, params, after=0, batch=batch)
+           f"WHERE {' AND '.join(['id > ?', 'id <= ?', *where])} ORDER BY id "
+           f"LIMIT {int(batch)}")
+    end = 2**62 if last_id is None else last_id
+    return store.batches(sql, [end, *params], after=first_id - 1, batch=batch)
 
 
 def rows_between(store: SqlAuditStore, wanted: AuditFilter, first_id: int,

@@ -51,7 +51,7 @@ def fill(log: AuditLog) -> None:
     for n, text in enumerate(RAW):  # past neutralise: as if edited in the database
         sql(engine, "UPDATE audit_events SET user_agent = :t, host = :t, reason = :t "
             "WHERE id = :id", t=text, id=3 + n)
-    for n in range(9):
+    for n in range(15):  # and clean again: more whole batches for the database
         log.record(event(200 + n))
 
 
