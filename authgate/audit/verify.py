@@ -168,9 +168,10 @@ def _scan(rows: Any, keyring: Keyring, cps: VerifiedCheckpoints, registered: set
     """Check every row ``(id, seq, mac, sealed text)`` of a span; ``mid``: chains may begin
     before the span. The hot loop of a million-record check: chain, key and predecessor are
     read from the sealed text (``chain.FIELDS`` order), the MAC comes from a pre-keyed HMAC
-    (``Keyring.keyed``); a mac column edited into non-ASCII text is damage to report, not a
+    (``chain.PrekeyedMac``); a mac column edited into non-ASCII text is damage to report, not a
     crash."""
-    keyed, anchors, heads = keyring.keyed, cps.anchors, cps.heads
+    macs = {kid: keyed.hexdigest for kid, keyed in keyring.keyed.items()}
+    anchors, heads = cps.anchors, cps.heads
     states: dict[str, _State] = {}
     for rid, seq, mac, text in rows:
         if text is None:  # a NULL in a sealed column (the schema forbids it)
@@ -182,16 +183,14 @@ def _scan(rows: Any, keyring: Keyring, cps: VerifiedCheckpoints, registered: set
         st = states.get(chain_id)
         if st is None:
             st = states[chain_id] = _begin(rid, chain_id, seq, prev, anchors, mid)
-        base = keyed.get(key_id)
-        if base is None:
+        mac_of = macs.get(key_id)
+        if mac_of is None:
             raise UnknownKeyId(f"key id {key_id!r} is not configured", record_id=rid,
                                chain_id=chain_id, seq=seq)
         if text.count(SEP) != SEPARATORS:  # a field holding the separator
             _bad_mac(rid, chain_id, seq, st.expected, chain_id in registered)
-        digest = base.copy()
-        digest.update(text.encode())
         try:
-            same = _SAME(digest.hexdigest(), mac)
+            same = _SAME(mac_of(text.encode()), mac)
         except TypeError:  # not ASCII text, or no text: no MAC authgate wrote
             same = False
         if not same:

@@ -239,3 +239,17 @@ def test_a_sealed_field_holding_the_separator_is_refused(engine: Engine, audit_l
         f"({', '.join(':' + n for n in names)})", **params)
     with pytest.raises(RecordAltered):
         check(audit_log, keyring, trusted)
+
+
+@pytest.mark.parametrize("key_length", [0, 1, 32, 63, 64, 65, 200])
+def test_prekeyed_mac_is_hmac_sha256(key_length: int) -> None:
+    """The chain's MAC (RFC 2104 from pre-keyed states) is exactly HMAC-SHA256."""
+    import os
+
+    from authgate.audit.chain import PrekeyedMac
+
+    key = os.urandom(key_length)
+    mac = PrekeyedMac(key)
+    for message in (b"", b"a", os.urandom(63), os.urandom(64), os.urandom(340),
+                    os.urandom(5000)):
+        assert mac.hexdigest(message) == hmac.new(key, message, "sha256").hexdigest()
