@@ -90,7 +90,7 @@ def row_from_export(values: dict[str, Any]) -> tuple[Any, ...]:
 #: a cell that would need the formula escape: every text cell is quoted, and a quote inside
 #: a cell is always doubled, so ``,"`` followed by a formula start opens such a cell
 _FORMULA_CELL = re.compile(',"[' + re.escape("".join(sorted(FORMULA_START))) + ']')
-Rendered = Sequence[tuple[int, int, str, str, str]]  # (id, ts, mac, body, detail)
+Rendered = Sequence[tuple[Any, ...]]  # (id, ts, mac, body, detail); JSON lines: detail ''
 
 
 def csv_lines(batch: Rendered, when: _TimeText = iso_time) -> str | None:
@@ -98,10 +98,12 @@ def csv_lines(batch: Rendered, when: _TimeText = iso_time) -> str | None:
     ``csv_line`` does (the caller renders it so). The body is the JSON array of the columns
     from ``v`` to ``request_id``: with no backslash in it no string needed escaping, so
     each ``"text"`` is already its CSV cell and each integer its bare cell."""
-    bodies = "".join([r[3] for r in batch])
+    try:
+        bodies, macs, details = ("".join([r[i] for r in batch]) for i in (3, 2, 4))
+    except TypeError:  # a NULL mac or detail (the schema forbids them): ``csv_line``'s
+        return None
     if "\\" in bodies or ",null" in bodies or "[null" in bodies:  # a NULL or a non-integer
         return None
-    macs, details = "".join([r[2] for r in batch]), "".join([r[4] for r in batch])
     if '"' in macs or any(c in text for c in "\r\n" for text in (macs, details)):
         return None  # (JSON escapes a line break in the body; the time has none)
     text = "".join([f'{rid},"{when(ts)}",{body[1:-1]},"{detail}","{mac}"\r\n'

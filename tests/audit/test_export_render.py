@@ -119,3 +119,14 @@ def test_awkward_export_verifies_offline(tmp_path: Path, sqlite_log: AuditLog,
                     newline="")
     done = verify_export(path, trusted=trusted, chain_keys=keyring.keys)
     assert done.count == len(AWKWARD) and done.macs_checked
+
+
+def test_a_null_in_a_rendered_cell_takes_the_reference_path(sqlite_log: AuditLog) -> None:
+    """NULLs cannot be written (NOT NULL); a schema edited to allow them still exports."""
+    from authgate.audit.records import csv_lines
+
+    rows = [(1, 1_767_225_600_000_000, None, '[1,"c",1]', "{}"),
+            (2, 1_767_225_600_000_001, "ab" * 32, '[1,"c",2]', None),
+            (3, 1_767_225_600_000_002, "ab" * 32, '[null,"c",3]', "{}")]
+    for row in rows:
+        assert csv_lines([row]) is None
