@@ -20,7 +20,7 @@ run: $(VENV)/.installed
 ## test: install what the tests need (apt as root, pip) and run the whole suite
 test: $(VENV)/.installed
 	./scripts/install-system-deps.sh
-	$(BIN)/ruff check authgate
+	$(BIN)/ruff check authgate tests
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 

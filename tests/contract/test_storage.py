@@ -104,7 +104,8 @@ def test_audit_append_and_query(engine: Engine) -> None:
 def test_audit_query_streams_in_batches(engine: Engine) -> None:
     store = SqlAuditStore(engine)
     for i in range(2345):
-        store.append(AuditEvent(event="e", outcome=Outcome.INFO, time=T0 + timedelta(microseconds=i)))
+        store.append(AuditEvent(event="e", outcome=Outcome.INFO,
+                                time=T0 + timedelta(microseconds=i)))
     assert sum(1 for _ in store.query()) == 2345
 
 

@@ -170,7 +170,8 @@ def test_user_sees_and_ends_other_sessions(mfa, client, services) -> None:  # ty
 
     mfa.enrol_totp(mfa.issue_code())
     other = services.sessions.start(services.directory.lookup("alice"), level=Level.MFA,
-                                    client_ip="10.1.1.1", user_agent="Mozilla/5.0 (Windows NT 10.0) Firefox/128.0")
+                                    client_ip="10.1.1.1",
+                                    user_agent="Mozilla/5.0 (Windows NT 10.0) Firefox/128.0")
     page = client.get("/account").get_data(as_text=True)
     assert "Firefox on Windows" in page and "10.1.1.1" in page
     r = mfa.post("/account/sessions/end-others", page)

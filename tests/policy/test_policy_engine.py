@@ -882,10 +882,7 @@ def test_subject_is_frozen_and_anonymous_flag():
     assert ipaddress.ip_address("10.1.2.3") == subject().ip
 
 
-import pytest as _pytest
-
-
-@_pytest.mark.parametrize("path", [
+@pytest.mark.parametrize("path", [
     "/public/..%2fforbidden/secret", "/public/..%2Fforbidden", "/public/%5c..%5cforbidden",
     "/public/..;/forbidden/secret", "/public/.;/x", "/public/%252e%252e/forbidden",
     "/public/x%00.html",

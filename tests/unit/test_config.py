@@ -29,7 +29,8 @@ def test_all_problems_reported_with_paths() -> None:
     })
     joined = "\n".join(problems)
     for expected in ("mode: must be one of", "server.bogus: unknown key",
-                     "server.max_form_bytes: expected a int", "session.idle_timeout: not a duration",
+                     "server.max_form_bytes: expected a int",
+                     "session.idle_timeout: not a duration",
                      "storage.url: expected a string", "directory.backend: must be one of",
                      "server.trusted_proxies[0]: not a CIDR", "secrets.session_key: missing"):
         assert expected in joined, f"{expected!r} not in {joined}"

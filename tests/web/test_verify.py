@@ -80,7 +80,8 @@ def test_forged_or_malformed_cookie_is_anonymous(client, cookie: str) -> None:  
     {"X-Original-URI": "/x", "X-Forwarded-Proto": "http", "X-Forwarded-Host": "localhost",
      "X-Original-Method": "BREW"},
 ])
-def test_missing_or_bad_forwarded_headers_refused_and_audited(client, auth, services, headers) -> None:  # type: ignore[no-untyped-def]
+def test_missing_or_bad_forwarded_headers_refused_and_audited(  # type: ignore[no-untyped-def]
+        client, auth, services, headers) -> None:
     auth.login()
     r = client.get("/verify", headers=headers)
     assert r.status_code == 403
