@@ -29,7 +29,7 @@ from authgate.audit.records import (
 )
 from authgate.model import AuditEvent, Outcome
 from authgate.storage.sql_audit import AuditFilter, SqlAuditStore
-from authgate.storage.sql_audit_lines import rows_between, stream_bodies
+from authgate.storage.sql_audit_lines import stream_bodies
 
 Format = Literal["csv", "jsonl"]
 MANIFEST_TYPE = "authgate-audit-manifest"
@@ -82,24 +82,25 @@ Batch = tuple[str, int, dict[str, Any], dict[str, Any]]  # text, rows, first and
 
 
 def _batches(store: SqlAuditStore, wanted: AuditFilter, fmt: Format, batch: int, *,
-             span: tuple[int, int] | None = None) -> Iterator[Batch]:
+             span: tuple[int, int | None] = (1, None)) -> Iterator[Batch]:
     """SQLite renders the lines itself (``storage.sql_audit_lines``); a batch that needs
     CSV escaping, and every PostgreSQL batch, is rendered from whole rows in Python.
     ``span``: only ids ``first <= id <= last`` (one worker's share of a parallel export)."""
     when = _TimeText()
-    first_id, last_id = span if span is not None else (1, None)
+    first_id, last_id = span
     if not store.is_sqlite:
-        rows_by_id = store.stream_rows(wanted, after_id=first_id - 1, batch=batch,
-                                       last_id=last_id)
-        for rows in _chunked(rows_by_id, batch):
+        for rows in store.row_batches(wanted, after_id=first_id - 1, batch=batch,
+                                      last_id=last_id):
             yield _from_rows(rows, fmt, when)
         return
     for rendered in stream_bodies(store, wanted, fmt=fmt, batch=batch, first_id=first_id,
                                   last_id=last_id):
         text = csv_lines(rendered, when) if fmt == "csv" else json_lines(rendered, when)
-        if text is None:
-            rows = rows_between(store, wanted, rendered[0][0], rendered[-1][0])
-            if rows:  # (a retention purge may have taken them meanwhile)
+        if text is None:  # the same rows, whole (a retention purge may have taken them)
+            rows = [row for rows in store.row_batches(wanted, after_id=rendered[0][0] - 1,
+                                                      last_id=rendered[-1][0], batch=batch)
+                    for row in rows]
+            if rows:
                 yield _from_rows(rows, fmt, when)
             continue
         yield (text, len(rendered), _ends(rendered[0][0], rendered[0][2]),
@@ -110,17 +111,6 @@ def _from_rows(rows: list[tuple[Any, ...]], fmt: Format, when: _TimeText) -> Bat
     line = csv_line if fmt == "csv" else _json_record
     return ("".join([line(row, when) for row in rows]), len(rows),
             _ends(rows[0][0], rows[0][-1]), _ends(rows[-1][0], rows[-1][-1]))
-
-
-def _chunked(rows: Iterator[tuple[Any, ...]], size: int) -> Iterator[list[tuple[Any, ...]]]:
-    chunk: list[tuple[Any, ...]] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def _ends(record_id: int, mac: str) -> dict[str, Any]:

@@ -24,18 +24,19 @@ from typing import Any, BinaryIO
 from authgate.audit.checkpoints import Signer
 from authgate.audit.errors import AuditError
 from authgate.audit.export import Format, _batches, _manifest, _trailer, stream_export
+from authgate.audit.parallel import id_spans
 from authgate.audit.records import CSV_HEADER
 from authgate.storage.sql_audit import AuditFilter, SqlAuditStore
 
 _COPY = 1 << 20
-Span = tuple[int, int]
+Span = tuple[int, int | None]
 
 
 def write_export(out: BinaryIO, store: SqlAuditStore, wanted: AuditFilter, *, fmt: Format,
                  signer: Signer, generated_at: datetime, batch: int = 5000,
                  jobs: int = 1) -> int:
     """Write the export (records, then the signed manifest) to ``out``; the record count."""
-    spans = _spans(store, wanted, jobs)
+    spans = id_spans(store, since=wanted.since, until=wanted.until, jobs=jobs)
     if len(spans) <= 1:
         manifest: dict[str, Any] = {}
         for chunk in stream_export(store, wanted, fmt=fmt, signer=signer,
@@ -60,24 +61,6 @@ def write_export(out: BinaryIO, store: SqlAuditStore, wanted: AuditFilter, *, fm
 def _emit(out: BinaryIO, digest: Any, data: bytes) -> None:
     digest.update(data)
     out.write(data)
-
-
-def _spans(store: SqlAuditStore, wanted: AuditFilter, jobs: int) -> list[Span]:
-    """Equal id spans over the records that can match (the time filter narrows them)."""
-    lo, hi = store.id_span(*_micros(wanted))
-    top = store.fetch("SELECT MAX(id) FROM audit_events")[0][0] or 0
-    hi = top if hi is None else min(hi, top)
-    if jobs <= 1 or hi < lo:
-        return [(lo, hi)]
-    step = max(1, (hi - lo + jobs) // jobs)
-    return [(a, min(hi, a + step - 1)) for a in range(lo, hi + 1, step)]
-
-
-def _micros(wanted: AuditFilter) -> tuple[int | None, int | None]:
-    from authgate.storage.timeconv import to_micros
-
-    return (to_micros(wanted.since) if wanted.since else None,
-            to_micros(wanted.until) if wanted.until else None)
 
 
 def _run_parts(store: SqlAuditStore, wanted: AuditFilter, fmt: Format, batch: int,

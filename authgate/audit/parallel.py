@@ -1,10 +1,15 @@
-"""Run a function over parts in forked worker processes (verification of 1,000,000+ records
-is CPU-bound: the MAC of each record, and decoding its columns)."""
+"""Run a function over parts in forked worker processes (verifying or exporting 1,000,000+
+records is CPU-bound: the MAC of each record, and decoding its columns), and split the
+records into such parts."""
 from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
+
+from authgate.storage.sql_audit import SqlAuditStore
+from authgate.storage.timeconv import to_micros
 
 T = TypeVar("T")
 _TASK: Callable[[Any], Any] | None = None
@@ -28,3 +33,18 @@ def parallel_map(task: Callable[[Any], T], parts: Sequence[Any], *, jobs: int) -
             return pool.map(_run, parts, chunksize=1)
     finally:
         _TASK = None
+
+
+def id_spans(store: SqlAuditStore, *, since: datetime | None, until: datetime | None,
+             jobs: int) -> list[tuple[int, int | None]]:
+    """The ids of the records with ``since <= ts < until`` in up to ``jobs`` equal spans
+    ``(first, last)``; one span (``last`` None: to the end) when there is nothing to split."""
+    lo, hi = store.id_span(to_micros(since) if since else None,
+                           to_micros(until) if until else None)
+    if jobs <= 1:
+        return [(lo, hi)]
+    top = hi if hi is not None else int(store.fetch("SELECT MAX(id) FROM audit_events")[0][0]
+                                        or 0)
+    step = max(1, (top - lo + jobs) // jobs)
+    bounds = [(lo + i * step, min(top, lo + (i + 1) * step - 1)) for i in range(jobs)]
+    return [(a, b) for a, b in bounds if a <= b] or [(lo, hi)]

@@ -35,9 +35,8 @@ from authgate.audit.errors import (
     RecordUnsealed,
     UnknownKeyId,
 )
-from authgate.audit.parallel import parallel_map
+from authgate.audit.parallel import id_spans, parallel_map
 from authgate.storage.sql_audit import SqlAuditStore
-from authgate.storage.timeconv import to_micros
 
 _SAME = hmac.compare_digest
 
@@ -91,10 +90,8 @@ def verify_store(store: SqlAuditStore, *, keyring: Keyring, trusted: TrustedKeys
     cps = verify_checkpoints(store.checkpoints(), trusted=trusted)
     registered = store.registered_chains()
     ranged = since is not None or until is not None
-    lo, hi = store.id_span(to_micros(since) if since else None,
-                           to_micros(until) if until else None)
     job = _Job(store, keyring, cps, registered, batch)
-    spans = _split(store, lo, hi, jobs)
+    spans = id_spans(store, since=since, until=until, jobs=jobs)
     parts = parallel_map(job, [(a, b, ranged or i > 0) for i, (a, b) in enumerate(spans)],
                          jobs=len(spans))
     states = _join(parts, cps, ranged)
@@ -116,17 +113,6 @@ class _Job:
         lo, hi, mid = span
         rows = self.store.stream_sealed(first_id=lo, last_id=hi, batch=self.batch)
         return _scan(rows, self.keyring, self.cps, self.registered, mid)
-
-
-def _split(store: SqlAuditStore, lo: int, hi: int | None,
-           jobs: int) -> list[tuple[int, int | None]]:
-    if jobs <= 1:
-        return [(lo, hi)]
-    top = hi if hi is not None else int(store.fetch("SELECT MAX(id) FROM audit_events")[0][0]
-                                        or 0)
-    step = max(1, (top - lo + jobs) // jobs)
-    bounds = [(lo + i * step, min(top, lo + (i + 1) * step - 1)) for i in range(jobs)]
-    return [(a, b) for a, b in bounds if a <= b] or [(lo, hi)]
 
 
 def _join(parts: list[dict[str, _State]], cps: VerifiedCheckpoints,
@@ -274,7 +260,10 @@ def _finish(st: _State | None, chain_id: str, cps: VerifiedCheckpoints,
                          max(0, last - newest) if count else 0)
 
 
+_EVENT = FIELDS.index("event")
+
+
 def _event_of(text: str) -> str:
     """The ``event`` field of a sealed text (``chain.FIELDS`` order)."""
-    fields = text.split(SEP, FIELDS.index("event") + 1)
-    return fields[FIELDS.index("event")] if len(fields) > FIELDS.index("event") else ""
+    fields = text.split(SEP, _EVENT + 1)
+    return fields[_EVENT] if len(fields) > _EVENT else ""

@@ -34,7 +34,6 @@ SEALED_COLUMNS = ("v", "chain_id", "seq", "key_id", "prev", "ts", "event", "outc
 ROW_COLUMNS = ("id", *SEALED_COLUMNS, "mac")
 #: the integer columns; every other column is text
 INT_COLUMNS = ("id", "v", "seq", "ts")
-_SEP = "\x1f"  # chain.SEP (storage knows nothing of the chain module)
 # S608 below: every SQL string is built from constants and the driver's placeholder; all
 # values are bound parameters.
 _SELECT_ROW = f"SELECT {', '.join(ROW_COLUMNS)} FROM audit_events"  # noqa: S608
@@ -72,13 +71,12 @@ class AuditFilter:
         return out
 
 
-def concat_sql(parts: Sequence[str], *, sep: str = "") -> str:
-    """SQLite ``||`` over ``parts``, in groups of four (one long chain copies its growing
-    result at every step). Unlike ``printf``, ``||`` keeps every byte of a value (a NUL
-    too) and is NULL when any value is NULL."""
-    glue = f" || {sep} || " if sep else " || "
-    groups = [glue.join(parts[i:i + 4]) for i in range(0, len(parts), 4)]
-    return glue.join(f"({g})" for g in groups)
+def _joined_sql(parts: Sequence[str], sep: str) -> str:
+    """SQLite ``||`` over ``parts`` with ``sep`` between, in groups of four (one long chain
+    copies its growing result at every step). Unlike ``printf``, ``||`` keeps every byte of
+    a value (a NUL too) and is NULL when any value is NULL."""
+    glue = f" || {sep} || "
+    return glue.join(f"({glue.join(parts[i:i + 4])})" for i in range(0, len(parts), 4))
 
 
 def canonical_sql(*, sqlite: bool) -> str:
@@ -86,7 +84,7 @@ def canonical_sql(*, sqlite: bool) -> str:
     A NULL never reads as the empty text: SQLite's ``||`` makes the whole text NULL, and
     PostgreSQL's ``concat_ws`` drops the separator, which the verifier counts."""
     if sqlite:
-        return concat_sql(SEALED_COLUMNS, sep="char(31)")
+        return _joined_sql(SEALED_COLUMNS, "char(31)")
     return f"concat_ws(chr(31), {', '.join(SEALED_COLUMNS)})"
 
 
@@ -167,11 +165,11 @@ class SqlAuditStore:
                 return
             last = rows[-1][0]
 
-    def stream_rows(self, wanted: AuditFilter, *, after_id: int = 0, batch: int = 5000,
+    def row_batches(self, wanted: AuditFilter, *, after_id: int = 0, batch: int = 5000,
                     descending: bool = False, last_id: int | None = None,
-                    ) -> Iterator[tuple[Any, ...]]:
-        """Rows ``ROW_COLUMNS`` matching ``wanted`` by id (keyset on id, never OFFSET),
-        ascending up to ``last_id`` if given."""
+                    ) -> Iterator[list[tuple[Any, ...]]]:
+        """Rows ``ROW_COLUMNS`` matching ``wanted``, a batch at a time by id (keyset, never
+        OFFSET), ascending up to ``last_id`` if given."""
         where, params = wanted.clauses(self.mark)
         if last_id is not None:
             where, params = [*where, f"id <= {self.mark}"], [*params, last_id]
@@ -179,7 +177,13 @@ class SqlAuditStore:
         sql = " AND ".join([f"id {op} {self.mark}", *where])
         sql = f"{_SELECT_ROW} WHERE {sql} ORDER BY id {order} LIMIT {int(batch)}"
         last = after_id if after_id or not descending else 2**62
-        for rows in self.batches(sql, params, after=last, batch=batch):
+        return self.batches(sql, params, after=last, batch=batch)
+
+    def stream_rows(self, wanted: AuditFilter, *, after_id: int = 0, batch: int = 5000,
+                    descending: bool = False) -> Iterator[tuple[Any, ...]]:
+        """``row_batches``, a row at a time."""
+        for rows in self.row_batches(wanted, after_id=after_id, batch=batch,
+                                     descending=descending):
             yield from rows
 
     def stream_sealed(self, *, first_id: int = 1, last_id: int | None = None,

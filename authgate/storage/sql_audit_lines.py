@@ -17,10 +17,9 @@ awkward. PostgreSQL exports are rendered by ``audit.records`` throughout.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Literal
 
 from authgate.storage.sql_audit import (
-    _SELECT_ROW,
     INT_COLUMNS,
     ROW_COLUMNS,
     AuditFilter,
@@ -57,13 +56,3 @@ def stream_bodies(store: SqlAuditStore, wanted: AuditFilter, *, fmt: Format,
            f"LIMIT {int(batch)}")
     end = 2**62 if last_id is None else last_id
     return store.batches(sql, [end, *params], after=first_id - 1, batch=batch)
-
-
-def rows_between(store: SqlAuditStore, wanted: AuditFilter, first_id: int,
-                 last_id: int) -> list[tuple[Any, ...]]:
-    """The whole stored rows (``ROW_COLUMNS``) of one batch, for rendering in Python."""
-    where, params = wanted.clauses(store.mark)
-    m = store.mark
-    sql = (f"{_SELECT_ROW} WHERE {' AND '.join([f'id >= {m}', f'id <= {m}', *where])} "
-           "ORDER BY id")
-    return store.fetch(sql, [first_id, last_id, *params])

@@ -62,18 +62,18 @@ def test_a_parallel_export_verifies_offline(tmp_path: Path, audit_log: AuditLog,
     assert verify_export(path, trusted=trusted, chain_keys=keyring.keys).count == 25
 
 
-def failing_batches(*args, span=None, **kw):  # type: ignore[no-untyped-def]
+def failing_batches(*args, span=(1, None), **kw):  # type: ignore[no-untyped-def]
     from authgate.audit.export import _batches
 
-    if span is not None and span[0] > 1:
+    if span[0] > 1:
         raise RuntimeError("disk full")
     yield from _batches(*args, span=span, **kw)
 
 
-def dying_batches(*args, span=None, **kw):  # type: ignore[no-untyped-def]
+def dying_batches(*args, span=(1, None), **kw):  # type: ignore[no-untyped-def]
     from authgate.audit.export import _batches
 
-    if span is not None and span[0] > 1:
+    if span[0] > 1:
         os._exit(9)
     yield from _batches(*args, span=span, **kw)
 

@@ -95,7 +95,7 @@ def test_the_clean_path_and_the_fallback_both_run(sqlite_log: AuditLog,
 
     fill(sqlite_log)
     calls = {"rendered": 0, "fallback": 0}
-    real_lines, real_rows = export_module.csv_lines, export_module.rows_between
+    real_lines = export_module.csv_lines
 
     def counting_lines(batch, when):  # type: ignore[no-untyped-def]
         text = real_lines(batch, when)
@@ -103,7 +103,6 @@ def test_the_clean_path_and_the_fallback_both_run(sqlite_log: AuditLog,
         return text
 
     monkeypatch.setattr(export_module, "csv_lines", counting_lines)
-    monkeypatch.setattr(export_module, "rows_between", real_rows)
     export(sqlite_log, "csv", rendered=True, batch=5)
     assert calls["rendered"] >= 2 and calls["fallback"] >= 2, calls
 
