@@ -6,7 +6,8 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, Request, Response
+from flask import Flask, Request, Response, current_app
+from flask import request as current_request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 from flask_wtf.csrf import CSRFProtect
 
@@ -14,6 +15,8 @@ from authgate.config import Settings, load_settings
 from authgate.services import Services, build_services
 
 csrf = CSRFProtect()
+#: the forward-auth endpoint: no signed-cookie session, no CSRF check (a GET, changes nothing)
+VERIFY_PATH = "/verify"
 
 
 class _PageSessionInterface(SecureCookieSessionInterface):
@@ -21,14 +24,12 @@ class _PageSessionInterface(SecureCookieSessionInterface):
     forward-auth endpoint never needs it, so it is neither parsed nor written there."""
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if request.path == "/verify":
+        if request.path == VERIFY_PATH:
             return self.session_class()
         return super().open_session(app, request)
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
-        from flask import request
-
-        if request.path != "/verify":
+        if current_request.path != VERIFY_PATH:
             super().save_session(app, session, response)
 
 
@@ -111,9 +112,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 def _check_csrf() -> None:
     """Flask-WTF's own check, minus its cost on the forward-auth hot path: ``/verify`` is
     exempt anyway (a GET from the proxy; it changes nothing)."""
-    from flask import current_app, request
-
-    if request.path != "/verify" and current_app.config["WTF_CSRF_ENABLED"]:
+    if current_request.path != VERIFY_PATH and current_app.config["WTF_CSRF_ENABLED"]:
         csrf.protect(apply_exemptions=True)
 
 
