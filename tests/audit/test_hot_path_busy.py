@@ -108,23 +108,31 @@ def test_busy_past_the_limit_fails_closed_and_the_chain_stays_whole(
 def test_hot_path_connections_never_return_to_the_pool(log: AuditLog,
                                                        sqlite_engine: Engine) -> None:
     """The hot path's connections wait in Python (busy_timeout 0); the pool's keep
-    SQLite's own limit, which every SQLAlchemy user relies on."""
-    for n in range(3):
-        log.record(event(n))
-    fastpath.connections_for(sqlite_engine).discard()  # even a discarded one stays out
-    for _ in range(3):
-        with sqlite_engine.connect() as conn:
-            timeout = conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one()
-        assert timeout == SQLITE_BUSY_TIMEOUT_MS
+    SQLite's own limit, which every SQLAlchemy user relies on. A thread that ends (a
+    gthread worker's) drops its connection without discarding it: it must not come back."""
+    import gc
+
+    thread = threading.Thread(target=lambda: [log.record(event(n)) for n in range(3)])
+    thread.start()
+    thread.join()
+    del thread
+    gc.collect()
+    held = [sqlite_engine.connect() for _ in range(3)]  # more than were ever pooled
+    try:
+        for conn in held:
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one() \
+                == SQLITE_BUSY_TIMEOUT_MS
+    finally:
+        for conn in held:
+            conn.close()
 
 
 def test_session_lookup_and_audit_append_share_one_connection(sqlite_engine: Engine) -> None:
     from authgate.storage.sql_sessions import SqlSessionStore
 
-    SqlSessionStore(sqlite_engine).get("0" * 64)
-    store = SqlAuditStore(sqlite_engine)
-    appender = store.appender()
-    assert appender._fast is fastpath.connections_for(sqlite_engine)  # noqa: SLF001
+    sessions = SqlSessionStore(sqlite_engine)
+    appender = SqlAuditStore(sqlite_engine).appender()
+    assert sessions._fast is appender._fast is fastpath.connections_for(sqlite_engine)  # noqa: SLF001
     other = make_engine(f"sqlite:///{sqlite_engine.url.database}")
     assert fastpath.connections_for(other) is not appender._fast  # noqa: SLF001
     other.dispose()
