@@ -1,24 +1,35 @@
 """The keyed hash chain (ASVS 7.3.3): canonical form and MAC of one record.
 
-``mac = HMAC-SHA256(K, v␟chain_id␟seq␟key_id␟prev␟ts␟event␟…␟detail)``
-with ␟ = U+001F and the fields in ``FIELDS`` order; ``prev`` is the MAC of the chain's
-previous record (64 zeros for the first). Control characters never reach a stored field
-(``model.neutralise``; ``detail`` is ASCII JSON), so the separator is unambiguous, and a
-verifier rejects any record whose canonical form does not have exactly ``len(FIELDS) - 1``
-separators: no field-shifting between columns. ``K`` is derived from ``secrets.audit_key``
-and never stored; ``key_id`` names it so rotated keys keep old records verifiable.
+``mac = HMAC-SHA256(K, canonical(v, chain_id, seq, key_id, prev, ts, event, …, detail))``
+over the fields in ``FIELDS`` order; ``prev`` is the MAC of the chain's previous record (64
+zeros for the first). The canonical form is the record's format version ``v``:
+
+* **2** (written now): the fields as a compact JSON array, UTF-8, integers bare, strings
+  escaped as JSON escapes them (``"``, ``\\`` and control characters only). It is exactly
+  the text SQLite's ``json_array`` renders, so a verifier has the database render it (one
+  value per row instead of nineteen); JSON is self-delimiting and tells ``5`` from ``"5"``
+  and NULL from text, so no edit can keep the text and change a field.
+* **1** (records written before): the fields as text joined by U+001F. Control characters
+  never reach a stored field (``model.neutralise``), so a verifier rejects a v1 record
+  whose text does not have exactly ``len(FIELDS) - 1`` separators: no field-shifting.
+
+``K`` is derived from ``secrets.audit_key`` and never stored; ``key_id`` names it so
+rotated keys keep old records verifiable.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from authgate.audit.errors import AuditKeyMissing
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+JSON_FORMAT = 2  # ``v`` of the JSON canonical form; any other ``v`` is read as version 1
 SEP = "\x1f"
+SEP_BYTE = SEP.encode()
 GENESIS = "0" * 64
 FIELDS = ("v", "chain_id", "seq", "key_id", "prev", "ts", "event", "outcome", "reason",
           "username", "client_ip", "user_agent", "host", "path", "method", "rule_id",
@@ -27,14 +38,25 @@ SEPARATORS = len(FIELDS) - 1
 _LABEL = b"authgate audit chain v1"
 
 
-def canonical(values: Sequence[object]) -> str:
-    """The canonical text of a record's sealed fields (in ``FIELDS`` order)."""
-    return SEP.join(map(str, values))
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
+
+
+def canonical(values: Sequence[object]) -> bytes:
+    """The canonical bytes of a record's sealed fields (in ``FIELDS`` order), in the form
+    its ``v`` (``values[0]``) names."""
+    if values[0] == JSON_FORMAT:
+        return _JSON.encode(list(values)).encode()
+    return SEP.join(map(str, values)).encode()
+
+
+def well_formed(values: Sequence[object], text: bytes) -> bool:
+    """False for a version 1 text with a separator inside a field (see the module)."""
+    return values[0] == JSON_FORMAT or text.count(SEP_BYTE) == SEPARATORS
 
 
 def seal(key: bytes, values: Sequence[object]) -> str:
     """The record's MAC (hex)."""
-    return hmac.digest(key, canonical(values).encode(), "sha256").hex()
+    return hmac.digest(key, canonical(values), "sha256").hex()
 
 
 _BLOCK = 64  # SHA-256's block size
@@ -69,7 +91,7 @@ class PrekeyedMac:
 
 def seal_with(keyed: PrekeyedMac, values: Sequence[object]) -> str:
     """``seal`` with a pre-keyed MAC (``Keyring.keyed``)."""
-    return keyed.hexdigest(canonical(values).encode())
+    return keyed.hexdigest(canonical(values))
 
 
 def derive_key(secret: str) -> bytes:
@@ -121,9 +143,9 @@ def check_row(keys: Mapping[str, bytes], values: Sequence[object], mac: str) -> 
     text = canonical(values)
     key = keys.get(str(values[3]))
     if key is None:
-        return RecordCheck(False, text.count(SEP) == SEPARATORS, False)
-    ok = hmac.compare_digest(hmac.digest(key, text.encode(), "sha256").hex(), mac)
-    return RecordCheck(ok, text.count(SEP) == SEPARATORS, True)
+        return RecordCheck(False, well_formed(values, text), False)
+    ok = hmac.compare_digest(hmac.digest(key, text, "sha256").hex(), mac)
+    return RecordCheck(ok, well_formed(values, text), True)
 
 
 def link_digest(text: str) -> str:

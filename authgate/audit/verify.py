@@ -13,11 +13,12 @@ checkpoint saw (``truncated``), a chain gone (``chain_deleted``), a record outsi
 from __future__ import annotations
 
 import hmac
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from authgate.audit.chain import FIELDS, GENESIS, SEP, SEPARATORS, Keyring
+from authgate.audit.chain import FIELDS, GENESIS, SEP, SEP_BYTE, SEPARATORS, Keyring
 from authgate.audit.checkpoints import (
     Checkpoint,
     TrustedKeys,
@@ -68,12 +69,12 @@ class _State:
     """Where one chain stands during the pass."""
 
     __slots__ = ("chain_id", "expected", "prev", "count", "first", "first_id", "first_prev",
-                 "last_text", "gap")
+                 "last", "gap")
 
     def __init__(self, chain_id: str, seq: int, prev: str | None) -> None:
         self.chain_id, self.expected, self.prev = chain_id, seq + 1, prev
         self.count, self.first, self.first_id, self.first_prev = 0, 0, 0, ""
-        self.last_text = ""  # the sealed text of the chain's last record so far
+        self.last = b""  # the sealed bytes of the chain's last record so far
         #: a record ahead of its place: (id, seq, at the head?); the chain's next record
         #: tells a deletion (it comes later still) from a reordering (it fills the gap)
         self.gap: tuple[int, int, bool] | None = None
@@ -151,21 +152,15 @@ def _seam(before: _State, st: _State, starts_range: bool) -> None:
 
 def _scan(rows: Any, keyring: Keyring, cps: VerifiedCheckpoints, registered: set[str],
           mid: bool) -> dict[str, _State]:
-    """Check every row ``(id, seq, mac, sealed text)`` of a span; ``mid``: chains may begin
-    before the span. The hot loop of a million-record check: chain, key and predecessor are
-    read from the sealed text (``chain.FIELDS`` order), the MAC comes from a pre-keyed HMAC
-    (``chain.PrekeyedMac``); a mac column edited into non-ASCII text is damage to report, not a
-    crash."""
+    """Check every row ``(id, seq, mac, chain_id, key_id, prev, sealed)`` of a span (``mid``:
+    chains may begin before the span). The hot loop of a million-record check: the database
+    rendered the sealed bytes (``SqlAuditStore.stream_sealed``), the MAC comes from a
+    pre-keyed HMAC (``chain.PrekeyedMac``); a mac column edited into non-ASCII text is
+    damage to report, not a crash."""
     macs = {kid: keyed.hexdigest for kid, keyed in keyring.keyed.items()}
     anchors, heads = cps.anchors, cps.heads
     states: dict[str, _State] = {}
-    for rid, seq, mac, text in rows:
-        if text is None:  # a NULL in a sealed column (the schema forbids it)
-            raise RecordAltered("a sealed field is NULL", record_id=rid, seq=seq)
-        fields = text.split(SEP, 5)
-        if len(fields) < 6:
-            raise RecordAltered("sealed text is malformed", record_id=rid, seq=seq)
-        chain_id, key_id, prev = fields[1], fields[3], fields[4]
+    for rid, seq, mac, chain_id, key_id, prev, sealed in rows:
         st = states.get(chain_id)
         if st is None:
             st = states[chain_id] = _begin(rid, chain_id, seq, prev, anchors, mid)
@@ -173,10 +168,10 @@ def _scan(rows: Any, keyring: Keyring, cps: VerifiedCheckpoints, registered: set
         if mac_of is None:
             raise UnknownKeyId(f"key id {key_id!r} is not configured", record_id=rid,
                                chain_id=chain_id, seq=seq)
-        if text.count(SEP) != SEPARATORS:  # a field holding the separator
-            _bad_mac(rid, chain_id, seq, st.expected, chain_id in registered)
+        if type(sealed) is not bytes:  # version 1 text (``chain``), or NULL
+            sealed = _v1_bytes(sealed, rid, seq, st, registered)
         try:
-            same = _SAME(mac_of(text.encode()), mac)
+            same = _SAME(mac_of(sealed), mac)
         except TypeError:  # not ASCII text, or no text: no MAC authgate wrote
             same = False
         if not same:
@@ -190,13 +185,25 @@ def _scan(rows: Any, keyring: Keyring, cps: VerifiedCheckpoints, registered: set
         if signed is not None and signed.get(seq, mac) != mac:
             raise RecordAltered("differs from the record a checkpoint signed",
                                 record_id=rid, chain_id=chain_id, seq=seq)
-        st.prev, st.expected, st.last_text = mac, seq + 1, text
+        st.prev, st.expected, st.last = mac, seq + 1, sealed
         st.count += 1
     return states
 
 
+def _v1_bytes(text: str | None, rid: int, seq: int, st: _State, registered: set[str]) -> bytes:
+    """A version 1 sealed text as the bytes its MAC covers, after its separator count."""
+    if text is None:  # a NULL in a sealed column (the schema forbids it)
+        raise RecordAltered("a sealed field is NULL", record_id=rid, seq=seq)
+    data = text.encode()
+    if data.count(SEP_BYTE) != SEPARATORS:  # a field holding the separator
+        _bad_mac(rid, st.chain_id, seq, st.expected, st.chain_id in registered)
+    return data
+
+
 def _begin(rid: int, chain_id: str, seq: int, prev: str,
            anchors: dict[str, tuple[int, str]], mid: bool) -> _State:
+    if chain_id is None:  # the schema forbids it
+        raise RecordAltered("a sealed field is NULL", record_id=rid, seq=seq)
     if chain_id == "":
         raise RecordUnsealed("record is in no chain", record_id=rid, seq=seq)
     anchor_seq, anchor_mac = anchors.get(chain_id, (0, GENESIS))
@@ -256,14 +263,17 @@ def _finish(st: _State | None, chain_id: str, cps: VerifiedCheckpoints,
         raise ChainDeleted("registered chain has no records", chain_id=chain_id)
     newest = max(signed, default=anchor_seq)
     return VerifiedChain(chain_id, count, st.first if st else 0, last,
-                         st is not None and _event_of(st.last_text) == "audit.chain.close",
+                         st is not None and _event_of(st.last) == "audit.chain.close",
                          max(0, last - newest) if count else 0)
 
 
 _EVENT = FIELDS.index("event")
 
 
-def _event_of(text: str) -> str:
-    """The ``event`` field of a sealed text (``chain.FIELDS`` order)."""
-    fields = text.split(SEP, _EVENT + 1)
-    return fields[_EVENT] if len(fields) > _EVENT else ""
+def _event_of(sealed: bytes) -> str:
+    """The ``event`` field of sealed bytes of either version (``chain.FIELDS`` order)."""
+    if sealed.startswith(b"["):
+        fields = json.loads(sealed)
+        return str(fields[_EVENT]) if len(fields) > _EVENT else ""
+    parts = sealed.decode().split(SEP, _EVENT + 1)
+    return parts[_EVENT] if len(parts) > _EVENT else ""

@@ -79,13 +79,28 @@ def _joined_sql(parts: Sequence[str], sep: str) -> str:
     return glue.join(f"({glue.join(parts[i:i + 4])})" for i in range(0, len(parts), 4))
 
 
-def canonical_sql(*, sqlite: bool) -> str:
-    """SQL for a row's sealed text: each value as text, U+001F between (``chain.SEP``).
-    A NULL never reads as the empty text: SQLite's ``||`` makes the whole text NULL, and
-    PostgreSQL's ``concat_ws`` drops the separator, which the verifier counts."""
+#: the columns verification reads beside the sealed text (``stream_sealed``)
+_CHAIN_COLUMNS = "id, seq, mac, chain_id, key_id, prev"
+
+
+def canonical_sql(*, sqlite: bool, blob_safe: bool = False) -> str:
+    """SQL for a row's sealed text in the canonical form its ``v`` names (``audit.chain``).
+
+    SQLite: version 2 is ``json_array`` of the fields as a BLOB (Python gets the bytes to
+    hash, undecoded); version 1 is TEXT, each value as text with U+001F between, NULL when
+    any value is NULL (``||``). PostgreSQL: both are text, version 2 built from ``to_json``
+    of each field (a NULL drops an element, version 1's ``concat_ws`` a separator: either
+    changes the text); ``stream_sealed`` encodes version 2's. ``json_array`` refuses a BLOB
+    (no writer stores one): ``blob_safe`` reads one as NULL, so its record fails its MAC."""
+    names = ", ".join(SEALED_COLUMNS)
     if sqlite:
-        return _joined_sql(SEALED_COLUMNS, "char(31)")
-    return f"concat_ws(chr(31), {', '.join(SEALED_COLUMNS)})"
+        v1 = _joined_sql(SEALED_COLUMNS, "char(31)")
+        cells = names if not blob_safe else ", ".join(
+            f"iif(typeof({n}) = 'blob', NULL, {n})" for n in SEALED_COLUMNS)
+        return f"CASE v WHEN 2 THEN CAST(json_array({cells}) AS BLOB) ELSE {v1} END"
+    v2 = "concat_ws(',', " + ", ".join(f"to_json({n})" for n in SEALED_COLUMNS) + ")"
+    return (f"CASE WHEN v = 2 THEN '[' || {v2} || ']' "
+            f"ELSE concat_ws(chr(31), {names}) END, v = 2")
 
 
 class SqlAuditStore:
@@ -95,6 +110,7 @@ class SqlAuditStore:
         self.mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._canonical = canonical_sql(sqlite=self.is_sqlite)
+        self._canonical_blob_safe = canonical_sql(sqlite=self.is_sqlite, blob_safe=True)
 
     @property
     def engine(self) -> Engine:
@@ -151,14 +167,20 @@ class SqlAuditStore:
             cur.execute(sql, tuple(params))
             return cur.fetchall()  # type: ignore[no-any-return]
 
-    def batches(self, sql: str, params: Sequence[Any], *, after: int,
-                batch: int) -> Iterator[list[tuple[Any, ...]]]:
+    def batches(self, sql: str, params: Sequence[Any], *, after: int, batch: int,
+                fallback: str | None = None) -> Iterator[list[tuple[Any, ...]]]:
         """``sql``'s rows a batch at a time, by id (keyset, never OFFSET: constant memory).
         ``sql`` takes the last id seen as its first parameter, then ``params``, and ends
-        ``ORDER BY id ... LIMIT batch``; each row starts with its id."""
+        ``ORDER BY id ... LIMIT batch``; each row starts with its id. A batch ``sql`` fails
+        on is read with ``fallback`` (the same rows, slower SQL) when given."""
         last = after
         while True:
-            rows = self.fetch(sql, [last, *params])
+            try:
+                rows = self.fetch(sql, [last, *params])
+            except StorageError:
+                if fallback is None:
+                    raise
+                rows = self.fetch(fallback, [last, *params])
             if rows:
                 yield rows
             if len(rows) < batch:
@@ -188,16 +210,21 @@ class SqlAuditStore:
 
     def stream_sealed(self, *, first_id: int = 1, last_id: int | None = None,
                       batch: int = 5000) -> Iterator[tuple[Any, ...]]:
-        """``(id, seq, mac, canonical)`` for every row with ``first_id <= id <= last_id``, in
-        id order: what verification needs, with the sealed text (``chain.canonical``'s form,
-        which holds chain_id, key_id and prev too) rendered by the database: one value
-        instead of nineteen to decode per row."""
+        """``(id, seq, mac, chain_id, key_id, prev, sealed)`` for every row with
+        ``first_id <= id <= last_id``, in id order: what verification needs, with the sealed
+        text rendered by the database (``canonical_sql``: one value instead of nineteen to
+        decode per row), as bytes for version 2 and text for version 1."""
         m = self.mark
-        sql = (f"SELECT id, seq, mac, {self._canonical} "  # noqa: S608
-               f"FROM audit_events WHERE id > {m} AND id <= {m} ORDER BY id LIMIT {int(batch)}")
+        sql, safe = (f"SELECT {_CHAIN_COLUMNS}, {text} FROM audit_events "  # noqa: S608
+                     f"WHERE id > {m} AND id <= {m} ORDER BY id LIMIT {int(batch)}"
+                     for text in (self._canonical, self._canonical_blob_safe))
         end = 2**62 if last_id is None else last_id
-        for rows in self.batches(sql, [end], after=first_id - 1, batch=batch):
-            yield from rows
+        for rows in self.batches(sql, [end], after=first_id - 1, batch=batch, fallback=safe):
+            if self.is_sqlite:
+                yield from rows
+            else:  # text of both versions, and whether it is version 2
+                yield from ((*r[:6], r[6].encode() if r[7] and r[6] is not None else r[6])
+                            for r in rows)
 
     def id_span(self, since: int | None, until: int | None) -> tuple[int, int | None]:
         """The id range of the records with ``since <= ts < until`` (ts index)."""

@@ -221,16 +221,15 @@ def test_mac_edited_into_non_ascii_text(engine: Engine, audit_log: AuditLog,
 def test_a_sealed_field_holding_the_separator_is_refused(engine: Engine, audit_log: AuditLog,
                                                          keyring: Keyring,
                                                          trusted: TrustedKeys) -> None:
-    """Defence in depth: were a writer ever to seal a raw U+001F (``neutralise`` prevents
-    it), the text could be split into columns another way; the verifier refuses the row
-    even though its MAC is right."""
-    from authgate.audit.chain import FORMAT_VERSION
+    """Defence in depth for version 1 records (text joined by U+001F): were a writer ever to
+    have sealed a raw U+001F (``neutralise`` prevents it), the text could be split into
+    columns another way; the verifier refuses the row even though its MAC is right."""
     from authgate.storage.sql_audit import SEALED_COLUMNS
 
     ids = write(audit_log, 3)
     (chain_id, seq, prev) = sql(engine, "SELECT chain_id, seq, mac FROM audit_events "
                                 "WHERE id = :id", id=ids[-1])[0]
-    values = (FORMAT_VERSION, chain_id, seq + 1, keyring.current_id, prev, 1_767_225_600_000_000,
+    values = (1, chain_id, seq + 1, keyring.current_id, prev, 1_767_225_600_000_000,
               "verify", "allow", "allowed", "alice", "10.1.2.3", "UA/1", "wiki\x1fcity.test",
               "/p", "GET", "staff", "d" * 64, "r-x", "{}")
     names = (*SEALED_COLUMNS, "mac")

@@ -1,0 +1,99 @@
+"""The canonical form a record's MAC covers (``audit.chain``): version 2 is a compact JSON
+array, which the database renders for verification. The database's bytes must be the
+writer's for any text a column can hold, records sealed in version 1 must still verify,
+and a value the renderer refuses must be reported as damage to that record."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine
+
+from authgate.audit.chain import FORMAT_VERSION, GENESIS, Keyring, canonical, seal
+from authgate.audit.checkpoints import TrustedKeys
+from authgate.audit.errors import RecordAltered
+from authgate.audit.log import AuditLog
+from authgate.storage.sql_audit import SEALED_COLUMNS, SqlAuditStore
+from tests.audit.conftest import check, sql, write
+
+AWKWARD = ['say "hi"', "back\\slash", "Zürich – ö", "emoji 😀", "", "a,b", "[1,2]",
+           "\u2028\u2029", "del\x7f", "tab\there", "line\nbreak", "cr\r", "\x1b[31m",
+           "bell\x07", "\x1f", '{"json":"text"}', "null", "5"]
+
+
+def _sealed_chain(engine: Engine, keyring: Keyring, chain_id: str, version: int,
+                  texts: list[str]) -> list[tuple[object, ...]]:
+    """A chain written straight into the table, one record per text, the text in every
+    text column: what a writer of ``version`` would have sealed."""
+    sql(engine, "INSERT INTO audit_chains VALUES (:c, 1, 'test', :k)", c=chain_id,
+        k=keyring.current_id)
+    names = (*SEALED_COLUMNS, "mac")
+    marks = ", ".join(":" + n for n in names)
+    prev, written = GENESIS, []
+    for seq, t in enumerate(texts, 1):
+        values = (version, chain_id, seq, keyring.current_id, prev, 1_767_225_600_000_000 + seq,
+                  t, "allow", t, t, t, t, t, t, t, t, t, t, t)
+        prev = seal(keyring.current, values)
+        sql(engine, f"INSERT INTO audit_events ({', '.join(names)}) VALUES ({marks})",
+            **dict(zip(names, (*values, prev), strict=True)))
+        written.append(values)
+    return written
+
+
+def test_version_2_is_compact_json() -> None:
+    """The documented form (docs/audit.md), byte for byte."""
+    values = (2, "c1", 7, "k1", "p1", 1_767_225_600_000_000, "verify", "allow", "allowed",
+              'al"ice', "10.1.2.3", "UA\\1", "zürich.city.test", "/p", "GET", "staff", "d",
+              "r", '{"level":"mfa"}')
+    assert canonical(values) == ('[2,"c1",7,"k1","p1",1767225600000000,"verify","allow",'
+                                 '"allowed","al\\"ice","10.1.2.3","UA\\\\1",'
+                                 '"zürich.city.test","/p","GET","staff","d","r",'
+                                 '"{\\"level\\":\\"mfa\\"}"]').encode()
+    assert canonical((1, *values[1:])) == "\x1f".join(map(str, (1, *values[1:]))).encode()
+    assert FORMAT_VERSION == 2
+
+
+def test_the_database_renders_the_writers_bytes(engine: Engine, keyring: Keyring,
+                                                trusted: TrustedKeys,
+                                                audit_log: AuditLog) -> None:
+    """Text a writer never stores (control characters, NUL on SQLite) too: hand-written rows
+    must still read exactly as they were sealed, on both databases."""
+    texts = AWKWARD + (["nul\x00byte"] if engine.dialect.name == "sqlite" else [])
+    written = _sealed_chain(engine, keyring, "a" * 32, 2, texts)
+    store = SqlAuditStore(engine)
+    read = [row[-1] for row in store.stream_sealed(batch=5)]
+    assert read == [canonical(values) for values in written]
+    trail = check(audit_log, keyring, trusted)
+    assert trail.records == len(texts) and trail.chains[0].chain_id == "a" * 32
+
+
+def test_version_1_records_verify_beside_version_2(engine: Engine, keyring: Keyring,
+                                                   trusted: TrustedKeys,
+                                                   audit_log: AuditLog) -> None:
+    """A trail written before the JSON form (version 1) stays verifiable after an upgrade,
+    and damage to its records is still found."""
+    old = _sealed_chain(engine, keyring, "b" * 32, 1, ["alice", "bob", "carol", "dave"])
+    write(audit_log, 5)
+    trail = check(audit_log, keyring, trusted)
+    assert trail.records == 9 and len(trail.chains) == 2
+    versions = {v for (v,) in sql(engine, "SELECT DISTINCT v FROM audit_events")}
+    assert versions == {1, 2}
+    (target,) = sql(engine, "SELECT id FROM audit_events WHERE chain_id = :c AND seq = 3",
+                    c=old[0][1])[0]
+    sql(engine, "UPDATE audit_events SET path = '/other' WHERE id = :id", id=target)
+    with pytest.raises(RecordAltered) as caught:
+        check(audit_log, keyring, trusted)
+    assert caught.value.record_id == target
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)  # PostgreSQL text is text
+@pytest.mark.parametrize("column", ["username", "detail", "prev"])
+def test_a_blob_in_a_sealed_column_is_damage_to_that_record(engine: Engine, audit_log: AuditLog,
+                                                            keyring: Keyring,
+                                                            trusted: TrustedKeys,
+                                                            column: str) -> None:
+    """SQLite lets any column hold a BLOB, which ``json_array`` refuses: the verifier still
+    names the record instead of failing with a database error."""
+    ids = write(audit_log, 20)
+    sql(engine, f"UPDATE audit_events SET {column} = X'00ff41' WHERE id = :id", id=ids[11])
+    with pytest.raises(RecordAltered) as caught:
+        check(audit_log, keyring, trusted)
+    assert caught.value.record_id == ids[11]
