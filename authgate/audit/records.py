@@ -7,6 +7,7 @@ neutralised here (OWASP "CSV injection").
 """
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Sequence
@@ -27,34 +28,46 @@ _TEXT_INDEXES = tuple(i for i, name in enumerate(EXPORT_COLUMNS) if name not in 
 
 
 class _TimeText:
-    """ISO 8601 UTC text for integer microseconds, caching the whole-second part."""
+    """ISO 8601 UTC text for integer microseconds, caching the whole-second part. The cache
+    is one tuple, replaced whole: threads sharing ``iso_time`` never pair one second with
+    another's text."""
 
     def __init__(self) -> None:
-        self._second = -1
-        self._prefix = ""
+        self._cache = (-1, "")
 
     def __call__(self, micros: int) -> str:
         second, frac = divmod(micros, 1_000_000)
-        if second != self._second:
-            self._second = second
-            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._prefix}.{frac:06d}Z"
+        return f"{self.prefix(second)}.{frac:06d}Z"
+
+    def prefix(self, second: int) -> str:
+        """``YYYY-MM-DDTHH:MM:SS`` of a second since the epoch."""
+        cached = self._cache
+        if cached[0] != second:
+            cached = self._cache = (second, time.strftime("%Y-%m-%dT%H:%M:%S",
+                                                          time.gmtime(second)))
+        return cached[1]
 
 
 iso_time = _TimeText()
 
 
 def export_values(row: Sequence[Any], when: _TimeText = iso_time) -> list[Any]:
-    """The row with the readable time inserted: ``EXPORT_COLUMNS`` order."""
-    return [row[0], when(row[_TIME_INDEX]), *row[1:]]
+    """The row with the readable time inserted: ``EXPORT_COLUMNS`` order (no time for a
+    ``ts`` that is not an integer: an edited row, which verification reports)."""
+    ts = row[_TIME_INDEX]
+    return [row[0], when(ts) if type(ts) is int else "", *row[1:]]
 
 
 def json_line(row: Sequence[Any], when: _TimeText = iso_time) -> str:
     """One JSON object, keys in ``EXPORT_COLUMNS`` order, no newline."""
     values = export_values(row, when)
-    for i in _TEXT_INDEXES:
-        values[i] = encode_basestring(values[i])
-    return _JSON_TEMPLATE % tuple(values)
+    try:
+        for i in _TEXT_INDEXES:
+            values[i] = encode_basestring(values[i])
+        return _JSON_TEMPLATE % tuple(values)
+    except TypeError:  # a value of another type than the schema's (an edited row)
+        return json.dumps(dict(zip(EXPORT_COLUMNS, export_values(row, when), strict=True)),
+                          ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 CSV_HEADER = ",".join(EXPORT_COLUMNS) + "\r\n"
@@ -89,6 +102,7 @@ def row_from_export(values: dict[str, Any]) -> tuple[Any, ...]:
 # -- lines from database-rendered rows (``storage.sql_audit_lines``): the same text, fast ----
 #: a cell that would need the formula escape: every text cell is quoted, and a quote inside
 #: a cell is always doubled, so ``,"`` followed by a formula start opens such a cell
+_QUOTE, _QUOTES = '"', '""'
 _FORMULA_CELL = re.compile(',"[' + re.escape("".join(sorted(FORMULA_START))) + ']')
 Rendered = Sequence[tuple[Any, ...]]  # (id, ts, mac, body, detail); JSON lines: detail ''
 
@@ -100,18 +114,35 @@ def csv_lines(batch: Rendered, when: _TimeText = iso_time) -> str | None:
     each ``"text"`` is already its CSV cell and each integer its bare cell."""
     try:
         bodies, macs, details = ("".join([r[i] for r in batch]) for i in (3, 2, 4))
-    except TypeError:  # a NULL mac or detail (the schema forbids them): ``csv_line``'s
+    except TypeError:  # a NULL mac, body or detail (the schema forbids them): ``csv_line``'s
         return None
     if "\\" in bodies or ",null" in bodies or "[null" in bodies:  # a NULL or a non-integer
         return None
     if '"' in macs or any(c in text for c in "\r\n" for text in (macs, details)):
         return None  # (JSON escapes a line break in the body; the time has none)
-    text = "".join([f'{rid},"{when(ts)}",{body[1:-1]},"{detail}","{mac}"\r\n'
-                    for rid, ts, mac, body, detail in batch])
+    lines, second, prefix = [], -1, ""
+    for rid, ts, mac, body, detail in batch:  # ``when`` inlined: a third of the loop
+        if type(ts) is not int:
+            return None
+        if ts // 1_000_000 != second:
+            second = ts // 1_000_000
+            prefix = when.prefix(second)
+        lines.append(f'{rid},"{prefix}.{ts % 1_000_000:06d}Z",{body[1:-1]},'
+                     f'"{detail.replace(_QUOTE, _QUOTES)}","{mac}"\r\n')
+    text = "".join(lines)
     return None if _FORMULA_CELL.search(text) else text
 
 
-def json_lines(batch: Rendered, when: _TimeText = iso_time) -> str:
-    """``json_line`` of every row of the batch, each with its newline."""
-    return "".join([f'{{"id":{rid},"time":"{when(ts)}",{body[1:]}\n'
-                    for rid, ts, _mac, body, _detail in batch])
+def json_lines(batch: Rendered, when: _TimeText = iso_time) -> str | None:
+    """``json_line`` of every row of the batch, each with its newline; None for a batch
+    with no body for a row, or a ``ts`` that is not an integer (the caller renders it from
+    whole rows)."""
+    lines, second, prefix = [], -1, ""
+    for rid, ts, _mac, body, _detail in batch:
+        if type(ts) is not int or body is None:
+            return None
+        if ts // 1_000_000 != second:
+            second = ts // 1_000_000
+            prefix = when.prefix(second)
+        lines.append(f'{{"id":{rid},"time":"{prefix}.{ts % 1_000_000:06d}Z",{body[1:]}\n')
+    return "".join(lines)

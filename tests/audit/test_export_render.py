@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 
 from authgate.audit.chain import Keyring
 from authgate.audit.checkpoints import TrustedKeys
+from authgate.audit.errors import ExportInvalid
 from authgate.audit.export import stream_export
 from authgate.audit.exportcheck import verify_export
 from authgate.audit.log import AuditLog
@@ -129,3 +130,27 @@ def test_a_null_in_a_rendered_cell_takes_the_reference_path(sqlite_log: AuditLog
             (3, 1_767_225_600_000_002, "ab" * 32, '[null,"c",3]', "{}")]
     for row in rows:
         assert csv_lines([row]) is None
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+@pytest.mark.parametrize(("column", "value"), [("username", "X'00ff41'"), ("ts", "'soon'"),
+                                               ("seq", "'third'")])
+def test_a_value_of_the_wrong_type_still_exports_and_fails_its_check(
+        tmp_path: Path, sqlite_log: AuditLog, keyring: Keyring, trusted: TrustedKeys,
+        fmt: str, column: str, value: str) -> None:
+    """SQLite lets an edit put a BLOB in a text column (``json_array`` refuses it) or text
+    in an integer one: the export still completes, rendered by the reference path and
+    equal to it, and the auditor's offline check names the edited record's line (an integer
+    cell that is not one fails as no record at all)."""
+    ids = [sqlite_log.record(event(n)) for n in range(9)]
+    engine: Engine = sqlite_log.store.engine  # type: ignore[attr-defined]
+    sql(engine, f"UPDATE audit_events SET {column} = {value} WHERE id = :id", id=ids[4])
+    fast = export(sqlite_log, fmt, rendered=True, batch=3)
+    assert fast == export(sqlite_log, fmt, rendered=False, batch=3)
+    path = tmp_path / f"edited.{fmt}"
+    path.write_text(fast, encoding="utf-8", newline="")
+    if column == "username":  # a text cell: the file reads, only the record's MAC fails
+        verify_export(path, trusted=trusted)
+    with pytest.raises(ExportInvalid) as caught:
+        verify_export(path, trusted=trusted, chain_keys=keyring.keys)
+    assert caught.value.line == 5 + (fmt == "csv")  # the header is line 1 of a CSV
