@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 from authgate.audit.checkpoints import Signer
 from authgate.audit.errors import AuditError
 from authgate.audit.export import Format, _batches, _manifest, _trailer, stream_export
-from authgate.audit.parallel import id_spans
+from authgate.audit.parallel import collector_paused, id_spans
 from authgate.audit.records import CSV_HEADER
 from authgate.storage.sql_audit import AuditFilter, SqlAuditStore
 
@@ -36,6 +36,13 @@ def write_export(out: BinaryIO, store: SqlAuditStore, wanted: AuditFilter, *, fm
                  signer: Signer, generated_at: datetime, batch: int = 5000,
                  jobs: int = 1) -> int:
     """Write the export (records, then the signed manifest) to ``out``; the record count."""
+    with collector_paused():
+        return _write(out, store, wanted, fmt=fmt, signer=signer, generated_at=generated_at,
+                      batch=batch, jobs=jobs)
+
+
+def _write(out: BinaryIO, store: SqlAuditStore, wanted: AuditFilter, *, fmt: Format,
+           signer: Signer, generated_at: datetime, batch: int, jobs: int) -> int:
     spans = id_spans(store, since=wanted.since, until=wanted.until, jobs=jobs)
     if len(spans) <= 1:
         manifest: dict[str, Any] = {}

@@ -100,10 +100,12 @@ def row_from_export(values: dict[str, Any]) -> tuple[Any, ...]:
 
 
 # -- lines from database-rendered rows (``storage.sql_audit_lines``): the same text, fast ----
-#: a cell that would need the formula escape: every text cell is quoted, and a quote inside
-#: a cell is always doubled, so ``,"`` followed by a formula start opens such a cell
+#: in a line of ``csv_lines``: a cell that would need the formula escape (every text cell is
+#: quoted and a quote inside one is doubled, so ``,"`` and a formula start opens one), or a
+#: bare null (a NULL, or a non-integer in an integer column: its ``CASE`` in the SQL); one
+#: scan for both
+_NEEDS_CSV_LINE = re.compile(',(?:"[' + re.escape("".join(sorted(FORMULA_START))) + ']|null)')
 _QUOTE, _QUOTES = '"', '""'
-_FORMULA_CELL = re.compile(',"[' + re.escape("".join(sorted(FORMULA_START))) + ']')
 Rendered = Sequence[tuple[Any, ...]]  # (id, ts, mac, body, detail); JSON lines: detail ''
 
 
@@ -116,7 +118,7 @@ def csv_lines(batch: Rendered, when: _TimeText = iso_time) -> str | None:
         bodies, macs, details = ("".join([r[i] for r in batch]) for i in (3, 2, 4))
     except TypeError:  # a NULL mac, body or detail (the schema forbids them): ``csv_line``'s
         return None
-    if "\\" in bodies or ",null" in bodies or "[null" in bodies:  # a NULL or a non-integer
+    if "\\" in bodies:  # a string JSON escaped
         return None
     if '"' in macs or any(c in text for c in "\r\n" for text in (macs, details)):
         return None  # (JSON escapes a line break in the body; the time has none)
@@ -130,7 +132,7 @@ def csv_lines(batch: Rendered, when: _TimeText = iso_time) -> str | None:
         lines.append(f'{rid},"{prefix}.{ts % 1_000_000:06d}Z",{body[1:-1]},'
                      f'"{detail.replace(_QUOTE, _QUOTES)}","{mac}"\r\n')
     text = "".join(lines)
-    return None if _FORMULA_CELL.search(text) else text
+    return None if _NEEDS_CSV_LINE.search(text) else text
 
 
 def json_lines(batch: Rendered, when: _TimeText = iso_time) -> str | None:

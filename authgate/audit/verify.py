@@ -36,7 +36,7 @@ from authgate.audit.errors import (
     RecordUnsealed,
     UnknownKeyId,
 )
-from authgate.audit.parallel import id_spans, parallel_map
+from authgate.audit.parallel import collector_paused, id_spans, parallel_map
 from authgate.storage.sql_audit import SqlAuditStore
 
 _SAME = hmac.compare_digest
@@ -93,8 +93,9 @@ def verify_store(store: SqlAuditStore, *, keyring: Keyring, trusted: TrustedKeys
     ranged = since is not None or until is not None
     job = _Job(store, keyring, cps, registered, batch)
     spans = id_spans(store, since=since, until=until, jobs=jobs)
-    parts = parallel_map(job, [(a, b, ranged or i > 0) for i, (a, b) in enumerate(spans)],
-                         jobs=len(spans))
+    with collector_paused():
+        parts = parallel_map(job, [(a, b, ranged or i > 0) for i, (a, b) in enumerate(spans)],
+                             jobs=len(spans))
     states = _join(parts, cps, ranged)
     chains = [_finish(states.get(c), c, cps, registered, ranged)
               for c in sorted(set(states) | registered | set(cps.heads) | set(cps.anchors))]
