@@ -109,3 +109,35 @@ def test_cli_export_appears_only_when_complete(tmp_path: Path, config: Path,  # 
     assert code != 0 and "export failed" in out, out
     assert not failed.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
+
+
+def test_a_bulk_pass_pauses_the_collector_and_restores_it(audit_log: AuditLog,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """``write_export`` runs with the cyclic collector off (a tuple per row set off a
+    collection every few hundred rows), and leaves it as it was, even when it fails."""
+    import gc
+
+    write(audit_log, 5)
+    seen: list[bool] = []
+    real = export_parallel.stream_export
+
+    def watching(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(gc.isenabled())
+        yield from real(*args, **kwargs)
+
+    monkeypatch.setattr(export_parallel, "stream_export", watching)
+    assert gc.isenabled()
+    write_export(io.BytesIO(), audit_log.store, AuditFilter(), fmt="csv",  # type: ignore[arg-type]
+                 signer=audit_log.signer, generated_at=NOW, jobs=1)
+    assert seen == [False] and gc.isenabled()
+
+    def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("disk full")
+        yield ""
+
+    monkeypatch.setattr(export_parallel, "stream_export", failing)
+    with pytest.raises(RuntimeError):
+        write_export(io.BytesIO(), audit_log.store, AuditFilter(), fmt="csv",  # type: ignore[arg-type]
+                     signer=audit_log.signer, generated_at=NOW, jobs=1)
+    assert gc.isenabled()
