@@ -1,17 +1,18 @@
 """``write_export``: an export written to a file, its id range rendered by forked workers.
 
 A million-record export is CPU-bound (the database renders each row, Python assembles it),
-so with ``jobs > 1`` the id range is split into equal spans and each span is rendered by
-its own forked process, exactly as ``stream_export`` renders it. The first span streams to
-the parent through a pipe; the others are spooled to unnamed temporary files (unlinked from
-the start: no copy of a login history is ever left on disk). The parent writes the spans in
-id order and keeps the single SHA-256 over all of it, so the file and its manifest are the
-ones ``stream_export`` would have written, byte for byte. A worker that fails or dies fails
+so with ``jobs > 1`` the id range is split into spans and each span is rendered by its own
+forked process, exactly as ``stream_export`` renders it, into an unnamed temporary file
+(unlinked from the start: no copy of a login history is ever left on disk). The parent
+copies the spools in id order *as they grow*, keeping the single SHA-256 over all of it, so
+the file and its manifest are the ones ``stream_export`` would have written, byte for byte.
+The first span is a little smaller than the others: its worker finishes first and the
+parent, which hashes everything, follows the next spool while that is still being written
+instead of hashing it all after the last worker ends. A worker that fails or dies fails
 the export: no manifest is ever written over missing records.
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import multiprocessing
@@ -29,6 +30,9 @@ from authgate.audit.records import CSV_HEADER
 from authgate.storage.sql_audit import AuditFilter, SqlAuditStore
 
 _COPY = 1 << 20
+_IDLE = 0.005  # seconds the parent waits when it has caught up with a worker
+#: the first span's size relative to the others (see the module)
+_LEAD = 0.9
 Span = tuple[int, int | None]
 
 
@@ -43,7 +47,7 @@ def write_export(out: BinaryIO, store: SqlAuditStore, wanted: AuditFilter, *, fm
 
 def _write(out: BinaryIO, store: SqlAuditStore, wanted: AuditFilter, *, fmt: Format,
            signer: Signer, generated_at: datetime, batch: int, jobs: int) -> int:
-    spans = id_spans(store, since=wanted.since, until=wanted.until, jobs=jobs)
+    spans = id_spans(store, since=wanted.since, until=wanted.until, jobs=jobs, lead=_LEAD)
     if len(spans) <= 1:
         manifest: dict[str, Any] = {}
         for chunk in stream_export(store, wanted, fmt=fmt, signer=signer,
@@ -73,52 +77,43 @@ def _emit(out: BinaryIO, digest: Any, data: bytes) -> None:
 def _run_parts(store: SqlAuditStore, wanted: AuditFilter, fmt: Format, batch: int,
                spans: list[Span], emit: Callable[[bytes], None]) -> list[dict[str, Any]]:
     ctx = multiprocessing.get_context("fork")
-    spools = [tempfile.TemporaryFile() for _ in spans[1:]]
-    read_end, write_end = os.pipe()
-    _widen(write_end)
+    spools = [tempfile.TemporaryFile() for _ in spans]
     workers, results = [], []
     try:
-        for i, span in enumerate(spans):
+        for span, spool in zip(spans, spools, strict=True):
             receive, send = ctx.Pipe(duplex=False)
-            target = write_end if i == 0 else spools[i - 1].fileno()
-            unused = (read_end,) if i == 0 else (read_end, write_end)
             proc = ctx.Process(target=_render_part, daemon=True,
-                               args=(store, wanted, fmt, batch, span, target, unused, send))
+                               args=(store, wanted, fmt, batch, span, spool.fileno(), send))
             proc.start()
             send.close()
             workers.append(proc)
             results.append(receive)
-        os.close(write_end)
-        write_end = -1
-        with os.fdopen(read_end, "rb", buffering=0) as first:
-            read_end = -1
-            while data := first.read(_COPY):
-                emit(data)
-        parts = [_result(receive, proc) for receive, proc in zip(results, workers,
-                                                                  strict=True)]
-        for spool in spools:
-            spool.seek(0)
-            while data := spool.read(_COPY):
-                emit(data)
-        return parts
+        return [_follow(spool.fileno(), receive, proc, emit)
+                for spool, receive, proc in zip(spools, results, workers, strict=True)]
     finally:
         for proc in workers:
             if proc.is_alive():
                 proc.kill()
             proc.join()
-        for fd in (read_end, write_end):
-            if fd >= 0:
-                os.close(fd)
         for spool in spools:
             spool.close()
 
 
-def _widen(fd: int) -> None:
-    """A 1 MiB pipe instead of 64 KiB: the first span's worker stalls less often."""
-    try:
-        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), _COPY)
-    except OSError:
-        pass  # a smaller pipe is slower, not wrong
+def _follow(fd: int, receive: Any, proc: Any, emit: Callable[[bytes], None]
+            ) -> dict[str, Any]:
+    """Emit a worker's spool from the start as it grows, until the worker has reported
+    (after its last write) and every byte is read. ``pread``: the worker's writes move the
+    file offset the parent's descriptor shares."""
+    offset, outcome = 0, None
+    while True:
+        data = os.pread(fd, _COPY, offset)
+        if data:
+            offset += len(data)
+            emit(data)
+        elif outcome is not None:
+            return outcome
+        elif receive.poll(_IDLE):  # the report, or the end of a worker that died
+            outcome = _result(receive, proc)
 
 
 def _result(receive: Any, proc: Any) -> dict[str, Any]:
@@ -133,12 +128,8 @@ def _result(receive: Any, proc: Any) -> dict[str, Any]:
 
 
 def _render_part(store: SqlAuditStore, wanted: AuditFilter, fmt: Format, batch: int,
-                 span: Span, fd: int, unused: tuple[int, ...], send: Any) -> None:
-    """In the forked worker: render ``span`` into ``fd``, report rows and ends. The pipe
-    ends it does not use are closed first: the parent sees the end of the first span only
-    once no process holds its write end."""
-    for other in unused:
-        os.close(other)
+                 span: Span, fd: int, send: Any) -> None:
+    """In the forked worker: render ``span`` into ``fd``, then report rows and ends."""
     rows, first, last = 0, None, None
     try:
         with open(fd, "wb", buffering=_COPY) as sink:  # noqa: PTH123 - the worker's own fd
@@ -150,4 +141,3 @@ def _render_part(store: SqlAuditStore, wanted: AuditFilter, fmt: Format, batch: 
         send.send(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
     finally:
         send.close()
-

@@ -53,15 +53,17 @@ def collector_paused() -> Iterator[None]:
 
 
 def id_spans(store: SqlAuditStore, *, since: datetime | None, until: datetime | None,
-             jobs: int) -> list[tuple[int, int | None]]:
-    """The ids of the records with ``since <= ts < until`` in up to ``jobs`` equal spans
-    ``(first, last)``; one span (``last`` None: to the end) when there is nothing to split."""
+             jobs: int, lead: float = 1.0) -> list[tuple[int, int | None]]:
+    """The ids of the records with ``since <= ts < until`` in up to ``jobs`` spans
+    ``(first, last)``, equal but for the first, ``lead`` times the others' size; one span
+    (``last`` None: to the end) when there is nothing to split."""
     lo, hi = store.id_span(to_micros(since) if since else None,
                            to_micros(until) if until else None)
     if jobs <= 1:
         return [(lo, hi)]
     top = hi if hi is not None else int(store.fetch("SELECT MAX(id) FROM audit_events")[0][0]
                                         or 0)
-    step = max(1, (top - lo + jobs) // jobs)
-    bounds = [(lo + i * step, min(top, lo + (i + 1) * step - 1)) for i in range(jobs)]
+    total, weights = top - lo + 1, [lead] + [1.0] * (jobs - 1)
+    cuts = [lo + round(total * sum(weights[:i]) / sum(weights)) for i in range(jobs + 1)]
+    bounds = [(a, min(top, b - 1)) for a, b in zip(cuts, cuts[1:], strict=False)]
     return [(a, b) for a, b in bounds if a <= b] or [(lo, hi)]

@@ -141,3 +141,18 @@ def test_a_bulk_pass_pauses_the_collector_and_restores_it(audit_log: AuditLog,
         write_export(io.BytesIO(), audit_log.store, AuditFilter(), fmt="csv",  # type: ignore[arg-type]
                      signer=audit_log.signer, generated_at=NOW, jobs=1)
     assert gc.isenabled()
+
+
+def test_spans_cover_every_id_once_and_the_first_is_smaller(audit_log: AuditLog) -> None:
+    """The parent hashes every byte, so an export's first span is 0.9 of the others: its
+    worker ends first and the parent follows the next spool while it is being written."""
+    from authgate.audit.parallel import id_spans
+
+    ids = write(audit_log, 100)
+    for jobs, lead in ((3, 0.9), (2, 0.9), (4, 1.0), (150, 0.9)):
+        spans = id_spans(audit_log.store, since=None, until=None, jobs=jobs, lead=lead)
+        assert [i for a, b in spans for i in range(a, b + 1)] == list(range(1, ids[-1] + 1))
+        sizes = [b - a + 1 for a, b in spans]  # type: ignore[operator]
+        if jobs <= 4:
+            assert len(sizes) == jobs and max(sizes[1:]) - min(sizes[1:]) <= 1
+            assert (sizes[0] < min(sizes[1:])) == (lead < 1), sizes
