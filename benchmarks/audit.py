@@ -117,9 +117,12 @@ def fill(store: SqlAuditStore, records: int) -> None:
             cur.executemany(sql, rows)
 
 
-def _spread(rates: list[float]) -> str:
+def _spread(rates: list[float], unit: str) -> str:
     """Best and median of the runs: this VM's speed varies by ±20% from run to run."""
-    return f"best {max(rates):,.0f}, median {statistics.median(rates):,.0f}"
+    if len(rates) == 1:
+        return f"{rates[0]:,.0f} {unit}"
+    return (f"best {max(rates):,.0f}, median {statistics.median(rates):,.0f} {unit} "
+            f"({len(rates)} runs)")
 
 
 def bench_verify(store: SqlAuditStore, jobs: int, runs: int) -> None:
@@ -130,8 +133,7 @@ def bench_verify(store: SqlAuditStore, jobs: int, runs: int) -> None:
         trail = verify_store(store, keyring=KEYRING, trusted=trusted, jobs=jobs)
         rates.append(trail.records / (time.perf_counter() - began))
         records = trail.records
-    print(f"verify: {records:,} records, jobs={jobs}: {_spread(rates)} records/s "
-          f"({runs} runs)")
+    print(f"verify: {records:,} records, jobs={jobs}: {_spread(rates, 'records/s')}")
 
 
 def _export(url: str, fmt: str, limit_ts: int | None, jobs: int,
@@ -162,8 +164,8 @@ def bench_export(url: str, fmt: str, records: int, share: float, jobs: int,
         rates.append(rows / took)
         rss, workers_rss = max(rss, peak), max(workers_rss, workers_peak)
     workers = f", each worker {workers_rss / 1024:.1f} MiB" if jobs > 1 else ""
-    print(f"export {fmt}, jobs={jobs}: {rows:,} rows: {_spread(rates)} rows/s "
-          f"({runs} runs), peak RSS {rss / 1024:.1f} MiB{workers}")
+    print(f"export {fmt}, jobs={jobs}: {rows:,} rows: {_spread(rates, 'rows/s')}, "
+          f"peak RSS {rss / 1024:.1f} MiB{workers}")
 
 
 def main() -> None:
