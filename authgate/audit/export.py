@@ -58,27 +58,27 @@ def export_event(wanted: AuditFilter, fmt: Format, *, via: str, username: str,
 
 def stream_export(store: SqlAuditStore, wanted: AuditFilter, *, fmt: Format, signer: Signer,
                   generated_at: datetime, batch: int = 5000,
-                  manifest: dict[str, Any] | None = None) -> Iterator[str]:
-    """Yield the export text a batch at a time, manifest last (also copied into
+                  manifest: dict[str, Any] | None = None) -> Iterator[bytes]:
+    """Yield the export (UTF-8) a batch at a time, manifest last (also copied into
     ``manifest`` when given)."""
     digest = hashlib.sha256()
     count, first, last = 0, None, None
     if fmt == "csv":
         digest.update(CSV_HEADER.encode())
-        yield CSV_HEADER
+        yield CSV_HEADER.encode()
     for chunk, rows, head, tail in _batches(store, wanted, fmt, batch):
         first = first or head
         count, last = count + rows, tail
-        digest.update(chunk.encode())
+        digest.update(chunk)
         yield chunk
     signed = _manifest(store, wanted, fmt=fmt, signer=signer, generated_at=generated_at,
                        count=count, first=first, last=last, rows_sha256=digest.hexdigest())
     if manifest is not None:
         manifest.update(signed)
-    yield _trailer(fmt, signed)
+    yield _trailer(fmt, signed).encode()
 
 
-Batch = tuple[str, int, dict[str, Any], dict[str, Any]]  # text, rows, first and last record
+Batch = tuple[bytes, int, dict[str, Any], dict[str, Any]]  # UTF-8, rows, first and last
 
 
 def _batches(store: SqlAuditStore, wanted: AuditFilter, fmt: Format, batch: int, *,
@@ -103,13 +103,13 @@ def _batches(store: SqlAuditStore, wanted: AuditFilter, fmt: Format, batch: int,
             if rows:
                 yield _from_rows(rows, fmt, when)
             continue
-        yield (text, len(rendered), _ends(rendered[0][0], rendered[0][2]),
-               _ends(rendered[-1][0], rendered[-1][2]))
+        yield (text, len(rendered), _ends(rendered[0][0], rendered[0][2].decode()),
+               _ends(rendered[-1][0], rendered[-1][2].decode()))
 
 
 def _from_rows(rows: list[tuple[Any, ...]], fmt: Format, when: _TimeText) -> Batch:
     line = csv_line if fmt == "csv" else _json_record
-    return ("".join([line(row, when) for row in rows]), len(rows),
+    return ("".join([line(row, when) for row in rows]).encode(), len(rows),
             _ends(rows[0][0], rows[0][-1]), _ends(rows[-1][0], rows[-1][-1]))
 
 

@@ -54,7 +54,7 @@ def _write(out: BinaryIO, store: SqlAuditStore, wanted: AuditFilter, *, fmt: For
         manifest: dict[str, Any] = {}
         for chunk in stream_export(store, wanted, fmt=fmt, signer=signer,
                                    generated_at=generated_at, batch=batch, manifest=manifest):
-            out.write(chunk.encode())
+            out.write(chunk)
         return int(manifest["count"])
     digest = hashlib.sha256()
     if fmt == "csv":
@@ -163,7 +163,7 @@ def _render_part(store: SqlAuditStore, wanted: AuditFilter, fmt: Format, batch: 
     try:
         with open(fd, "wb", buffering=_COPY) as sink:  # noqa: PTH123 - the worker's own fd
             for text, count, head, tail in _batches(store, wanted, fmt, batch, span=span):
-                sink.write(text.encode())
+                sink.write(text)
                 rows, first, last = rows + count, first or head, tail
         send.send(json.dumps({"rows": rows, "first": first, "last": last}))
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the export

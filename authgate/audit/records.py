@@ -104,47 +104,63 @@ def row_from_export(values: dict[str, Any]) -> tuple[Any, ...]:
 #: quoted and a quote inside one is doubled, so ``,"`` and a formula start opens one), or a
 #: bare null (a NULL, or a non-integer in an integer column: its ``CASE`` in the SQL); one
 #: scan for both
-_NEEDS_CSV_LINE = re.compile(',(?:"[' + re.escape("".join(sorted(FORMULA_START))) + ']|null)')
-_QUOTE, _QUOTES = '"', '""'
-Rendered = Sequence[tuple[Any, ...]]  # (id, ts, mac, body, detail); JSON lines: detail ''
+_NEEDS_CSV_LINE = re.compile(b',(?:"[' + re.escape("".join(sorted(FORMULA_START)).encode())
+                             + b']|null)')
+_QUOTE, _QUOTES = b'"', b'""'
+#: (id, ts, mac, body, detail), text as UTF-8 bytes; JSON lines: detail ''
+Rendered = Sequence[tuple[Any, ...]]
 
 
-def csv_lines(batch: Rendered, when: _TimeText = iso_time) -> str | None:
-    """``csv_line`` of every row of the batch, or None when the batch needs what only
-    ``csv_line`` does (the caller renders it so). The body is the JSON array of the columns
-    from ``v`` to ``request_id``: with no backslash in it no string needed escaping, so
-    each ``"text"`` is already its CSV cell and each integer its bare cell."""
+def csv_lines(batch: Rendered, when: _TimeText = iso_time) -> bytes | None:
+    """``csv_line`` of every row of the batch, UTF-8 encoded, or None when the batch needs
+    what only ``csv_line`` does (the caller renders it so). The body is the JSON array of
+    the columns from ``v`` to ``request_id``: with no backslash in it no string needed
+    escaping, so each ``"text"`` is already its CSV cell and each integer its bare cell."""
     try:
-        bodies, macs, details = ("".join([r[i] for r in batch]) for i in (3, 2, 4))
+        bodies, macs, details = (b"".join([r[i] for r in batch]) for i in (3, 2, 4))
     except TypeError:  # a NULL mac, body or detail (the schema forbids them): ``csv_line``'s
         return None
-    if "\\" in bodies:  # a string JSON escaped
+    if b"\\" in bodies:  # a string JSON escaped
         return None
-    if '"' in macs or any(c in text for c in "\r\n" for text in (macs, details)):
+    if b'"' in macs or any(c in text for c in (b"\r", b"\n") for text in (macs, details)):
         return None  # (JSON escapes a line break in the body; the time has none)
-    lines, second, prefix = [], -1, ""
+    lines, second, prefix = [], -1, b""
     for rid, ts, mac, body, detail in batch:  # ``when`` inlined: a third of the loop
         if type(ts) is not int:
             return None
         if ts // 1_000_000 != second:
             second = ts // 1_000_000
-            prefix = when.prefix(second)
-        lines.append(f'{rid},"{prefix}.{ts % 1_000_000:06d}Z",{body[1:-1]},'
-                     f'"{detail.replace(_QUOTE, _QUOTES)}","{mac}"\r\n')
-    text = "".join(lines)
-    return None if _NEEDS_CSV_LINE.search(text) else text
+            prefix = when.prefix(second).encode()
+        lines.append(b'%d,"%s.%06dZ",%s,"%s","%s"\r\n' % (
+            rid, prefix, ts % 1_000_000, body[1:-1], detail.replace(_QUOTE, _QUOTES), mac))
+    text = b"".join(lines)
+    return None if _NEEDS_CSV_LINE.search(text) or not _utf8(text) else text
 
 
-def json_lines(batch: Rendered, when: _TimeText = iso_time) -> str | None:
-    """``json_line`` of every row of the batch, each with its newline; None for a batch
-    with no body for a row, or a ``ts`` that is not an integer (the caller renders it from
-    whole rows)."""
-    lines, second, prefix = [], -1, ""
+def json_lines(batch: Rendered, when: _TimeText = iso_time) -> bytes | None:
+    """``json_line`` of every row of the batch, each with its newline, UTF-8 encoded; None
+    for a batch with no body for a row, or a ``ts`` that is not an integer (the caller
+    renders it from whole rows)."""
+    lines, second, prefix = [], -1, b""
     for rid, ts, _mac, body, _detail in batch:
         if type(ts) is not int or body is None:
             return None
         if ts // 1_000_000 != second:
             second = ts // 1_000_000
-            prefix = when.prefix(second)
-        lines.append(f'{{"id":{rid},"time":"{prefix}.{ts % 1_000_000:06d}Z",{body[1:]}\n')
-    return "".join(lines)
+            prefix = when.prefix(second).encode()
+        lines.append(b'{"id":%d,"time":"%s.%06dZ",%s\n' % (rid, prefix, ts % 1_000_000,
+                                                          body[1:]))
+    text = b"".join(lines)
+    return text if _utf8(text) else None
+
+
+def _utf8(data: bytes) -> bool:
+    """Whether SQLite's bytes are UTF-8 (text a hand edit cast from a BLOB may not be; the
+    reference path then fails on it as the database driver does)."""
+    if data.isascii():
+        return True
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True

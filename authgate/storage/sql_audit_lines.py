@@ -35,26 +35,28 @@ assert _RENDERED[len(_CSV_BODY):] == ("detail", "mac")
 
 
 def body_sql(fmt: Format) -> str:
-    """SQL for one row's rendered body and its separate ``detail`` cell."""
+    """SQL for one row's rendered body and its separate ``detail`` cell, as BLOBs: the
+    UTF-8 bytes the export writes, which Python neither decodes nor encodes."""
     if fmt == "jsonl":
         body = "json_object(" + ", ".join(f"'{name}', {name}" for name in _RENDERED) + ")"
-        return f"{body}, ''"
+        return f"CAST({body} AS BLOB), ''"
     cells = [f"CASE typeof({n}) WHEN 'integer' THEN {n} END" if n in INT_COLUMNS else n
              for n in _CSV_BODY]  # anything but an integer there reads as a bare null
-    return f"json_array({', '.join(cells)}), detail"
+    return f"CAST(json_array({', '.join(cells)}) AS BLOB), CAST(detail AS BLOB)"
 
 
 def stream_bodies(store: SqlAuditStore, wanted: AuditFilter, *, fmt: Format,
                   batch: int = 5000, first_id: int = 1, last_id: int | None = None,
-                  ) -> Iterator[list[tuple[int, int, str, str, str]]]:
-    """Batches of ``(id, ts, mac, body, detail)`` for the rows matching ``wanted`` with
-    ``first_id <= id <= last_id``, in id order (keyset on id: constant memory). A batch
+                  ) -> Iterator[list[tuple[int, int, bytes, bytes, bytes]]]:
+    """Batches of ``(id, ts, mac, body, detail)``, text as UTF-8 bytes, for the rows matching
+    ``wanted`` with ``first_id <= id <= last_id``, in id order (keyset on id: constant
+    memory). A batch
     SQLite cannot render (a BLOB edited into a column: ``json_array`` refuses it) comes
     without bodies, which sends it to ``audit.records``' whole-row rendering."""
     if not store.is_sqlite:
         raise ValueError("database-rendered export lines are SQLite's (PostgreSQL: records)")
     where, params = wanted.clauses(store.mark)
-    sql, bodiless = (f"SELECT id, ts, mac, {body} FROM audit_events "  # noqa: S608
+    sql, bodiless = (f"SELECT id, ts, CAST(mac AS BLOB), {body} FROM audit_events "  # noqa: S608
                      f"WHERE {' AND '.join(['id > ?', 'id <= ?', *where])} ORDER BY id "
                      f"LIMIT {int(batch)}" for body in (body_sql(fmt), "NULL, NULL"))
     end = 2**62 if last_id is None else last_id

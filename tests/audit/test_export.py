@@ -27,7 +27,7 @@ NOW = datetime(2026, 2, 1, tzinfo=UTC)
 
 def export_to(path: Path, log: AuditLog, fmt: str, wanted: AuditFilter = AuditFilter(),
               batch: int = 4) -> Path:
-    with path.open("w", encoding="utf-8", newline="") as out:
+    with path.open("wb") as out:
         out.writelines(stream_export(log.store, wanted, fmt=fmt, signer=log.signer,  # type: ignore[arg-type]
                                      generated_at=NOW, batch=batch))
     return path
@@ -62,7 +62,7 @@ def test_manifest_resigned_by_another_key_is_refused(tmp_path: Path, audit_log: 
     write(audit_log, 3)
     mallory = Ed25519Signer(Ed25519PrivateKey.generate())
     path = tmp_path / "x.jsonl"
-    with path.open("w", encoding="utf-8", newline="") as out:
+    with path.open("wb") as out:
         out.writelines(stream_export(audit_log.store, AuditFilter(), fmt="jsonl",
                                      signer=mallory, generated_at=NOW))
     with pytest.raises(ExportInvalid, match="untrusted"):

@@ -26,8 +26,8 @@ NOW = datetime(2026, 2, 1, tzinfo=UTC)
 
 
 def one_process(log: AuditLog, fmt: str, wanted: AuditFilter) -> bytes:
-    return "".join(stream_export(log.store, wanted, fmt=fmt, signer=log.signer,  # type: ignore[arg-type]
-                                 generated_at=NOW, batch=4)).encode()
+    return b"".join(stream_export(log.store, wanted, fmt=fmt, signer=log.signer,  # type: ignore[arg-type]
+                                  generated_at=NOW, batch=4))
 
 
 def parallel(log: AuditLog, fmt: str, wanted: AuditFilter, jobs: int) -> tuple[bytes, int]:
@@ -134,7 +134,7 @@ def test_a_bulk_pass_pauses_the_collector_and_restores_it(audit_log: AuditLog,
 
     def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("disk full")
-        yield ""
+        yield b""
 
     monkeypatch.setattr(export_parallel, "stream_export", failing)
     with pytest.raises(RuntimeError):

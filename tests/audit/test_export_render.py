@@ -62,8 +62,8 @@ def export(log: AuditLog, fmt: str, *, rendered: bool, batch: int,
     assert isinstance(store, SqlAuditStore)
     store.is_sqlite = rendered  # the Python path is the reference (PostgreSQL's path)
     try:
-        return "".join(stream_export(store, wanted, fmt=fmt, signer=log.signer,  # type: ignore[arg-type]
-                                     generated_at=NOW, batch=batch))
+        return b"".join(stream_export(store, wanted, fmt=fmt, signer=log.signer,  # type: ignore[arg-type]
+                                      generated_at=NOW, batch=batch)).decode()
     finally:
         store.is_sqlite = True
 
@@ -125,9 +125,9 @@ def test_a_null_in_a_rendered_cell_takes_the_reference_path(sqlite_log: AuditLog
     """NULLs cannot be written (NOT NULL); a schema edited to allow them still exports."""
     from authgate.audit.records import csv_lines
 
-    rows = [(1, 1_767_225_600_000_000, None, '[1,"c",1]', "{}"),
-            (2, 1_767_225_600_000_001, "ab" * 32, '[1,"c",2]', None),
-            (3, 1_767_225_600_000_002, "ab" * 32, '[null,"c",3]', "{}")]
+    rows = [(1, 1_767_225_600_000_000, None, b'[1,"c",1]', b"{}"),
+            (2, 1_767_225_600_000_001, b"ab" * 32, b'[1,"c",2]', None),
+            (3, 1_767_225_600_000_002, b"ab" * 32, b'[null,"c",3]', b"{}")]
     for row in rows:
         assert csv_lines([row]) is None
 
@@ -154,3 +154,26 @@ def test_a_value_of_the_wrong_type_still_exports_and_fails_its_check(
     with pytest.raises(ExportInvalid) as caught:
         verify_export(path, trusted=trusted, chain_keys=keyring.keys)
     assert caught.value.line == 5 + (fmt == "csv")  # the header is line 1 of a CSV
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_text_that_is_not_utf8_fails_the_export_closed(tmp_path: Path, sqlite_log: AuditLog,
+                                                       keyring: Keyring, trusted: TrustedKeys,
+                                                       fmt: str) -> None:
+    """A hand edit can store bytes that are not UTF-8 as text. SQLite hands the fast path
+    bytes, which it must not copy into the file: the export fails, as the database driver
+    fails on the reference path, and verification names the record."""
+    from authgate.audit.errors import RecordAltered
+    from authgate.audit.verify import verify_store
+    from authgate.errors import StorageError
+
+    ids = [sqlite_log.record(event(n)) for n in range(9)]
+    engine: Engine = sqlite_log.store.engine  # type: ignore[attr-defined]
+    sql(engine, "UPDATE audit_events SET username = CAST(X'41ff42' AS TEXT) WHERE id = :id",
+        id=ids[4])
+    for rendered in (True, False):
+        with pytest.raises(StorageError):
+            export(sqlite_log, fmt, rendered=rendered, batch=3)
+    with pytest.raises(RecordAltered) as caught:
+        verify_store(sqlite_log.store, keyring=keyring, trusted=trusted)  # type: ignore[arg-type]
+    assert caught.value.record_id == ids[4]
