@@ -2,7 +2,8 @@
 
 Decoding a row's 21 columns into Python objects costs more than an export's whole budget
 (300,000 rows/s), so SQLite renders each row's columns after ``id`` as one text in the
-layout of ``audit.records``, and the caller adds ``id`` and the readable time:
+layout of ``audit.records``, handed over as a BLOB (the UTF-8 bytes the file gets: nothing
+is decoded and encoded again), and the caller adds ``id`` and the readable time:
 
 * CSV: ``json_array(v, ..., request_id)``, which is the CSV text of those cells wherever no
   string needed escaping (a string is ``"text"``, an integer bare), and ``detail`` apart
