@@ -110,7 +110,9 @@ class SqlAuditStore:
         self.mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._canonical = canonical_sql(sqlite=self.is_sqlite)
-        self._canonical_blob_safe = canonical_sql(sqlite=self.is_sqlite, blob_safe=True)
+        #: SQLite only: a BLOB makes ``json_array`` fail (PostgreSQL text is text)
+        self._canonical_blob_safe = (canonical_sql(sqlite=True, blob_safe=True)
+                                     if self.is_sqlite else None)
 
     @property
     def engine(self) -> Engine:
@@ -215,9 +217,11 @@ class SqlAuditStore:
         text rendered by the database (``canonical_sql``: one value instead of nineteen to
         decode per row), as bytes for version 2 and text for version 1."""
         m = self.mark
-        sql, safe = (f"SELECT {_CHAIN_COLUMNS}, {text} FROM audit_events "  # noqa: S608
-                     f"WHERE id > {m} AND id <= {m} ORDER BY id LIMIT {int(batch)}"
-                     for text in (self._canonical, self._canonical_blob_safe))
+        rest = f"FROM audit_events WHERE id > {m} AND id <= {m} ORDER BY id LIMIT {int(batch)}"
+        sql = f"SELECT {_CHAIN_COLUMNS}, {self._canonical} {rest}"  # noqa: S608
+        safe = None
+        if self._canonical_blob_safe is not None:
+            safe = f"SELECT {_CHAIN_COLUMNS}, {self._canonical_blob_safe} {rest}"  # noqa: S608
         end = 2**62 if last_id is None else last_id
         for rows in self.batches(sql, [end], after=first_id - 1, batch=batch, fallback=safe):
             if self.is_sqlite:

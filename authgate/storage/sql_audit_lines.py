@@ -51,9 +51,9 @@ def stream_bodies(store: SqlAuditStore, wanted: AuditFilter, *, fmt: Format,
                   ) -> Iterator[list[tuple[int, int, bytes, bytes, bytes]]]:
     """Batches of ``(id, ts, mac, body, detail)``, text as UTF-8 bytes, for the rows matching
     ``wanted`` with ``first_id <= id <= last_id``, in id order (keyset on id: constant
-    memory). A batch
-    SQLite cannot render (a BLOB edited into a column: ``json_array`` refuses it) comes
-    without bodies, which sends it to ``audit.records``' whole-row rendering."""
+    memory). A batch SQLite cannot render (a BLOB edited into a column: ``json_array``
+    refuses it) comes without bodies, which sends it to ``audit.records``' whole-row
+    rendering."""
     if not store.is_sqlite:
         raise ValueError("database-rendered export lines are SQLite's (PostgreSQL: records)")
     where, params = wanted.clauses(store.mark)

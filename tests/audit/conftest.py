@@ -7,13 +7,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, text
 
-from authgate.audit.chain import Keyring
+from authgate.audit.chain import Keyring, seal
 from authgate.audit.checkpoints import Ed25519Signer, TrustedKeys
 from authgate.audit.log import AuditLog
 from authgate.audit.verify import VerifiedTrail, verify_store
 from authgate.clock import FixedClock
 from authgate.model import AuditEvent, Outcome
-from authgate.storage.sql_audit import SqlAuditStore
+from authgate.storage.sql_audit import SEALED_COLUMNS, SqlAuditStore
 from tests.contract.conftest import engine  # noqa: F401 - the sqlite/postgres fixture
 
 AUDIT_SECRET = "a" * 40
@@ -73,3 +73,13 @@ def sql(engine: Engine, statement: str, **params: object) -> list[tuple]:  # noq
     with engine.begin() as conn:
         result = conn.execute(text(statement), params)
         return [tuple(r) for r in result] if result.returns_rows else []
+
+
+def insert_sealed(engine: Engine, key: bytes, values: tuple[object, ...]) -> str:  # noqa: F811
+    """A record written straight into the table, sealed with ``key`` (``SEALED_COLUMNS``
+    order): what a writer would have stored, or a forger holding the key; its MAC."""
+    names = (*SEALED_COLUMNS, "mac")
+    mac = seal(key, values)
+    sql(engine, f"INSERT INTO audit_events ({', '.join(names)}) VALUES "
+        f"({', '.join(':' + n for n in names)})", **dict(zip(names, (*values, mac), strict=True)))
+    return mac

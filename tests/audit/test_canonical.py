@@ -7,12 +7,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine
 
-from authgate.audit.chain import FORMAT_VERSION, GENESIS, Keyring, canonical, seal
+from authgate.audit.chain import FORMAT_VERSION, GENESIS, Keyring, canonical
 from authgate.audit.checkpoints import TrustedKeys
 from authgate.audit.errors import RecordAltered
 from authgate.audit.log import AuditLog
-from authgate.storage.sql_audit import SEALED_COLUMNS, SqlAuditStore
-from tests.audit.conftest import check, sql, write
+from authgate.storage.sql_audit import SqlAuditStore
+from tests.audit.conftest import check, insert_sealed, sql, write
 
 AWKWARD = ['say "hi"', "back\\slash", "Zürich – ö", "emoji 😀", "", "a,b", "[1,2]",
            "\u2028\u2029", "del\x7f", "tab\there", "line\nbreak", "cr\r", "\x1b[31m",
@@ -25,15 +25,11 @@ def _sealed_chain(engine: Engine, keyring: Keyring, chain_id: str, version: int,
     text column: what a writer of ``version`` would have sealed."""
     sql(engine, "INSERT INTO audit_chains VALUES (:c, 1, 'test', :k)", c=chain_id,
         k=keyring.current_id)
-    names = (*SEALED_COLUMNS, "mac")
-    marks = ", ".join(":" + n for n in names)
     prev, written = GENESIS, []
     for seq, t in enumerate(texts, 1):
         values = (version, chain_id, seq, keyring.current_id, prev, 1_767_225_600_000_000 + seq,
                   t, "allow", t, t, t, t, t, t, t, t, t, t, t)
-        prev = seal(keyring.current, values)
-        sql(engine, f"INSERT INTO audit_events ({', '.join(names)}) VALUES ({marks})",
-            **dict(zip(names, (*values, prev), strict=True)))
+        prev = insert_sealed(engine, keyring.current, values)
         written.append(values)
     return written
 

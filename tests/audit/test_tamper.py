@@ -23,7 +23,7 @@ from authgate.audit.errors import (
 )
 from authgate.audit.log import AuditLog
 from authgate.storage.sql_audit import ROW_COLUMNS
-from tests.audit.conftest import check, event, sql, write
+from tests.audit.conftest import check, event, insert_sealed, sql, write
 
 COLUMNS = ", ".join(ROW_COLUMNS[1:])
 
@@ -224,18 +224,13 @@ def test_a_sealed_field_holding_the_separator_is_refused(engine: Engine, audit_l
     """Defence in depth for version 1 records (text joined by U+001F): were a writer ever to
     have sealed a raw U+001F (``neutralise`` prevents it), the text could be split into
     columns another way; the verifier refuses the row even though its MAC is right."""
-    from authgate.storage.sql_audit import SEALED_COLUMNS
-
     ids = write(audit_log, 3)
     (chain_id, seq, prev) = sql(engine, "SELECT chain_id, seq, mac FROM audit_events "
                                 "WHERE id = :id", id=ids[-1])[0]
     values = (1, chain_id, seq + 1, keyring.current_id, prev, 1_767_225_600_000_000,
               "verify", "allow", "allowed", "alice", "10.1.2.3", "UA/1", "wiki\x1fcity.test",
               "/p", "GET", "staff", "d" * 64, "r-x", "{}")
-    names = (*SEALED_COLUMNS, "mac")
-    params = dict(zip(names, (*values, seal(keyring.current, values)), strict=True))
-    sql(engine, f"INSERT INTO audit_events ({', '.join(names)}) VALUES "
-        f"({', '.join(':' + n for n in names)})", **params)
+    insert_sealed(engine, keyring.current, values)
     with pytest.raises(RecordAltered):
         check(audit_log, keyring, trusted)
 
