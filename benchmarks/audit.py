@@ -33,8 +33,8 @@ from authgate.audit.checkpoints import HmacSigner, TrustedKeys  # noqa: E402
 from authgate.audit.export_parallel import write_export  # noqa: E402
 from authgate.audit.log import AuditLog  # noqa: E402
 from authgate.audit.verify import verify_store  # noqa: E402
-from authgate.clock import SystemClock  # noqa: E402
-from authgate.model import AuditEvent, Outcome  # noqa: E402
+from authgate.core.clock import SystemClock  # noqa: E402
+from authgate.core.values import AuditEvent, Outcome  # noqa: E402
 from authgate.storage.engine import make_engine, migrate  # noqa: E402
 from authgate.storage.sql_audit import SEALED_COLUMNS, AuditFilter, SqlAuditStore  # noqa: E402
 

@@ -31,9 +31,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from authgate.clock import SystemClock  # noqa: E402
+from authgate.composition.root import Services, build_services  # noqa: E402
+from authgate.core.clock import SystemClock  # noqa: E402
 from authgate.directory.file import FileDirectory  # noqa: E402
-from authgate.services import Services, build_services  # noqa: E402
 from authgate.storage.engine import migrate  # noqa: E402
 from authgate.web import create_app  # noqa: E402
 from tests.conftest import make_settings  # noqa: E402

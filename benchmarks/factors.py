@@ -28,12 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pyotp  # noqa: E402
 from webauthn import verify_authentication_response  # noqa: E402
 
+from authgate.core.secretbox import Keyring, generate_key_spec  # noqa: E402
 from authgate.factors import (  # noqa: E402
     verify_authentication,
     verify_registration,
     verify_totp,
 )
-from authgate.secretbox import Keyring, generate_key_spec  # noqa: E402
 from tests.vectors import webauthn_vector  # noqa: E402
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)

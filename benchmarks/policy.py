@@ -30,8 +30,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from authgate.model import Level, Resource  # noqa: E402
-from authgate.policy import PolicySet, Subject, decide, load_policy_set  # noqa: E402
+from authgate.core.values import Level, Resource  # noqa: E402
+from authgate.policy import PolicySet, Subject, decide
+from authgate.policy.files import load_policy_set  # noqa: E402
 
 NOW = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 GLOBALS = "version: 1\ndefaults: {tz: America/Toronto}\nnetworks: {city-lan: [10.0.0.0/8]}\n"

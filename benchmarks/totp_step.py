@@ -39,10 +39,10 @@ def prepare(config: Path, users: int) -> list[tuple[str, str]]:
     """(username, base32 secret) for N users with an active TOTP and no step used yet."""
     from argon2 import PasswordHasher
 
+    from authgate.composition.root import build_services
     from authgate.config import load_settings
+    from authgate.core.values import RequestMeta
     from authgate.directory.file import FileDirectory
-    from authgate.model import RequestMeta
-    from authgate.services import build_services
     from authgate.storage.engine import migrate
 
     settings = load_settings(config)
@@ -68,9 +68,9 @@ def prepare(config: Path, users: int) -> list[tuple[str, str]]:
 
 def sessions_for(config: Path, base: str, users: list[tuple[str, str]]) -> list[dict[str, str]]:
     """A password-level session and the factor page's CSRF token for each user."""
+    from authgate.composition.root import build_services
     from authgate.config import load_settings
-    from authgate.model import Identity, Level
-    from authgate.services import build_services
+    from authgate.core.values import Identity, Level
 
     services = build_services(load_settings(config))
     prepared = []

@@ -80,9 +80,9 @@ def _authgate_config(work: Path) -> Path:
 def _session_token(config: Path) -> tuple[str, str]:
     """Migrate, then start a real session through the app's own services (what a password
     login does after the directory bind). Returns (cookie name, token)."""
+    from authgate.composition.root import build_services
     from authgate.config import load_settings
-    from authgate.model import Identity, Level
-    from authgate.services import build_services
+    from authgate.core.values import Identity, Level
     from authgate.storage.engine import migrate
 
     settings = load_settings(config)

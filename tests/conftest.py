@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher
 
-from authgate.clock import FixedClock
+from authgate.composition.root import Services, build_services
 from authgate.config import Settings, settings_from_mapping
+from authgate.core.clock import FixedClock
 from authgate.directory.file import FileDirectory
-from authgate.services import Services, build_services
 from authgate.storage.engine import migrate
 from tests.fixtures.postgres import postgres_server
 

@@ -17,8 +17,8 @@ def test_import_contracts_hold() -> None:
 
 
 def test_pure_layers_load_without_flask_or_sqlalchemy() -> None:
-    code = ("import sys, authgate.policy, authgate.factors, authgate.redirects, "
-            "authgate.forwarded, authgate.model; "
+    code = ("import sys, authgate.policy, authgate.factors, authgate.access.return_url, "
+            "authgate.access.proxy_headers, authgate.core.values; "
             "bad = [m for m in ('flask', 'werkzeug', 'sqlalchemy') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,

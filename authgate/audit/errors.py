@@ -5,7 +5,7 @@ Damage found by verification names the first bad record and the kind of damage
 """
 from __future__ import annotations
 
-from authgate.errors import AuthgateError
+from authgate.core.errors import AuthgateError
 
 
 class AuditError(AuthgateError):

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from authgate.audit.checkpoints import Checkpoint, Signer
-from authgate.audit.records import (
+from authgate.audit.render import (
     CSV_HEADER,
     EXPORT_COLUMNS,
     _TimeText,
@@ -27,7 +27,7 @@ from authgate.audit.records import (
     json_line,
     json_lines,
 )
-from authgate.model import AuditEvent, Outcome
+from authgate.core.values import AuditEvent, Outcome
 from authgate.storage.sql_audit import AuditFilter, SqlAuditStore
 from authgate.storage.sql_audit_lines import stream_bodies
 

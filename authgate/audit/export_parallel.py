@@ -28,7 +28,7 @@ from authgate.audit.checkpoints import Signer
 from authgate.audit.errors import AuditError
 from authgate.audit.export import Format, _batches, _manifest, _trailer, stream_export
 from authgate.audit.parallel import collector_paused, id_spans
-from authgate.audit.records import CSV_HEADER
+from authgate.audit.render import CSV_HEADER
 from authgate.storage.sql_audit import AuditFilter, SqlAuditStore
 
 _COPY = 1 << 20

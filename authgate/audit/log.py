@@ -21,9 +21,9 @@ from authgate.audit.chain import Keyring
 from authgate.audit.checkpoints import Checkpoint, Signer, make_checkpoint
 from authgate.audit.sinks import NoSinks, SinkFanout
 from authgate.audit.writer import ChainWriter
-from authgate.clock import Clock
-from authgate.errors import AuthgateError
-from authgate.model import AuditEvent, Outcome
+from authgate.core.clock import Clock
+from authgate.core.errors import AuthgateError
+from authgate.core.values import AuditEvent, Outcome
 from authgate.storage.interfaces import AuditStore
 from authgate.storage.sql_audit import SqlAuditStore
 from authgate.storage.timeconv import to_micros

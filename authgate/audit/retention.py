@@ -14,8 +14,8 @@ from datetime import datetime
 
 from authgate.audit.checkpoints import Checkpoint
 from authgate.audit.log import AuditLog
-from authgate.errors import AuthgateError
-from authgate.model import AuditEvent, Outcome
+from authgate.core.errors import AuthgateError
+from authgate.core.values import AuditEvent, Outcome
 from authgate.storage.sql_audit import SqlAuditStore
 from authgate.storage.timeconv import to_micros
 

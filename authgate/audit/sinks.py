@@ -21,9 +21,9 @@ from typing import Any, Protocol
 
 from prometheus_client import Counter
 
-from authgate.audit.records import json_line
+from authgate.audit.render import json_line
 from authgate.audit.syslog import SyslogFormat, octet_frame
-from authgate.config.audit_schema import SinkSettings
+from authgate.config.audit import SinkSettings
 
 _log = logging.getLogger("authgate.audit.sinks")
 DROPPED = Counter("authgate_audit_sink_dropped_total",

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from authgate.audit.records import iso_time
+from authgate.audit.render import iso_time
 from authgate.storage.sql_audit import ROW_COLUMNS
 
 FACILITIES = {"kern": 0, "user": 1, "daemon": 3, "auth": 4, "authpriv": 10,

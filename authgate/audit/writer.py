@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from authgate.audit.chain import FORMAT_VERSION, GENESIS, Keyring, seal_with
-from authgate.model import AuditEvent
+from authgate.core.values import AuditEvent
 from authgate.storage.sql_audit import SqlAppender, SqlAuditStore, detail_json
 
 #: lanes inherited across fork(): never touched again, and never garbage-collected (a

@@ -6,7 +6,7 @@ import sys
 import click
 
 from authgate.config import Settings, load_settings
-from authgate.errors import ConfigError
+from authgate.core.errors import ConfigError
 
 
 class Context:
@@ -38,7 +38,7 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 
 
 def _register() -> None:
-    from authgate.cli.admin import check_config, db_group, serve_command, users_group
+    from authgate.cli.operate import check_config, db_group, serve_command, users_group
 
     main.add_command(check_config)
     main.add_command(db_group)

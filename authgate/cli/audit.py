@@ -17,12 +17,12 @@ from typing import Any, cast
 import click
 
 from authgate.audit.errors import AuditError, ChainDamage, ExportInvalid
-from authgate.audit.factory import build_audit_log, keyring_for, trusted_keys_for
-from authgate.clock import SystemClock
-from authgate.config.audit_schema import audit_settings
+from authgate.composition.audit import build_audit_log, keyring_for, trusted_keys_for
+from authgate.config.audit import audit_settings
 from authgate.config.loader import parse_duration
-from authgate.errors import AuthgateError
-from authgate.model import AuditEvent, Outcome
+from authgate.core.clock import SystemClock
+from authgate.core.errors import AuthgateError
+from authgate.core.values import AuditEvent, Outcome
 from authgate.storage.engine import make_engine
 from authgate.storage.sql_audit import AuditFilter, SqlAuditStore
 
@@ -75,7 +75,7 @@ def audit_group() -> None:
 def verify_command(ctx: click.Context, since: str | None, until: str | None,
                    export_file: str | None, public_keys: tuple[str, ...], jobs: int) -> None:
     """Exit 0 when intact; 1 naming the first bad record and the kind of damage."""
-    from authgate.audit.exportcheck import verify_export
+    from authgate.audit.export_verify import verify_export
     from authgate.audit.verify import verify_store
 
     settings = ctx.obj.settings
@@ -227,7 +227,7 @@ def keygen_command(path: str) -> None:
 @click.pass_context
 def public_key_command(ctx: click.Context) -> None:
     """Print the public key of the configured signing key (give it to auditors)."""
-    from authgate.audit.factory import signer_for
+    from authgate.composition.audit import signer_for
 
     signer = signer_for(audit_settings(ctx.obj.settings), keyring_for(ctx.obj.settings))
     click.echo(f"key id: {signer.key_id}")

@@ -6,11 +6,11 @@ import getpass
 
 import click
 
-from authgate.model import AuditEvent, Outcome
+from authgate.core.values import AuditEvent, Outcome
 
 
 def _regulator(obj: object):  # type: ignore[no-untyped-def]
-    from authgate.services import build_services
+    from authgate.composition.root import build_services
 
     services = build_services(obj.settings)  # type: ignore[attr-defined]
     regulator = services.regulator

@@ -57,7 +57,7 @@ def _demo_enrolment_code(gateway: object, username: str) -> str:
     """A code for the demo user's first second factor, as an admin would hand it over."""
     from datetime import timedelta
 
-    from authgate.model import RequestMeta
+    from authgate.core.values import RequestMeta
 
     services = gateway.extensions["authgate"]  # type: ignore[attr-defined]
     if services.mfa.factors.has_factors(username):

@@ -14,9 +14,9 @@ from typing import Any
 
 import click
 
+from authgate.core.errors import DirectoryUnavailable
 from authgate.directory import Directory
 from authgate.directory.ldap import LdapDirectory, LdapSettings
-from authgate.errors import DirectoryUnavailable
 
 Builder = Callable[[LdapSettings], Directory]
 
@@ -71,7 +71,7 @@ def _resolve(ctx: click.Context, options: dict[str, Any], build: Builder) -> Dir
     if getattr(obj, "directory", None) is not None:
         return obj.directory  # type: ignore[no-any-return]
     if hasattr(obj, "settings"):
-        from authgate.services import build_directory
+        from authgate.composition.root import build_directory
 
         return build_directory(obj.settings)
     raise click.UsageError("no directory: give --url/--base-dn/... or AUTHGATE_LDAP_* variables")

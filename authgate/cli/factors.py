@@ -8,11 +8,11 @@ from datetime import UTC
 import click
 
 from authgate.config.loader import parse_duration
-from authgate.model import AuditEvent, Outcome, RequestMeta
+from authgate.core.values import AuditEvent, Outcome, RequestMeta
 
 
 def _services(obj: object):  # type: ignore[no-untyped-def]
-    from authgate.services import build_services
+    from authgate.composition.root import build_services
 
     return build_services(obj.settings)  # type: ignore[attr-defined]
 
@@ -60,7 +60,7 @@ def keys_generate(kid: str) -> None:
     """Print a new key spec for secrets.encryption_keys (put it first to rotate)."""
     from datetime import datetime
 
-    from authgate.secretbox import generate_key_spec
+    from authgate.core.secretbox import generate_key_spec
 
     click.echo(generate_key_spec(kid or datetime.now(UTC).strftime("k%Y%m%d")))
 
@@ -69,8 +69,8 @@ def keys_generate(kid: str) -> None:
 @click.pass_obj
 def keys_rotate(obj: object) -> None:
     """Re-encrypt every stored TOTP seed under the first (primary) key."""
-    from authgate.mfa.totp import totp_aad
-    from authgate.secretbox import SecretBoxError
+    from authgate.core.secretbox import SecretBoxError
+    from authgate.credentials.totp import totp_aad
 
     svc = _services(obj)
     keyring, store = svc.mfa.keyring, svc.mfa.credentials

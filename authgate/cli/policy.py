@@ -14,19 +14,19 @@ from pathlib import Path
 
 import click
 
-from authgate.errors import PolicyError
-from authgate.model import Level
-from authgate.policy import approval, load_policy_set
-from authgate.policy.cases import (
+from authgate.core.errors import PolicyError
+from authgate.core.values import Level
+from authgate.policy.explain import explain
+from authgate.policy.files import approval, load_policy_set
+from authgate.policy.files.cases import (
     make_subject,
     parse_instant,
     resource_from_url,
     run_cases,
     uncovered_rules,
 )
-from authgate.policy.explain import explain
-from authgate.policy.model import PolicySet
-from authgate.policy.nodes import parse_duration
+from authgate.policy.files.nodes import parse_duration
+from authgate.policy.values import PolicySet
 
 policies_option = click.option(
     "--policies",

@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 import yaml
 
-from authgate.config.schema import Secret, Settings
-from authgate.errors import ConfigError
+from authgate.config.settings import Secret, Settings
+from authgate.core.errors import ConfigError
 
 ENV_PREFIX = "AUTHGATE_"
 _NOT_SETTINGS = {"AUTHGATE_CONFIG", "AUTHGATE_POLICIES"}
@@ -240,7 +240,7 @@ def _check_audit(s: Settings, problems: list[str]) -> None:
 
 def _check_encryption_keys(s: Settings, problems: list[str]) -> None:
     """``<kid>:<base64 of 32 bytes>``; at least one outside demo mode (TOTP seeds, ASVS 2.8.2)."""
-    from authgate.secretbox import Keyring, SecretBoxError
+    from authgate.core.secretbox import Keyring, SecretBoxError
 
     if not s.secrets.encryption_keys and s.mode != "demo":
         problems.append("secrets.encryption_keys: missing (generate one with "

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from authgate.model import Identity
+from authgate.core.values import Identity
 
 
 class Directory(Protocol):

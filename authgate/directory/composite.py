@@ -3,17 +3,18 @@
 A few named local accounts (argon2id, the file directory) keep authgate administrable when
 AD is down or compromised. A name found in the break-glass file is authenticated only there,
 never against AD. Such sessions are usable only after WebAuthn with user verification
-(``authgate.stepup``, ``authgate.gate``), and every use is a high-severity audit event.
+(``authgate.access.next_step``, ``authgate.access.forward_auth``), and every use is a
+high-severity audit event.
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
 
+from authgate.core.values import Identity
 from authgate.directory import Directory, normalise_username
 from authgate.directory.file import FileDirectory
 from authgate.directory.ldap_states import AccountState
-from authgate.model import Identity
 
 BREAK_GLASS = "break_glass"
 

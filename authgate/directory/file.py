@@ -26,14 +26,14 @@ import yaml
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from authgate.directory import normalise_username
-from authgate.errors import (
+from authgate.core.errors import (
     AccountDisabled,
     AuthenticationFailed,
     DirectoryUnavailable,
     PasswordChangeRejected,
 )
-from authgate.model import Identity
+from authgate.core.values import Identity
+from authgate.directory import normalise_username
 
 _USER_KEYS = {"display_name", "email", "groups", "password", "disabled"}
 

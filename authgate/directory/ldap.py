@@ -17,7 +17,9 @@ from ldap3 import BASE, SUBTREE, Connection
 from ldap3.core.exceptions import LDAPException
 from ldap3.utils.conv import escape_filter_chars
 
-from authgate.clock import Clock, SystemClock
+from authgate.core.clock import Clock, SystemClock
+from authgate.core.errors import AuthenticationFailed, DirectoryUnavailable, PasswordChangeRejected
+from authgate.core.values import Identity
 from authgate.directory.ldap_conn import Connector, LdapSettings, ServicePool, close_quietly
 from authgate.directory.ldap_diag import Diagnosis, diagnose
 from authgate.directory.ldap_states import (
@@ -30,8 +32,6 @@ from authgate.directory.ldap_states import (
     parse_login_name,
     password_change_failure,
 )
-from authgate.errors import AuthenticationFailed, DirectoryUnavailable, PasswordChangeRejected
-from authgate.model import Identity
 
 __all__ = ["AccountStatus", "Diagnosis", "LdapDirectory", "LdapSettings"]
 

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from ldap3 import NONE, SIMPLE, SYNC, Connection, Server, Tls
 from ldap3.core.exceptions import LDAPCommunicationError, LDAPException
 
-from authgate.errors import DirectoryUnavailable
+from authgate.core.errors import DirectoryUnavailable
 
 log = logging.getLogger("authgate.directory.ldap")
 T = TypeVar("T")

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from authgate.errors import (
+from authgate.core.errors import (
     AccountDisabled,
     AccountExpired,
     AccountLocked,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from authgate.errors import AuthgateError
+from authgate.core.errors import AuthgateError
 
 
 class FactorError(AuthgateError):

@@ -14,11 +14,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from authgate.model import Level, Resource
-from authgate.policy.model import Decision, IPAddress, Requirement, Rule, Subject, Verdict
+from authgate.core.values import Level, Resource
+from authgate.policy.values import Decision, IPAddress, Requirement, Rule, Subject, Verdict
 
 if TYPE_CHECKING:
-    from authgate.policy.model import PolicySet
+    from authgate.policy.values import PolicySet
 
 _CACHE_LIMIT = 4096  # hosts are attacker-chosen (Host header): keep the cache bounded
 _UNRESERVED = re.compile(r"%(2[dDeE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|7[eE])")

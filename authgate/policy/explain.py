@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from authgate.model import Resource
+from authgate.core.values import Resource
 from authgate.policy import engine
-from authgate.policy.model import Decision, PolicySet, Rule, Subject
+from authgate.policy.values import Decision, PolicySet, Rule, Subject
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from authgate.clock import Clock
-from authgate.errors import AuthgateError
+from authgate.core.clock import Clock
+from authgate.core.errors import AuthgateError
 from authgate.regulation.limits import AdBudget, LockoutMargin, ad_budget, check_lockout_margin
 
 _log = logging.getLogger("authgate.regulation")

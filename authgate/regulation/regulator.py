@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from authgate.audit import AuditLog
-from authgate.clock import Clock
-from authgate.model import AuditEvent, Outcome, RequestMeta
+from authgate.core.clock import Clock
+from authgate.core.values import AuditEvent, Outcome, RequestMeta
 from authgate.regulation import ADMIT, Admission
 from authgate.regulation.adpolicy import AdLockoutSource
 from authgate.regulation.limits import Limits, ip_subject

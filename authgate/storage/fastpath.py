@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
-from authgate.errors import StorageError
+from authgate.core.errors import StorageError
 from authgate.storage.engine import SQLITE_BUSY_TIMEOUT_MS
 
 T = TypeVar("T")

@@ -6,7 +6,7 @@ from typing import Literal
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from authgate.errors import StorageError
+from authgate.core.errors import StorageError
 
 
 class storage_guard:  # noqa: N801 - used as a context manager, reads like a statement

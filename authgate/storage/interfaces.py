@@ -5,7 +5,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Protocol
 
-from authgate.model import AuditEvent, SessionRecord, StoredAuditEvent
+from authgate.core.values import AuditEvent, SessionRecord, StoredAuditEvent
 
 
 class SessionStore(Protocol):

@@ -19,8 +19,8 @@ from typing import Any
 from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from authgate.errors import StorageError
-from authgate.model import AuditEvent, Outcome, StoredAuditEvent
+from authgate.core.errors import StorageError
+from authgate.core.values import AuditEvent, Outcome, StoredAuditEvent
 from authgate.storage.fastpath import connections_for
 from authgate.storage.guard import storage_guard
 from authgate.storage.tables import audit_checkpoints, audit_events

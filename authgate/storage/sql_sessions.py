@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select, update
 
-from authgate.model import Level, SessionRecord
+from authgate.core.values import Level, SessionRecord
 from authgate.storage.fastpath import connections_for
 from authgate.storage.guard import storage_guard
 from authgate.storage.tables import sessions

@@ -11,8 +11,8 @@ from flask import request as current_request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 from flask_wtf.csrf import CSRFProtect
 
+from authgate.composition.root import Services, build_services
 from authgate.config import Settings, load_settings
-from authgate.services import Services, build_services
 
 csrf = CSRFProtect()
 #: the forward-auth endpoint: no signed-cookie session, no CSRF check (a GET, changes nothing)
@@ -76,31 +76,31 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         enrol,
         errors,
         factor_login,
-        health,
         labels,
         passkey,
-        password,
+        password_change,
         portal,
         security,
         verify,
+        wellknown,
     )
 
     security.init_app(app)
     labels.init_app(app)
     errors.init_app(app)
     app.register_blueprint(verify.bp)
-    app.register_blueprint(health.bp)
+    app.register_blueprint(wellknown.bp)
     app.register_blueprint(portal.bp)
     app.register_blueprint(factor_login.bp)
     app.register_blueprint(enrol.bp)
     app.register_blueprint(account.bp)
-    app.register_blueprint(password.bp)
+    app.register_blueprint(password_change.bp)
     app.register_blueprint(passkey.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(auditor.bp)
     app.register_blueprint(auditor_views.bp)
     csrf.exempt(verify.bp)
-    csrf.exempt(health.bp)
+    csrf.exempt(wellknown.bp)
     if not app.config.get("TESTING"):
         # Everything built so far lives as long as the worker: keep it out of the cyclic
         # collector's full passes, which otherwise walk it all every few thousand requests.

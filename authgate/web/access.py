@@ -14,8 +14,8 @@ from urllib.parse import quote, urlsplit
 
 from flask import abort, g, redirect, request
 
-from authgate.gate import subject_of
-from authgate.model import AuditEvent, Outcome, Resource, SessionRecord
+from authgate.access.forward_auth import subject_of
+from authgate.core.values import AuditEvent, Outcome, Resource, SessionRecord
 from authgate.policy import Verdict, decide
 from authgate.web.context import remote_ip, remote_ip_text, request_id, services, user_agent
 from authgate.web.cookies import session_token

@@ -4,11 +4,11 @@ from __future__ import annotations
 from flask import Blueprint, g, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from authgate.history import sign_in_history
-from authgate.model import AuditEvent, Level, Outcome
+from authgate.audit.signins import sign_in_history
+from authgate.core.values import AuditEvent, Level, Outcome
 from authgate.web.access import require
 from authgate.web.context import services
-from authgate.web.flow import meta, with_rd
+from authgate.web.steps import meta, with_rd
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 

@@ -9,13 +9,13 @@ from urllib.parse import quote
 from flask import Blueprint, abort, g, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from authgate.admin_actions import AdminActions, ReasonRequired
+from authgate.admin.actions import AdminActions, ReasonRequired
+from authgate.audit.signins import sign_in_history
 from authgate.config.loader import parse_duration
 from authgate.directory import normalise_username
-from authgate.history import sign_in_history
 from authgate.web.access import portal_resource, require
 from authgate.web.context import services
-from authgate.web.flow import meta
+from authgate.web.steps import meta
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 FRESH_FOR_CHANGES = timedelta(minutes=15)
@@ -205,7 +205,7 @@ def end_all() -> BaseResponse | tuple[str, int]:
 @bp.get("/policy")
 @require("admin")
 def policy() -> str:
-    from authgate.policy import latest_approval_for
+    from authgate.policy.files import latest_approval_for
 
     runtime = services().policies
     current = runtime.current

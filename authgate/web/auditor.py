@@ -16,10 +16,10 @@ from flask import Blueprint, Response, abort, g, render_template, request, strea
 from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.audit.export import MEDIA_TYPES, Format, export_event, stream_export
-from authgate.audit.factory import keyring_for, signer_for
-from authgate.audit.records import iso_time
-from authgate.config.audit_schema import audit_settings
-from authgate.model import Outcome
+from authgate.audit.render import iso_time
+from authgate.composition.audit import keyring_for, signer_for
+from authgate.config.audit import audit_settings
+from authgate.core.values import Outcome
 from authgate.storage.sql_audit import AuditFilter, SqlAuditStore, stored_event
 from authgate.web.access import require
 from authgate.web.context import remote_ip_text, request_id, services, user_agent

@@ -6,8 +6,8 @@ import secrets
 
 from flask import current_app, g, request
 
-from authgate.forwarded import IPAddress, client_ip, parse_ip
-from authgate.services import Services
+from authgate.access.proxy_headers import IPAddress, client_ip, parse_ip
+from authgate.composition.root import Services
 
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import request
 from werkzeug.wrappers import Response as BaseResponse
 
-from authgate.config.schema import SessionSettings
+from authgate.config.settings import SessionSettings
 from authgate.web.context import services
 
 

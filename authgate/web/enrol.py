@@ -6,10 +6,11 @@ import segno
 from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
+from authgate.core.values import Level, SessionRecord
 from authgate.factors.errors import FactorError
-from authgate.model import Level, SessionRecord
 from authgate.web.context import services
-from authgate.web.flow import (
+from authgate.web.portal import return_url
+from authgate.web.steps import (
     ENROL_WINDOW,
     challenge_key,
     may_enrol,
@@ -18,7 +19,6 @@ from authgate.web.flow import (
     require_session,
     with_rd,
 )
-from authgate.web.portal import return_url
 
 bp = Blueprint("enrol", __name__, url_prefix="/enrol")
 

@@ -8,7 +8,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from authgate.errors import AuthgateError, DirectoryUnavailable, StorageError
+from authgate.core.errors import AuthgateError, DirectoryUnavailable, StorageError
 
 _log = logging.getLogger("authgate.web")
 

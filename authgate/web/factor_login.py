@@ -11,12 +11,13 @@ from collections.abc import Callable
 from flask import Blueprint, Response, jsonify, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
+from authgate.access.next_step import Step
+from authgate.audit.signins import sign_in_history
+from authgate.core.values import Level, SessionRecord
 from authgate.factors.errors import FactorError
-from authgate.history import sign_in_history
-from authgate.model import Level, SessionRecord
-from authgate.stepup import Step
 from authgate.web.context import services
-from authgate.web.flow import (
+from authgate.web.portal import return_url
+from authgate.web.steps import (
     challenge_key,
     meta,
     raise_level,
@@ -24,7 +25,6 @@ from authgate.web.flow import (
     step_for,
     with_rd,
 )
-from authgate.web.portal import return_url
 
 bp = Blueprint("factor", __name__)
 GENERIC = "That code was not accepted. Check it and try again."

@@ -13,12 +13,12 @@ import secrets
 from flask import Blueprint, abort, jsonify, request, session
 from werkzeug.wrappers import Response as BaseResponse
 
+from authgate.core.values import AuditEvent, Level, Outcome
 from authgate.factors.errors import FactorError
-from authgate.model import AuditEvent, Level, Outcome
 from authgate.web.context import services
 from authgate.web.cookies import set_session_cookie
-from authgate.web.flow import meta, with_rd
 from authgate.web.portal import return_url
+from authgate.web.steps import meta, with_rd
 
 bp = Blueprint("passkey", __name__)
 _REFUSED = "The passkey was not accepted."

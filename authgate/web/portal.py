@@ -6,14 +6,14 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from authgate.errors import RedirectRefused
-from authgate.login import LoginAttempt, LoginStatus
-from authgate.model import AuditEvent, Outcome
-from authgate.redirects import validate_return_url
-from authgate.stepup import Step
+from authgate.access.next_step import Step
+from authgate.access.return_url import validate_return_url
+from authgate.core.errors import RedirectRefused
+from authgate.core.values import AuditEvent, Outcome
+from authgate.login.password import LoginAttempt, LoginStatus
 from authgate.web.context import remote_ip_text, request_id, services, user_agent
 from authgate.web.cookies import clear_session_cookie, set_session_cookie
-from authgate.web.flow import current_session, step_for, with_rd
+from authgate.web.steps import current_session, step_for, with_rd
 
 bp = Blueprint("portal", __name__)
 
@@ -67,7 +67,7 @@ def login_submit() -> BaseResponse | tuple[str, int]:
         username=request.form.get("username", ""), password=request.form.get("password", ""),
         client_ip=remote_ip_text(), user_agent=user_agent(), request_id=request_id()))
     if result.status is LoginStatus.CHANGE_PASSWORD:
-        from authgate.web.password import change_page
+        from authgate.web.password_change import change_page
 
         return change_page(result.username, rd, _FAILURE_PAGES[result.status][1])
     if result.status is not LoginStatus.OK or result.issued is None:

@@ -11,13 +11,13 @@ from urllib.parse import quote
 from flask import Blueprint, Response, current_app, g, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from authgate.errors import AuthgateError, RedirectRefused, UntrustedRequest
-from authgate.forwarded import client_ip, original_resource, parse_ip
-from authgate.gate import GateRequest, error_event
-from authgate.model import Resource, SessionRecord
+from authgate.access.forward_auth import GateRequest, error_event
+from authgate.access.proxy_headers import client_ip, original_resource, parse_ip
+from authgate.access.return_url import validate_return_url
+from authgate.composition.root import Services
+from authgate.core.errors import AuthgateError, RedirectRefused, UntrustedRequest
+from authgate.core.values import Resource, SessionRecord
 from authgate.policy import Verdict
-from authgate.redirects import validate_return_url
-from authgate.services import Services
 from authgate.web.context import remote_ip, request_id, request_id_from, services, user_agent
 from authgate.web.cookies import cookie_name_for
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from authgate.core.errors import AuthenticationFailed
 from authgate.directory.ldap import LdapDirectory
-from authgate.errors import AuthenticationFailed
 
 pytestmark = pytest.mark.integration
 

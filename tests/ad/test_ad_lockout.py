@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from authgate.core.errors import AccountLocked, AuthenticationFailed
 from authgate.directory.ldap_states import AccountState
-from authgate.errors import AccountLocked, AuthenticationFailed
 
 pytestmark = pytest.mark.integration
 

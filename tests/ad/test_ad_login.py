@@ -6,15 +6,15 @@ from datetime import timedelta
 
 import pytest
 
-from authgate.directory.ldap import LdapDirectory
-from authgate.directory.ldap_states import AccountState
-from authgate.errors import (
+from authgate.core.errors import (
     AccountDisabled,
     AccountExpired,
     AuthenticationFailed,
     PasswordExpired,
     PasswordMustChange,
 )
+from authgate.directory.ldap import LdapDirectory
+from authgate.directory.ldap_states import AccountState
 
 pytestmark = pytest.mark.integration
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from authgate.core.errors import AuthenticationFailed, PasswordChangeRejected, PasswordMustChange
 from authgate.directory.ldap import LdapDirectory
-from authgate.errors import AuthenticationFailed, PasswordChangeRejected, PasswordMustChange
 
 pytestmark = pytest.mark.integration
 NEW_PASSWORD = "Erin-New-Pass-2025!"

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from authgate.clock import SystemClock
+from authgate.composition.root import Services, build_services
+from authgate.core.clock import SystemClock
 from authgate.directory.ldap import LdapDirectory, LdapSettings
-from authgate.login import LoginAttempt, LoginStatus
-from authgate.services import Services, build_services
+from authgate.login.password import LoginAttempt, LoginStatus
 from authgate.storage.engine import migrate
 from authgate.storage.tables import audit_events
 from tests.conftest import make_settings

@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from authgate.core.errors import DirectoryUnavailable
 from authgate.directory.ldap import LdapDirectory
-from authgate.errors import DirectoryUnavailable
 from tests.ad import samba
 
 pytestmark = pytest.mark.integration

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from authgate.core.errors import DirectoryUnavailable
 from authgate.directory.ldap import LdapDirectory, LdapSettings
 from authgate.directory.ldap_conn import Connector, close_quietly
-from authgate.errors import DirectoryUnavailable
 
 pytestmark = pytest.mark.integration
 

@@ -22,9 +22,9 @@ from typing import Any
 from ldap3 import BASE, NONE, Connection, Server, Tls
 from sqlalchemy import select
 
-from authgate.clock import FixedClock
+from authgate.composition.root import Services, build_services
+from authgate.core.clock import FixedClock
 from authgate.directory.file import FileDirectory
-from authgate.services import Services, build_services
 from authgate.storage.engine import migrate
 from authgate.storage.tables import audit_events
 from tests.ad.samba import DcFacts

@@ -11,8 +11,8 @@ from authgate.audit.chain import Keyring, seal
 from authgate.audit.checkpoints import Ed25519Signer, TrustedKeys
 from authgate.audit.log import AuditLog
 from authgate.audit.verify import VerifiedTrail, verify_store
-from authgate.clock import FixedClock
-from authgate.model import AuditEvent, Outcome
+from authgate.core.clock import FixedClock
+from authgate.core.values import AuditEvent, Outcome
 from authgate.storage.sql_audit import SEALED_COLUMNS, SqlAuditStore
 from tests.contract.conftest import engine  # noqa: F401 - the sqlite/postgres fixture
 

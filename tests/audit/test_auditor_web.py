@@ -9,11 +9,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from authgate.audit.checkpoints import TrustedKeys
-from authgate.audit.exportcheck import verify_export
-from authgate.audit.factory import build_audit_log, keyring_for
+from authgate.audit.export_verify import verify_export
+from authgate.composition.audit import build_audit_log, keyring_for
+from authgate.composition.root import Services
 from authgate.config import Settings
-from authgate.model import Identity, Level
-from authgate.services import Services
+from authgate.core.values import Identity, Level
 from tests.audit.conftest import event
 from tests.conftest import make_settings
 

@@ -8,11 +8,11 @@ import yaml
 from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 
-from authgate.audit.factory import build_audit_log
 from authgate.cli import Context
 from authgate.cli.audit import audit_group
-from authgate.clock import SystemClock
+from authgate.composition.audit import build_audit_log
 from authgate.config import load_settings
+from authgate.core.clock import SystemClock
 from authgate.storage.engine import make_engine, migrate
 from tests.audit.conftest import event
 from tests.conftest import ROOT, TEST_ENCRYPTION_KEY, TEST_SECRET

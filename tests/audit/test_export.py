@@ -15,9 +15,9 @@ from authgate.audit.chain import Keyring
 from authgate.audit.checkpoints import Ed25519Signer, TrustedKeys
 from authgate.audit.errors import ExportInvalid
 from authgate.audit.export import stream_export
-from authgate.audit.exportcheck import verify_export
+from authgate.audit.export_verify import verify_export
 from authgate.audit.log import AuditLog
-from authgate.audit.records import EXPORT_COLUMNS
+from authgate.audit.render import EXPORT_COLUMNS
 from authgate.audit.retention import purge_before
 from authgate.storage.sql_audit import AuditFilter
 from tests.audit.conftest import check, event, write

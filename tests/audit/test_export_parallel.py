@@ -16,7 +16,7 @@ from authgate.audit.checkpoints import TrustedKeys
 from authgate.audit.errors import AuditError, ExportInvalid
 from authgate.audit.export import stream_export
 from authgate.audit.export_parallel import write_export
-from authgate.audit.exportcheck import verify_export
+from authgate.audit.export_verify import verify_export
 from authgate.audit.log import AuditLog
 from authgate.storage.sql_audit import AuditFilter
 from tests.audit.conftest import event, write

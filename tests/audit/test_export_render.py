@@ -19,7 +19,7 @@ from authgate.audit.chain import Keyring
 from authgate.audit.checkpoints import TrustedKeys
 from authgate.audit.errors import ExportInvalid
 from authgate.audit.export import stream_export
-from authgate.audit.exportcheck import verify_export
+from authgate.audit.export_verify import verify_export
 from authgate.audit.log import AuditLog
 from authgate.storage.engine import make_engine, migrate
 from authgate.storage.sql_audit import AuditFilter, SqlAuditStore
@@ -123,7 +123,7 @@ def test_awkward_export_verifies_offline(tmp_path: Path, sqlite_log: AuditLog,
 
 def test_a_null_in_a_rendered_cell_takes_the_reference_path(sqlite_log: AuditLog) -> None:
     """NULLs cannot be written (NOT NULL); a schema edited to allow them still exports."""
-    from authgate.audit.records import csv_lines
+    from authgate.audit.render import csv_lines
 
     rows = [(1, 1_767_225_600_000_000, None, b'[1,"c",1]', b"{}"),
             (2, 1_767_225_600_000_001, b"ab" * 32, b'[1,"c",2]', None),
@@ -165,7 +165,7 @@ def test_text_that_is_not_utf8_fails_the_export_closed(tmp_path: Path, sqlite_lo
     fails on the reference path, and verification names the record."""
     from authgate.audit.errors import RecordAltered
     from authgate.audit.verify import verify_store
-    from authgate.errors import StorageError
+    from authgate.core.errors import StorageError
 
     ids = [sqlite_log.record(event(n)) for n in range(9)]
     engine: Engine = sqlite_log.store.engine  # type: ignore[attr-defined]

@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from authgate.audit.chain import Keyring
 from authgate.audit.checkpoints import Ed25519Signer, TrustedKeys
 from authgate.audit.log import AuditLog
-from authgate.errors import StorageError
+from authgate.core.errors import StorageError
 from authgate.storage import fastpath
 from authgate.storage.engine import SQLITE_BUSY_TIMEOUT_MS, make_engine, migrate
 from authgate.storage.sql_audit import SqlAuditStore

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from authgate.audit.schema import EVENTS
+from authgate.audit.catalog import EVENTS
 
 ROOT = Path(__file__).resolve().parents[2]
 _WRITTEN = re.compile(r'event="([a-z_.]+)"|self\._record\(\s*"([a-z_.]+)"|'

@@ -15,7 +15,7 @@ from authgate.audit.chain import Keyring
 from authgate.audit.checkpoints import TrustedKeys
 from authgate.audit.log import AuditLog
 from authgate.audit.sinks import SinkFanout
-from authgate.config.audit_schema import SinkSettings
+from authgate.config.audit import SinkSettings
 from authgate.storage.engine import make_engine, migrate
 from authgate.storage.sql_audit import SqlAuditStore
 from tests.audit.conftest import TickingClock, check, event, write

@@ -119,7 +119,7 @@ class Stack:
 
     def issue_code(self, username: str, ttl: timedelta = timedelta(hours=1)) -> str:
         """An enrolment code issued by the admin, as ``authgate enrol issue`` does."""
-        from authgate.model import RequestMeta
+        from authgate.core.values import RequestMeta
 
         issued = self.services.mfa.enrolment.issue(username=username, issued_by=ADMIN, ttl=ttl,
                                                    meta=RequestMeta())
@@ -153,8 +153,8 @@ class Stack:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     _require_binaries()
+    from authgate.composition.root import build_services
     from authgate.config import load_settings
-    from authgate.services import build_services
     from authgate.storage.engine import migrate
 
     run_dir = tmp_path_factory.mktemp("browser-stack")

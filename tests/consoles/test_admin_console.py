@@ -6,7 +6,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from authgate.model import Level, RequestMeta
+from authgate.core.values import Level, RequestMeta
 from authgate.storage.tables import audit_events
 from tests.conftest import session_cookie
 

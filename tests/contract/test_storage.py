@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, inspect
 
-from authgate.errors import StorageError
-from authgate.model import AuditEvent, Level, Outcome, SessionRecord
+from authgate.core.errors import StorageError
+from authgate.core.values import AuditEvent, Level, Outcome, SessionRecord
 from authgate.storage.engine import current_revision, head_revision
 from authgate.storage.sql_audit import SqlAuditStore
 from authgate.storage.sql_sessions import SqlSessionStore

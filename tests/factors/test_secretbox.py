@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from authgate.secretbox import Keyring, SecretBoxError, generate_key_spec
+from authgate.core.secretbox import Keyring, SecretBoxError, generate_key_spec
 
 KEY_A = "a:" + base64.b64encode(b"A" * 32).decode()
 KEY_B = "b:" + base64.urlsafe_b64encode(b"B" * 32).decode()
@@ -150,8 +150,8 @@ def test_generated_spec() -> None:
 
 
 def test_secretbox_is_a_base_layer_module() -> None:
-    """Only the standard library, cryptography and authgate.errors (it sits beside them)."""
-    source = Path(__file__).resolve().parents[2] / "authgate" / "secretbox.py"
+    """Only the standard library, cryptography and authgate.core.errors (it sits beside them)."""
+    source = Path(__file__).resolve().parents[2] / "authgate" / "core" / "secretbox.py"
     imported: set[str] = set()
     for node in ast.walk(ast.parse(source.read_text())):
         if isinstance(node, ast.Import):
@@ -160,5 +160,5 @@ def test_secretbox_is_a_base_layer_module() -> None:
             imported.add(node.module)
     foreign = {name for name in imported
                if name.split(".")[0] not in sys.stdlib_module_names
-               and name.split(".")[0] != "cryptography" and name != "authgate.errors"}
+               and name.split(".")[0] != "cryptography" and name != "authgate.core.errors"}
     assert foreign == set()

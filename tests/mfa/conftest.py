@@ -8,7 +8,7 @@ from urllib.parse import quote
 import pyotp
 import pytest
 
-from authgate.model import RequestMeta
+from authgate.core.values import RequestMeta
 
 MFA_URL = "http://localhost:8080/mfa/report?x=1&y=2"
 

@@ -166,7 +166,7 @@ def test_failures_since_last_sign_in_are_shown_after_login(mfa, client, clock) -
 
 
 def test_user_sees_and_ends_other_sessions(mfa, client, services) -> None:  # type: ignore[no-untyped-def]
-    from authgate.model import Level
+    from authgate.core.values import Level
 
     mfa.enrol_totp(mfa.issue_code())
     other = services.sessions.start(services.directory.lookup("alice"), level=Level.MFA,

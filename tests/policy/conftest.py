@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from authgate.policy import PolicySet, load_policy_set
+from authgate.policy import PolicySet
+from authgate.policy.files import load_policy_set
 from tests.policy.helpers import GLOBALS, write
 
 

@@ -7,7 +7,7 @@ import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from authgate.model import Level, Resource
+from authgate.core.values import Level, Resource
 from authgate.policy import Subject
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,6 +54,6 @@ def subject(
 
 
 def resource(url: str, method: str = "GET") -> Resource:
-    from authgate.policy.cases import resource_from_url
+    from authgate.policy.files.cases import resource_from_url
 
     return resource_from_url(url, method)

@@ -9,14 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from authgate.policy import (
-    PolicyError,
-    approve,
-    latest_approval_for,
-    load_policy_set,
-    require_approved,
-)
-from authgate.policy.approval import read_approvals
+from authgate.policy import PolicyError
+from authgate.policy.files import approve, latest_approval_for, load_policy_set, require_approved
+from authgate.policy.files.approval import read_approvals
 from tests.policy.helpers import BASELINE, NOW
 
 

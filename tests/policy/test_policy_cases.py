@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from authgate.policy import PolicyError, load_policy_set
-from authgate.policy.cases import load_cases, run_cases, uncovered_rules
+from authgate.policy import PolicyError
+from authgate.policy.files import load_policy_set
+from authgate.policy.files.cases import load_cases, run_cases, uncovered_rules
 from tests.policy.helpers import BASELINE, write
 
 

@@ -27,7 +27,7 @@ def run(*args: str, env: dict[str, str] | None = None):
 def test_check_reports_digest_and_approval(policies: Path) -> None:
     result = run("check", "--policies", str(policies))
     assert result.exit_code == 0, result.output
-    from authgate.policy import load_policy_set
+    from authgate.policy.files import load_policy_set
 
     rules = len(load_policy_set(policies).rules)
     assert f"ok: {rules} rules in 6 files, digest " in result.output

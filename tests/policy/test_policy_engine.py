@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from authgate.model import Level, Resource
+from authgate.core.values import Level, Resource
 from authgate.policy import Decision, Requirement, Verdict, decide, normalize_path
 from authgate.policy.engine import (
     DEFAULT_DENY,
@@ -891,8 +891,9 @@ def test_ambiguous_paths_are_denied_before_any_rule(path: str) -> None:
     from datetime import datetime
     from pathlib import Path
 
-    from authgate.model import Resource
-    from authgate.policy import Subject, Verdict, decide, load_policy_set
+    from authgate.core.values import Resource
+    from authgate.policy import Subject, Verdict, decide
+    from authgate.policy.files import load_policy_set
 
     ps = load_policy_set(Path(__file__).resolve().parents[2] / "policies")
     decision = decide(ps, subject=Subject(), now=datetime(2026, 1, 5, tzinfo=UTC),

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from authgate.policy import decide, explain, load_policy_set
+from authgate.policy import decide, explain
+from authgate.policy.files import load_policy_set
 from tests.policy.helpers import BASELINE, NOW, resource, subject
 
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from authgate.model import Level
-from authgate.policy import PolicyError, compute_digest, load_policy_set
-from authgate.policy.settings import Settings
+from authgate.core.values import Level
+from authgate.policy import PolicyError
+from authgate.policy.files import compute_digest, load_policy_set
+from authgate.policy.globals import PolicyGlobals
 from tests.policy.helpers import BASELINE, GLOBALS, write
 
 BAD_RULES = """\
@@ -303,7 +304,7 @@ def test_global_caps_looser_than_nist_warn(make_policies) -> None:
 def test_settings_defaults_when_sections_absent(tmp_path: Path) -> None:
     ps = load_policy_set(write(tmp_path / "p", {"a.yaml": "version: 1\nrules: []\n"}))
     s = ps.settings
-    assert s == Settings() and dict(s.networks) == {}
+    assert s == PolicyGlobals() and dict(s.networks) == {}
     assert s.roles.admin_groups == frozenset() and s.roles.auditor_groups == frozenset()
     assert s.sessions.caps[Level.PASSWORD].max_age == timedelta(hours=12)
     assert s.sessions.caps[Level.PHISHING_RESISTANT].idle_timeout == timedelta(minutes=15)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from authgate.clock import Clock
-from authgate.errors import AccountLocked, AuthenticationFailed
-from authgate.model import Identity
+from authgate.core.clock import Clock
+from authgate.core.errors import AccountLocked, AuthenticationFailed
+from authgate.core.values import Identity
 from authgate.regulation.limits import Limits, ad_budget
 from authgate.storage.sql_regulation import SqlRegulationStore
 from tests.contract.conftest import engine  # noqa: F401  (params sqlite, postgres)

@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from authgate.cli import Context
 from authgate.cli.bans import bans_group
+from authgate.composition.root import build_services
 from authgate.config import load_settings
-from authgate.services import build_services
 from authgate.storage.engine import migrate
 from authgate.storage.tables import audit_events
 from tests.conftest import ROOT, TEST_ENCRYPTION_KEY, TEST_SECRET

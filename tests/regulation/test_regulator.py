@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from authgate.clock import FixedClock
-from authgate.login import LoginAttempt, LoginStatus
-from authgate.services import Services, build_services
+from authgate.composition.root import Services, build_services
+from authgate.core.clock import FixedClock
+from authgate.login.password import LoginAttempt, LoginStatus
 from authgate.storage.engine import migrate
 from authgate.storage.tables import audit_events
 from authgate.storage.tables_regulation import metadata
@@ -169,7 +169,7 @@ def test_right_password_in_a_refused_state_costs_nothing(build: Build) -> None:
 
 def test_unreadable_ad_policy_falls_back_to_one_bind_per_hour(build: Build,
                                                                clock: FixedClock) -> None:
-    from authgate.errors import DirectoryUnavailable
+    from authgate.core.errors import DirectoryUnavailable
 
     services, fake = build(max_failures_per_user=2)
     calls = []

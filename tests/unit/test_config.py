@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from authgate.config import load_settings, settings_from_mapping
-from authgate.errors import ConfigError
+from authgate.core.errors import ConfigError
 
 GOOD_SECRET = "s" * 40
 KEY = "k1:" + "A" * 43 + "="

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from authgate.core.errors import AccountDisabled, AuthenticationFailed, DirectoryUnavailable
 from authgate.directory.file import FileDirectory
-from authgate.errors import AccountDisabled, AuthenticationFailed, DirectoryUnavailable
 from tests.conftest import ALICE_PASSWORD, FAST_HASHER
 
 

@@ -5,8 +5,8 @@ import ipaddress
 
 import pytest
 
-from authgate.errors import UntrustedRequest
-from authgate.forwarded import TrustedProxies, client_ip, original_resource, split_host
+from authgate.access.proxy_headers import TrustedProxies, client_ip, original_resource, split_host
+from authgate.core.errors import UntrustedRequest
 
 TRUSTED = TrustedProxies.parse(["127.0.0.1/32", "10.0.0.0/24", "::1/128"])
 ip = ipaddress.ip_address

@@ -5,9 +5,9 @@ import yaml
 from click.testing import CliRunner
 
 from authgate.cli import main
-from authgate.model import RequestMeta
-from authgate.secretbox import generate_key_spec
-from authgate.services import build_services
+from authgate.composition.root import build_services
+from authgate.core.secretbox import generate_key_spec
+from authgate.core.values import RequestMeta
 from authgate.storage.engine import migrate
 from tests.conftest import TEST_ENCRYPTION_KEY, make_settings
 
@@ -37,7 +37,7 @@ def test_rotate_reencrypts_and_old_key_can_then_go(tmp_path, users_file) -> None
     services = build_services(load_settings(config, environ={}))
     row = services.mfa.credentials.get(pending.credential_id)
     assert row is not None and row.secret.startswith("v1.k2.")
-    from authgate.mfa.totp import totp_aad
+    from authgate.credentials.totp import totp_aad
 
     assert services.mfa.keyring.decrypt(row.secret, associated_data=totp_aad(
         row.id, "alice")).decode() == pending.secret

@@ -7,6 +7,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from ldap3 import MOCK_SYNC, OFFLINE_AD_2012_R2, Connection, Server
 
+from authgate.core.errors import (
+    AccountDisabled,
+    AccountExpired,
+    AccountLocked,
+    AuthenticationFailed,
+    DirectoryUnavailable,
+    PasswordChangeRejected,
+    PasswordExpired,
+    PasswordMustChange,
+)
 from authgate.directory.ldap import _entries
 from authgate.directory.ldap_conn import LdapSettings
 from authgate.directory.ldap_states import (
@@ -19,16 +29,6 @@ from authgate.directory.ldap_states import (
     interval,
     parse_login_name,
     password_change_failure,
-)
-from authgate.errors import (
-    AccountDisabled,
-    AccountExpired,
-    AccountLocked,
-    AuthenticationFailed,
-    DirectoryUnavailable,
-    PasswordChangeRejected,
-    PasswordExpired,
-    PasswordMustChange,
 )
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)

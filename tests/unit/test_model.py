@@ -1,7 +1,7 @@
 """Audit values are neutralised at construction (ASVS 7.3.1: log injection)."""
 from __future__ import annotations
 
-from authgate.model import AuditEvent, Outcome, neutralise
+from authgate.core.values import AuditEvent, Outcome, neutralise
 
 
 def test_control_characters_and_line_separators_are_escaped() -> None:

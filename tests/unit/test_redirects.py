@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from authgate.errors import RedirectRefused
-from authgate.redirects import host_matches, validate_return_url
+from authgate.access.return_url import host_matches, validate_return_url
+from authgate.core.errors import RedirectRefused
 
 DOMAINS = ("*.city.test", "city.test", "localhost")
 

@@ -6,9 +6,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from authgate.clock import FixedClock
-from authgate.model import Identity, Level
-from authgate.sessions import SessionService, hash_token
+from authgate.core.clock import FixedClock
+from authgate.core.values import Identity, Level
+from authgate.sessions.service import SessionService, hash_token
 from authgate.storage.engine import make_engine, migrate
 from authgate.storage.sql_sessions import SqlSessionStore
 from authgate.storage.tables import sessions as sessions_table

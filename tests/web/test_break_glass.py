@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from authgate.composition.root import build_services
 from authgate.directory.file import FileDirectory
-from authgate.services import build_services
 from authgate.storage.engine import migrate
 from authgate.storage.tables import audit_events
 from tests.conftest import FAST_HASHER, make_settings, verify_headers
@@ -56,7 +56,7 @@ def test_break_glass_totp_is_never_enough(bg_client, clock) -> None:  # type: ig
     """Even with an authenticator app enrolled, a break-glass session needs WebAuthn."""
     import pyotp
 
-    from authgate.model import RequestMeta
+    from authgate.core.values import RequestMeta
     from tests.conftest import AuthActions
 
     client, services = bg_client

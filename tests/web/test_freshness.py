@@ -51,7 +51,7 @@ def test_directory_down_refuses_due_sessions_then_recovers(client, auth, clock, 
 
 
 def test_expired_password_can_be_changed_then_used(client, auth, services) -> None:  # type: ignore[no-untyped-def]
-    from authgate.login import LoginAttempt
+    from authgate.login.password import LoginAttempt
 
     result = services.login.change_password(
         LoginAttempt("alice", ALICE_PASSWORD, "127.0.0.1", "UA", "r1"), "short")

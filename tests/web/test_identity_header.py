@@ -5,8 +5,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from authgate.identity_token import IdentityTokenInvalid, verify_identity_token
-from authgate.services import build_services
+from authgate.access.identity_token import IdentityTokenInvalid, verify_identity_token
+from authgate.composition.root import build_services
 from authgate.storage.engine import migrate
 from tests.conftest import make_settings, verify_headers
 

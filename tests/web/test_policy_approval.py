@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from authgate.errors import PolicyError
-from authgate.policy import approve
-from authgate.services import build_services
+from authgate.composition.root import build_services
+from authgate.core.errors import PolicyError
+from authgate.policy.files import approve
 from authgate.storage.engine import migrate
 from authgate.storage.tables import audit_events
 from tests.conftest import ROOT, make_settings, verify_headers

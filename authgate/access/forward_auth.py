@@ -1,0 +1,92 @@
+"""Forward-auth: one request to a protected app → allow, log in / step up, or deny.
+
+request → trusted-proxy check → resource → session → subject → ``policy.decide`` (pure) →
+one audit record → verdict. "An error can never result in an authenticated user"
+(Authelia's creed): every failure on this path becomes a 401/403, audited as an error.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from authgate.access.proxy_headers import IPAddress
+from authgate.audit import AuditLog
+from authgate.core.clock import Clock
+from authgate.core.values import AuditEvent, Level, Outcome, Resource, SessionRecord
+from authgate.policy import Decision, Subject, Verdict, decide
+from authgate.policy.live import PolicyRuntime
+from authgate.sessions.service import SessionService
+
+
+@dataclass(frozen=True)
+class GateRequest:
+    resource: Resource
+    token: str | None
+    client_ip: IPAddress | None
+    user_agent: str
+    request_id: str
+
+
+@dataclass(frozen=True)
+class GateResult:
+    verdict: Verdict
+    decision: Decision
+    session: SessionRecord | None
+
+
+class Gate:
+    def __init__(self, *, policies: PolicyRuntime, sessions: SessionService, audit: AuditLog,
+                 clock: Clock) -> None:
+        self._policies = policies
+        self._sessions = sessions
+        self._audit = audit
+        self._clock = clock
+
+    def check(self, request: GateRequest) -> GateResult:
+        """Decide and audit. Raises only if the audit write fails (the caller denies)."""
+        policy_set = self._policies.current
+        session = self._sessions.resolve(request.token)
+        now = self._clock.now()
+        decision = decide(policy_set, subject=subject_of(session, request.client_ip),
+                          resource=request.resource, now=now)
+        self._audit.record(_event(request, decision, session, policy_set.digest))
+        return GateResult(decision.verdict, decision, session)
+
+
+def break_glass_pending(session: SessionRecord) -> bool:
+    """A break-glass account opens nothing until WebAuthn with user verification."""
+    return session.source == "break_glass" and session.level is not Level.PHISHING_RESISTANT
+
+
+def subject_of(session: SessionRecord | None, ip: IPAddress | None) -> Subject:
+    if session is None or break_glass_pending(session):
+        return Subject(ip=ip)  # a break-glass password alone opens nothing
+    return Subject(username=session.username, groups=session.groups, level=session.level,
+                   auth_time=session.auth_time, last_seen=session.last_seen, ip=ip)
+
+
+_OUTCOME = {Verdict.ALLOW: Outcome.ALLOW, Verdict.AUTHENTICATE: Outcome.CHALLENGE,
+            Verdict.DENY: Outcome.DENY}
+
+
+def _event(request: GateRequest, decision: Decision, session: SessionRecord | None,
+           digest: str) -> AuditEvent:
+    r = request.resource
+    return AuditEvent(
+        event="verify", outcome=_OUTCOME[decision.verdict], reason=decision.reason,
+        username=session.username if session else "",
+        client_ip=str(request.client_ip or ""), user_agent=request.user_agent,
+        host=r.host, path=r.path, method=r.method, rule_id=decision.rule_id or "(default)",
+        policy_digest=digest, request_id=request.request_id,
+        detail=(("level", session.level.value),) if session else (),
+    )
+
+
+def error_event(*, reason: str, request_id: str, client_ip: str, user_agent: str,
+                resource: Resource | None, digest: str) -> AuditEvent:
+    """The record for a /verify request that could not be decided (always a refusal)."""
+    return AuditEvent(
+        event="verify", outcome=Outcome.ERROR, reason=reason, client_ip=client_ip,
+        user_agent=user_agent, host=resource.host if resource else "",
+        path=resource.path if resource else "", method=resource.method if resource else "",
+        rule_id="", policy_digest=digest, request_id=request_id,
+    )

@@ -1,0 +1,167 @@
+"""Operator commands: configuration check, database migration, users file, serve."""
+from __future__ import annotations
+
+import getpass
+import sys
+from pathlib import Path
+
+import click
+
+from authgate.config import load_settings
+from authgate.core.errors import ConfigError
+
+
+@click.command("check-config")
+@click.pass_obj
+def check_config(obj: object) -> None:
+    """Validate the configuration and policies; print every problem; exit 1 if any."""
+    path = getattr(obj, "config_path", None)
+    try:
+        settings = load_settings(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(f"error: {problem}")
+        click.echo(f"{len(exc.problems)} problem(s) found")
+        sys.exit(1)
+    from authgate.core.errors import PolicyError
+    from authgate.policy.live import PolicyRuntime
+
+    try:
+        runtime = PolicyRuntime(Path(settings.policy.path),
+                                require_approval=settings.policy.require_approval)
+    except PolicyError as exc:
+        for problem in exc.problems:
+            click.echo(f"error: policy: {problem}")
+        sys.exit(1)
+    for warning in runtime.current.warnings:
+        click.echo(f"warning: policy: {warning}")
+    if not _lockout_margin_ok(settings, runtime):
+        sys.exit(1)
+    click.echo(f"configuration OK (mode {settings.mode}, policy {runtime.current.digest[:16]})")
+
+
+def _lockout_margin_ok(settings: object, runtime: object) -> bool:
+    """authgate must throttle before Active Directory locks the account (issue 7)."""
+    from authgate.composition.regulation import active_directory
+    from authgate.composition.root import build_directory
+    from authgate.core.errors import AuthgateError
+    from authgate.regulation.adpolicy import lockout_margin
+
+    try:
+        margin = lockout_margin(active_directory(build_directory(settings)),  # type: ignore[arg-type]
+                                runtime.current.settings.regulation)  # type: ignore[attr-defined]
+    except AuthgateError as exc:
+        click.echo(f"warning: regulation: AD lockout policy not read: {exc}")
+        return True
+    for message in margin.messages if margin else ():
+        click.echo(f"{margin.severity}: regulation: {message}")  # type: ignore[union-attr]
+    return margin is None or bool(margin.ok)
+
+
+@click.group("db")
+def db_group() -> None:
+    """Database schema."""
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@click.pass_obj
+def db_upgrade(obj: object, revision: str) -> None:
+    """Apply the Alembic migrations to the configured database."""
+    from authgate.storage.engine import migrate
+
+    settings = obj.settings  # type: ignore[attr-defined]
+    migrate(settings.storage.url, revision)
+    click.echo(f"database at {revision}")
+
+
+@click.group("users")
+def users_group() -> None:
+    """Manage the file directory (embedded default and break-glass accounts)."""
+
+
+def _file_directory(obj: object):  # type: ignore[no-untyped-def]
+    from authgate.directory.file import FileDirectory
+
+    return FileDirectory(Path(obj.settings.directory.file.path))  # type: ignore[attr-defined]
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("New password: ")
+        if password != getpass.getpass("Repeat it: "):
+            raise click.ClickException("the passwords differ")
+    if len(password) < 12:
+        raise click.ClickException("a password needs at least 12 characters")
+    return password
+
+
+@users_group.command("add")
+@click.argument("username")
+@click.option("--name", "display_name", default="")
+@click.option("--email", default="")
+@click.option("--group", "groups", multiple=True, help="Repeat for several groups.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+@click.pass_obj
+def users_add(obj: object, username: str, display_name: str, email: str,
+              groups: tuple[str, ...], password_stdin: bool) -> None:
+    """Add a user."""
+    try:
+        _file_directory(obj).add_user(username, _read_password(password_stdin),
+                                      display_name=display_name, email=email,
+                                      groups=list(groups))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"added {username.strip().lower()}")
+
+
+@users_group.command("set-password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True)
+@click.pass_obj
+def users_set_password(obj: object, username: str, password_stdin: bool) -> None:
+    """Set a user's password."""
+    try:
+        _file_directory(obj).set_password(username, _read_password(password_stdin))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo("password set")
+
+
+@users_group.command("disable")
+@click.argument("username")
+@click.option("--enable", is_flag=True, help="Enable the account again.")
+@click.pass_obj
+def users_disable(obj: object, username: str, enable: bool) -> None:
+    """Disable (or with --enable, re-enable) a user."""
+    try:
+        _file_directory(obj).set_disabled(username, not enable)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{username} {'enabled' if enable else 'disabled'}")
+
+
+@users_group.command("list")
+@click.pass_obj
+def users_list(obj: object) -> None:
+    """List users with their groups and state."""
+    for identity, disabled in _file_directory(obj).list_users():
+        state = "disabled" if disabled else "active"
+        click.echo(f"{identity.username:20} {state:8} {','.join(sorted(identity.groups))}")
+
+
+@click.command("serve")
+@click.option("--bind", default="127.0.0.1:9091", show_default=True)
+@click.option("--workers", default=2, show_default=True)
+@click.pass_obj
+def serve_command(obj: object, bind: str, workers: int) -> None:
+    """Run the gateway under gunicorn (production server)."""
+    import os
+
+    _ = obj.settings  # type: ignore[attr-defined]  # fail fast with readable errors
+    args = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers),
+            "--worker-class", "sync", "--no-control-socket", "--access-logfile", "-",
+            "authgate.web:create_app()"]
+    os.execv(args[0], args)  # noqa: S606 - fixed argv, no shell

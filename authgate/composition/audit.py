@@ -1,0 +1,62 @@
+"""Builds the audit trail from settings: the one place that picks keys, signer and sinks."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from authgate.audit.chain import Keyring
+from authgate.audit.checkpoints import Ed25519Signer, HmacSigner, Signer, TrustedKeys
+from authgate.audit.log import AuditLog, close_at_exit
+from authgate.audit.sinks import NoSinks, SinkFanout
+from authgate.config.audit import AuditSettings, audit_settings
+from authgate.config.loader import DEMO_SECRET_PREFIX
+from authgate.core.clock import Clock
+from authgate.storage.sql_audit import SqlAuditStore
+
+#: the labelled demo chain key (refused outside demo mode by the config loader's rules)
+DEMO_AUDIT_KEY = DEMO_SECRET_PREFIX + "audit-key-do-not-use-in-production"
+
+
+def keyring_for(settings: object) -> Keyring:
+    """The chain keys; ``AuditKeyMissing`` when ``secrets.audit_key`` is unset (demo mode
+    uses the labelled demo key, as it does for the session key)."""
+    secret = settings.secrets.audit_key  # type: ignore[attr-defined]
+    value = secret.reveal() if secret else None
+    if value is None and getattr(settings, "mode", "") == "demo":
+        value = DEMO_AUDIT_KEY
+    previous = [k.reveal() for k in audit_settings(settings).previous_keys]
+    return Keyring.from_secrets(value, previous)
+
+
+def signer_for(audit: AuditSettings, keyring: Keyring) -> Signer:
+    if audit.signing_key_file:
+        return Ed25519Signer.from_file(audit.signing_key_file)
+    return HmacSigner(keyring)
+
+
+def trusted_keys_for(settings: object, *, extra_public_pems: tuple[str, ...] = ()
+                     ) -> TrustedKeys:
+    """Every key whose signatures verification accepts: the configured ones only."""
+    audit = audit_settings(settings)
+    keyring = keyring_for(settings)
+    signer = signer_for(audit, keyring)
+    pems = [Path(p).read_text() for p in audit.trusted_public_keys]
+    return TrustedKeys.build(keyring=keyring, signer=signer, public_pems=[*pems,
+                                                                          *extra_public_pems])
+
+
+def build_audit_log(settings: object, engine: Engine, clock: Clock, *,
+                    close_on_exit: bool = True) -> AuditLog:
+    """``services.build_services`` calls this (instead of ``AuditLog(SqlAuditStore(…))``)."""
+    audit = audit_settings(settings)
+    keyring = keyring_for(settings)
+    sinks = (SinkFanout(audit.sinks, capacity=audit.buffer_size) if audit.sinks
+             else NoSinks())
+    log = AuditLog(SqlAuditStore(engine), clock, keyring=keyring,
+                   signer=signer_for(audit, keyring), sinks=sinks,
+                   checkpoint_every=audit.checkpoint_every,
+                   checkpoint_interval=audit.checkpoint_interval, lanes=audit.writer_lanes)
+    if close_on_exit:
+        close_at_exit(log)
+    return log

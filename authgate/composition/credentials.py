@@ -1,0 +1,75 @@
+"""The second-factor services, built together from settings (called by services.py)."""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from argon2 import PasswordHasher
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import Engine
+
+from authgate.audit import AuditLog
+from authgate.config import Settings
+from authgate.core.clock import Clock
+from authgate.core.secretbox import Keyring
+from authgate.credentials.common import FactorParams, Recorder
+from authgate.credentials.enrolment import EnrolmentService
+from authgate.credentials.manage import FactorManager
+from authgate.credentials.recovery import RecoveryService
+from authgate.credentials.second_factors import SecondFactors
+from authgate.credentials.totp import TotpService
+from authgate.credentials.webauthn import WebAuthnService
+from authgate.policy import PolicySet
+from authgate.sessions.service import SessionService
+from authgate.storage.sql_codes import SqlCodeStore
+from authgate.storage.sql_credentials import SqlCredentialStore
+
+#: labelled demo key for secrets at rest, accepted only in demo mode (config refuses it else)
+DEMO_ENCRYPTION_KEY = "demo:ZGVtby1pbnNlY3VyZS1rZXktZG8tbm90LXVzZSEhISE="
+
+
+#: argon2id for recovery codes. They carry 60 random bits, so a light profile costs an
+#: attacker with the database as much as a strong one would for a password, while checking a
+#: code against all ten stays ~100 ms instead of seconds (a worker is never stalled).
+RECOVERY_HASHER = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
+
+
+
+def derive_key(secret: str, purpose: bytes) -> bytes:
+    """A per-purpose key from the session secret (HKDF, RFC 5869): one secret to manage."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                info=b"authgate/" + purpose).derive(secret.encode())
+
+
+def factor_params(settings: Settings, policy_set: PolicySet) -> FactorParams:
+    totp = policy_set.settings.factors.totp
+    webauthn = policy_set.settings.factors.webauthn
+    base = urlsplit(settings.server.public_url)
+    origins = settings.webauthn.origins or (f"{base.scheme}://{base.netloc}",)
+    return FactorParams(
+        totp_digits=totp.digits, totp_period=totp.period, totp_algorithm=totp.algorithm,
+        totp_valid_window=totp.valid_window, issuer=settings.webauthn.rp_name,
+        rp_id=settings.webauthn.rp_id, rp_name=settings.webauthn.rp_name, origins=origins,
+        user_verification=webauthn.user_verification, attestation=webauthn.attestation,
+        aaguid_allowlist=frozenset(webauthn.aaguid_allowlist),
+        challenge_ttl_seconds=int(webauthn.challenge_ttl.total_seconds()))
+
+
+def build_mfa(settings: Settings, *, engine: Engine, policy_set: PolicySet, audit: AuditLog,
+              clock: Clock, sessions: SessionService, session_key: str,
+              recovery_hasher: PasswordHasher | None = None) -> SecondFactors:
+    specs = [k.reveal() for k in settings.secrets.encryption_keys] or [DEMO_ENCRYPTION_KEY]
+    keyring = Keyring.from_spec(specs)
+    record = Recorder(audit, clock)
+    params = factor_params(settings, policy_set)
+    store = SqlCredentialStore(engine)
+    codes = SqlCodeStore(engine)
+    return SecondFactors(
+        totp=TotpService(store=store, keyring=keyring, params=params, record=record),
+        webauthn=WebAuthnService(store=store, codes=codes, params=params, record=record),
+        recovery=RecoveryService(codes=codes, hasher=recovery_hasher or RECOVERY_HASHER,
+                                 record=record),
+        enrolment=EnrolmentService(codes=codes, key=derive_key(session_key, b"enrolment"),
+                                   record=record),
+        factors=FactorManager(store=store, codes=codes, sessions=sessions, record=record),
+        params=params, keyring=keyring, credentials=store)

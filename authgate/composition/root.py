@@ -1,0 +1,144 @@
+"""Builds every component from settings, once. The only place that picks backends."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from sqlalchemy import Engine
+
+from authgate.access.forward_auth import Gate
+from authgate.access.identity_token import IdentitySigner
+from authgate.access.proxy_headers import TrustedProxies
+from authgate.audit import AuditLog
+from authgate.composition.audit import build_audit_log
+from authgate.composition.credentials import build_mfa
+from authgate.composition.regulation import build_regulator
+from authgate.config import Settings
+from authgate.config.loader import DEMO_SECRET_PREFIX
+from authgate.core.clock import Clock, SystemClock
+from authgate.core.values import AuditEvent, Outcome
+from authgate.credentials.second_factors import SecondFactors
+from authgate.directory import Directory
+from authgate.login.password import LoginService
+from authgate.policy.live import PolicyRuntime, ReloadResult
+from authgate.regulation import Regulator
+from authgate.sessions.refresh import AccountRefresher
+from authgate.sessions.service import SessionService
+from authgate.storage.engine import make_engine
+from authgate.storage.interfaces import AuditStore
+from authgate.storage.sql_sessions import SqlSessionStore
+
+DEMO_SESSION_KEY = DEMO_SECRET_PREFIX + "session-key-do-not-use-in-production"
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock
+    engine: Engine
+    directory: Directory
+    policies: PolicyRuntime
+    sessions: SessionService
+    audit: AuditLog
+    audit_store: AuditStore
+    gate: Gate
+    login: LoginService
+    trusted_proxies: TrustedProxies
+    mfa: SecondFactors
+    regulator: Regulator
+    identity_signer: IdentitySigner | None = None
+
+    @property
+    def session_key(self) -> str:
+        return session_key_of(self.settings)
+
+
+def session_key_of(settings: Settings) -> str:
+    """The configured session secret; the labelled demo key only where config allows it."""
+    key = settings.secrets.session_key
+    return key.reveal() if key is not None else DEMO_SESSION_KEY
+
+
+def build_directory(settings: Settings) -> Directory:
+    directory = _build_primary(settings)
+    if settings.directory.break_glass_file:
+        from authgate.directory.composite import BreakGlassDirectory
+        from authgate.directory.file import FileDirectory
+
+        local = FileDirectory(Path(settings.directory.break_glass_file))
+        return BreakGlassDirectory(primary=directory, local=local)
+    return directory
+
+
+def _build_primary(settings: Settings) -> Directory:
+    if settings.directory.backend == "ldap":
+        from authgate.directory.ldap import LdapDirectory, LdapSettings
+
+        ldap = settings.directory.ldap
+        password = ldap.bind_password.reveal() if ldap.bind_password else ""
+        return LdapDirectory(settings=LdapSettings(
+            urls=ldap.urls, base_dn=ldap.base_dn, bind_dn=ldap.bind_dn,
+            bind_password=password, ca_file=ldap.ca_file, start_tls=ldap.start_tls,
+            allow_plain=ldap.allow_plain, min_tls=ldap.min_tls,
+            connect_timeout=ldap.connect_timeout, receive_timeout=ldap.receive_timeout,
+            login_attribute=ldap.login_attribute, upn_suffix=ldap.upn_suffix,
+            netbios_domain=ldap.netbios_domain,
+            group_name_attribute=ldap.group_name_attribute,
+            user_base_dn=ldap.user_base_dn, group_base_dn=ldap.group_base_dn,
+            failover_hold_seconds=ldap.failover_hold_seconds, pool_size=ldap.pool_size,
+        ))
+    from authgate.directory.file import FileDirectory
+
+    return FileDirectory(Path(settings.directory.file.path))
+
+
+def build_services(settings: Settings, *, clock: Clock | None = None,
+                   directory: Directory | None = None,
+                   recovery_hasher: PasswordHasher | None = None) -> Services:
+    clock = clock or SystemClock()
+    engine = make_engine(settings.storage.url, echo=settings.storage.echo)
+    audit = build_audit_log(settings, engine, clock)
+    audit_store = audit.store
+    policies = PolicyRuntime(Path(settings.policy.path),
+                             require_approval=settings.policy.require_approval,
+                             on_reload=lambda result: _audit_reload(audit, result))
+    sessions = SessionService(SqlSessionStore(engine), clock,
+                              idle_timeout=settings.session.idle_timeout,
+                              max_age=settings.session.max_age,
+                              touch_interval=settings.session.touch_interval)
+    directory = directory or build_directory(settings)
+    sessions.refresher = AccountRefresher(
+        directory=directory, store=sessions.store, audit=audit, clock=clock,
+        interval=lambda: policies.current.settings.sessions.refresh_interval)
+    regulator = build_regulator(settings, engine=engine, policies=policies, clock=clock,
+                                audit=audit, directory=directory)
+    session_key = session_key_of(settings)
+    mfa = build_mfa(settings, engine=engine, policy_set=policies.current, audit=audit,
+                    clock=clock, sessions=sessions, session_key=session_key,
+                    recovery_hasher=recovery_hasher)
+    return Services(
+        settings=settings, clock=clock, engine=engine, directory=directory,
+        policies=policies, sessions=sessions, audit=audit, audit_store=audit_store,
+        gate=Gate(policies=policies, sessions=sessions, audit=audit, clock=clock),
+        login=LoginService(directory=directory, sessions=sessions, audit=audit,
+                           regulator=regulator),
+        trusted_proxies=TrustedProxies.parse(settings.server.trusted_proxies),
+        mfa=mfa, regulator=regulator,
+        identity_signer=IdentitySigner.from_pem_file(
+            settings.server.identity_key_file, issuer=settings.server.public_url)
+        if settings.server.identity_key_file else None,
+    )
+
+
+def _audit_reload(audit: AuditLog, result: ReloadResult) -> None:
+    if result.problems:
+        audit.record(AuditEvent(
+            event="policy.reload", outcome=Outcome.DENY, reason="policy_rejected",
+            policy_digest=result.digest,
+            detail=(("rejected_digest", result.rejected_digest),
+                    ("problems", "; ".join(result.problems)[:500])),
+        ))
+    elif result.changed:
+        audit.record(AuditEvent(event="policy.reload", outcome=Outcome.SUCCESS,
+                                reason="policy_loaded", policy_digest=result.digest))

@@ -1,0 +1,69 @@
+"""Audit trail settings (docs/audit.md): chain keys, checkpoints, SIEM sinks, retention.
+
+Added to ``Settings`` as ``audit: AuditSettings``. The HMAC chain key itself stays
+``secrets.audit_key``; earlier keys are listed here so old records keep verifying after a
+rotation (cryptography's MultiFernet idea). The Ed25519 signing key lives in a file that
+only authgate reads; auditors get the public key.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+from authgate.config.settings import Secret
+
+Facility = Literal["kern", "user", "auth", "authpriv", "daemon", "local0", "local1", "local2",
+                   "local3", "local4", "local5", "local6", "local7"]
+
+
+@dataclass(frozen=True)
+class SinkSettings:
+    """One SIEM destination. ``syslog``: RFC 5424 over UDP (RFC 5426) or TCP with
+    octet-counting framing (RFC 6587); ``jsonl``: one JSON object per line appended to
+    ``path``; ``stdout``: JSON lines on standard output (containers)."""
+
+    type: Literal["syslog", "jsonl", "stdout"] = "stdout"
+    transport: Literal["udp", "tcp"] = "udp"
+    host: str = "127.0.0.1"
+    port: int = 514
+    facility: Facility = "authpriv"
+    app_name: str = "authgate"
+    #: RFC 5424 SD-ID (``name@PEN``; 32473 is the documentation PEN of RFC 5612)
+    sd_id: str = "audit@32473"
+    path: str = ""
+    #: seconds to wait for a TCP connect or send before the message is retried
+    timeout: float = 2.0
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    #: PEM file with the Ed25519 private key that signs checkpoints and export manifests
+    #: (``authgate audit keygen``); unset → checkpoints are HMAC'd with the audit key only
+    signing_key_file: str = ""
+    #: PEM public keys of earlier signing keys, still trusted for verification
+    trusted_public_keys: tuple[str, ...] = ()
+    #: earlier ``secrets.audit_key`` values, for verifying records written before a rotation
+    previous_keys: tuple[Secret, ...] = ()
+    #: a signed checkpoint after this many records of a chain ...
+    checkpoint_every: int = 1000
+    #: ... or when a record is written this long after the previous checkpoint
+    checkpoint_interval: timedelta = timedelta(minutes=5)
+    #: chains (writer lanes) per process: each has its own lock and database connection
+    writer_lanes: int = 1
+    #: messages buffered per sink before new ones are dropped (and counted)
+    buffer_size: int = 10000
+    sinks: tuple[SinkSettings, ...] = ()
+    #: ``authgate audit purge`` default age (ASVS 7.x retention; city policy: 400 days)
+    retention: timedelta = timedelta(days=400)
+    #: rows per batch when streaming exports and verification (constant memory)
+    batch_size: int = 5000
+
+
+def audit_settings(settings: object) -> AuditSettings:
+    """The ``audit`` section, or its defaults while ``Settings`` does not carry it yet."""
+    value = getattr(settings, "audit", None)
+    return value if isinstance(value, AuditSettings) else AuditSettings()
+
+
+__all__ = ["AuditSettings", "SinkSettings", "audit_settings"]

@@ -1,0 +1,47 @@
+"""Recovery (look-up) codes: 10 shown once, stored as argon2id hashes, each usable once
+(ASVS 2.6.1-2.6.3, NIST 63B 5.1.2.2). Regenerating invalidates the previous set."""
+from __future__ import annotations
+
+from argon2 import PasswordHasher
+
+from authgate.core.values import Outcome, RequestMeta
+from authgate.credentials.common import Recorder, new_id
+from authgate.factors import generate_recovery_codes, hash_recovery_code, verify_recovery_code
+from authgate.factors.errors import InvalidRecoveryCode
+from authgate.storage.sql_codes import SqlCodeStore
+
+
+class RecoveryService:
+    def __init__(self, *, codes: SqlCodeStore, hasher: PasswordHasher,
+                 record: Recorder) -> None:
+        self._codes = codes
+        self._hasher = hasher
+        self._record = record
+
+    def regenerate(self, *, username: str, meta: RequestMeta) -> tuple[str, ...]:
+        """New codes for the user, to show once; the old set stops working at once."""
+        codes = generate_recovery_codes(10)
+        hashed = [(new_id(), hash_recovery_code(c, hasher=self._hasher)) for c in codes]
+        self._codes.replace_recovery_codes(username, hashed, self._record.clock.now())
+        self._record("factor.recovery_codes", Outcome.SUCCESS, "regenerated",
+                     username=username, meta=meta, count=str(len(codes)))
+        return codes
+
+    def remaining(self, username: str) -> int:
+        return len(self._codes.unused_recovery_codes(username))
+
+    def use(self, *, username: str, code: str, meta: RequestMeta) -> int:
+        """Spend one code; returns how many are left (shown to the user afterwards)."""
+        unused = self._codes.unused_recovery_codes(username)
+        try:
+            verified = verify_recovery_code(code=code, hashes=unused, hasher=self._hasher)
+            if not self._codes.spend_recovery_code(verified.code_id, self._record.clock.now()):
+                raise InvalidRecoveryCode("recovery_code_reused")
+        except InvalidRecoveryCode as exc:
+            self._record("login.recovery", Outcome.FAILURE, exc.reason, username=username,
+                         meta=meta)
+            raise
+        left = len(unused) - 1
+        self._record("login.recovery", Outcome.SUCCESS, "recovery_code_used",
+                     username=username, meta=meta, remaining=str(left))
+        return left

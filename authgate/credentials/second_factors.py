@@ -1,0 +1,27 @@
+"""The second-factor use cases as one value the web layer and admin actions receive."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from authgate.core.secretbox import Keyring
+from authgate.credentials.common import FactorParams
+from authgate.credentials.enrolment import EnrolmentService
+from authgate.credentials.manage import FactorManager
+from authgate.credentials.recovery import RecoveryService
+from authgate.credentials.totp import TotpService
+from authgate.credentials.webauthn import WebAuthnService
+from authgate.storage.sql_credentials import SqlCredentialStore
+
+
+@dataclass
+class SecondFactors:
+    """The second-factor use cases, built together by the composition root."""
+
+    totp: TotpService
+    webauthn: WebAuthnService
+    recovery: RecoveryService
+    enrolment: EnrolmentService
+    factors: FactorManager
+    params: FactorParams
+    keyring: Keyring
+    credentials: SqlCredentialStore

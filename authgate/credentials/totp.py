@@ -1,0 +1,104 @@
+"""TOTP enrolment and checks (RFC 6238), seeds encrypted at rest (ASVS 2.8.2).
+
+Replay: each accepted time step is stored per credential by a conditional UPDATE, so a code
+is accepted once, even by two simultaneous requests (ASVS 2.8.4, NIST 63B 5.1.4.2).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from authgate.core.secretbox import Keyring, SecretBoxError
+from authgate.core.values import Outcome, RequestMeta
+from authgate.credentials.common import FactorParams, Recorder, new_id
+from authgate.factors import new_totp_secret, provisioning_uri, verify_totp
+from authgate.factors.errors import CodeReplayed, FactorError, InvalidCode, InvalidSecret
+from authgate.storage.sql_credentials import CredentialRow, SqlCredentialStore
+
+
+@dataclass(frozen=True)
+class PendingTotp:
+    credential_id: str
+    secret: str  # shown once, to be typed or scanned; never stored in plain text
+    uri: str
+
+
+def totp_aad(cred_id: str, username: str) -> bytes:
+    return f"totp:{cred_id}:{username}".encode()
+
+
+class TotpService:
+    def __init__(self, *, store: SqlCredentialStore, keyring: Keyring, params: FactorParams,
+                 record: Recorder) -> None:
+        self._store = store
+        self._keyring = keyring
+        self._params = params
+        self._record = record
+
+    def start(self, *, username: str, name: str, meta: RequestMeta) -> PendingTotp:
+        """A new, inactive credential; it works only after ``confirm`` with a valid code."""
+        p = self._params
+        secret = new_totp_secret()
+        cred_id = new_id()
+        self._store.add(CredentialRow(
+            id=cred_id, username=username, kind="totp", name=name[:64] or "Authenticator app",
+            active=False, created_at=self._record.clock.now(), last_used_at=None,
+            secret=self._keyring.encrypt(secret.encode(), associated_data=totp_aad(cred_id,
+                                                                               username))))
+        self._record("enrol.totp.start", Outcome.INFO, "pending", username=username,
+                     meta=meta, credential=cred_id)
+        uri = provisioning_uri(secret=secret, account_name=username, issuer=p.issuer,
+                               digits=p.totp_digits, period=p.totp_period,
+                               algorithm=p.totp_algorithm)
+        return PendingTotp(cred_id, secret, uri)
+
+    def confirm(self, *, username: str, credential_id: str, code: str,
+                meta: RequestMeta) -> CredentialRow:
+        row = self._store.get(credential_id)
+        if row is None or row.username != username or row.kind != "totp" or row.active:
+            self._record("enrol.totp.confirm", Outcome.FAILURE, "unknown_credential",
+                         username=username, meta=meta)
+            raise InvalidCode("unknown_credential")
+        try:
+            self._check(row, code, activate=True)
+        except FactorError as exc:
+            self._record("enrol.totp.confirm", Outcome.FAILURE, exc.reason, username=username,
+                         meta=meta, credential=row.id)
+            raise
+        self._record("factor.added", Outcome.SUCCESS, "totp", username=username, meta=meta,
+                     credential=row.id, name=row.name)
+        return row
+
+    def verify(self, *, username: str, code: str, meta: RequestMeta) -> CredentialRow:
+        """Check ``code`` against the user's active TOTP credentials; audit the outcome."""
+        rows = [r for r in self._store.list_for(username, active_only=True) if r.kind == "totp"]
+        error: FactorError = InvalidCode("no_totp_credential")
+        for row in rows:
+            try:
+                self._check(row, code)
+            except CodeReplayed as exc:
+                error = exc  # a right code seen before: someone else may have it
+                break
+            except FactorError as exc:
+                error = exc
+            else:
+                self._record("login.totp", Outcome.SUCCESS, "totp_ok", username=username,
+                             meta=meta, credential=row.id)
+                return row
+        self._record("login.totp", Outcome.FAILURE, error.reason, username=username,
+                     meta=meta)
+        raise error
+
+    def _check(self, row: CredentialRow, code: str, *, activate: bool = False) -> None:
+        p = self._params
+        try:
+            secret = self._keyring.decrypt(row.secret or "",
+                                           associated_data=totp_aad(row.id, row.username)).decode()
+        except SecretBoxError as exc:  # a swapped, tampered or unknown-key row: deny
+            raise InvalidSecret(detail=exc.reason) from exc
+        now = self._record.clock.now()
+        verified = verify_totp(secret=secret, code=code, now=now,
+                               last_accepted_step=row.last_step, digits=p.totp_digits,
+                               period=p.totp_period, algorithm=p.totp_algorithm,
+                               valid_window=p.totp_valid_window)
+        if not self._store.accept_step(row.id, verified.time_step, now, activate=activate):
+            raise CodeReplayed()  # a concurrent request spent this step first

@@ -1,0 +1,148 @@
+"""WebAuthn registration and sign-in (W3C WebAuthn Level 2 §7), state kept here.
+
+Challenges: 256 random bits, stored server-side, bound to the session that asked for them,
+single use (taken by a DELETE), short-lived (ASVS 2.9.2, 63B 5.1.4.2). Sign counts: a count
+that does not increase is refused and audited as a possible clone (WebAuthn §6.1.1).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import timedelta
+
+from authgate.core.values import Outcome, RequestMeta
+from authgate.credentials.common import FactorParams, Recorder, new_id
+from authgate.factors import (
+    authentication_options,
+    credential_id_of,
+    registration_options,
+    verify_authentication,
+    verify_registration,
+)
+from authgate.factors.errors import WebAuthnFailed
+from authgate.storage.sql_codes import SqlCodeStore
+from authgate.storage.sql_credentials import CredentialRow, SqlCredentialStore
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def unb64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def user_handle(username: str) -> bytes:
+    """A stable, opaque user handle (no personal data in the authenticator, §14.6.1)."""
+    return hashlib.sha256(b"authgate-user:" + username.encode()).digest()[:16]
+
+
+class WebAuthnService:
+    def __init__(self, *, store: SqlCredentialStore, codes: SqlCodeStore,
+                 params: FactorParams, record: Recorder) -> None:
+        self._store = store
+        self._codes = codes
+        self._p = params
+        self._record = record
+
+    def _origins(self) -> list[str]:
+        return list(self._p.origins)
+
+    def _keep(self, key: str, purpose: str, username: str, challenge: bytes) -> None:
+        expires = self._record.clock.now() + timedelta(seconds=self._p.challenge_ttl_seconds)
+        self._codes.put_challenge(key=key, purpose=purpose, username=username,
+                                  challenge=b64url(challenge), expires_at=expires)
+
+    def _take(self, key: str, purpose: str) -> tuple[str, bytes]:
+        taken = self._codes.take_challenge(key=key, purpose=purpose,
+                                           now=self._record.clock.now())
+        if taken is None:
+            raise WebAuthnFailed("challenge_mismatch", "no live challenge for this session")
+        return taken[0], unb64url(taken[1])
+
+    # -- registration -----------------------------------------------------------------
+    def begin_registration(self, *, key: str, username: str, display_name: str) -> str:
+        existing = [unb64url(r.credential_id) for r in self._store.list_for(username)
+                    if r.kind == "webauthn" and r.credential_id]
+        options = registration_options(
+            rp_id=self._p.rp_id, rp_name=self._p.rp_name, user_id=user_handle(username),
+            user_name=username, user_display_name=display_name or username,
+            exclude_credential_ids=existing, user_verification="required",
+            attestation=self._p.attestation, resident_key="preferred")
+        self._keep(key, "register", username, options.challenge)
+        return options.options_json
+
+    def finish_registration(self, *, key: str, username: str, name: str, credential_json: str,
+                            meta: RequestMeta) -> CredentialRow:
+        try:
+            owner, challenge = self._take(key, "register")
+            if owner != username:
+                raise WebAuthnFailed("challenge_mismatch", "challenge of another user")
+            verified = verify_registration(
+                credential_json=credential_json, expected_challenge=challenge,
+                expected_rp_id=self._p.rp_id, expected_origins=self._origins(),
+                require_user_verification=True, aaguid_allowlist=self._p.aaguid_allowlist)
+            if self._store.by_credential_id(b64url(verified.credential_id)) is not None:
+                raise WebAuthnFailed("credential_exists", "already registered (§7.1 step 26)")
+        except WebAuthnFailed as exc:
+            self._record("enrol.webauthn", Outcome.FAILURE, exc.reason, username=username,
+                         meta=meta)
+            raise
+        row = CredentialRow(
+            id=new_id(), username=username, kind="webauthn", name=name[:64] or "Security key",
+            active=True, created_at=self._record.clock.now(), last_used_at=None,
+            credential_id=b64url(verified.credential_id),
+            public_key=b64url(verified.public_key), sign_count=verified.sign_count,
+            aaguid=verified.aaguid, transports=",".join(verified.transports),
+            user_verified=verified.user_verified)
+        self._store.add(row)
+        self._record("factor.added", Outcome.SUCCESS, "webauthn", username=username, meta=meta,
+                     credential=row.id, name=row.name, aaguid=row.aaguid)
+        return row
+
+    # -- authentication ---------------------------------------------------------------
+    def begin_authentication(self, *, key: str, username: str | None,
+                             require_uv: bool) -> str:
+        """Options for ``navigator.credentials.get``; no username = passkey (discoverable)."""
+        allowed = [] if username is None else [
+            unb64url(r.credential_id) for r in self._store.list_for(username, active_only=True)
+            if r.kind == "webauthn" and r.credential_id]
+        options = authentication_options(
+            rp_id=self._p.rp_id, allow_credential_ids=allowed,
+            user_verification="required" if require_uv else self._p.user_verification)
+        self._keep(key, "authenticate", username or "", options.challenge)
+        return options.options_json
+
+    def finish_authentication(self, *, key: str, credential_json: str, require_uv: bool,
+                              meta: RequestMeta) -> tuple[CredentialRow, bool]:
+        """The credential used and whether the user was verified; audits every outcome."""
+        username = ""
+        try:
+            username, challenge = self._take(key, "authenticate")
+            passkey = not username  # discoverable: the authenticator says who it is
+            row = self._lookup(credential_json, username)
+            username = row.username
+            verified = verify_authentication(
+                credential_json=credential_json, expected_challenge=challenge,
+                expected_rp_id=self._p.rp_id, expected_origins=self._origins(),
+                credential_public_key=unb64url(row.public_key or ""),
+                credential_current_sign_count=row.sign_count, require_user_verification=require_uv,
+                expected_user_handle=user_handle(row.username) if passkey else None)
+            if not self._store.accept_sign_count(row.id, old=row.sign_count,
+                                                 new=verified.new_sign_count,
+                                                 now=self._record.clock.now()):
+                raise WebAuthnFailed("sign_count_regressed", "sign count raced")
+        except WebAuthnFailed as exc:
+            self._record("login.webauthn", Outcome.FAILURE, exc.reason, username=username,
+                         meta=meta)
+            raise
+        self._record("login.webauthn", Outcome.SUCCESS,
+                     "webauthn_uv" if verified.user_verified else "webauthn_up",
+                     username=row.username, meta=meta, credential=row.id)
+        return row, verified.user_verified
+
+    def _lookup(self, credential_json: str, username: str) -> CredentialRow:
+        row = self._store.by_credential_id(b64url(credential_id_of(credential_json)))
+        if row is None or row.kind != "webauthn" or (username and row.username != username):
+            raise WebAuthnFailed("unknown_credential", "credential not registered")
+        return row

@@ -1,0 +1,179 @@
+"""The password step of a login: directory bind → audit → session at level ``password``.
+
+Users see one of a few generic outcomes; the audit record holds the precise reason
+(ASVS 2.2.1 enumeration defence, 7.1.4). Brute-force regulation plugs in before the bind.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from authgate.audit import AuditLog
+from authgate.core.errors import (
+    AccountDisabled,
+    AccountExpired,
+    AccountLocked,
+    AuthenticationFailed,
+    DirectoryUnavailable,
+    PasswordChangeRejected,
+    PasswordExpired,
+    PasswordMustChange,
+)
+from authgate.core.values import AuditEvent, Level, Outcome
+from authgate.directory import Directory, normalise_username
+from authgate.regulation import NoRegulation, Regulator
+from authgate.sessions.service import Issued, SessionService
+
+MAX_USERNAME = 256
+MAX_PASSWORD = 1024
+
+
+class LoginStatus(str, Enum):
+    OK = "ok"
+    INVALID = "invalid"  # wrong password, unknown user, malformed input: one message
+    CONTACT_IT = "contact_it"  # disabled, locked, expired account
+    CHANGE_PASSWORD = "change_password"  # noqa: S105 - a status name  # expired or must-change password
+    UNAVAILABLE = "unavailable"  # no directory server answered
+
+
+@dataclass(frozen=True)
+class LoginAttempt:
+    username: str
+    password: str
+    client_ip: str
+    user_agent: str
+    request_id: str
+
+
+@dataclass(frozen=True)
+class PasswordChange:
+    changed: bool
+    message: str  # safe to show the user (AD's complexity rules in plain words)
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    status: LoginStatus
+    issued: Issued | None = None
+    username: str = ""
+
+
+_STATUS_BY_ERROR: tuple[tuple[type[Exception], LoginStatus], ...] = (
+    (PasswordExpired, LoginStatus.CHANGE_PASSWORD),
+    (PasswordMustChange, LoginStatus.CHANGE_PASSWORD),
+    (AccountDisabled, LoginStatus.CONTACT_IT),
+    (AccountLocked, LoginStatus.CONTACT_IT),
+    (AccountExpired, LoginStatus.CONTACT_IT),
+    (AuthenticationFailed, LoginStatus.INVALID),
+)
+
+
+class LoginService:
+    def __init__(self, *, directory: Directory, sessions: SessionService, audit: AuditLog,
+                 regulator: Regulator | None = None) -> None:
+        self._directory = directory
+        self._sessions = sessions
+        self._audit = audit
+        self._regulator: Regulator = regulator or NoRegulation()
+
+    def password_step(self, attempt: LoginAttempt) -> LoginResult:
+        username = normalise_username(attempt.username)
+        if not _plausible(username, attempt.password):
+            self._record(attempt, username, Outcome.FAILURE, "malformed_input")
+            return LoginResult(LoginStatus.INVALID)
+        admission = self._regulator.admit_password(username=username, ip=attempt.client_ip,
+                                                   password=attempt.password)
+        if not admission.allowed:  # banned: same answer as a wrong password, no bind at all
+            self._record(attempt, username, Outcome.FAILURE, admission.reason)
+            return LoginResult(LoginStatus.INVALID)
+        try:
+            identity = self._directory.authenticate(username=username,
+                                                    password=attempt.password)
+        except DirectoryUnavailable as exc:
+            self._settle(username, attempt, success=False, reason=exc.reason)  # no bind sent
+            self._record(attempt, username, Outcome.ERROR, exc.reason)
+            return LoginResult(LoginStatus.UNAVAILABLE)
+        except AuthenticationFailed as exc:
+            self._regulator.record_password(username=username, ip=attempt.client_ip,
+                                            password=attempt.password, success=False,
+                                            reason=exc.reason)
+            self._record(attempt, username, Outcome.FAILURE, exc.reason, detail=str(exc)[:200])
+            return LoginResult(_status_for(exc), username=username)
+        self._regulator.record_password(username=identity.username, ip=attempt.client_ip,
+                                        password=attempt.password, success=True, reason="ok")
+        issued = self._sessions.start(identity, level=Level.PASSWORD,
+                                      client_ip=attempt.client_ip,
+                                      user_agent=attempt.user_agent)
+        self._record(attempt, identity.username, Outcome.SUCCESS, "password_ok",
+                     source=identity.source)
+        if identity.source == "break_glass":  # every use is a high-severity event
+            self._record(attempt, identity.username, Outcome.INFO, "break_glass_used",
+                         event="login.break_glass", severity="high")
+        return LoginResult(LoginStatus.OK, issued, identity.username)
+
+    def change_password(self, attempt: LoginAttempt, new_password: str) -> PasswordChange:
+        """An expired or must-change password replaced with the old one (over TLS for AD).
+
+        It is a password attempt like any other: regulated before the directory is touched,
+        counted after, audited with the precise outcome (never the passwords)."""
+        username = normalise_username(attempt.username)
+        change = getattr(self._directory, "change_password", None)
+        if change is None or not _plausible(username, attempt.password) or not (
+                0 < len(new_password) <= MAX_PASSWORD):
+            self._record(attempt, username, Outcome.FAILURE, "malformed_input",
+                         event="password.change")
+            return PasswordChange(False, "The password could not be changed.")
+        admission = self._regulator.admit_password(username=username, ip=attempt.client_ip,
+                                                   password=attempt.password)
+        if not admission.allowed:
+            self._record(attempt, username, Outcome.FAILURE, admission.reason,
+                         event="password.change")
+            return PasswordChange(False, "The username or password is incorrect.")
+        try:
+            change(username=username, old_password=attempt.password, new_password=new_password)
+        except PasswordChangeRejected as exc:  # the old password was right: not a guess
+            self._settle(username, attempt, success=False, reason=exc.reason)
+            self._record(attempt, username, Outcome.FAILURE, exc.reason, event="password.change")
+            return PasswordChange(False, str(exc))
+        except DirectoryUnavailable as exc:
+            self._settle(username, attempt, success=False, reason=exc.reason)
+            self._record(attempt, username, Outcome.ERROR, exc.reason, event="password.change")
+            return PasswordChange(False, "Sign-in is unavailable right now. Try again later.")
+        except AuthenticationFailed as exc:
+            self._regulator.record_password(username=username, ip=attempt.client_ip,
+                                            password=attempt.password, success=False,
+                                            reason=exc.reason)
+            self._record(attempt, username, Outcome.FAILURE, exc.reason, event="password.change")
+            return PasswordChange(False, "The username or password is incorrect.")
+        self._settle(username, attempt, success=True, reason="password_changed")
+        self._record(attempt, username, Outcome.SUCCESS, "password_changed",
+                     event="password.change")
+        return PasswordChange(True, "")
+
+    def _settle(self, username: str, attempt: LoginAttempt, *, success: bool,
+                reason: str) -> None:
+        """Close the regulator's reservation for this attempt (every admitted attempt is
+        settled exactly once, or it would hold an AD slot until it expires)."""
+        self._regulator.record_password(username=username, ip=attempt.client_ip,
+                                        password=attempt.password, success=success,
+                                        reason=reason)
+
+    def _record(self, attempt: LoginAttempt, username: str, outcome: Outcome, reason: str,
+                *, event: str = "login.password", **detail: str) -> None:
+        self._audit.record(AuditEvent(
+            event=event, outcome=outcome, reason=reason, username=username,
+            client_ip=attempt.client_ip, user_agent=attempt.user_agent,
+            request_id=attempt.request_id, detail=tuple(sorted(detail.items())),
+        ))
+
+
+def _plausible(username: str, password: str) -> bool:
+    return (0 < len(username) <= MAX_USERNAME and 0 < len(password) <= MAX_PASSWORD
+            and "\x00" not in username and "\x00" not in password)
+
+
+def _status_for(exc: AuthenticationFailed) -> LoginStatus:
+    for cls, status in _STATUS_BY_ERROR:
+        if isinstance(exc, cls):
+            return status
+    return LoginStatus.INVALID

@@ -1,0 +1,91 @@
+"""The policy set in force: loaded at start, reloaded on SIGHUP or file change, and with
+``require_approval`` only ever an approved digest (issue: reviewed policies).
+
+A reload that fails (invalid or unapproved) keeps the last good set in force and reports the
+rejection; in-flight requests keep the object they started with (sets are immutable and
+swapped whole).
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from authgate.core.errors import PolicyError
+from authgate.policy import PolicySet
+from authgate.policy.files import compute_digest, load_policy_set
+from authgate.policy.files.approval import require_approved
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    changed: bool
+    digest: str
+    rejected_digest: str = ""
+    problems: tuple[str, ...] = ()
+
+
+class PolicyRuntime:
+    def __init__(self, directory: Path, *, require_approval: bool,
+                 on_reload: Callable[[ReloadResult], None] | None = None) -> None:
+        self.directory = Path(directory)
+        self.require_approval = require_approval
+        self._on_reload = on_reload
+        self._lock = threading.Lock()
+        self._fingerprint = self._stat()
+        self._current = self._load()  # raises: an invalid or unapproved set never starts
+        self.rejected: ReloadResult | None = None
+        self._next_look = 0.0
+
+    @property
+    def current(self) -> PolicySet:
+        return self._current
+
+    def _load(self) -> PolicySet:
+        policy_set = load_policy_set(self.directory)
+        if self.require_approval:
+            require_approved(policy_set, self.directory)
+        return policy_set
+
+    def _stat(self) -> tuple[tuple[str, int, int], ...]:
+        """A cheap fingerprint of the policy files (name, size, mtime) to notice edits."""
+        try:
+            entries = sorted(os.scandir(self.directory), key=lambda e: e.name)
+        except OSError:
+            return ()
+        return tuple((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in entries
+                     if e.is_file() and e.name.endswith((".yaml", ".yml")))
+
+    def maybe_reload(self) -> ReloadResult | None:
+        """Reload if the files changed; looks at most once a second, so it can run per request."""
+        now = time.monotonic()
+        if now < self._next_look:
+            return None
+        self._next_look = now + 1.0
+        fingerprint = self._stat()
+        if fingerprint == self._fingerprint:
+            return None
+        return self.reload(fingerprint)
+
+    def reload(self, fingerprint: tuple[tuple[str, int, int], ...] | None = None
+               ) -> ReloadResult:
+        with self._lock:
+            self._fingerprint = fingerprint if fingerprint is not None else self._stat()
+            try:
+                candidate = self._load()
+            except PolicyError as exc:
+                result = ReloadResult(False, self._current.digest,
+                                      rejected_digest=compute_digest(self.directory),
+                                      problems=tuple(exc.problems))
+                self.rejected = result
+            else:
+                changed = candidate.digest != self._current.digest
+                self._current = candidate
+                self.rejected = None
+                result = ReloadResult(changed, candidate.digest)
+        if self._on_reload is not None:
+            self._on_reload(result)
+        return result

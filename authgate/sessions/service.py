@@ -1,0 +1,111 @@
+"""Server-side sessions: opaque random tokens, idle and absolute expiry, id rotation.
+
+The cookie carries a 256-bit random token (``secrets``); storage keeps only its SHA-256, so a
+database leak yields no usable cookie (NIST SP 800-63B 7.1, ASVS 3.2.2). Every level change
+issues a new token (ASVS 3.2.1); logout deletes the record (ASVS 3.3.1).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+
+from authgate.core.clock import Clock
+from authgate.core.values import Identity, Level, SessionRecord
+from authgate.storage.interfaces import SessionStore
+
+TOKEN_BYTES = 32
+_MAX_TOKEN_LENGTH = 64
+
+
+class Refresher(Protocol):
+    def refresh(self, session: SessionRecord) -> SessionRecord | None: ...
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A new session: the token goes into the cookie, the record into storage."""
+
+    token: str
+    record: SessionRecord
+
+
+class SessionService:
+    def __init__(self, store: SessionStore, clock: Clock, *, idle_timeout: timedelta,
+                 max_age: timedelta, touch_interval: timedelta) -> None:
+        self.store = store
+        self._clock = clock
+        self.idle_timeout = idle_timeout
+        self.max_age = max_age
+        self._touch_interval = touch_interval
+        #: re-reads the account from the directory when due (set by services; see freshness)
+        self.refresher: Refresher | None = None
+
+    def start(self, identity: Identity, *, level: Level, client_ip: str,
+              user_agent: str) -> Issued:
+        now = self._clock.now()
+        record = SessionRecord(
+            id_hash="", username=identity.username, groups=identity.groups, level=level,
+            created_at=now, auth_time=now, last_seen=now, expires_at=now + self.max_age,
+            client_ip=client_ip, user_agent=user_agent[:512],
+            display_name=identity.display_name, email=identity.email,
+            stable_id=identity.stable_id, source=identity.source, refreshed_at=now,
+        )
+        issued = _with_new_token(record)
+        self.store.add(issued.record)
+        return issued
+
+    def resolve(self, token: str | None) -> SessionRecord | None:
+        """The live session for a cookie value, or None (expired, idle, unknown, malformed).
+
+        Touches last-seen at most once per ``touch_interval`` to save a write per request.
+        The record returned keeps the *previous* last-seen, which per-rule idle limits need.
+        """
+        if not token or len(token) > _MAX_TOKEN_LENGTH or not token.isascii():
+            return None
+        record = self.store.get(hash_token(token))
+        if record is None:
+            return None
+        now = self._clock.now()
+        if now >= record.expires_at or now - record.last_seen >= self.idle_timeout:
+            self.store.delete(record.id_hash)
+            return None
+        if self.refresher is not None:
+            refreshed = self.refresher.refresh(record)
+            if refreshed is None:
+                return None
+            record = refreshed
+        if now - record.last_seen >= self._touch_interval:
+            self.store.touch(record.id_hash, now)
+        return record
+
+    def elevate(self, record: SessionRecord, *, level: Level) -> Issued | None:
+        """Record a newly proven level under a new token; None if the session is gone."""
+        now = self._clock.now()
+        raised = dataclasses.replace(record, level=level, auth_time=now, last_seen=now)
+        issued = _with_new_token(raised)
+        return issued if self.store.replace(record.id_hash, issued.record) else None
+
+    def annotate(self, record: SessionRecord, **values: str) -> SessionRecord:
+        """Store small per-session state (e.g. an enrolment window); returns the new record."""
+        updated = dataclasses.replace(record, data={**record.data, **values})
+        self.store.update(updated)
+        return updated
+
+    def end(self, record: SessionRecord) -> bool:
+        return self.store.delete(record.id_hash)
+
+    def end_all_for(self, username: str) -> int:
+        return self.store.delete_for_user(username)
+
+
+def _with_new_token(record: SessionRecord) -> Issued:
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    return Issued(token, dataclasses.replace(record, id_hash=hash_token(token)))

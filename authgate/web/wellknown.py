@@ -1,0 +1,56 @@
+"""``/healthz`` (the process answers) and ``/readyz`` (storage and directory usable)."""
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, jsonify
+from werkzeug.wrappers import Response as BaseResponse
+
+from authgate.core.errors import AuthgateError
+from authgate.web.context import services
+
+bp = Blueprint("health", __name__)
+_log = logging.getLogger("authgate.health")
+
+
+@bp.get("/favicon.ico")
+def favicon() -> BaseResponse:
+    """Browsers ask for it on their own; answer without rendering a page (an error page
+    would start a new CSRF secret and race the login form's)."""
+    from flask import redirect
+
+    return redirect("/static/favicon.svg", code=301)
+
+
+@bp.get("/healthz")
+def healthz() -> BaseResponse:
+    return Response("ok\n", mimetype="text/plain")
+
+
+@bp.get("/.well-known/authgate/identity-key.pem")
+def identity_key() -> BaseResponse:
+    """The public key apps use to check ``Remote-Identity`` (404 when not configured)."""
+    from flask import abort
+
+    signer = services().identity_signer
+    if signer is None:
+        abort(404)
+    return Response(signer.public_pem(), mimetype="application/x-pem-file")
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[BaseResponse, int]:
+    svc = services()
+    checks: dict[str, str] = {}
+    for name, probe in (("storage", svc.sessions.store.ping), ("directory", svc.directory.check)):
+        try:
+            probe()
+            checks[name] = "ok"
+        except AuthgateError as exc:
+            checks[name] = exc.reason
+        except Exception:  # noqa: BLE001 - a probe must never crash readiness
+            _log.exception("readiness probe %s failed", name)
+            checks[name] = "error"
+    checks["policy"] = svc.policies.current.digest[:16]
+    ready = checks["storage"] == "ok" and checks["directory"] == "ok"
+    return jsonify(ready=ready, checks=checks), 200 if ready else 503
