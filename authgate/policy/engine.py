@@ -12,13 +12,17 @@ import ipaddress
 import re
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from authgate.core.values import Level, Resource
-from authgate.policy.values import Decision, IPAddress, Requirement, Rule, Subject, Verdict
-
-if TYPE_CHECKING:
-    from authgate.policy.values import PolicySet
+from authgate.policy.values import (
+    Decision,
+    IPAddress,
+    PolicySet,
+    Requirement,
+    Rule,
+    Subject,
+    Verdict,
+)
 
 _CACHE_LIMIT = 4096  # hosts are attacker-chosen (Host header): keep the cache bounded
 _UNRESERVED = re.compile(r"%(2[dDeE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|7[eE])")

@@ -8,6 +8,7 @@ is optional and falls back to the defaults below, which follow NIST SP 800-63B.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,7 +17,9 @@ from types import MappingProxyType
 from typing import Literal
 
 from authgate.core.values import Level
-from authgate.policy.values import IPNetwork
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 AAGUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")

@@ -7,22 +7,18 @@ reload, so nothing in it may change after load.
 
 from __future__ import annotations
 
-import ipaddress
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from authgate.core.values import Level
+from authgate.policy.globals import IPAddress, IPNetwork, PolicyGlobals
 
-if TYPE_CHECKING:
-    from authgate.policy.engine import RuleIndex
-    from authgate.policy.globals import PolicyGlobals
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+__all__ = ["IPAddress", "IPNetwork"]  # re-exported: rules and requests speak of them too
 
 
 class Requirement(str, Enum):  # noqa: UP042 - str values in YAML, JSON and audit
@@ -130,6 +126,14 @@ class Rule:
         return self.subjects is not None
 
 
+class RuleCandidates(Protocol):
+    """What the engine asks of a policy set's index (``policy.engine.RuleIndex``): the rules
+    that may match a host and path, in policy order, each with the checks it needs."""
+
+    def candidates(self, host: str, path: str = ""
+                   ) -> list[tuple[Rule, tuple[Callable[[Rule, Any], bool], ...]]]: ...
+
+
 @dataclass(frozen=True)
 class PolicySet:
     """A loaded, validated policy: rules in order, global settings, and the digest a
@@ -140,7 +144,7 @@ class PolicySet:
     digest: str
     warnings: tuple[str, ...]
     files: tuple[str, ...]
-    index: RuleIndex
+    index: RuleCandidates
 
     def rule(self, rule_id: str) -> Rule | None:
         """The rule with this id, if any."""

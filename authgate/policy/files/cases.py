@@ -35,6 +35,7 @@ REASONS = (
     "reauth_idle",
     "denied_by_rule",
     "default_deny",
+    "ambiguous_path",
 )
 
 
