@@ -20,6 +20,10 @@ ROOT = Path(__file__).resolve().parent.parent
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 ALICE_PASSWORD = "correct horse battery staple"
 TEST_SECRET = "t" * 40
+#: The policy set the web, audit and integration tests run against: a copy of the shipped
+#: baseline plus its localhost demo file, so the baseline in policies/ can change (and
+#: production deployments can delete the demo file) without breaking these tests.
+TEST_POLICIES = ROOT / "tests" / "policies"
 TEST_ENCRYPTION_KEY = "k1:QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="  # 32 bytes of "A"
 
 
@@ -61,7 +65,7 @@ def make_settings(tmp_path: Path, users_file: Path, **overrides: object) -> Sett
                    "*.city.test"], "allow_http_localhost": True},
         "storage": {"url": f"sqlite:///{tmp_path / 'authgate.db'}"},
         "directory": {"backend": "file", "file": {"path": str(users_file)}},
-        "policy": {"path": str(ROOT / "policies"), "require_approval": False},
+        "policy": {"path": str(TEST_POLICIES), "require_approval": False},
         "secrets": {"session_key": TEST_SECRET, "audit_key": TEST_SECRET,
                     "encryption_keys": [TEST_ENCRYPTION_KEY]},
     }

@@ -15,7 +15,7 @@ from authgate.config import load_settings
 from authgate.core.clock import SystemClock
 from authgate.storage.engine import make_engine, migrate
 from tests.audit.conftest import event
-from tests.conftest import ROOT, TEST_ENCRYPTION_KEY, TEST_SECRET
+from tests.conftest import TEST_ENCRYPTION_KEY, TEST_POLICIES, TEST_SECRET
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def config(tmp_path: Path, users_file: Path) -> Path:
         "server": {"public_url": "https://auth.city.test"},
         "storage": {"url": url},
         "directory": {"file": {"path": str(users_file)}},
-        "policy": {"path": str(ROOT / "policies"), "require_approval": False},
+        "policy": {"path": str(TEST_POLICIES), "require_approval": False},
         "secrets": {"session_key": TEST_SECRET, "audit_key": "c" * 40,
                     "encryption_keys": [TEST_ENCRYPTION_KEY]},
     }))

@@ -32,6 +32,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 NGINX_TEMPLATE = ROOT / "deploy" / "nginx" / "authgate.conf.template"
+TEST_POLICIES = ROOT / "tests" / "policies"  # the suite's policy set (tests/conftest.py)
 
 
 # -- ports -------------------------------------------------------------------------------
@@ -430,7 +431,7 @@ def write_authgate_config(run_dir: Path, *, public_url: str, mode: str = "produc
         "storage": {"url": storage_url or f"sqlite:///{run_dir / 'authgate.db'}"},
         "directory": {"backend": "file",
                       "file": {"path": str(users_file or run_dir / "users.yaml")}},
-        "policy": {"path": str(Path(__file__).resolve().parents[2] / "policies"),
+        "policy": {"path": str(TEST_POLICIES),
                    "require_approval": False},
         "secrets": {"session_key_file": str(secrets_dir / "session_key"),
                     "audit_key_file": str(secrets_dir / "audit_key"),

@@ -92,10 +92,10 @@ def policy_dir(tmp: Path, **regulation: object) -> Path:
     import re
     import shutil
 
-    from tests.conftest import ROOT
+    from tests.conftest import TEST_POLICIES
 
     target = tmp / "policies"
-    shutil.copytree(ROOT / "policies", target)
+    shutil.copytree(TEST_POLICIES, target)
     globals_file = target / "00-globals.yaml"
     text = globals_file.read_text(encoding="utf-8")
     for key, value in regulation.items():

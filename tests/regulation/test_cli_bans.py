@@ -13,7 +13,7 @@ from authgate.composition.root import build_services
 from authgate.config import load_settings
 from authgate.storage.engine import migrate
 from authgate.storage.tables import audit_events
-from tests.conftest import ROOT, TEST_ENCRYPTION_KEY, TEST_SECRET
+from tests.conftest import TEST_ENCRYPTION_KEY, TEST_POLICIES, TEST_SECRET
 
 
 def test_list_then_lift_a_user_and_an_ip(tmp_path: Path, users_file: Path) -> None:
@@ -23,7 +23,7 @@ def test_list_then_lift_a_user_and_an_ip(tmp_path: Path, users_file: Path) -> No
         "server": {"public_url": "https://auth.city.test"},
         "storage": {"url": url},
         "directory": {"file": {"path": str(users_file)}},
-        "policy": {"path": str(ROOT / "policies"), "require_approval": False},
+        "policy": {"path": str(TEST_POLICIES), "require_approval": False},
         "secrets": {"session_key": TEST_SECRET, "audit_key": "c" * 40,
                     "encryption_keys": [TEST_ENCRYPTION_KEY]},
     }))

@@ -13,13 +13,13 @@ from authgate.core.errors import PolicyError
 from authgate.policy.files import approve
 from authgate.storage.engine import migrate
 from authgate.storage.tables import audit_events
-from tests.conftest import ROOT, make_settings, verify_headers
+from tests.conftest import TEST_POLICIES, make_settings, verify_headers
 
 
 @pytest.fixture
 def policy_dir(tmp_path: Path) -> Path:
     target = tmp_path / "policies"
-    shutil.copytree(ROOT / "policies", target,
+    shutil.copytree(TEST_POLICIES, target,
                     ignore=shutil.ignore_patterns("approvals.yaml"))
     return target
 
