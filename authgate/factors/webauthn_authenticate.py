@@ -36,6 +36,7 @@ from authgate.factors.webauthn_checks import (
     check_challenge_arg,
     check_client_data,
     check_origins_arg,
+    enum_text,
     json_object,
     parse_auth_data,
     parse_or_malformed,
@@ -121,8 +122,7 @@ def verify_authentication(*, credential_json: str, expected_challenge: bytes,
         credential_id=verified.credential_id, new_sign_count=verified.new_sign_count,
         user_verified=verified.user_verified, user_handle=credential.response.user_handle or None,
         backed_up=verified.credential_backed_up,
-        device_type=str(getattr(verified.credential_device_type, "value",
-                                verified.credential_device_type)))
+        device_type=enum_text(verified.credential_device_type))
 
 
 def _precheck(credential: AuthenticationCredential, *, expected_challenge: bytes,

@@ -15,6 +15,7 @@ import hmac
 import json
 import re
 from collections.abc import Callable, Sequence
+from enum import Enum
 from typing import Any, Final, Literal, TypeVar
 
 from webauthn.helpers import (
@@ -50,6 +51,11 @@ def parse_or_malformed(parse: Callable[[Any], T], value: Any) -> T:
         return parse(value)
     except Exception as exc:  # noqa: BLE001 - fail closed on anything the parser raises
         raise WebAuthnFailed("malformed", f"{type(exc).__name__}") from exc
+
+
+def enum_text(value: Enum | str) -> str:
+    """py_webauthn types these fields as enums but hands some over as plain strings."""
+    return str(value.value) if isinstance(value, Enum) else str(value)
 
 
 def json_object(credential_json: str, *, binary_fields: Sequence[str] = ()) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from authgate.factors.webauthn_checks import (
     check_challenge_arg,
     check_client_data,
     check_origins_arg,
+    enum_text,
     json_object,
     parse_or_malformed,
 )
@@ -152,9 +153,8 @@ def verify_registration(*, credential_json: str, expected_challenge: bytes, expe
         sign_count=verified.sign_count, aaguid=aaguid, user_verified=verified.user_verified,
         transports=tuple(t.value for t in credential.response.transports or ()),
         backed_up=verified.credential_backed_up,
-        device_type=str(getattr(verified.credential_device_type, "value",
-                                        verified.credential_device_type)),
-        attestation_format=str(getattr(verified.fmt, "value", verified.fmt)))
+        device_type=enum_text(verified.credential_device_type),
+        attestation_format=enum_text(verified.fmt))
 
 
 def _precheck(credential: RegistrationCredential, *, expected_challenge: bytes,

@@ -16,6 +16,7 @@ Errors become ``StorageError`` and the connection is discarded.
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 import time
 import weakref
@@ -46,14 +47,20 @@ def connections_for(engine: Engine) -> ThreadConnections:
 
 def is_busy(exc: BaseException) -> bool:
     """SQLite's "database is locked": another connection holds the lock; worth a retry."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    return isinstance(code, int) and code & 0xFF == _SQLITE_BUSY
+    return isinstance(exc, sqlite3.Error) and exc.sqlite_errorcode & 0xFF == _SQLITE_BUSY
+
+
+class _ThreadState(threading.local):
+    """This thread's connection and the process that opened it (a fork must reopen)."""
+
+    conn: Any = None
+    pid: int = 0
 
 
 class ThreadConnections:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._local = threading.local()
+        self._local = _ThreadState()
         self._sqlite = engine.dialect.name == "sqlite"
         self.placeholder = "?" if engine.dialect.paramstyle == "qmark" else "%s"
 
@@ -62,7 +69,7 @@ class ThreadConnections:
         return text if self.placeholder == "?" else text.replace("?", "%s")
 
     def _connection(self) -> Any:
-        conn = getattr(self._local, "conn", None)
+        conn = self._local.conn
         if conn is None or self._local.pid != os.getpid():
             conn = self._engine.raw_connection()
             if self._sqlite:
@@ -75,7 +82,7 @@ class ThreadConnections:
 
     def discard(self) -> None:
         """Drop this thread's connection (after an error: its state is unknown)."""
-        conn, self._local.conn = getattr(self._local, "conn", None), None
+        conn, self._local.conn = self._local.conn, None
         if conn is not None:
             try:
                 conn.invalidate()
@@ -118,7 +125,7 @@ class ThreadConnections:
             cur.execute(sql, params)
             rows = cur.fetchall()
             cur.close()
-            if getattr(conn, "in_transaction", True):  # PostgreSQL: end the read transaction
+            if not self._sqlite or conn.in_transaction:  # PostgreSQL: end the read transaction
                 conn.commit()
             return list(rows)
 
