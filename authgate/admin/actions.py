@@ -12,7 +12,6 @@ from authgate.core.values import AuditEvent, Outcome, RequestMeta
 from authgate.credentials.enrolment import IssuedCode
 from authgate.credentials.second_factors import SecondFactors
 from authgate.sessions.service import SessionService
-from authgate.storage.tables import sessions as sessions_table
 
 MIN_REASON = 5
 
@@ -23,11 +22,12 @@ class ReasonRequired(ValueError):
 
 @dataclass
 class AdminActions:
+    """Built once by the composition root (``Services.admin``); views only call it."""
+
     audit: AuditLog
     sessions: SessionService
     mfa: SecondFactors
     regulator: Any
-    engine: Any
 
     def _record(self, event: str, *, admin: str, target: str, reason: str, why: str,
                 meta: RequestMeta, outcome: Outcome = Outcome.SUCCESS, **detail: str) -> None:
@@ -73,8 +73,7 @@ class AdminActions:
     def end_all_sessions(self, *, admin: str, reason: str, meta: RequestMeta) -> int:
         """The "suspected compromise" button: every session of every user ends now."""
         why = self._need_reason(reason)
-        with self.engine.begin() as conn:
-            ended = int(conn.execute(sessions_table.delete()).rowcount)
+        ended = self.sessions.end_everyone()
         self._record("admin.all_sessions_ended", admin=admin, target="*",
                      reason="suspected_compromise", why=why, meta=meta, count=str(ended),
                      severity="high")

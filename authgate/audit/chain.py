@@ -94,7 +94,7 @@ def seal_with(keyed: PrekeyedMac, values: Sequence[object]) -> str:
     return keyed.hexdigest(canonical(values))
 
 
-def derive_key(secret: str) -> bytes:
+def chain_key(secret: str) -> bytes:
     """Domain-separated chain key: the configured secret is never used raw."""
     return hmac.digest(secret.encode(), _LABEL, "sha256")
 
@@ -121,8 +121,8 @@ class Keyring:
     def from_secrets(cls, current: str | None, previous: Sequence[str] = ()) -> Keyring:
         if not current:
             raise AuditKeyMissing("secrets.audit_key is not set: the audit chain needs it")
-        keys = {key_id_of(k): k for k in map(derive_key, [*previous, current])}
-        return cls(current_id=key_id_of(derive_key(current)), keys=keys)
+        keys = {key_id_of(k): k for k in map(chain_key, [*previous, current])}
+        return cls(current_id=key_id_of(chain_key(current)), keys=keys)
 
     @property
     def current(self) -> bytes:

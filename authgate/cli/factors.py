@@ -75,7 +75,8 @@ def keys_rotate(obj: object) -> None:
     svc = _services(obj)
     keyring, store = svc.mfa.keyring, svc.mfa.credentials
     rotated = failed = 0
-    for cred_id, username, token in store.all_secrets():
+    for sealed in store.all_secrets():
+        cred_id, username, token = sealed.id, sealed.username, sealed.secret
         if not keyring.needs_rotation(token):
             continue
         try:

@@ -1,16 +1,20 @@
-"""The second-factor services, built together from settings (called by services.py)."""
+"""The second-factor services, built together from settings (called by ``root``).
+
+TOTP and WebAuthn parameters come from the policy set, re-read on every use
+(``policies.current``), so an approved policy reload applies at once, as regulation does.
+"""
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import Engine
 
 from authgate.audit import AuditLog
 from authgate.config import Settings
 from authgate.core.clock import Clock
+from authgate.core.keys import derive_subkey
 from authgate.core.secretbox import Keyring
 from authgate.credentials.common import FactorParams, Recorder
 from authgate.credentials.enrolment import EnrolmentService
@@ -20,9 +24,12 @@ from authgate.credentials.second_factors import SecondFactors
 from authgate.credentials.totp import TotpService
 from authgate.credentials.webauthn import WebAuthnService
 from authgate.policy import PolicySet
+from authgate.policy.live import PolicyRuntime
 from authgate.sessions.service import SessionService
-from authgate.storage.sql_codes import SqlCodeStore
+from authgate.storage.sql_challenges import SqlChallengeStore
 from authgate.storage.sql_credentials import SqlCredentialStore
+from authgate.storage.sql_enrolment_codes import SqlEnrolmentCodeStore
+from authgate.storage.sql_recovery_codes import SqlRecoveryCodeStore
 
 #: labelled demo key for secrets at rest, accepted only in demo mode (config refuses it else)
 DEMO_ENCRYPTION_KEY = "demo:ZGVtby1pbnNlY3VyZS1rZXktZG8tbm90LXVzZSEhISE="
@@ -34,14 +41,8 @@ DEMO_ENCRYPTION_KEY = "demo:ZGVtby1pbnNlY3VyZS1rZXktZG8tbm90LXVzZSEhISE="
 RECOVERY_HASHER = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
 
 
-
-def derive_key(secret: str, purpose: bytes) -> bytes:
-    """A per-purpose key from the session secret (HKDF, RFC 5869): one secret to manage."""
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                info=b"authgate/" + purpose).derive(secret.encode())
-
-
 def factor_params(settings: Settings, policy_set: PolicySet) -> FactorParams:
+    """TOTP and WebAuthn from the policy set; the relying party from configuration."""
     totp = policy_set.settings.factors.totp
     webauthn = policy_set.settings.factors.webauthn
     base = urlsplit(settings.server.public_url)
@@ -55,21 +56,40 @@ def factor_params(settings: Settings, policy_set: PolicySet) -> FactorParams:
         challenge_ttl_seconds=int(webauthn.challenge_ttl.total_seconds()))
 
 
-def build_mfa(settings: Settings, *, engine: Engine, policy_set: PolicySet, audit: AuditLog,
+def live_factor_params(settings: Settings, policies: PolicyRuntime
+                       ) -> Callable[[], FactorParams]:
+    """The parameters of the policy set in force at each call (recomputed only when the
+    runtime holds another policy set: a reload swaps the object)."""
+    last: list[tuple[PolicySet, FactorParams]] = []
+
+    def current() -> FactorParams:
+        policy_set = policies.current
+        if last and last[0][0] is policy_set:
+            return last[0][1]
+        params = factor_params(settings, policy_set)
+        last[:] = [(policy_set, params)]
+        return params
+    return current
+
+
+def build_mfa(settings: Settings, *, engine: Engine, policies: PolicyRuntime, audit: AuditLog,
               clock: Clock, sessions: SessionService, session_key: str,
               recovery_hasher: PasswordHasher | None = None) -> SecondFactors:
     specs = [k.reveal() for k in settings.secrets.encryption_keys] or [DEMO_ENCRYPTION_KEY]
     keyring = Keyring.from_spec(specs)
     record = Recorder(audit, clock)
-    params = factor_params(settings, policy_set)
+    params = live_factor_params(settings, policies)
     store = SqlCredentialStore(engine)
-    codes = SqlCodeStore(engine)
+    recovery_codes = SqlRecoveryCodeStore(engine)
     return SecondFactors(
         totp=TotpService(store=store, keyring=keyring, params=params, record=record),
-        webauthn=WebAuthnService(store=store, codes=codes, params=params, record=record),
-        recovery=RecoveryService(codes=codes, hasher=recovery_hasher or RECOVERY_HASHER,
-                                 record=record),
-        enrolment=EnrolmentService(codes=codes, key=derive_key(session_key, b"enrolment"),
+        webauthn=WebAuthnService(store=store, challenges=SqlChallengeStore(engine),
+                                 params=params, record=record),
+        recovery=RecoveryService(codes=recovery_codes,
+                                 hasher=recovery_hasher or RECOVERY_HASHER, record=record),
+        enrolment=EnrolmentService(codes=SqlEnrolmentCodeStore(engine),
+                                   key=derive_subkey(session_key, b"enrolment"),
                                    record=record),
-        factors=FactorManager(store=store, codes=codes, sessions=sessions, record=record),
+        factors=FactorManager(store=store, codes=recovery_codes, sessions=sessions,
+                              record=record),
         params=params, keyring=keyring, credentials=store)

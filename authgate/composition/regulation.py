@@ -10,8 +10,8 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
-from authgate.composition.credentials import derive_key
 from authgate.core.errors import AuthgateError
+from authgate.core.keys import derive_subkey
 from authgate.regulation import Regulator
 from authgate.regulation.adpolicy import AdLockoutSource, lockout_margin
 from authgate.regulation.regulator import StoreRegulator
@@ -26,8 +26,8 @@ def build_regulator(settings: Any, *, engine: Any, policies: Any, clock: Any, au
     secret = settings.secrets.session_key
     # Without a configured secret (demo only) a per-process key: repeats are still found
     # within one process, and nothing keyed outlives it.
-    key = derive_key(secret.reveal() if secret is not None else secrets.token_hex(32),
-                     b"regulation")
+    key = derive_subkey(secret.reveal() if secret is not None else secrets.token_hex(32),
+                        b"regulation")
     ad = active_directory(directory)
     regulator = StoreRegulator(
         store=SqlRegulationStore(engine),

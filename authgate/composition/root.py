@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from authgate.access.forward_auth import Gate
 from authgate.access.identity_token import IdentitySigner
 from authgate.access.proxy_headers import TrustedProxies
+from authgate.admin.actions import AdminActions
 from authgate.audit import AuditLog
 from authgate.composition.audit import build_audit_log
 from authgate.composition.credentials import build_mfa
@@ -47,6 +48,7 @@ class Services:
     trusted_proxies: TrustedProxies
     mfa: SecondFactors
     regulator: Regulator
+    admin: AdminActions
     identity_signer: IdentitySigner | None = None
 
     @property
@@ -103,18 +105,19 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
     policies = PolicyRuntime(Path(settings.policy.path),
                              require_approval=settings.policy.require_approval,
                              on_reload=lambda result: _audit_reload(audit, result))
-    sessions = SessionService(SqlSessionStore(engine), clock,
+    directory = directory or build_directory(settings)
+    session_store = SqlSessionStore(engine)
+    refresher = AccountRefresher(
+        directory=directory, store=session_store, audit=audit, clock=clock,
+        interval=lambda: policies.current.settings.sessions.refresh_interval)
+    sessions = SessionService(session_store, clock, refresher=refresher,
                               idle_timeout=settings.session.idle_timeout,
                               max_age=settings.session.max_age,
                               touch_interval=settings.session.touch_interval)
-    directory = directory or build_directory(settings)
-    sessions.refresher = AccountRefresher(
-        directory=directory, store=sessions.store, audit=audit, clock=clock,
-        interval=lambda: policies.current.settings.sessions.refresh_interval)
     regulator = build_regulator(settings, engine=engine, policies=policies, clock=clock,
                                 audit=audit, directory=directory)
     session_key = session_key_of(settings)
-    mfa = build_mfa(settings, engine=engine, policy_set=policies.current, audit=audit,
+    mfa = build_mfa(settings, engine=engine, policies=policies, audit=audit,
                     clock=clock, sessions=sessions, session_key=session_key,
                     recovery_hasher=recovery_hasher)
     return Services(
@@ -125,6 +128,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
                            regulator=regulator),
         trusted_proxies=TrustedProxies.parse(settings.server.trusted_proxies),
         mfa=mfa, regulator=regulator,
+        admin=AdminActions(audit=audit, sessions=sessions, mfa=mfa, regulator=regulator),
         identity_signer=IdentitySigner.from_pem_file(
             settings.server.identity_key_file, issuer=settings.server.public_url)
         if settings.server.identity_key_file else None,

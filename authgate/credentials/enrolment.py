@@ -13,7 +13,8 @@ from authgate.core.values import Outcome, RequestMeta
 from authgate.credentials.common import Recorder, new_id
 from authgate.factors import hash_enrolment_code, new_enrolment_code
 from authgate.factors.errors import FactorError
-from authgate.storage.sql_codes import EnrolmentCodeRow, SqlCodeStore
+from authgate.storage.interfaces import EnrolmentCodeStore
+from authgate.storage.rows import EnrolmentCodeRow
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class IssuedCode:
 
 
 class EnrolmentService:
-    def __init__(self, *, codes: SqlCodeStore, key: bytes, record: Recorder) -> None:
+    def __init__(self, *, codes: EnrolmentCodeStore, key: bytes, record: Recorder) -> None:
         self._codes = codes
         self._key = key
         self._record = record
@@ -36,7 +37,7 @@ class EnrolmentService:
         row = EnrolmentCodeRow(id=new_id(), username=username, issued_by=issued_by,
                                created_at=now, expires_at=now + ttl, used_at=None,
                                revoked_at=None)
-        self._codes.add_enrolment_code(row, hash_enrolment_code(code, key=self._key))
+        self._codes.add(row, hash_enrolment_code(code, key=self._key))
         self._record("enrol.code_issued", Outcome.SUCCESS, "issued", username=username,
                      meta=meta, actor=issued_by, why=reason, code_id=row.id,
                      expires_at=row.expires_at.isoformat())
@@ -51,25 +52,25 @@ class EnrolmentService:
             self._record("enrol.code_redeemed", Outcome.FAILURE, "malformed_code",
                          username=username, meta=meta)
             return False
-        if self._codes.redeem_enrolment_code(username=username, code_hash=code_hash, now=now):
+        if self._codes.redeem(username=username, code_hash=code_hash, now=now):
             self._record("enrol.code_redeemed", Outcome.SUCCESS, "redeemed",
                          username=username, meta=meta)
             return True
         self._record("enrol.code_redeemed", Outcome.FAILURE,
-                     _why_refused(self._codes.enrolment_code_state(code_hash), username, now),
+                     _why_refused(self._codes.state(code_hash), username, now),
                      username=username, meta=meta)
         return False
 
     def revoke(self, *, code_id: str, username: str, by: str, meta: RequestMeta,
                reason: str = "") -> bool:
-        ok = self._codes.revoke_enrolment_code(code_id, self._record.clock.now())
+        ok = self._codes.revoke(code_id, self._record.clock.now())
         self._record("enrol.code_revoked", Outcome.SUCCESS if ok else Outcome.FAILURE,
                      "revoked" if ok else "not_live", username=username, meta=meta,
                      code_id=code_id, actor=by, why=reason)
         return ok
 
     def codes_for(self, username: str) -> list[EnrolmentCodeRow]:
-        return self._codes.enrolment_codes_for(username)
+        return self._codes.list_for(username)
 
 
 def _why_refused(row: EnrolmentCodeRow | None, username: str, now: datetime) -> str:

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from authgate.core.values import Outcome, RequestMeta
 from authgate.credentials.common import Recorder
 from authgate.sessions.service import SessionService
-from authgate.storage.sql_codes import SqlCodeStore
-from authgate.storage.sql_credentials import CredentialRow, SqlCredentialStore
+from authgate.storage.interfaces import CredentialStore, RecoveryCodeStore
+from authgate.storage.rows import CredentialRow
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class FactorSummary:
 
 
 class FactorManager:
-    def __init__(self, *, store: SqlCredentialStore, codes: SqlCodeStore,
+    def __init__(self, *, store: CredentialStore, codes: RecoveryCodeStore,
                  sessions: SessionService, record: Recorder) -> None:
         self._store = store
         self._codes = codes
@@ -42,7 +42,7 @@ class FactorManager:
 
     def summary(self, username: str) -> FactorSummary:
         return FactorSummary(tuple(self._store.list_for(username)),
-                             len(self._codes.unused_recovery_codes(username)))
+                             len(self._codes.unused(username)))
 
     def has_factors(self, username: str) -> bool:
         return bool(self._store.list_for(username, active_only=True))
@@ -66,7 +66,7 @@ class FactorManager:
     def reset_all(self, *, username: str, by: str, reason: str, meta: RequestMeta) -> int:
         """Remove every factor and recovery code (re-proofing, ASVS 2.5.7); end sessions."""
         removed = self._store.delete_all(username)
-        self._codes.delete_recovery_codes(username)
+        self._codes.delete_for(username)
         ended = self._sessions.end_all_for(username)
         self._record("admin.factors_reset", Outcome.SUCCESS, "reset", username=username,
                      meta=meta, actor=by, why=reason, removed=str(removed),

@@ -8,11 +8,12 @@ from authgate.core.values import Outcome, RequestMeta
 from authgate.credentials.common import Recorder, new_id
 from authgate.factors import generate_recovery_codes, hash_recovery_code, verify_recovery_code
 from authgate.factors.errors import InvalidRecoveryCode
-from authgate.storage.sql_codes import SqlCodeStore
+from authgate.storage.interfaces import RecoveryCodeStore
+from authgate.storage.rows import RecoveryCodeRow
 
 
 class RecoveryService:
-    def __init__(self, *, codes: SqlCodeStore, hasher: PasswordHasher,
+    def __init__(self, *, codes: RecoveryCodeStore, hasher: PasswordHasher,
                  record: Recorder) -> None:
         self._codes = codes
         self._hasher = hasher
@@ -21,21 +22,23 @@ class RecoveryService:
     def regenerate(self, *, username: str, meta: RequestMeta) -> tuple[str, ...]:
         """New codes for the user, to show once; the old set stops working at once."""
         codes = generate_recovery_codes(10)
-        hashed = [(new_id(), hash_recovery_code(c, hasher=self._hasher)) for c in codes]
-        self._codes.replace_recovery_codes(username, hashed, self._record.clock.now())
+        hashed = [RecoveryCodeRow(new_id(), hash_recovery_code(c, hasher=self._hasher))
+                  for c in codes]
+        self._codes.replace(username, hashed, self._record.clock.now())
         self._record("factor.recovery_codes", Outcome.SUCCESS, "regenerated",
                      username=username, meta=meta, count=str(len(codes)))
         return codes
 
     def remaining(self, username: str) -> int:
-        return len(self._codes.unused_recovery_codes(username))
+        return len(self._codes.unused(username))
 
     def use(self, *, username: str, code: str, meta: RequestMeta) -> int:
         """Spend one code; returns how many are left (shown to the user afterwards)."""
-        unused = self._codes.unused_recovery_codes(username)
+        unused = self._codes.unused(username)
         try:
-            verified = verify_recovery_code(code=code, hashes=unused, hasher=self._hasher)
-            if not self._codes.spend_recovery_code(verified.code_id, self._record.clock.now()):
+            verified = verify_recovery_code(code=code, hashes=[(r.id, r.code_hash) for r in unused],
+                                            hasher=self._hasher)
+            if not self._codes.spend(verified.code_id, self._record.clock.now()):
                 raise InvalidRecoveryCode("recovery_code_reused")
         except InvalidRecoveryCode as exc:
             self._record("login.recovery", Outcome.FAILURE, exc.reason, username=username,

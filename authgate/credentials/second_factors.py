@@ -1,6 +1,7 @@
 """The second-factor use cases as one value the web layer and admin actions receive."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from authgate.core.secretbox import Keyring
@@ -10,7 +11,7 @@ from authgate.credentials.manage import FactorManager
 from authgate.credentials.recovery import RecoveryService
 from authgate.credentials.totp import TotpService
 from authgate.credentials.webauthn import WebAuthnService
-from authgate.storage.sql_credentials import SqlCredentialStore
+from authgate.storage.interfaces import CredentialStore
 
 
 @dataclass
@@ -22,6 +23,7 @@ class SecondFactors:
     recovery: RecoveryService
     enrolment: EnrolmentService
     factors: FactorManager
-    params: FactorParams
+    #: the factor parameters in force now (follows an approved policy reload)
+    params: Callable[[], FactorParams]
     keyring: Keyring
-    credentials: SqlCredentialStore
+    credentials: CredentialStore

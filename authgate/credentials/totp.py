@@ -5,6 +5,7 @@ is accepted once, even by two simultaneous requests (ASVS 2.8.4, NIST 63B 5.1.4.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from authgate.core.secretbox import Keyring, SecretBoxError
@@ -12,7 +13,8 @@ from authgate.core.values import Outcome, RequestMeta
 from authgate.credentials.common import FactorParams, Recorder, new_id
 from authgate.factors import new_totp_secret, provisioning_uri, verify_totp
 from authgate.factors.errors import CodeReplayed, FactorError, InvalidCode, InvalidSecret
-from authgate.storage.sql_credentials import CredentialRow, SqlCredentialStore
+from authgate.storage.interfaces import CredentialStore
+from authgate.storage.rows import CredentialRow
 
 
 @dataclass(frozen=True)
@@ -27,8 +29,9 @@ def totp_aad(cred_id: str, username: str) -> bytes:
 
 
 class TotpService:
-    def __init__(self, *, store: SqlCredentialStore, keyring: Keyring, params: FactorParams,
-                 record: Recorder) -> None:
+    def __init__(self, *, store: CredentialStore, keyring: Keyring,
+                 params: Callable[[], FactorParams], record: Recorder) -> None:
+        """``params`` is re-read per use, so an approved policy reload applies at once."""
         self._store = store
         self._keyring = keyring
         self._params = params
@@ -36,7 +39,7 @@ class TotpService:
 
     def start(self, *, username: str, name: str, meta: RequestMeta) -> PendingTotp:
         """A new, inactive credential; it works only after ``confirm`` with a valid code."""
-        p = self._params
+        p = self._params()
         secret = new_totp_secret()
         cred_id = new_id()
         self._store.add(CredentialRow(
@@ -89,7 +92,7 @@ class TotpService:
         raise error
 
     def _check(self, row: CredentialRow, code: str, *, activate: bool = False) -> None:
-        p = self._params
+        p = self._params()
         try:
             secret = self._keyring.decrypt(row.secret or "",
                                            associated_data=totp_aad(row.id, row.username)).decode()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
+from collections.abc import Callable
 from datetime import timedelta
 
 from authgate.core.values import Outcome, RequestMeta
@@ -20,8 +22,11 @@ from authgate.factors import (
     verify_registration,
 )
 from authgate.factors.errors import WebAuthnFailed
-from authgate.storage.sql_codes import SqlCodeStore
-from authgate.storage.sql_credentials import CredentialRow, SqlCredentialStore
+from authgate.storage.interfaces import ChallengeStore, CredentialStore
+from authgate.storage.rows import CredentialRow
+
+#: expired challenges (abandoned ceremonies) are deleted once every this many new ones
+PURGE_EVERY = 200
 
 
 def b64url(data: bytes) -> str:
@@ -38,50 +43,61 @@ def user_handle(username: str) -> bytes:
 
 
 class WebAuthnService:
-    def __init__(self, *, store: SqlCredentialStore, codes: SqlCodeStore,
-                 params: FactorParams, record: Recorder) -> None:
+    """``params`` is re-read per ceremony step, so an approved policy reload applies at once.
+
+    Abandoned ceremonies leave challenges behind (anyone may ask for passkey options):
+    every ``purge_every`` new challenges, the expired ones are deleted.
+    """
+
+    def __init__(self, *, store: CredentialStore, challenges: ChallengeStore,
+                 params: Callable[[], FactorParams], record: Recorder,
+                 purge_every: int = PURGE_EVERY) -> None:
         self._store = store
-        self._codes = codes
-        self._p = params
+        self._challenges = challenges
+        self._params = params
         self._record = record
+        self._purge_every = purge_every
+        self._kept = itertools.count(1)  # next() is atomic: safe across threads
 
-    def _origins(self) -> list[str]:
-        return list(self._p.origins)
-
-    def _keep(self, key: str, purpose: str, username: str, challenge: bytes) -> None:
-        expires = self._record.clock.now() + timedelta(seconds=self._p.challenge_ttl_seconds)
-        self._codes.put_challenge(key=key, purpose=purpose, username=username,
-                                  challenge=b64url(challenge), expires_at=expires)
+    def _keep(self, key: str, purpose: str, username: str, challenge: bytes,
+              ttl_seconds: int) -> None:
+        now = self._record.clock.now()
+        self._challenges.put(key=key, purpose=purpose, username=username,
+                             challenge=b64url(challenge),
+                             expires_at=now + timedelta(seconds=ttl_seconds))
+        if next(self._kept) % self._purge_every == 0:
+            self._challenges.purge(now)
 
     def _take(self, key: str, purpose: str) -> tuple[str, bytes]:
-        taken = self._codes.take_challenge(key=key, purpose=purpose,
-                                           now=self._record.clock.now())
+        taken = self._challenges.take(key=key, purpose=purpose, now=self._record.clock.now())
         if taken is None:
             raise WebAuthnFailed("challenge_mismatch", "no live challenge for this session")
-        return taken[0], unb64url(taken[1])
+        return taken.username, unb64url(taken.challenge)
 
     # -- registration -----------------------------------------------------------------
     def begin_registration(self, *, key: str, username: str, display_name: str) -> str:
+        p = self._params()
         existing = [unb64url(r.credential_id) for r in self._store.list_for(username)
                     if r.kind == "webauthn" and r.credential_id]
         options = registration_options(
-            rp_id=self._p.rp_id, rp_name=self._p.rp_name, user_id=user_handle(username),
+            rp_id=p.rp_id, rp_name=p.rp_name, user_id=user_handle(username),
             user_name=username, user_display_name=display_name or username,
             exclude_credential_ids=existing, user_verification="required",
-            attestation=self._p.attestation, resident_key="preferred")
-        self._keep(key, "register", username, options.challenge)
+            attestation=p.attestation, resident_key="preferred")
+        self._keep(key, "register", username, options.challenge, p.challenge_ttl_seconds)
         return options.options_json
 
     def finish_registration(self, *, key: str, username: str, name: str, credential_json: str,
                             meta: RequestMeta) -> CredentialRow:
+        p = self._params()
         try:
             owner, challenge = self._take(key, "register")
             if owner != username:
                 raise WebAuthnFailed("challenge_mismatch", "challenge of another user")
             verified = verify_registration(
                 credential_json=credential_json, expected_challenge=challenge,
-                expected_rp_id=self._p.rp_id, expected_origins=self._origins(),
-                require_user_verification=True, aaguid_allowlist=self._p.aaguid_allowlist)
+                expected_rp_id=p.rp_id, expected_origins=list(p.origins),
+                require_user_verification=True, aaguid_allowlist=p.aaguid_allowlist)
             if self._store.by_credential_id(b64url(verified.credential_id)) is not None:
                 raise WebAuthnFailed("credential_exists", "already registered (§7.1 step 26)")
         except WebAuthnFailed as exc:
@@ -104,18 +120,21 @@ class WebAuthnService:
     def begin_authentication(self, *, key: str, username: str | None,
                              require_uv: bool) -> str:
         """Options for ``navigator.credentials.get``; no username = passkey (discoverable)."""
+        p = self._params()
         allowed = [] if username is None else [
             unb64url(r.credential_id) for r in self._store.list_for(username, active_only=True)
             if r.kind == "webauthn" and r.credential_id]
         options = authentication_options(
-            rp_id=self._p.rp_id, allow_credential_ids=allowed,
-            user_verification="required" if require_uv else self._p.user_verification)
-        self._keep(key, "authenticate", username or "", options.challenge)
+            rp_id=p.rp_id, allow_credential_ids=allowed,
+            user_verification="required" if require_uv else p.user_verification)
+        self._keep(key, "authenticate", username or "", options.challenge,
+                   p.challenge_ttl_seconds)
         return options.options_json
 
     def finish_authentication(self, *, key: str, credential_json: str, require_uv: bool,
                               meta: RequestMeta) -> tuple[CredentialRow, bool]:
         """The credential used and whether the user was verified; audits every outcome."""
+        p = self._params()
         username = ""
         try:
             username, challenge = self._take(key, "authenticate")
@@ -124,7 +143,7 @@ class WebAuthnService:
             username = row.username
             verified = verify_authentication(
                 credential_json=credential_json, expected_challenge=challenge,
-                expected_rp_id=self._p.rp_id, expected_origins=self._origins(),
+                expected_rp_id=p.rp_id, expected_origins=list(p.origins),
                 credential_public_key=unb64url(row.public_key or ""),
                 credential_current_sign_count=row.sign_count, require_user_verification=require_uv,
                 expected_user_handle=user_handle(row.username) if passkey else None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,6 +20,9 @@ from authgate.storage.interfaces import SessionStore
 
 TOKEN_BYTES = 32
 _MAX_TOKEN_LENGTH = 64
+#: expired sessions are deleted once every this many new sessions (ASVS 3.3.1: abandoned
+#: sessions must not pile up), as regulation purges its counters every N records
+PURGE_EVERY = 200
 
 
 class Refresher(Protocol):
@@ -39,14 +43,17 @@ class Issued:
 
 class SessionService:
     def __init__(self, store: SessionStore, clock: Clock, *, idle_timeout: timedelta,
-                 max_age: timedelta, touch_interval: timedelta) -> None:
+                 max_age: timedelta, touch_interval: timedelta,
+                 refresher: Refresher | None = None, purge_every: int = PURGE_EVERY) -> None:
         self.store = store
         self._clock = clock
         self.idle_timeout = idle_timeout
         self.max_age = max_age
         self._touch_interval = touch_interval
-        #: re-reads the account from the directory when due (set by services; see freshness)
-        self.refresher: Refresher | None = None
+        #: re-reads the account from the directory when due (``sessions.refresh``)
+        self.refresher = refresher
+        self._purge_every = purge_every
+        self._started = itertools.count(1)  # next() is atomic: safe across threads
 
     def start(self, identity: Identity, *, level: Level, client_ip: str,
               user_agent: str) -> Issued:
@@ -60,6 +67,8 @@ class SessionService:
         )
         issued = _with_new_token(record)
         self.store.add(issued.record)
+        if next(self._started) % self._purge_every == 0:
+            self.store.purge_expired(now)
         return issued
 
     def resolve(self, token: str | None) -> SessionRecord | None:
@@ -104,6 +113,23 @@ class SessionService:
 
     def end_all_for(self, username: str) -> int:
         return self.store.delete_for_user(username)
+
+    def end_others(self, username: str, *, keep_id_hash: str | None) -> int:
+        """End every session of ``username`` except ``keep_id_hash`` (None: all of them);
+        returns how many ended. "Sign out my other devices" (ASVS 3.3.4)."""
+        return self.store.delete_except(username, keep_id_hash=keep_id_hash)
+
+    def end_everyone(self) -> int:
+        """End every session of every user: the suspected-compromise switch."""
+        return self.store.delete_all()
+
+    def sessions_of(self, username: str) -> list[SessionRecord]:
+        """The user's sessions, most recently seen first."""
+        return self.store.list_for_user(username)
+
+    def ping(self) -> None:
+        """Raise StorageError when session storage is unusable (health checks)."""
+        self.store.ping()
 
 
 def _with_new_token(record: SessionRecord) -> Issued:

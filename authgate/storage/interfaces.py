@@ -1,11 +1,18 @@
 """The storage contracts. Every implementation passes ``tests/contract``."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Protocol
 
 from authgate.core.values import AuditEvent, SessionRecord, StoredAuditEvent
+from authgate.storage.rows import (
+    ChallengeRow,
+    CredentialRow,
+    EnrolmentCodeRow,
+    RecoveryCodeRow,
+    SealedSecret,
+)
 
 
 class SessionStore(Protocol):
@@ -31,6 +38,96 @@ class SessionStore(Protocol):
 
     def ping(self) -> None:
         """Raise StorageError when the database cannot be used."""
+        ...
+
+    def delete_except(self, username: str, *, keep_id_hash: str | None) -> int:
+        """Delete every session of ``username`` but ``keep_id_hash``; return how many."""
+        ...
+
+    def delete_all(self) -> int:
+        """Delete every session of every user (suspected compromise); return how many."""
+        ...
+
+
+# -- second factors ---------------------------------------------------------------------
+# Every "use once" below is decided by the row count of one conditional UPDATE or DELETE,
+# so two requests racing with the same code, step or challenge cannot both win.
+
+class CredentialStore(Protocol):
+    def add(self, row: CredentialRow) -> None: ...
+
+    def list_for(self, username: str, *, active_only: bool = False) -> list[CredentialRow]: ...
+
+    def get(self, cred_id: str) -> CredentialRow | None: ...
+
+    def by_credential_id(self, credential_id: str) -> CredentialRow | None:
+        """The *active* WebAuthn credential with this id, or None."""
+        ...
+
+    def accept_step(self, cred_id: str, step: int, now: datetime, *,
+                    activate: bool = False) -> bool:
+        """Record TOTP ``step`` only if newer than the last one (RFC 6238 5.2)."""
+        ...
+
+    def accept_sign_count(self, cred_id: str, *, old: int, new: int, now: datetime) -> bool:
+        """Store the new sign count only if it is still ``old`` (a raced clone loses)."""
+        ...
+
+    def rename(self, cred_id: str, username: str, name: str) -> bool: ...
+
+    def set_secret(self, cred_id: str, secret: str) -> bool: ...
+
+    def delete(self, cred_id: str, username: str) -> bool: ...
+
+    def delete_all(self, username: str) -> int: ...
+
+    def all_secrets(self) -> list[SealedSecret]:
+        """Every stored TOTP seed (ciphertext), for key rotation."""
+        ...
+
+
+class RecoveryCodeStore(Protocol):
+    def replace(self, username: str, codes: Sequence[RecoveryCodeRow], now: datetime) -> None:
+        """Store a new set; the previous set stops working in the same transaction."""
+        ...
+
+    def unused(self, username: str) -> list[RecoveryCodeRow]: ...
+
+    def spend(self, code_id: str, now: datetime) -> bool:
+        """Mark one code used; False when it already was (single use)."""
+        ...
+
+    def delete_for(self, username: str) -> int: ...
+
+
+class EnrolmentCodeStore(Protocol):
+    def add(self, row: EnrolmentCodeRow, code_hash: str) -> None: ...
+
+    def redeem(self, *, username: str, code_hash: str, now: datetime) -> bool:
+        """Spend a live code issued for ``username``; False for any other code."""
+        ...
+
+    def state(self, code_hash: str) -> EnrolmentCodeRow | None:
+        """The code's row whatever its state, so a refusal can be audited precisely."""
+        ...
+
+    def list_for(self, username: str) -> list[EnrolmentCodeRow]: ...
+
+    def revoke(self, code_id: str, now: datetime) -> bool: ...
+
+
+class ChallengeStore(Protocol):
+    def put(self, *, key: str, purpose: str, username: str, challenge: str,
+            expires_at: datetime) -> None:
+        """Keep one challenge per key (a new one replaces the old)."""
+        ...
+
+    def take(self, *, key: str, purpose: str, now: datetime) -> ChallengeRow | None:
+        """The challenge once, if live and for ``purpose``; gone afterwards either way."""
+        ...
+
+    def purge(self, now: datetime) -> int:
+        """Delete expired challenges (abandoned ceremonies); return how many."""
         ...
 
 

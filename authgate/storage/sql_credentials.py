@@ -2,37 +2,20 @@
 conditional UPDATEs, so two requests racing with the same code cannot both win."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select, update
 
 from authgate.storage.guard import storage_guard
+from authgate.storage.rows import CredentialRow, SealedSecret
 from authgate.storage.tables_factors import credentials as t
 from authgate.storage.timeconv import from_micros, to_micros
 
 
-@dataclass(frozen=True)
-class CredentialRow:
-    id: str
-    username: str
-    kind: str
-    name: str
-    active: bool
-    created_at: datetime
-    last_used_at: datetime | None
-    secret: str | None = None
-    last_step: int | None = None
-    credential_id: str | None = None
-    public_key: str | None = None
-    sign_count: int = 0
-    aaguid: str = ""
-    transports: str = ""
-    user_verified: bool = False
-
-
 class SqlCredentialStore:
+    """The ``CredentialStore`` on SQLite or PostgreSQL."""
+
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
@@ -89,10 +72,10 @@ class SqlCredentialStore:
         with storage_guard(), self._engine.begin() as conn:
             return int(conn.execute(delete(t).where(t.c.username == username)).rowcount)
 
-    def all_secrets(self) -> list[tuple[str, str, str]]:
-        """(id, username, ciphertext) of every TOTP secret, for key rotation."""
+    def all_secrets(self) -> list[SealedSecret]:
+        """Every TOTP secret (ciphertext), for key rotation."""
         with storage_guard(), self._engine.connect() as conn:
-            return [(r.id, r.username, r.secret) for r in conn.execute(
+            return [SealedSecret(r.id, r.username, r.secret) for r in conn.execute(
                 select(t.c.id, t.c.username, t.c.secret).where(t.c.secret.is_not(None)))]
 
     def _update_one(self, statement: Any) -> bool:

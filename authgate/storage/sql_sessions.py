@@ -15,6 +15,8 @@ from authgate.storage.timeconv import from_micros, to_micros
 
 
 class SqlSessionStore:
+    """The ``SessionStore`` on SQLite or PostgreSQL."""
+
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._fast = connections_for(engine)
@@ -69,6 +71,17 @@ class SqlSessionStore:
         with storage_guard(), self._engine.begin() as conn:
             return int(conn.execute(delete(sessions).where(sessions.c.username == username)
                                     ).rowcount)
+
+    def delete_except(self, username: str, *, keep_id_hash: str | None) -> int:
+        query = delete(sessions).where(sessions.c.username == username)
+        if keep_id_hash is not None:
+            query = query.where(sessions.c.id_hash != keep_id_hash)
+        with storage_guard(), self._engine.begin() as conn:
+            return int(conn.execute(query).rowcount)
+
+    def delete_all(self) -> int:
+        with storage_guard(), self._engine.begin() as conn:
+            return int(conn.execute(delete(sessions)).rowcount)
 
     def list_for_user(self, username: str) -> list[SessionRecord]:
         query = (select(sessions).where(sessions.c.username == username)

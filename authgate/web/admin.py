@@ -22,9 +22,7 @@ FRESH_FOR_CHANGES = timedelta(minutes=15)
 
 
 def actions() -> AdminActions:
-    svc = services()
-    return AdminActions(audit=svc.audit, sessions=svc.sessions, mfa=svc.mfa,
-                        regulator=svc.regulator, engine=svc.engine)
+    return services().admin
 
 
 def _admin() -> str:

@@ -1,4 +1,6 @@
-"""Single use, against SQLite and PostgreSQL: challenges, recovery and enrolment codes."""
+"""Single use, against SQLite and PostgreSQL: challenges, recovery and enrolment codes,
+TOTP steps and WebAuthn sign counts. Each store is typed by its Protocol, so the contract is
+what is tested, not the SQL class."""
 from __future__ import annotations
 
 import threading
@@ -6,8 +8,23 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
-from authgate.storage.sql_codes import EnrolmentCodeRow, SqlCodeStore
-from authgate.storage.sql_credentials import CredentialRow, SqlCredentialStore
+from authgate.storage.interfaces import (
+    ChallengeStore,
+    CredentialStore,
+    EnrolmentCodeStore,
+    RecoveryCodeStore,
+)
+from authgate.storage.rows import (
+    ChallengeRow,
+    CredentialRow,
+    EnrolmentCodeRow,
+    RecoveryCodeRow,
+    SealedSecret,
+)
+from authgate.storage.sql_challenges import SqlChallengeStore
+from authgate.storage.sql_credentials import SqlCredentialStore
+from authgate.storage.sql_enrolment_codes import SqlEnrolmentCodeStore
+from authgate.storage.sql_recovery_codes import SqlRecoveryCodeStore
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
@@ -23,51 +40,78 @@ def race(n: int, action) -> list[bool]:  # type: ignore[no-untyped-def]
 
 
 def test_challenge_is_taken_once_and_expires(engine: Engine) -> None:
-    store = SqlCodeStore(engine)
-    store.put_challenge(key="k" * 64, purpose="authenticate", username="alice",
-                        challenge="c1", expires_at=T0 + timedelta(minutes=2))
-    assert store.take_challenge(key="k" * 64, purpose="register", now=T0) is None  # wrong use
-    store.put_challenge(key="k" * 64, purpose="authenticate", username="alice",
-                        challenge="c1", expires_at=T0 + timedelta(minutes=2))
-    assert race(8, lambda: store.take_challenge(key="k" * 64, purpose="authenticate",
-                                                 now=T0)).count(True) == 1
-    store.put_challenge(key="e" * 64, purpose="authenticate", username="alice",
-                        challenge="c2", expires_at=T0 + timedelta(minutes=2))
-    assert store.take_challenge(key="e" * 64, purpose="authenticate",
-                                now=T0 + timedelta(minutes=3)) is None
+    store: ChallengeStore = SqlChallengeStore(engine)
+    store.put(key="k" * 64, purpose="authenticate", username="alice",
+              challenge="c1", expires_at=T0 + timedelta(minutes=2))
+    assert store.take(key="k" * 64, purpose="register", now=T0) is None  # wrong use
+    store.put(key="k" * 64, purpose="authenticate", username="alice",
+              challenge="c1", expires_at=T0 + timedelta(minutes=2))
+    assert race(8, lambda: store.take(key="k" * 64, purpose="authenticate",
+                                       now=T0)).count(True) == 1
+    store.put(key="e" * 64, purpose="authenticate", username="alice",
+              challenge="c2", expires_at=T0 + timedelta(minutes=2))
+    assert store.take(key="e" * 64, purpose="authenticate",
+                      now=T0 + timedelta(minutes=3)) is None
+
+
+def test_challenge_taken_is_typed(engine: Engine) -> None:
+    store: ChallengeStore = SqlChallengeStore(engine)
+    store.put(key="t" * 64, purpose="register", username="alice", challenge="c9",
+              expires_at=T0 + timedelta(minutes=2))
+    assert store.take(key="t" * 64, purpose="register", now=T0) == ChallengeRow("alice", "c9")
+
+
+def test_challenge_purge_deletes_only_expired(engine: Engine) -> None:
+    store: ChallengeStore = SqlChallengeStore(engine)
+    for n, minutes in enumerate((-1, 0, 2)):
+        store.put(key=str(n) * 64, purpose="authenticate", username="", challenge=f"c{n}",
+                  expires_at=T0 + timedelta(minutes=minutes))
+    assert store.purge(T0) == 2
+    assert store.purge(T0) == 0
+    assert store.take(key="2" * 64, purpose="authenticate", now=T0) is not None
 
 
 def test_recovery_code_spent_once_even_in_a_race(engine: Engine) -> None:
-    store = SqlCodeStore(engine)
-    store.replace_recovery_codes("alice", [("r1", "h1"), ("r2", "h2")], T0)
-    assert race(8, lambda: store.spend_recovery_code("r1", T0)).count(True) == 1
-    assert store.unused_recovery_codes("alice") == [("r2", "h2")]
-    store.replace_recovery_codes("alice", [("r3", "h3")], T0)  # regenerate: old set gone
-    assert store.unused_recovery_codes("alice") == [("r3", "h3")]
+    store: RecoveryCodeStore = SqlRecoveryCodeStore(engine)
+    store.replace("alice", [RecoveryCodeRow("r1", "h1"), RecoveryCodeRow("r2", "h2")], T0)
+    assert race(8, lambda: store.spend("r1", T0)).count(True) == 1
+    assert store.unused("alice") == [RecoveryCodeRow("r2", "h2")]
+    store.replace("alice", [RecoveryCodeRow("r3", "h3")], T0)  # regenerate: old set gone
+    assert store.unused("alice") == [RecoveryCodeRow("r3", "h3")]
+    assert store.delete_for("alice") == 1 and store.unused("alice") == []
 
 
 def test_enrolment_code_redeemed_once_by_its_user_before_expiry(engine: Engine) -> None:
-    store = SqlCodeStore(engine)
+    store: EnrolmentCodeStore = SqlEnrolmentCodeStore(engine)
     row = EnrolmentCodeRow("id1", "alice", "adam", T0, T0 + timedelta(hours=1), None, None)
-    store.add_enrolment_code(row, "hash1")
-    assert not store.redeem_enrolment_code(username="bob", code_hash="hash1", now=T0)
-    assert not store.redeem_enrolment_code(username="alice", code_hash="hash1",
-                                           now=T0 + timedelta(hours=2))
-    assert race(8, lambda: store.redeem_enrolment_code(username="alice", code_hash="hash1",
-                                                       now=T0)).count(True) == 1
-    state = store.enrolment_code_state("hash1")
+    store.add(row, "hash1")
+    assert not store.redeem(username="bob", code_hash="hash1", now=T0)
+    assert not store.redeem(username="alice", code_hash="hash1", now=T0 + timedelta(hours=2))
+    assert race(8, lambda: store.redeem(username="alice", code_hash="hash1",
+                                        now=T0)).count(True) == 1
+    state = store.state("hash1")
     assert state is not None and state.used_at == T0
 
 
+def test_enrolment_code_revoked_once_and_listed(engine: Engine) -> None:
+    store: EnrolmentCodeStore = SqlEnrolmentCodeStore(engine)
+    store.add(EnrolmentCodeRow("id2", "alice", "adam", T0, T0 + timedelta(hours=1), None,
+                               None), "hash2")
+    assert store.revoke("id2", T0) and not store.revoke("id2", T0)
+    assert not store.redeem(username="alice", code_hash="hash2", now=T0)
+    assert [r.revoked_at for r in store.list_for("alice")] == [T0]
+
+
 def test_totp_step_accepted_once_even_in_a_race(engine: Engine) -> None:
-    store = SqlCredentialStore(engine)
+    store: CredentialStore = SqlCredentialStore(engine)
     store.add(CredentialRow("c1", "alice", "totp", "app", True, T0, None, secret="v1.x"))
     assert race(8, lambda: store.accept_step("c1", 1000, T0)).count(True) == 1
     assert not store.accept_step("c1", 999, T0) and store.accept_step("c1", 1001, T0)
+    assert store.all_secrets() == [SealedSecret("c1", "alice", "v1.x")]
 
 
 def test_sign_count_advances_only_from_the_value_read(engine: Engine) -> None:
-    store = SqlCredentialStore(engine)
+    store: CredentialStore = SqlCredentialStore(engine)
     store.add(CredentialRow("w1", "alice", "webauthn", "key", True, T0, None,
                             credential_id="abc", public_key="pk", sign_count=5))
     assert race(6, lambda: store.accept_sign_count("w1", old=5, new=6, now=T0)).count(True) == 1

@@ -68,6 +68,17 @@ def test_sessions_per_user_and_purge(engine: Engine) -> None:
     assert store.list_for_user("alice") == []
 
 
+def test_sessions_end_all_but_one_or_everyone(engine: Engine) -> None:
+    store = SqlSessionStore(engine)
+    for n, user in enumerate(("alice", "alice", "alice", "bob"), start=1):
+        store.add(record(str(n) * 64, username=user))
+    assert store.delete_except("alice", keep_id_hash="2" * 64) == 2
+    assert [r.id_hash for r in store.list_for_user("alice")] == ["2" * 64]
+    assert store.delete_except("alice", keep_id_hash=None) == 1
+    assert store.get("4" * 64) is not None
+    assert store.delete_all() == 1 and store.get("4" * 64) is None
+
+
 def test_replace_is_atomic_under_races(engine: Engine) -> None:
     """Two concurrent rotations of one session: exactly one wins."""
     store = SqlSessionStore(engine)
