@@ -11,6 +11,8 @@ from authgate.cli import Context
 from authgate.cli.bans import bans_group
 from authgate.composition.root import build_services
 from authgate.config import load_settings
+from authgate.regulation import AttemptOutcome
+from authgate.regulation.timing import NoFloor
 from authgate.storage.engine import migrate
 from authgate.storage.tables import audit_events
 from tests.conftest import ROOT, TEST_ENCRYPTION_KEY, TEST_SECRET
@@ -30,11 +32,12 @@ def test_list_then_lift_a_user_and_an_ip(tmp_path: Path, users_file: Path) -> No
     migrate(url)
     services = build_services(load_settings(config))
     regulator = services.regulator
-    regulator.floor.enabled = False  # type: ignore[attr-defined]
+    regulator.floor = NoFloor()  # type: ignore[attr-defined]
     for n in range(5):
-        assert regulator.admit_password(username="bob", ip="198.51.100.4").allowed
-        regulator.record_password(username="bob", ip="198.51.100.4", password=f"w{n}",
-                                  success=False, reason="invalid_credentials")
+        admission = regulator.admit_password(username="bob", ip="198.51.100.4")
+        assert admission.allowed
+        regulator.record_password(admission=admission, outcome=AttemptOutcome.WRONG_PASSWORD,
+                                  password=f"w{n}")
     assert not regulator.admit_password(username="bob", ip="198.51.100.5").allowed
 
     def run(*args: str) -> str:
@@ -44,7 +47,8 @@ def test_list_then_lift_a_user_and_an_ip(tmp_path: Path, users_file: Path) -> No
     listed = run("list")
     assert "user:bob" in listed and "user_banned" in listed
     assert "lifted: user:bob" in run("lift", "BOB", "--reason", "phoned the helpdesk")
-    assert "no active ban on 198.51.100.4" in run("lift", "198.51.100.4", "--reason", "x")
+    assert "no active ban on 198.51.100.4" in run("lift", "198.51.100.4", "--reason",
+                                                  "checking the IP")
     assert run("list").strip() == "no active bans"
     assert regulator.admit_password(username="bob", ip="198.51.100.5").allowed
     with services.engine.connect() as conn:
