@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from authgate.admin.bans import lift_ban, list_bans
-from authgate.admin.reasons import ReasonRequired
+from authgate.admin.reasons import ReasonRequired, need_reason
 from authgate.core.values import RequestMeta
 from authgate.regulation import shown_subject
 
@@ -60,11 +60,12 @@ def bans_lift(obj: object, target: str, reason: str) -> None:
     The AD lockout guard is not lifted: it only keeps the account below AD's threshold and
     ends by itself after AD's observation window."""
     try:
-        services = _services(obj)
-        lifted = lift_ban(registry=services.regulator, operator=_operator(), target=target,
-                          reason=reason)
+        need_reason(reason)  # the use case's rule, checked before any setting is read
     except ReasonRequired as exc:
         raise click.BadParameter(str(exc), param_hint="--reason") from exc
+    services = _services(obj)
+    lifted = lift_ban(registry=services.regulator, operator=_operator(), target=target,
+                      reason=reason)
     if lifted:
         click.echo("lifted: " + ", ".join(shown_subject(s) for s in lifted))
     else:

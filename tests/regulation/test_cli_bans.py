@@ -57,8 +57,20 @@ def test_list_then_lift_a_user_and_an_ip(tmp_path: Path, users_file: Path) -> No
     assert [r.event for r in rows] == ["ban.user", "ban.list", "ban.lift", "ban.lift",
                                        "ban.list"]
     assert "phoned the helpdesk" in rows[2].detail
+    assert "cli:" in rows[1].detail  # the operator is the actor, not the username
+    with services.engine.connect() as conn:
+        listed_as = conn.execute(select(audit_events.c.username).where(
+            audit_events.c.event == "ban.list")).scalars().all()
+    assert all(not name.startswith("cli:") for name in listed_as)
 
 
 def test_lift_needs_a_reason(tmp_path: Path) -> None:
     result = CliRunner().invoke(bans_group, ["lift", "bob"], obj=Context(None))
     assert result.exit_code != 0 and "--reason" in result.output
+
+
+def test_lift_needs_the_consoles_reason_rule(tmp_path: Path) -> None:
+    """One rule for the console and the CLI: at least five characters."""
+    result = CliRunner().invoke(bans_group, ["lift", "bob", "--reason", "x"],
+                                obj=Context(None))
+    assert result.exit_code != 0 and "at least 5 characters" in result.output

@@ -207,3 +207,20 @@ def test_password_change_gives_its_slot_back_but_resets_nothing(build: Build) ->
     assert regulator.admit_password(username="bob", ip="10.6.6.6").allowed  # chain 2 = B
     assert regulator.admit_password(username="bob", ip="10.6.6.7").reason == \
         "ad_lockout_guard"
+
+
+def test_an_admission_is_settled_once(build: Build) -> None:
+    """The reservation travels with the Admission: a second record is ignored (it would
+    give back a slot twice), and a refusal carries nothing to record."""
+    services, _ = build()
+    regulator = services.regulator
+    first = regulator.admit_password(username="bob", ip="10.5.5.5")  # chain 1
+    assert first.allowed and regulator.admit_password(username="bob", ip="10.5.5.5").allowed
+    for _ in range(2):  # chain 2 -> 1, then nothing
+        regulator.record_password(admission=first, outcome=AttemptOutcome.UNAVAILABLE,
+                                  password="x")
+    assert regulator.admit_password(username="bob", ip="10.5.5.5").allowed  # chain 2 = B
+    assert regulator.admit_password(username="bob", ip="10.5.5.6").reason == \
+        "ad_lockout_guard"  # the first slot came back once, not twice
+    refused = regulator.admit_password(username="bob", ip="10.5.5.7")
+    assert not refused.allowed and refused.reservation is None
