@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from authgate.composition.root import Services, build_services  # noqa: E402
 from authgate.core.clock import SystemClock  # noqa: E402
 from authgate.directory.file import FileDirectory  # noqa: E402
+from authgate.regulation.timing import Floor, NoFloor  # noqa: E402
 from authgate.storage.engine import migrate  # noqa: E402
 from authgate.web import create_app  # noqa: E402
 from tests.conftest import make_settings  # noqa: E402
@@ -86,8 +87,8 @@ class Bench:
         assert "ip:203.0.113.66" in bans, bans
 
 
-def measure(bench: Bench, n: int, *, padded: bool) -> dict[str, float]:
-    bench.services.regulator.floor.enabled = padded  # type: ignore[attr-defined]
+def measure(bench: Bench, n: int, *, floor: Floor) -> dict[str, float]:
+    bench.services.regulator.floor = floor  # type: ignore[attr-defined]
     kinds: dict[str, Callable[[], float]] = {"wrong password": bench.wrong,
                                              "unknown user": bench.unknown,
                                              "banned": bench.banned}
@@ -103,8 +104,9 @@ def report(name: str, bench: Bench, n: int) -> None:
     bench.ban_source()
     for _ in range(5):  # warm up (and teach the floor a few real binds)
         bench.wrong()
+    real: Floor = bench.services.regulator.floor  # type: ignore[attr-defined]
     for padded in (False, True):
-        medians = measure(bench, n, padded=padded)
+        medians = measure(bench, n, floor=real if padded else NoFloor())
         base = medians["wrong password"]
         floor = bench.services.regulator.floor.floor() * 1000  # type: ignore[attr-defined]
         print(f"\n{name}: failure floor {'on' if padded else 'off'}"

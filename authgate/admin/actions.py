@@ -5,19 +5,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
+from authgate.admin.bans import lift_ban
+from authgate.admin.reasons import MIN_REASON, ReasonRequired, need_reason
 from authgate.audit import AuditLog
 from authgate.core.values import AuditEvent, Outcome, RequestMeta
 from authgate.credentials.enrolment import IssuedCode
 from authgate.credentials.second_factors import SecondFactors
+from authgate.regulation import BanRegistry
 from authgate.sessions.service import SessionService
 
-MIN_REASON = 5
-
-
-class ReasonRequired(ValueError):
-    """Destructive admin actions need a written reason for the audit trail."""
+__all__ = ["MIN_REASON", "AdminActions", "ReasonRequired"]
 
 
 @dataclass
@@ -27,7 +25,7 @@ class AdminActions:
     audit: AuditLog
     sessions: SessionService
     mfa: SecondFactors
-    regulator: Any
+    regulator: BanRegistry
 
     def _record(self, event: str, *, admin: str, target: str, reason: str, why: str,
                 meta: RequestMeta, outcome: Outcome = Outcome.SUCCESS, **detail: str) -> None:
@@ -36,12 +34,7 @@ class AdminActions:
             client_ip=meta.client_ip, user_agent=meta.user_agent, request_id=meta.request_id,
             detail=tuple(sorted({"actor": admin, "why": why, **detail}.items()))))
 
-    @staticmethod
-    def _need_reason(reason: str) -> str:
-        reason = " ".join(reason.split())
-        if len(reason) < MIN_REASON:
-            raise ReasonRequired("give a reason (at least 5 characters)")
-        return reason[:300]
+    _need_reason = staticmethod(need_reason)
 
     def issue_code(self, *, admin: str, username: str, ttl: timedelta, reason: str,
                    meta: RequestMeta) -> IssuedCode:
@@ -80,7 +73,5 @@ class AdminActions:
         return ended
 
     def lift_ban(self, *, admin: str, target: str, reason: str, meta: RequestMeta) -> list[str]:
-        why = self._need_reason(reason)
-        lift = getattr(self.regulator, "lift", None)
-        lifted: list[str] = lift(target, operator=admin, reason=why, meta=meta) if lift else []
-        return lifted
+        return lift_ban(registry=self.regulator, operator=admin, target=target, reason=reason,
+                        meta=meta)

@@ -15,14 +15,14 @@ from authgate.core.keys import derive_subkey
 from authgate.regulation import Regulator
 from authgate.regulation.adpolicy import AdLockoutSource, lockout_margin
 from authgate.regulation.regulator import StoreRegulator
-from authgate.regulation.timing import FailureFloor
+from authgate.regulation.timing import Floor
 from authgate.storage.sql_regulation import SqlRegulationStore  # also registers its tables
 
 _log = logging.getLogger("authgate.regulation")
 
 
 def build_regulator(settings: Any, *, engine: Any, policies: Any, clock: Any, audit: Any,
-                    directory: Any, floor: FailureFloor | None = None) -> Regulator:
+                    directory: Any, floor: Floor | None = None) -> Regulator:
     secret = settings.secrets.session_key
     # Without a configured secret (demo only) a per-process key: repeats are still found
     # within one process, and nothing keyed outlives it.

@@ -21,7 +21,7 @@ from authgate.core.errors import (
 )
 from authgate.core.values import AuditEvent, Level, Outcome
 from authgate.directory import Directory, normalise_username
-from authgate.regulation import NoRegulation, Regulator
+from authgate.regulation import Admission, AttemptOutcome, NoRegulation, Regulator
 from authgate.sessions.service import Issued, SessionService
 
 MAX_USERNAME = 256
@@ -90,17 +90,14 @@ class LoginService:
             identity = self._directory.authenticate(username=username,
                                                     password=attempt.password)
         except DirectoryUnavailable as exc:
-            self._settle(username, attempt, success=False, reason=exc.reason)  # no bind sent
+            self._settle(admission, attempt, outcome_for(exc))  # no bind sent
             self._record(attempt, username, Outcome.ERROR, exc.reason)
             return LoginResult(LoginStatus.UNAVAILABLE)
         except AuthenticationFailed as exc:
-            self._regulator.record_password(username=username, ip=attempt.client_ip,
-                                            password=attempt.password, success=False,
-                                            reason=exc.reason)
+            self._settle(admission, attempt, outcome_for(exc))
             self._record(attempt, username, Outcome.FAILURE, exc.reason, detail=str(exc)[:200])
             return LoginResult(_status_for(exc), username=username)
-        self._regulator.record_password(username=identity.username, ip=attempt.client_ip,
-                                        password=attempt.password, success=True, reason="ok")
+        self._settle(admission, attempt, AttemptOutcome.SUCCESS)
         issued = self._sessions.start(identity, level=Level.PASSWORD,
                                       client_ip=attempt.client_ip,
                                       user_agent=attempt.user_agent)
@@ -132,31 +129,28 @@ class LoginService:
         try:
             change(username=username, old_password=attempt.password, new_password=new_password)
         except PasswordChangeRejected as exc:  # the old password was right: not a guess
-            self._settle(username, attempt, success=False, reason=exc.reason)
+            self._settle(admission, attempt, outcome_for(exc))
             self._record(attempt, username, Outcome.FAILURE, exc.reason, event="password.change")
             return PasswordChange(False, str(exc))
         except DirectoryUnavailable as exc:
-            self._settle(username, attempt, success=False, reason=exc.reason)
+            self._settle(admission, attempt, outcome_for(exc))
             self._record(attempt, username, Outcome.ERROR, exc.reason, event="password.change")
             return PasswordChange(False, "Sign-in is unavailable right now. Try again later.")
         except AuthenticationFailed as exc:
-            self._regulator.record_password(username=username, ip=attempt.client_ip,
-                                            password=attempt.password, success=False,
-                                            reason=exc.reason)
+            self._settle(admission, attempt, outcome_for(exc))
             self._record(attempt, username, Outcome.FAILURE, exc.reason, event="password.change")
             return PasswordChange(False, "The username or password is incorrect.")
-        self._settle(username, attempt, success=True, reason="password_changed")
+        self._settle(admission, attempt, AttemptOutcome.PASSWORD_CHANGED)
         self._record(attempt, username, Outcome.SUCCESS, "password_changed",
                      event="password.change")
         return PasswordChange(True, "")
 
-    def _settle(self, username: str, attempt: LoginAttempt, *, success: bool,
-                reason: str) -> None:
+    def _settle(self, admission: Admission, attempt: LoginAttempt,
+                outcome: AttemptOutcome) -> None:
         """Close the regulator's reservation for this attempt (every admitted attempt is
         settled exactly once, or it would hold an AD slot until it expires)."""
-        self._regulator.record_password(username=username, ip=attempt.client_ip,
-                                        password=attempt.password, success=success,
-                                        reason=reason)
+        self._regulator.record_password(admission=admission, outcome=outcome,
+                                        password=attempt.password)
 
     def _record(self, attempt: LoginAttempt, username: str, outcome: Outcome, reason: str,
                 *, event: str = "login.password", **detail: str) -> None:
@@ -170,6 +164,35 @@ class LoginService:
 def _plausible(username: str, password: str) -> bool:
     return (0 < len(username) <= MAX_USERNAME and 0 < len(password) <= MAX_PASSWORD
             and "\x00" not in username and "\x00" not in password)
+
+
+#: Right password, refused account state (773, 532, 533, 701 come only with the right
+#: password): not a guess.
+_RIGHT_PASSWORD_STATES: tuple[type[AuthenticationFailed], ...] = (
+    PasswordExpired, PasswordMustChange, AccountDisabled, AccountExpired)
+#: Failures AD counted no bad password for: no bind was sent (the name was not found, or
+#: the password was empty).
+_NO_BIND = frozenset({"unknown_user", "empty_password", "ambiguous_user"})
+
+
+def outcome_for(exc: Exception) -> AttemptOutcome:
+    """How the regulator counts a directory answer (``AttemptOutcome``); the exception's
+    reason string stays for the audit record."""
+    if isinstance(exc, DirectoryUnavailable):
+        # An interrupted bind also arrives as DirectoryUnavailable (directory/ldap.py does
+        # not tell it apart yet), so it is given back as before, not INTERRUPTED.
+        return AttemptOutcome.UNAVAILABLE
+    if isinstance(exc, (PasswordChangeRejected, *_RIGHT_PASSWORD_STATES)):
+        return AttemptOutcome.RIGHT_PASSWORD_REFUSED
+    if isinstance(exc, AccountLocked):  # 775: AD counts no further failures
+        return AttemptOutcome.NOT_SENT
+    if isinstance(exc, AuthenticationFailed):
+        if exc.reason in _NO_BIND:
+            return AttemptOutcome.NOT_SENT
+        if exc.reason == "invalid_credentials":
+            return AttemptOutcome.WRONG_PASSWORD
+        return AttemptOutcome.BIND_REFUSED  # 530, 531, 568, other refusals: AD counted it
+    raise TypeError(f"not a directory answer: {type(exc).__name__}")
 
 
 def _status_for(exc: AuthenticationFailed) -> LoginStatus:

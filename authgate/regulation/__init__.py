@@ -1,25 +1,83 @@
 """Brute-force and password-spray regulation: the contract the login flow calls.
 
 The ban check runs **before** the directory bind (Authelia's rule), so a banned source never
-costs the user an Active Directory bad-password count. ``NoRegulation`` is the null object
-used where regulation is not wanted (unit tests of other layers); never an ``if enabled:``.
+costs the user an Active Directory bad-password count. Every admitted attempt comes back as an
+``Admission`` carrying an opaque reservation; the caller hands it back to ``record_*`` with
+the ``AttemptOutcome`` it observed, exactly once. ``NoRegulation`` is the null object used
+where regulation is not wanted (unit tests of other layers); never an ``if enabled:``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import Enum
 from typing import Protocol
+
+from authgate.core.values import RequestMeta
+from authgate.storage.regulation_rows import Ban
+
+__all__ = ["ADMIT", "Admission", "AttemptOutcome", "Ban", "BanRegistry", "FactorOutcome",
+           "NoRegulation", "Regulator", "shown_subject"]
+
+class AttemptOutcome(str, Enum):
+    """What became of an admitted password attempt: decides how it is counted.
+
+    Set by the caller (``login.password``) from the directory's answer; the precise reason
+    string goes to the audit record only."""
+
+    #: Signed in: the AD mirror and this IP's counter reset, the IP becomes familiar.
+    SUCCESS = "success"
+    #: AD counted a bad password: counted once, the AD slot kept, its timing feeds the floor.
+    WRONG_PASSWORD = "wrong_password"  # noqa: S105 - an outcome name
+    #: AD refused the bind for another reason (530, 531, 568, ...): counted like a guess.
+    BIND_REFUSED = "bind_refused"
+    #: AD counted nothing (no bind: unknown or ambiguous user, empty password; or 775, the
+    #: account already locked): counted by policy, the AD slot given back.
+    NOT_SENT = "not_sent"
+    #: The right password in a refused state (773, 532, 533, 701) or a rejected new
+    #: password: not a guess, nothing counted, the password's hash not kept.
+    RIGHT_PASSWORD_REFUSED = "right_password_refused"  # noqa: S105 - an outcome name
+    #: A change proves the old password, but whether AD then resets badPwdCount is not
+    #: documented: given back, nothing reset (the next sign-in will).
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105 - an outcome name
+    #: No directory answered, no bind sent: given back.
+    UNAVAILABLE = "unavailable"
+    #: The bind was sent but its answer lost: given back, but the AD slot is kept (AD may
+    #: have counted it; a slow DC must never become a way round the guard).
+    INTERRUPTED = "interrupted"
+
+
+class FactorOutcome(str, Enum):
+    """What became of an admitted second-factor attempt."""
+
+    SUCCESS = "success"  # the user's factor failures are forgotten
+    FAILURE = "failure"  # counted; may start a ``factor_banned``
 
 
 @dataclass(frozen=True)
 class Admission:
     allowed: bool
     reason: str = ""  # for the audit record only: user_banned, ip_banned, spray_source, ...
+    #: The regulator's reservation, opaque to the caller, who hands it back to ``record_*``.
+    reservation: object = field(default=None, repr=False, compare=False)
 
 
 ADMIT = Admission(True)
 
 
-class Regulator(Protocol):
+class BanRegistry(Protocol):
+    """The operators' view of the bans (admin console, ``authgate bans``)."""
+
+    def active_bans(self) -> list[Ban]: ...
+
+    def lift(self, target: str, *, operator: str, reason: str,
+             meta: RequestMeta | None = None) -> list[str]:
+        """Lift the bans on a user or an IP, audited with ``operator`` and ``reason``;
+        returns the subjects that were banned. The reason rule is the caller's
+        (``admin.bans``)."""
+        ...
+
+
+class Regulator(BanRegistry, Protocol):
     def admit_password(self, *, username: str, ip: str, password: str | None = None
                        ) -> Admission:
         """May this attempt reach the directory? Called before the bind. With ``password``
@@ -27,29 +85,45 @@ class Regulator(Protocol):
         password are refused before they cost the account an AD bad-password count."""
         ...
 
-    def record_password(self, *, username: str, ip: str, password: str, success: bool,
-                        reason: str) -> None:
-        """Count the outcome. ``password`` is only ever reduced to a keyed hash."""
+    def record_password(self, *, admission: Admission, outcome: AttemptOutcome,
+                        password: str) -> None:
+        """Settle the admitted attempt by its outcome. ``password`` is only ever reduced to
+        a keyed hash."""
         ...
 
     def admit_factor(self, *, username: str) -> Admission:
         """Second-factor attempts are throttled per user, apart from passwords."""
         ...
 
-    def record_factor(self, *, username: str, success: bool) -> None: ...
+    def record_factor(self, *, admission: Admission, outcome: FactorOutcome) -> None: ...
 
 
 class NoRegulation:
+    """Admits everything, counts nothing, holds no bans."""
+
     def admit_password(self, *, username: str, ip: str, password: str | None = None
                        ) -> Admission:
         return ADMIT
 
-    def record_password(self, *, username: str, ip: str, password: str, success: bool,
-                        reason: str) -> None:
+    def record_password(self, *, admission: Admission, outcome: AttemptOutcome,
+                        password: str) -> None:
         return None
 
     def admit_factor(self, *, username: str) -> Admission:
         return ADMIT
 
-    def record_factor(self, *, username: str, success: bool) -> None:
+    def record_factor(self, *, admission: Admission, outcome: FactorOutcome) -> None:
         return None
+
+    def active_bans(self) -> list[Ban]:
+        return []
+
+    def lift(self, target: str, *, operator: str, reason: str,
+             meta: RequestMeta | None = None) -> list[str]:
+        return []
+
+
+def shown_subject(subject: str) -> str:
+    """A ban subject as people see it (audit record, console, CLI): never even a keyed
+    password hash."""
+    return "pw:<password>" if subject.startswith("pw:") else subject

@@ -17,17 +17,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from authgate.storage.regulation_rows import ESCALATION_MEMORY, FAMILIAR_TTL, PASSWORD_MEMORY
+
 #: Added to AD's observation window: authgate stamps the chain before the bind and the DC's
 #: clock may differ from ours, so authgate forgets a chain strictly later than AD does.
 CHAIN_SLACK = timedelta(minutes=2)
 #: A ban never lasts longer than this, however often it escalated.
 MAX_BAN = timedelta(hours=24)
-#: A new ban within this long after the previous one escalates.
-ESCALATION_MEMORY = timedelta(hours=24)
-#: An IP stays familiar for this long after the user's last success from it.
-FAMILIAR_TTL = timedelta(days=90)
-#: Failed-password keyed hashes are kept for the window, at most this many per user.
-PASSWORD_MEMORY = 5
+#: ESCALATION_MEMORY, FAMILIAR_TTL and PASSWORD_MEMORY say how long the store remembers:
+#: they live with the store's values (``storage.regulation_rows``).
 
 
 @dataclass(frozen=True)
@@ -136,6 +134,11 @@ def check_lockout_margin(policy_threshold: int, ad_threshold: int, *,
                         "still follows AD's window")
     severity = "error" if errors else "warning" if warnings else "ok"
     return LockoutMargin(severity, tuple(errors + warnings), budget)
+
+
+__all__ = ["CHAIN_SLACK", "ESCALATION_MEMORY", "FAMILIAR_TTL", "MAX_BAN", "PASSWORD_MEMORY",
+           "AdBudget", "Limits", "LockoutMargin", "ad_budget", "check_lockout_margin",
+           "ip_subject"]
 
 
 def _minutes(delta: timedelta) -> int:

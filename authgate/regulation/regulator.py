@@ -17,45 +17,49 @@ import ipaddress
 import logging
 import secrets
 from collections.abc import Callable
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from authgate.audit import AuditLog
 from authgate.core.clock import Clock
 from authgate.core.values import AuditEvent, Outcome, RequestMeta
-from authgate.regulation import ADMIT, Admission
+from authgate.regulation import (
+    Admission,
+    AttemptOutcome,
+    FactorOutcome,
+    shown_subject,
+)
 from authgate.regulation.adpolicy import AdLockoutSource
 from authgate.regulation.limits import Limits, ip_subject
-from authgate.regulation.state import Ban, RegulationStore, Reservation
-from authgate.regulation.timing import FailureFloor
+from authgate.regulation.rules import PolicyRules
+from authgate.regulation.timing import FailureFloor, Floor
+from authgate.storage.interfaces import RegulationStore
+from authgate.storage.regulation_rows import Ban, Reservation
 
 _log = logging.getLogger("authgate.regulation")
-#: Failures AD did not count as a bad password: no bind was sent, or the account was
-#: already locked (775: AD does not count further failures). The AD slot is given back.
-NO_AD_COUNT = frozenset({"unknown_user", "empty_password", "ambiguous_user",
-                         "malformed_input", "account_locked"})
-#: The password was right, the account state refused it (773, 532, 533, 701 come only
-#: with the right password): not a guess. Nothing is counted and its hash is not kept.
-RIGHT_PASSWORD = frozenset({"password_must_change", "password_expired", "account_disabled",
-                            "account_expired", "password_change_rejected",
-                            "password_changed", "directory_unavailable"})
-#: The bind was sent but its answer lost: not a guess authgate could judge, but AD may have
-#: counted it, so the AD slot is kept (a slow DC must never become a way round the guard).
-INTERRUPTED = frozenset({"bind_interrupted"})
+#: Not a guess authgate could judge: the attempt is taken back (``settle_neutral``).
+GIVEN_BACK = frozenset({AttemptOutcome.RIGHT_PASSWORD_REFUSED,
+                        AttemptOutcome.PASSWORD_CHANGED, AttemptOutcome.UNAVAILABLE,
+                        AttemptOutcome.INTERRUPTED})
 SPRAY_REASONS = frozenset({"spray_source", "password_spray"})
 PURGE_EVERY = 256
 
 
-@dataclass(frozen=True)
-class _Pending:
+@dataclass
+class _Ticket:
+    """The reservation behind a password ``Admission``; settled once."""
+
     reservation: Reservation
-    started: float
+    started: float  # monotonic, for the failure floor
+    client_ip: str  # as seen, for the ban's audit record
+    settled: bool = False
 
 
-# The attempt admitted in this request; ``record_password`` settles it (same thread/context).
-_PENDING: ContextVar[_Pending | None] = ContextVar("authgate_regulation_pending", default=None)
-_FACTOR: ContextVar[str | None] = ContextVar("authgate_regulation_factor", default=None)
+@dataclass
+class _FactorTicket:
+    attempt: str
+    username: str
+    settled: bool = False
 
 
 class StoreRegulator:
@@ -64,7 +68,7 @@ class StoreRegulator:
     def __init__(self, *, store: RegulationStore, regulation: Callable[[], Any],
                  ad: AdLockoutSource, clock: Clock, audit: AuditLog, key: bytes,
                  canonical: Callable[[str], str] = lambda name: name,
-                 floor: FailureFloor | None = None) -> None:
+                 floor: Floor | None = None) -> None:
         self.store = store
         self._regulation = regulation  # re-read per call: a policy reload applies at once
         self.ad = ad
@@ -72,7 +76,7 @@ class StoreRegulator:
         self._audit = audit
         self._key = key
         self._canonical = canonical
-        self.floor = floor or FailureFloor()
+        self.floor: Floor = floor or FailureFloor()
         self._records = 0
 
     def limits(self) -> Limits:
@@ -89,69 +93,70 @@ class StoreRegulator:
         A refusal is padded to the failure floor so that it cannot be told from a wrong
         password by its timing."""
         started = self.floor.monotonic()
-        _PENDING.set(None)
-        limits = self.limits()
         mac = self.password_mac(password) if password else None
         verdict = self.store.admit(attempt=secrets.token_hex(16),
                                    username=self._canonical(username), ip=ip_subject(ip),
-                                   password_mac=mac, limits=limits, now=self._clock.now())
+                                   password_mac=mac, rules=PolicyRules(self.limits()),
+                                   now=self._clock.now())
         if verdict.reservation is None:
             self.floor.pad(started)
             return Admission(False, verdict.reason)
-        _PENDING.set(_Pending(verdict.reservation, started))
-        return ADMIT
+        return Admission(True, reservation=_Ticket(verdict.reservation, started, ip))
 
-    def record_password(self, *, username: str, ip: str, password: str, success: bool,
-                        reason: str) -> None:
-        """Settle the admitted attempt. ``reason`` decides how: a guess (counted once), no
-        guess (``RIGHT_PASSWORD``: given back; ``directory_unavailable`` means no bind was
-        sent), or a lost answer (``INTERRUPTED``: the AD slot is kept)."""
-        pending = _PENDING.get()
-        _PENDING.set(None)
-        if pending is None or pending.reservation.ip != ip_subject(ip):
-            _log.warning("record_password without an admitted attempt (user %r)", username)
+    def record_password(self, *, admission: Admission, outcome: AttemptOutcome,
+                        password: str) -> None:
+        """Settle the admitted attempt by its outcome: a guess (counted once), not a guess
+        (``GIVEN_BACK``; the AD slot kept only when the bind may have reached AD), or a
+        success. Every admission is settled at most once."""
+        ticket = admission.reservation
+        if not isinstance(ticket, _Ticket) or ticket.settled:
+            _log.warning("record_password without an unsettled admitted attempt")
             return
-        r, now = pending.reservation, self._clock.now()
-        if reason in RIGHT_PASSWORD or reason in INTERRUPTED:  # before success: a password
-            # change proves the old password, but whether AD then resets badPwdCount is not
-            # documented, so it must not reset the mirror; the next sign-in will
-            self.store.settle_neutral(r, keep_ad_slot=reason in INTERRUPTED, now=now)
+        ticket.settled = True
+        r, now = ticket.reservation, self._clock.now()
+        if outcome in GIVEN_BACK:
+            self.store.settle_neutral(r, keep_ad_slot=outcome is AttemptOutcome.INTERRUPTED,
+                                      now=now)
             return
-        if success:
+        if outcome is AttemptOutcome.SUCCESS:
             self.store.settle_success(r, now=now)
             return
         limits = self.limits()
-        if reason == "invalid_credentials":
-            self.floor.observe(self.floor.monotonic() - pending.started)
-        settlement = self.store.settle_failure(r, password_mac=self.password_mac(password),
-                                               bind_reached=reason not in NO_AD_COUNT,
-                                               limits=limits, now=now)
+        if outcome is AttemptOutcome.WRONG_PASSWORD:
+            self.floor.observe(self.floor.monotonic() - ticket.started)
+        settlement = self.store.settle_failure(
+            r, password_mac=self.password_mac(password),
+            bind_reached=outcome is not AttemptOutcome.NOT_SENT, rules=PolicyRules(limits),
+            now=now)
         for ban in settlement.bans:
-            self._audit_ban(ban, username=r.username, ip=ip)
+            self._audit_ban(ban, username=r.username, ip=ticket.client_ip)
         self._maybe_purge(limits)
-        self.floor.pad(pending.started)
+        self.floor.pad(ticket.started)
 
     # -- second factors -----------------------------------------------------------------------
     def admit_factor(self, *, username: str) -> Admission:
         attempt = secrets.token_hex(16)
-        _FACTOR.set(None)
         reason = self.store.admit_factor(attempt=attempt, username=username,
-                                         limits=self.limits_without_ad(),
+                                         rules=PolicyRules(self.limits_without_ad()),
                                          now=self._clock.now())
         if reason:
             self._audit.record(AuditEvent(event="login.factor", outcome=Outcome.DENY,
                                           reason=reason, username=username))
             return Admission(False, reason)
-        _FACTOR.set(attempt)
-        return ADMIT
+        return Admission(True, reservation=_FactorTicket(attempt, username))
 
-    def record_factor(self, *, username: str, success: bool) -> None:
-        attempt = _FACTOR.get() or secrets.token_hex(16)
-        _FACTOR.set(None)
-        ban = self.store.settle_factor(attempt=attempt, username=username, success=success,
-                                       limits=self.limits_without_ad(), now=self._clock.now())
+    def record_factor(self, *, admission: Admission, outcome: FactorOutcome) -> None:
+        ticket = admission.reservation
+        if not isinstance(ticket, _FactorTicket) or ticket.settled:
+            _log.warning("record_factor without an unsettled admitted attempt")
+            return
+        ticket.settled = True
+        ban = self.store.settle_factor(attempt=ticket.attempt, username=ticket.username,
+                                       success=outcome is FactorOutcome.SUCCESS,
+                                       rules=PolicyRules(self.limits_without_ad()),
+                                       now=self._clock.now())
         if ban is not None:
-            self._audit_ban(ban, username=username, ip="")
+            self._audit_ban(ban, username=ticket.username, ip="")
 
     def limits_without_ad(self) -> Limits:
         """Second factors never reach AD: their throttle does not depend on reading it."""
@@ -172,7 +177,7 @@ class StoreRegulator:
             event="ban.lift", outcome=Outcome.SUCCESS, reason="operator_lift",
             username=target.strip().lower(), client_ip=meta.client_ip,
             user_agent=meta.user_agent, request_id=meta.request_id,
-            detail=(("actor", operator), ("lifted", ",".join(_shown(s) for s in lifted)),
+            detail=(("actor", operator), ("lifted", ",".join(shown_subject(s) for s in lifted)),
                     ("why", reason))))
         return lifted
 
@@ -183,7 +188,7 @@ class StoreRegulator:
             event=f"ban.{kind}", outcome=Outcome.DENY, reason=ban.reason, username=username,
             client_ip=ip,
             detail=(("severity", "high" if spray else "medium"),
-                    ("subject", _shown(ban.subject)), ("until", ban.until.isoformat()),
+                    ("subject", shown_subject(ban.subject)), ("until", ban.until.isoformat()),
                     ("level", str(ban.level)))))
 
     def _maybe_purge(self, limits: Limits) -> None:
@@ -206,7 +211,3 @@ def lift_subjects(target: str, canonical: Callable[[str], str]
         return (f"user:{name}", f"factor:{name}"), (f"userip:{name}|",)
     return (f"ip:{ip_subject(text)}",), ()
 
-
-def _shown(subject: str) -> str:
-    """Never put even a keyed password hash in the audit record."""
-    return "pw:<password>" if subject.startswith("pw:") else subject

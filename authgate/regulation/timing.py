@@ -8,6 +8,7 @@ recent real failed binds. Padding to the median would not do: the median of
 Padded to p90, all three paths share one median, and only one real failure in ten is
 slower than the floor; the padding is measured only from real binds, so it cannot drift
 upwards by itself. Successes are never padded (they are told apart by the session anyway).
+``NoFloor`` is the null object for tests that measure nothing (never an ``enabled`` flag).
 """
 from __future__ import annotations
 
@@ -15,21 +16,32 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
+
+
+class Floor(Protocol):
+    """What the regulator needs of a failure floor."""
+
+    monotonic: Callable[[], float]
+
+    def observe(self, seconds: float) -> None: ...
+
+    def floor(self) -> float: ...
+
+    def pad(self, started: float) -> float: ...
 
 
 class FailureFloor:
     """A quantile of the last ``samples`` failed-bind durations, in seconds."""
 
     def __init__(self, *, samples: int = 101, quantile: float = 0.9, ceiling: float = 2.0,
-                 initial: float = 0.0,
-                 enabled: bool = True, sleep: Callable[[float], None] = time.sleep,
+                 initial: float = 0.0, sleep: Callable[[float], None] = time.sleep,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self._samples: deque[float] = deque(maxlen=samples)
         self._lock = threading.Lock()
         self._ceiling = ceiling
         self._quantile = quantile
         self._initial = initial
-        self.enabled = enabled
         self._sleep = sleep
         self.monotonic = monotonic
 
@@ -48,10 +60,24 @@ class FailureFloor:
 
     def pad(self, started: float) -> float:
         """Sleep until ``started + floor``; returns the time slept."""
-        if not self.enabled:
-            return 0.0
         remaining = started + self.floor() - self.monotonic()
         if remaining > 0:
             self._sleep(remaining)
             return remaining
+        return 0.0
+
+
+class NoFloor:
+    """Pads nothing and learns nothing: for tests whose subject is not timing."""
+
+    def __init__(self, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.monotonic = monotonic
+
+    def observe(self, seconds: float) -> None:
+        return None
+
+    def floor(self) -> float:
+        return 0.0
+
+    def pad(self, started: float) -> float:
         return 0.0

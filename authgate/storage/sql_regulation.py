@@ -28,9 +28,17 @@ from sqlalchemy import (
     update,
 )
 
-from authgate.regulation.limits import ESCALATION_MEMORY, FAMILIAR_TTL, PASSWORD_MEMORY, Limits
-from authgate.regulation.state import (
+from authgate.storage.guard import storage_guard
+from authgate.storage.interfaces import RegulationRules
+from authgate.storage.regulation_rows import (
+    ESCALATION_MEMORY,
+    FAMILIAR_TTL,
+    PASSWORD_MEMORY,
     Ban,
+    BanOrder,
+    FactorCounts,
+    FailureCounts,
+    PriorBan,
     Reservation,
     Settlement,
     Snapshot,
@@ -38,11 +46,9 @@ from authgate.regulation.state import (
     factor_subject,
     familiar_subject,
     ip_key,
-    judge,
     password_subject,
     user_subject,
 )
-from authgate.storage.guard import storage_guard
 from authgate.storage.tables_regulation import (
     regulation_events as ev,
 )
@@ -147,9 +153,10 @@ def _add_events(conn: Connection, attempt: str, subjects: Sequence[str], usernam
                                "ip": ip, "at": now} for s in subjects])
 
 
-def _chain(row: Row[Any], limits: Limits, now: int) -> tuple[int, int, int]:
+def _chain(row: Row[Any], rules: RegulationRules, now: int) -> tuple[int, int, int]:
     """(chain, unfamiliar, pending) as AD sees it now: reset once the window has passed."""
-    if limits.ad is None or now - row.chain_at > to_micros_delta(limits.ad.window):
+    window = rules.chain_window
+    if window is None or now - row.chain_at > to_micros_delta(window):
         return 0, 0, 0
     return row.chain, row.chain_unfamiliar, row.pending
 
@@ -158,18 +165,37 @@ def to_micros_delta(delta: Any) -> int:
     return int(delta.total_seconds() * 1_000_000)
 
 
+def _failure_counts(conn: Connection, r: Reservation, bucket: str, mac: str, since: int, *,
+                    repeat: bool) -> FailureCounts:
+    """The counters the ban rules look at, read under the attempt's locks."""
+    if repeat:  # counted once already: the rules start no ban, nothing to read
+        return FailureCounts(r.familiar, bucket, 0, ip_key(r.ip), 0, 0,
+                             password_subject(mac), 0, repeat=True)
+    sprayed = int(conn.execute(select(func.count(func.distinct(pw.c.username)))
+                               .where(pw.c.mac == mac, pw.c.seen_at > since)).scalar_one())
+    return FailureCounts(
+        familiar=r.familiar, bucket=bucket, bucket_failures=_count(conn, bucket, since),
+        ip=ip_key(r.ip), ip_failures=_count(conn, ip_key(r.ip), since),
+        ip_users=_count(conn, ip_key(r.ip), since, distinct=True),
+        password=password_subject(mac), sprayed_users=sprayed, repeat=False)
+
+
 class SqlRegulationStore:
-    """The ``RegulationStore`` contract on SQLAlchemy Core (SQLite and PostgreSQL)."""
+    """The ``RegulationStore`` contract on SQLAlchemy Core (SQLite and PostgreSQL).
+
+    It decides nothing: every check and ban comes from the ``rules`` passed in, applied
+    while the rows they read are still locked."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
     # -- passwords ---------------------------------------------------------------------------
     def admit(self, *, attempt: str, username: str, ip: str, password_mac: str | None,
-              limits: Limits, now: datetime) -> Verdict:
+              rules: RegulationRules, now: datetime) -> Verdict:
         """Check bans, counters and the AD budget, and reserve the attempt, atomically."""
         t = to_micros(now)
-        since = t - to_micros_delta(limits.window)
+        since = t - to_micros_delta(rules.window)
+        chained = rules.chain_window is not None
         with storage_guard(), self._engine.begin() as conn:
             user = _lock_user(conn, username)
             ips = set(conn.execute(select(fam.c.ip).where(
@@ -182,7 +208,7 @@ class SqlRegulationStore:
             if password_mac:
                 rows.append(conn.execute(select(subj).where(
                     subj.c.subject == password_subject(password_mac))).one_or_none())
-            chain, unfamiliar, pending = _chain(user, limits, t)
+            chain, unfamiliar, pending = _chain(user, rules, t)
             snapshot = Snapshot(
                 familiar=familiar, has_familiar=bool(ips),
                 bans=tuple(b for b in (_active_ban(r, t) for r in rows) if b),
@@ -190,23 +216,22 @@ class SqlRegulationStore:
                 ip_failures=_count(conn, ip_key(ip), since),
                 chain=chain, chain_unfamiliar=unfamiliar,
                 repeat=bool(password_mac) and _failed_before(conn, username, password_mac, since))
-            reason = judge(snapshot, limits)
+            reason = rules.judge(snapshot)
             if reason:
                 return Verdict(reason)
             _add_events(conn, attempt, (bucket, ip_key(ip)), username, ip, t)
-            if limits.ad is not None:
+            if chained:
                 conn.execute(update(users).where(users.c.username == username).values(
                     chain=chain + 1, chain_unfamiliar=unfamiliar + (0 if familiar else 1),
                     pending=pending + 1, chain_at=t))
-        return Verdict("", Reservation(attempt, username, ip, familiar,
-                                       chained=limits.ad is not None))
+        return Verdict("", Reservation(attempt, username, ip, familiar, chained=chained))
 
     def settle_failure(self, r: Reservation, *, password_mac: str, bind_reached: bool,
-                       limits: Limits, now: datetime) -> Settlement:
+                       rules: RegulationRules, now: datetime) -> Settlement:
         """Count a failure once: a repeated password gives its events back (but a bind that
-        reached AD keeps its AD slot: AD counted it); then start any ban it earned."""
+        reached AD keeps its AD slot: AD counted it); then start the bans the rules ask."""
         t = to_micros(now)
-        since = t - to_micros_delta(limits.window)
+        since = t - to_micros_delta(rules.window)
         bucket = familiar_subject(r.username, r.ip) if r.familiar else user_subject(r.username)
         with storage_guard(), self._engine.begin() as conn:
             user = _lock_user(conn, r.username)
@@ -218,7 +243,9 @@ class SqlRegulationStore:
             if repeat:
                 conn.execute(delete(ev).where(ev.c.attempt == r.attempt))
             self._remember_password(conn, r.username, password_mac, t)
-            bans = () if repeat else self._escalate(conn, r, bucket, password_mac, limits, t)
+            counts = _failure_counts(conn, r, bucket, password_mac, since, repeat=repeat)
+            bans = tuple(self._ban(conn, order, rules, now)
+                         for order in rules.escalations(counts))
         return Settlement(repeat, bans)
 
     def settle_success(self, r: Reservation, *, now: datetime) -> None:
@@ -270,58 +297,38 @@ class SqlRegulationStore:
         conn.execute(delete(pw).where(pw.c.username == username,
                                       pw.c.mac.not_in(keep.scalar_subquery())))
 
-    def _escalate(self, conn: Connection, r: Reservation, bucket: str, mac: str,
-                  limits: Limits, t: int) -> tuple[Ban, ...]:
-        since = t - to_micros_delta(limits.window)
-        bans: list[Ban] = []
-        if _count(conn, bucket, since) >= limits.per_user:
-            reason = "user_ip_banned" if r.familiar else "user_banned"
-            bans.append(self._ban(conn, bucket, reason, limits, t))
-        ip_subject = ip_key(r.ip)
-        sprayed_users = int(conn.execute(select(func.count(func.distinct(pw.c.username)))
-                                         .where(pw.c.mac == mac, pw.c.seen_at > since))
-                            .scalar_one())
-        if _count(conn, ip_subject, since, distinct=True) >= limits.spray_users:
-            bans.append(self._ban(conn, ip_subject, "spray_source", limits, t))
-        elif sprayed_users >= limits.spray_users:
-            bans.append(self._ban(conn, ip_subject, "password_spray", limits, t))
-        elif _count(conn, ip_subject, since) >= limits.per_ip:
-            bans.append(self._ban(conn, ip_subject, "ip_banned", limits, t))
-        if sprayed_users >= limits.spray_users:
-            bans.append(self._ban(conn, password_subject(mac), "password_spray", limits, t))
-        return tuple(bans)
-
-    def _ban(self, conn: Connection, subject: str, reason: str, limits: Limits,
-             t: int) -> Ban:
-        """Escalate: a ban within ESCALATION_MEMORY of the previous one lasts longer.
-        The subject's events are cleared, so after the ban it starts a fresh allowance."""
-        row = _lock_subject(conn, subject, t)
-        recent = row.banned_at is not None and t - row.banned_at < to_micros_delta(
-            ESCALATION_MEMORY)
-        level = row.ban_level + 1 if recent else 0
-        until = t + to_micros_delta(limits.ban_duration(level))
-        conn.execute(update(subj).where(subj.c.subject == subject).values(
-            ban_until=until, ban_level=level, ban_reason=reason, banned_at=t))
-        conn.execute(delete(ev).where(ev.c.subject == subject))
-        return Ban(subject, reason, from_micros(until), level)
+    def _ban(self, conn: Connection, order: BanOrder, rules: RegulationRules,
+             now: datetime) -> Ban:
+        """Store the ban the rules make of ``order`` and the subject's previous ban. The
+        subject's events are cleared, so after the ban it starts a fresh allowance."""
+        t = to_micros(now)
+        row = _lock_subject(conn, order.subject, t)
+        prior = PriorBan(row.ban_level,
+                         None if row.banned_at is None else from_micros(row.banned_at))
+        ban = rules.ban(order, prior=prior, now=now)
+        conn.execute(update(subj).where(subj.c.subject == order.subject).values(
+            ban_until=to_micros(ban.until), ban_level=ban.level, ban_reason=ban.reason,
+            banned_at=t))
+        conn.execute(delete(ev).where(ev.c.subject == order.subject))
+        return ban
 
     # -- second factors ----------------------------------------------------------------------
-    def admit_factor(self, *, attempt: str, username: str, limits: Limits,
+    def admit_factor(self, *, attempt: str, username: str, rules: RegulationRules,
                      now: datetime) -> str:
         t = to_micros(now)
         subject = factor_subject(username)
         with storage_guard(), self._engine.begin() as conn:
             row = _lock_subject(conn, subject, t)
-            if _active_ban(row, t) is not None:
-                return "factor_banned"
-            if _count(conn, subject, t - to_micros_delta(limits.window)) >= \
-                    limits.factor_failures:
-                return "factor_throttled"
+            banned = _active_ban(row, t) is not None
+            failures = 0 if banned else _count(conn, subject, t - to_micros_delta(rules.window))
+            reason = rules.judge_factor(FactorCounts(subject, banned, failures))
+            if reason:
+                return reason
             _add_events(conn, attempt, (subject,), username, "", t)
         return ""
 
-    def settle_factor(self, *, attempt: str, username: str, success: bool, limits: Limits,
-                      now: datetime) -> Ban | None:
+    def settle_factor(self, *, attempt: str, username: str, success: bool,
+                      rules: RegulationRules, now: datetime) -> Ban | None:
         t = to_micros(now)
         subject = factor_subject(username)
         with storage_guard(), self._engine.begin() as conn:
@@ -332,11 +339,10 @@ class SqlRegulationStore:
             if conn.execute(select(ev.c.at).where(ev.c.attempt == attempt,
                                                   ev.c.subject == subject)).first() is None:
                 _add_events(conn, attempt, (subject,), username, "", t)
-            ban = None
-            if _count(conn, subject, t - to_micros_delta(limits.window)) >= \
-                    limits.factor_failures:
-                ban = self._ban(conn, subject, "factor_banned", limits, t)
-        return ban
+            failures = _count(conn, subject, t - to_micros_delta(rules.window))
+            orders = rules.factor_escalations(FactorCounts(subject, False, failures))
+            bans = [self._ban(conn, order, rules, now) for order in orders]
+        return bans[0] if bans else None
 
     # -- operators ---------------------------------------------------------------------------
     def active_bans(self, now: datetime) -> list[Ban]:

@@ -13,6 +13,7 @@ from authgate.admin.actions import AdminActions, ReasonRequired
 from authgate.audit.signins import sign_in_history
 from authgate.config.loader import parse_duration
 from authgate.directory import normalise_username
+from authgate.regulation import Ban
 from authgate.web.access import portal_resource, require
 from authgate.web.context import services
 from authgate.web.steps import meta
@@ -76,9 +77,8 @@ def user(username: str) -> str:
         error=request.args.get("error", ""), done=request.args.get("done", ""))
 
 
-def _bans() -> list:  # type: ignore[type-arg]
-    active = getattr(services().regulator, "active_bans", None)
-    return list(active()) if active else []
+def _bans() -> list[Ban]:
+    return services().regulator.active_bans()
 
 
 def _after(username: str, done: str = "", error: str = "") -> BaseResponse:

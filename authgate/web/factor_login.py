@@ -15,6 +15,7 @@ from authgate.access.next_step import Step
 from authgate.audit.signins import sign_in_history
 from authgate.core.values import Level, SessionRecord
 from authgate.factors.errors import FactorError
+from authgate.regulation import Admission, FactorOutcome
 from authgate.web.context import services
 from authgate.web.portal import return_url
 from authgate.web.steps import (
@@ -78,14 +79,15 @@ def _strong_needed(session: SessionRecord, rd: str) -> bool:
     return step_for(session, rd) is Step.PHISHING_RESISTANT
 
 
-def _throttled(session: SessionRecord) -> bool:
+def _admit(session: SessionRecord) -> Admission:
     """Second-factor failures are throttled per user, apart from passwords (they never
     reach Active Directory); a refusal is audited by the regulator."""
-    return not services().regulator.admit_factor(username=session.username).allowed
+    return services().regulator.admit_factor(username=session.username)
 
 
-def _count(session: SessionRecord, success: bool) -> None:
-    services().regulator.record_factor(username=session.username, success=success)
+def _count(admission: Admission, success: bool) -> None:
+    services().regulator.record_factor(
+        admission=admission, outcome=FactorOutcome.SUCCESS if success else FactorOutcome.FAILURE)
 
 
 def _typed_code(check: Callable[..., object]) -> BaseResponse | tuple[str, int]:
@@ -93,14 +95,15 @@ def _typed_code(check: Callable[..., object]) -> BaseResponse | tuple[str, int]:
     4.3.2), throttled per user, one generic message for every failure."""
     session = require_session()
     rd = _rd()
-    if _strong_needed(session, rd) or _throttled(session):
+    admission = None if _strong_needed(session, rd) else _admit(session)
+    if admission is None or not admission.allowed:
         return _factor_page(session, rd, step_for(session, rd), error=GENERIC, status=401)
     try:
         check(username=session.username, code=request.form.get("code", ""), meta=meta())
     except FactorError:
-        _count(session, False)
+        _count(admission, False)
         return _factor_page(session, rd, Step.MFA, error=GENERIC, status=401)
-    _count(session, True)
+    _count(admission, True)
     return raise_level(session, Level.MFA, rd)
 
 
@@ -129,18 +132,19 @@ def webauthn_verify() -> BaseResponse | tuple[BaseResponse, int]:
     rd = _rd()
     strong = _strong_needed(session, rd)
     refused = jsonify(ok=False, error="The security key was not accepted.")
-    if _throttled(session):
+    admission = _admit(session)
+    if not admission.allowed:
         return refused, 401
     try:
         row, verified = services().mfa.webauthn.finish_authentication(
             key=challenge_key(session, "login"), credential_json=request.get_data(as_text=True),
             require_uv=strong, meta=meta())
     except FactorError:
-        _count(session, False)
+        _count(admission, False)
         return refused, 401
     if row.username != session.username:
-        _count(session, False)
+        _count(admission, False)
         return refused, 401
-    _count(session, True)
+    _count(admission, True)
     level = Level.PHISHING_RESISTANT if verified else Level.MFA
     return raise_level(session, level, rd, as_json=True)

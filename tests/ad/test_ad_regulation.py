@@ -18,6 +18,7 @@ from authgate.composition.root import Services, build_services
 from authgate.core.clock import SystemClock
 from authgate.directory.ldap import LdapDirectory, LdapSettings
 from authgate.login.password import LoginAttempt, LoginStatus
+from authgate.regulation.timing import NoFloor
 from authgate.storage.engine import migrate
 from authgate.storage.tables import audit_events
 from tests.conftest import make_settings
@@ -62,7 +63,7 @@ def build(tmp_path: Path, users_file: Path, ldap_settings: LdapSettings
         migrate(settings.storage.url)
         services = build_services(settings, clock=SystemClock(),
                                   directory=counting)  # type: ignore[arg-type]
-        services.regulator.floor.enabled = False  # timing: benchmarks/enumeration.py
+        services.regulator.floor = NoFloor()  # type: ignore[attr-defined]  # timing: benchmarks
         return services, counting
     yield make
     for d in made:

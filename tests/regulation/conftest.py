@@ -12,6 +12,7 @@ from authgate.core.clock import Clock
 from authgate.core.errors import AccountLocked, AuthenticationFailed
 from authgate.core.values import Identity
 from authgate.regulation.limits import Limits, ad_budget
+from authgate.regulation.rules import PolicyRules
 from authgate.storage.sql_regulation import SqlRegulationStore
 from tests.contract.conftest import engine  # noqa: F401  (params sqlite, postgres)
 
@@ -22,6 +23,11 @@ def limits(**changes: object) -> Limits:
                                      spray_users=10, factor_failures=5, ad=None)
     values.update(changes)
     return Limits(**values)  # type: ignore[arg-type]
+
+
+def rules(**changes: object) -> PolicyRules:
+    """The rules the store asks, over ``limits(**changes)``."""
+    return PolicyRules(limits(**changes))
 
 
 def ad(threshold: int = 3, minutes: int = 30) -> object:

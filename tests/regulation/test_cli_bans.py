@@ -11,6 +11,8 @@ from authgate.cli import Context
 from authgate.cli.bans import bans_group
 from authgate.composition.root import build_services
 from authgate.config import load_settings
+from authgate.regulation import AttemptOutcome
+from authgate.regulation.timing import NoFloor
 from authgate.storage.engine import migrate
 from authgate.storage.tables import audit_events
 from tests.conftest import TEST_ENCRYPTION_KEY, TEST_POLICIES, TEST_SECRET
@@ -30,11 +32,12 @@ def test_list_then_lift_a_user_and_an_ip(tmp_path: Path, users_file: Path) -> No
     migrate(url)
     services = build_services(load_settings(config))
     regulator = services.regulator
-    regulator.floor.enabled = False  # type: ignore[attr-defined]
+    regulator.floor = NoFloor()  # type: ignore[attr-defined]
     for n in range(5):
-        assert regulator.admit_password(username="bob", ip="198.51.100.4").allowed
-        regulator.record_password(username="bob", ip="198.51.100.4", password=f"w{n}",
-                                  success=False, reason="invalid_credentials")
+        admission = regulator.admit_password(username="bob", ip="198.51.100.4")
+        assert admission.allowed
+        regulator.record_password(admission=admission, outcome=AttemptOutcome.WRONG_PASSWORD,
+                                  password=f"w{n}")
     assert not regulator.admit_password(username="bob", ip="198.51.100.5").allowed
 
     def run(*args: str) -> str:
@@ -44,7 +47,8 @@ def test_list_then_lift_a_user_and_an_ip(tmp_path: Path, users_file: Path) -> No
     listed = run("list")
     assert "user:bob" in listed and "user_banned" in listed
     assert "lifted: user:bob" in run("lift", "BOB", "--reason", "phoned the helpdesk")
-    assert "no active ban on 198.51.100.4" in run("lift", "198.51.100.4", "--reason", "x")
+    assert "no active ban on 198.51.100.4" in run("lift", "198.51.100.4", "--reason",
+                                                  "checking the IP")
     assert run("list").strip() == "no active bans"
     assert regulator.admit_password(username="bob", ip="198.51.100.5").allowed
     with services.engine.connect() as conn:
@@ -53,8 +57,20 @@ def test_list_then_lift_a_user_and_an_ip(tmp_path: Path, users_file: Path) -> No
     assert [r.event for r in rows] == ["ban.user", "ban.list", "ban.lift", "ban.lift",
                                        "ban.list"]
     assert "phoned the helpdesk" in rows[2].detail
+    assert "cli:" in rows[1].detail  # the operator is the actor, not the username
+    with services.engine.connect() as conn:
+        listed_as = conn.execute(select(audit_events.c.username).where(
+            audit_events.c.event == "ban.list")).scalars().all()
+    assert all(not name.startswith("cli:") for name in listed_as)
 
 
 def test_lift_needs_a_reason(tmp_path: Path) -> None:
     result = CliRunner().invoke(bans_group, ["lift", "bob"], obj=Context(None))
     assert result.exit_code != 0 and "--reason" in result.output
+
+
+def test_lift_needs_the_consoles_reason_rule(tmp_path: Path) -> None:
+    """One rule for the console and the CLI: at least five characters."""
+    result = CliRunner().invoke(bans_group, ["lift", "bob", "--reason", "x"],
+                                obj=Context(None))
+    assert result.exit_code != 0 and "at least 5 characters" in result.output

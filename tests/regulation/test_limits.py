@@ -6,7 +6,8 @@ from datetime import UTC, timedelta
 import pytest
 
 from authgate.regulation.limits import MAX_BAN, ad_budget, check_lockout_margin, ip_subject
-from authgate.regulation.state import Ban, Snapshot, judge
+from authgate.regulation.rules import judge
+from authgate.storage.regulation_rows import Ban, Snapshot
 from tests.regulation.conftest import ad, limits
 
 W = timedelta(minutes=30)

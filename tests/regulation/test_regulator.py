@@ -13,6 +13,8 @@ from sqlalchemy import select
 from authgate.composition.root import Services, build_services
 from authgate.core.clock import FixedClock
 from authgate.login.password import LoginAttempt, LoginStatus
+from authgate.regulation import AttemptOutcome
+from authgate.regulation.timing import NoFloor
 from authgate.storage.engine import migrate
 from authgate.storage.tables import audit_events
 from authgate.storage.tables_regulation import metadata
@@ -32,7 +34,7 @@ def build(tmp_path: Path, users_file: Path, clock: FixedClock) -> Build:
             "path": str(policy_dir(tmp_path, **regulation)), "require_approval": False})
         migrate(settings.storage.url)
         services = build_services(settings, clock=clock, directory=fake)  # type: ignore[arg-type]
-        services.regulator.floor.enabled = False  # timing has its own test and benchmark
+        services.regulator.floor = NoFloor()  # timing has its own test and benchmark
         return services, fake
     return make
 
@@ -99,15 +101,17 @@ def test_repeated_wrong_password_is_refused_before_the_bind(build: Build) -> Non
     old password a phone keeps retrying costs AD one bad count, not one per retry."""
     services, fake = build()
     regulator = services.regulator
-    assert regulator.admit_password(username="bob", ip="10.9.9.9", password="old-pw").allowed
-    regulator.record_password(username="bob", ip="10.9.9.9", password="old-pw",
-                              success=False, reason="invalid_credentials")
+    admission = regulator.admit_password(username="bob", ip="10.9.9.9", password="old-pw")
+    assert admission.allowed
+    regulator.record_password(admission=admission, outcome=AttemptOutcome.WRONG_PASSWORD,
+                              password="old-pw")
     for _ in range(10):
         again = regulator.admit_password(username="BOB", ip="10.9.9.7", password="old-pw")
         assert (again.allowed, again.reason) == (False, "repeated_password")
-    assert regulator.admit_password(username="bob", ip="10.9.9.9", password=PASSWORD).allowed
-    regulator.record_password(username="bob", ip="10.9.9.9", password=PASSWORD,
-                              success=True, reason="ok")
+    admission = regulator.admit_password(username="bob", ip="10.9.9.9", password=PASSWORD)
+    assert admission.allowed
+    regulator.record_password(admission=admission, outcome=AttemptOutcome.SUCCESS,
+                              password=PASSWORD)
     assert regulator.active_bans() == []
 
 
@@ -158,9 +162,11 @@ def test_right_password_in_a_refused_state_costs_nothing(build: Build) -> None:
     services, fake = build()
     regulator = services.regulator
     for _ in range(6):
-        assert regulator.admit_password(username="bob", ip="10.7.7.7").allowed
-        regulator.record_password(username="bob", ip="10.7.7.7", password=PASSWORD,
-                                  success=False, reason="password_must_change")
+        admission = regulator.admit_password(username="bob", ip="10.7.7.7")
+        assert admission.allowed
+        regulator.record_password(admission=admission,
+                                  outcome=AttemptOutcome.RIGHT_PASSWORD_REFUSED,
+                                  password=PASSWORD)  # e.g. password_must_change
     assert login(services, "bob", PASSWORD, "10.7.7.7") is LoginStatus.OK
     with services.engine.connect() as conn:
         from authgate.storage.tables_regulation import regulation_passwords
@@ -190,12 +196,31 @@ def test_unreadable_ad_policy_falls_back_to_one_bind_per_hour(build: Build,
 def test_password_change_gives_its_slot_back_but_resets_nothing(build: Build) -> None:
     services, fake = build()
     regulator = services.regulator
-    assert regulator.admit_password(username="bob", ip="10.6.6.6").allowed
-    regulator.record_password(username="bob", ip="10.6.6.6", password="guess",
-                              success=False, reason="invalid_credentials")  # chain 1
-    assert regulator.admit_password(username="bob", ip="10.6.6.6").allowed
-    regulator.record_password(username="bob", ip="10.6.6.6", password=PASSWORD,
-                              success=True, reason="password_changed")  # chain stays 1
+    admission = regulator.admit_password(username="bob", ip="10.6.6.6")
+    assert admission.allowed
+    regulator.record_password(admission=admission, outcome=AttemptOutcome.WRONG_PASSWORD,
+                              password="guess")  # chain 1
+    admission = regulator.admit_password(username="bob", ip="10.6.6.6")
+    assert admission.allowed
+    regulator.record_password(admission=admission, outcome=AttemptOutcome.PASSWORD_CHANGED,
+                              password=PASSWORD)  # chain stays 1
     assert regulator.admit_password(username="bob", ip="10.6.6.6").allowed  # chain 2 = B
     assert regulator.admit_password(username="bob", ip="10.6.6.7").reason == \
         "ad_lockout_guard"
+
+
+def test_an_admission_is_settled_once(build: Build) -> None:
+    """The reservation travels with the Admission: a second record is ignored (it would
+    give back a slot twice), and a refusal carries nothing to record."""
+    services, _ = build()
+    regulator = services.regulator
+    first = regulator.admit_password(username="bob", ip="10.5.5.5")  # chain 1
+    assert first.allowed and regulator.admit_password(username="bob", ip="10.5.5.5").allowed
+    for _ in range(2):  # chain 2 -> 1, then nothing
+        regulator.record_password(admission=first, outcome=AttemptOutcome.UNAVAILABLE,
+                                  password="x")
+    assert regulator.admit_password(username="bob", ip="10.5.5.5").allowed  # chain 2 = B
+    assert regulator.admit_password(username="bob", ip="10.5.5.6").reason == \
+        "ad_lockout_guard"  # the first slot came back once, not twice
+    refused = regulator.admit_password(username="bob", ip="10.5.5.7")
+    assert not refused.allowed and refused.reservation is None

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, func, select
 
-from authgate.regulation.state import Reservation
+from authgate.storage.regulation_rows import Reservation
 from authgate.storage.sql_regulation import SqlRegulationStore
 from authgate.storage.tables_regulation import regulation_users
-from tests.regulation.conftest import ad, limits
+from tests.regulation.conftest import ad, rules
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
@@ -20,12 +20,12 @@ T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 def admit(store: SqlRegulationStore, user: str = "alice", ip: str = "203.0.113.1",
           now: datetime = T0, mac: str | None = None, **lim: object):  # type: ignore[no-untyped-def]
     return store.admit(attempt=secrets.token_hex(16), username=user, ip=ip,
-                       password_mac=mac, limits=limits(**lim), now=now)
+                       password_mac=mac, rules=rules(**lim), now=now)
 
 
 def fail(store: SqlRegulationStore, r: Reservation, mac: str = "m1", now: datetime = T0,
          bind: bool = True, **lim: object):  # type: ignore[no-untyped-def]
-    return store.settle_failure(r, password_mac=mac, bind_reached=bind, limits=limits(**lim),
+    return store.settle_failure(r, password_mac=mac, bind_reached=bind, rules=rules(**lim),
                                 now=now)
 
 
@@ -180,17 +180,17 @@ def test_list_lift_and_purge(store: SqlRegulationStore, engine: Engine) -> None:
 
 
 def test_factor_throttle_is_atomic_and_resets_on_success(store: SqlRegulationStore) -> None:
-    lim = limits(factor_failures=3)
+    lim = rules(factor_failures=3)
     results = race(20, lambda i: store.admit_factor(attempt=f"a{i}", username="alice",
-                                                    limits=lim, now=T0))
+                                                    rules=lim, now=T0))
     assert results.count("") == 3
-    ban = store.settle_factor(attempt="a0", username="alice", success=False, limits=lim,
+    ban = store.settle_factor(attempt="a0", username="alice", success=False, rules=lim,
                               now=T0)
     assert ban is not None and ban.reason == "factor_banned"
-    assert store.admit_factor(attempt="b", username="alice", limits=lim,
+    assert store.admit_factor(attempt="b", username="alice", rules=lim,
                               now=T0) == "factor_banned"
-    assert store.admit_factor(attempt="c", username="bob", limits=lim, now=T0) == ""
-    store.settle_factor(attempt="c", username="bob", success=True, limits=lim, now=T0)
+    assert store.admit_factor(attempt="c", username="bob", rules=lim, now=T0) == ""
+    store.settle_factor(attempt="c", username="bob", success=True, rules=lim, now=T0)
 
 
 def test_neutral_settlement_gives_back_the_attempt(store: SqlRegulationStore) -> None:

@@ -1,7 +1,7 @@
 """The failure floor: a high quantile of real failed binds, never learnt from anything else."""
 from __future__ import annotations
 
-from authgate.regulation.timing import FailureFloor
+from authgate.regulation.timing import FailureFloor, NoFloor
 
 
 def test_floor_is_the_p90_of_real_binds_and_pads_up_to_it() -> None:
@@ -25,5 +25,6 @@ def test_floor_ignores_absurd_samples_and_can_be_off() -> None:
     floor.observe(-1.0)
     assert floor.floor() == 0.0
     floor.observe(0.2)
-    floor.enabled = False
-    assert floor.pad(floor.monotonic() - 0.0) == 0.0
+    off = NoFloor()  # the null object instead of an ``enabled`` flag
+    off.observe(0.2)
+    assert off.floor() == 0.0 and off.pad(off.monotonic() - 0.0) == 0.0
