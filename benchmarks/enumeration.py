@@ -147,10 +147,11 @@ def main() -> None:
         if facts is None:
             print("\n(no AD: pass --ad DIR of a running DC, or --start-ad)")
             return
-        from authgate.directory.ldap import LdapDirectory, LdapSettings
-        ldap = LdapDirectory(settings=LdapSettings(
+        from authgate.config.settings import LdapDirectorySettings, Secret
+        from authgate.directory.ldap import LdapDirectory
+        ldap = LdapDirectory(settings=LdapDirectorySettings(
             urls=(facts.ldaps_url,), base_dn=facts.base_dn, bind_dn=facts.bind_dn,
-            bind_password=facts.bind_password, ca_file=facts.ca_file,
+            bind_password=Secret(facts.bind_password), ca_file=facts.ca_file,
             upn_suffix=facts.upn_suffix, netbios_domain=facts.domain))
         (tmp / "ad").mkdir()
         report("Samba AD", Bench(services_for(tmp / "ad", ldap, users_file), "alice",

@@ -37,7 +37,8 @@ from ldap3 import NONE, SUBTREE, Connection, Server, Tls
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from authgate.directory.ldap import LdapDirectory, LdapSettings  # noqa: E402
+from authgate.config.settings import LdapDirectorySettings, Secret  # noqa: E402
+from authgate.directory.ldap import LdapDirectory  # noqa: E402
 
 SCRIPT = ROOT / "scripts" / "samba-dc.sh"
 USER = "bob"
@@ -77,9 +78,9 @@ def raw_login(env: dict[str, str], *, nodelay: bool, groups: bool) -> Callable[[
 
 
 def authgate_login(env: dict[str, str], *, group_base_dn: str = "") -> Callable[[], None]:
-    directory = LdapDirectory(settings=LdapSettings(
+    directory = LdapDirectory(settings=LdapDirectorySettings(
         urls=(env["AD_LDAPS_URL"],), base_dn=env["AD_BASE_DN"], bind_dn=env["AD_BIND_DN"],
-        bind_password=env["AD_BIND_PASSWORD"], ca_file=env["AD_CA_FILE"],
+        bind_password=Secret(env["AD_BIND_PASSWORD"]), ca_file=env["AD_CA_FILE"],
         upn_suffix=env["AD_UPN_SUFFIX"], netbios_domain=env["AD_DOMAIN"],
         group_base_dn=group_base_dn))
 

@@ -1,8 +1,8 @@
 """``authgate directory check|lookup``: see the directory as authgate sees it (issue 3.5).
 
 Where the directory comes from, first match wins: ``--url`` options (or ``AUTHGATE_LDAP_*``
-environment variables) build an ``LdapDirectory``; else ``ctx.obj.directory``; else the
-loaded configuration (``ctx.obj.settings``). The bind password is read from a file or the
+environment variables) build an ``LdapDirectory``; else the loaded configuration
+(``ctx.obj.settings``). The bind password is read from a file or the
 environment only: a command-line value would show in ``ps``.
 """
 from __future__ import annotations
@@ -14,11 +14,12 @@ from typing import Any
 
 import click
 
+from authgate.config.settings import LdapDirectorySettings, Secret
 from authgate.core.errors import DirectoryUnavailable
-from authgate.directory import Directory
-from authgate.directory.ldap import LdapDirectory, LdapSettings
+from authgate.directory import Directory, roles_of
+from authgate.directory.ldap import LdapDirectory
 
-Builder = Callable[[LdapSettings], Directory]
+Builder = Callable[[LdapDirectorySettings], Directory]
 
 
 def _ldap_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -50,7 +51,7 @@ def _ldap_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
-def _settings_from(options: dict[str, Any]) -> LdapSettings:
+def _settings_from(options: dict[str, Any]) -> LdapDirectorySettings:
     opts = dict(options)
     password_file: Path | None = opts.pop("bind_password_file")
     if password_file is not None:
@@ -58,7 +59,7 @@ def _settings_from(options: dict[str, Any]) -> LdapSettings:
     else:
         password = os.environ.get("AUTHGATE_LDAP_BIND_PASSWORD", "")
     opts["urls"] = tuple(opts["urls"])
-    return LdapSettings(bind_password=password, **opts)
+    return LdapDirectorySettings(bind_password=Secret(password), **opts)
 
 
 def _resolve(ctx: click.Context, options: dict[str, Any], build: Builder) -> Directory:
@@ -67,18 +68,19 @@ def _resolve(ctx: click.Context, options: dict[str, Any], build: Builder) -> Dir
             return build(_settings_from(options))
         except (ValueError, OSError) as exc:
             raise click.UsageError(str(exc)) from exc
-    obj = ctx.obj
-    if getattr(obj, "directory", None) is not None:
-        return obj.directory  # type: ignore[no-any-return]
-    if hasattr(obj, "settings"):
-        from authgate.composition.root import build_directory
+    if ctx.obj is None:  # the group used on its own, outside ``authgate``
+        raise click.UsageError(
+            "no directory: give --url/--base-dn/... or AUTHGATE_LDAP_* variables")
+    from authgate.composition.directory import build_directory
 
-        return build_directory(obj.settings)
-    raise click.UsageError("no directory: give --url/--base-dn/... or AUTHGATE_LDAP_* variables")
+    try:
+        return build_directory(ctx.obj.settings)
+    except (ValueError, OSError) as exc:
+        raise click.UsageError(str(exc)) from exc
 
 
 def make_directory_group(build: Builder = lambda s: LdapDirectory(settings=s)) -> click.Group:
-    """The ``directory`` command group; ``build`` turns LdapSettings into a directory."""
+    """The ``directory`` command group; ``build`` turns LDAP settings into a directory."""
 
     @click.group("directory")
     @_ldap_options
@@ -91,8 +93,10 @@ def make_directory_group(build: Builder = lambda s: LdapDirectory(settings=s)) -
     @click.pass_context
     def check(ctx: click.Context) -> None:
         """Service bind, TLS details, which DC answered, timings. Exit 1 if unusable."""
-        directory = ctx.meta["authgate.directory"]()
-        directory = getattr(directory, "primary", directory)  # break-glass: check AD itself
+        from authgate.composition.directory import active_directory
+
+        # break-glass: check AD itself
+        directory = active_directory(ctx.meta["authgate.directory"]())
         if isinstance(directory, LdapDirectory):
             ok = _print_diagnosis(directory)
         else:
@@ -144,10 +148,12 @@ def _plain_check(directory: Directory) -> bool:
 
 
 def _print_lookup(directory: Directory, user: str) -> bool:
-    if isinstance(directory, LdapDirectory):
-        status = directory.account_status(user)
+    source = roles_of(directory).account_status
+    if source is not None:
+        status = source.account_status(user)
         identity = status.identity if status else None
-        extra = [("state", status.state.value), ("dn", status.dn)] if status else []
+        extra = [("state", status.state.value)] if status else []
+        extra += [("dn", status.dn)] if status and status.dn else []
     else:
         identity, extra = directory.lookup(user), []
     if identity is None:

@@ -4,20 +4,25 @@ from __future__ import annotations
 import getpass
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from authgate.config import load_settings
+from authgate.config import Settings, load_settings
 from authgate.core.errors import ConfigError
+
+if TYPE_CHECKING:  # the package imports this module while it registers the commands
+    from authgate.cli import Context
+    from authgate.directory.file import FileDirectory
+    from authgate.policy.live import PolicyRuntime
 
 
 @click.command("check-config")
 @click.pass_obj
-def check_config(obj: object) -> None:
+def check_config(obj: Context) -> None:
     """Validate the configuration and policies; print every problem; exit 1 if any."""
-    path = getattr(obj, "config_path", None)
     try:
-        settings = load_settings(path)
+        settings = load_settings(obj.config_path)
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(f"error: {problem}")
@@ -40,22 +45,28 @@ def check_config(obj: object) -> None:
     click.echo(f"configuration OK (mode {settings.mode}, policy {runtime.current.digest[:16]})")
 
 
-def _lockout_margin_ok(settings: object, runtime: object) -> bool:
+def _lockout_margin_ok(settings: Settings, runtime: PolicyRuntime) -> bool:
     """authgate must throttle before Active Directory locks the account (issue 7)."""
-    from authgate.composition.regulation import active_directory
-    from authgate.composition.root import build_directory
+    from authgate.composition.directory import ad_roles, build_directory
     from authgate.core.errors import AuthgateError
     from authgate.regulation.adpolicy import lockout_margin
 
     try:
-        margin = lockout_margin(active_directory(build_directory(settings)),  # type: ignore[arg-type]
-                                runtime.current.settings.regulation)  # type: ignore[attr-defined]
+        directory = build_directory(settings)
+    except (ValueError, OSError) as exc:  # e.g. a CA file that is not PEM: no traceback
+        click.echo(f"error: directory: {exc}")
+        return False
+    try:
+        margin = lockout_margin(ad_roles(directory).lockout_policy,
+                                runtime.current.settings.regulation)
     except AuthgateError as exc:
         click.echo(f"warning: regulation: AD lockout policy not read: {exc}")
         return True
-    for message in margin.messages if margin else ():
-        click.echo(f"{margin.severity}: regulation: {message}")  # type: ignore[union-attr]
-    return margin is None or bool(margin.ok)
+    if margin is None:
+        return True
+    for message in margin.messages:
+        click.echo(f"{margin.severity}: regulation: {message}")
+    return bool(margin.ok)
 
 
 @click.group("db")
@@ -66,12 +77,11 @@ def db_group() -> None:
 @db_group.command("upgrade")
 @click.option("--revision", default="head", show_default=True)
 @click.pass_obj
-def db_upgrade(obj: object, revision: str) -> None:
+def db_upgrade(obj: Context, revision: str) -> None:
     """Apply the Alembic migrations to the configured database."""
     from authgate.storage.engine import migrate
 
-    settings = obj.settings  # type: ignore[attr-defined]
-    migrate(settings.storage.url, revision)
+    migrate(obj.settings.storage.url, revision)
     click.echo(f"database at {revision}")
 
 
@@ -80,10 +90,10 @@ def users_group() -> None:
     """Manage the file directory (embedded default and break-glass accounts)."""
 
 
-def _file_directory(obj: object):  # type: ignore[no-untyped-def]
+def _file_directory(obj: Context) -> FileDirectory:
     from authgate.directory.file import FileDirectory
 
-    return FileDirectory(Path(obj.settings.directory.file.path))  # type: ignore[attr-defined]
+    return FileDirectory(Path(obj.settings.directory.file.path))
 
 
 def _read_password(password_stdin: bool) -> str:
@@ -105,7 +115,7 @@ def _read_password(password_stdin: bool) -> str:
 @click.option("--group", "groups", multiple=True, help="Repeat for several groups.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
 @click.pass_obj
-def users_add(obj: object, username: str, display_name: str, email: str,
+def users_add(obj: Context, username: str, display_name: str, email: str,
               groups: tuple[str, ...], password_stdin: bool) -> None:
     """Add a user."""
     try:
@@ -121,7 +131,7 @@ def users_add(obj: object, username: str, display_name: str, email: str,
 @click.argument("username")
 @click.option("--password-stdin", is_flag=True)
 @click.pass_obj
-def users_set_password(obj: object, username: str, password_stdin: bool) -> None:
+def users_set_password(obj: Context, username: str, password_stdin: bool) -> None:
     """Set a user's password."""
     try:
         _file_directory(obj).set_password(username, _read_password(password_stdin))
@@ -134,7 +144,7 @@ def users_set_password(obj: object, username: str, password_stdin: bool) -> None
 @click.argument("username")
 @click.option("--enable", is_flag=True, help="Enable the account again.")
 @click.pass_obj
-def users_disable(obj: object, username: str, enable: bool) -> None:
+def users_disable(obj: Context, username: str, enable: bool) -> None:
     """Disable (or with --enable, re-enable) a user."""
     try:
         _file_directory(obj).set_disabled(username, not enable)
@@ -145,7 +155,7 @@ def users_disable(obj: object, username: str, enable: bool) -> None:
 
 @users_group.command("list")
 @click.pass_obj
-def users_list(obj: object) -> None:
+def users_list(obj: Context) -> None:
     """List users with their groups and state."""
     for identity, disabled in _file_directory(obj).list_users():
         state = "disabled" if disabled else "active"
@@ -156,11 +166,11 @@ def users_list(obj: object) -> None:
 @click.option("--bind", default="127.0.0.1:9091", show_default=True)
 @click.option("--workers", default=2, show_default=True)
 @click.pass_obj
-def serve_command(obj: object, bind: str, workers: int) -> None:
+def serve_command(obj: Context, bind: str, workers: int) -> None:
     """Run the gateway under gunicorn (production server)."""
     import os
 
-    _ = obj.settings  # type: ignore[attr-defined]  # fail fast with readable errors
+    _ = obj.settings  # fail fast with readable errors
     args = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers),
             "--worker-class", "sync", "--no-control-socket", "--access-logfile", "-",
             "authgate.web:create_app()"]

@@ -9,6 +9,7 @@ from authgate.audit.chain import Keyring
 from authgate.audit.checkpoints import Ed25519Signer, HmacSigner, Signer, TrustedKeys
 from authgate.audit.log import AuditLog, close_at_exit
 from authgate.audit.sinks import NoSinks, SinkFanout
+from authgate.config import Settings
 from authgate.config.audit import AuditSettings, audit_settings
 from authgate.config.loader import DEMO_SECRET_PREFIX
 from authgate.core.clock import Clock
@@ -18,12 +19,12 @@ from authgate.storage.sql_audit import SqlAuditStore
 DEMO_AUDIT_KEY = DEMO_SECRET_PREFIX + "audit-key-do-not-use-in-production"
 
 
-def keyring_for(settings: object) -> Keyring:
+def keyring_for(settings: Settings) -> Keyring:
     """The chain keys; ``AuditKeyMissing`` when ``secrets.audit_key`` is unset (demo mode
     uses the labelled demo key, as it does for the session key)."""
-    secret = settings.secrets.audit_key  # type: ignore[attr-defined]
+    secret = settings.secrets.audit_key
     value = secret.reveal() if secret else None
-    if value is None and getattr(settings, "mode", "") == "demo":
+    if value is None and settings.mode == "demo":
         value = DEMO_AUDIT_KEY
     previous = [k.reveal() for k in audit_settings(settings).previous_keys]
     return Keyring.from_secrets(value, previous)
@@ -35,7 +36,7 @@ def signer_for(audit: AuditSettings, keyring: Keyring) -> Signer:
     return HmacSigner(keyring)
 
 
-def trusted_keys_for(settings: object, *, extra_public_pems: tuple[str, ...] = ()
+def trusted_keys_for(settings: Settings, *, extra_public_pems: tuple[str, ...] = ()
                      ) -> TrustedKeys:
     """Every key whose signatures verification accepts: the configured ones only."""
     audit = audit_settings(settings)
@@ -46,7 +47,7 @@ def trusted_keys_for(settings: object, *, extra_public_pems: tuple[str, ...] = (
                                                                           *extra_public_pems])
 
 
-def build_audit_log(settings: object, engine: Engine, clock: Clock, *,
+def build_audit_log(settings: Settings, engine: Engine, clock: Clock, *,
                     close_on_exit: bool = True) -> AuditLog:
     """``services.build_services`` calls this (instead of ``AuditLog(SqlAuditStore(…))``)."""
     audit = audit_settings(settings)

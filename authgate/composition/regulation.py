@@ -10,8 +10,10 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
+from authgate.composition.directory import ad_roles
 from authgate.core.errors import AuthgateError
 from authgate.core.keys import derive_subkey
+from authgate.directory import LockoutPolicySource, LoginNameCanonicaliser
 from authgate.regulation import Regulator
 from authgate.regulation.adpolicy import AdLockoutSource, lockout_margin
 from authgate.regulation.regulator import StoreRegulator
@@ -28,45 +30,31 @@ def build_regulator(settings: Any, *, engine: Any, policies: Any, clock: Any, au
     # within one process, and nothing keyed outlives it.
     key = derive_subkey(secret.reveal() if secret is not None else secrets.token_hex(32),
                         b"regulation")
-    ad = active_directory(directory)
+    ad = ad_roles(directory)
+    lockout = ad.lockout_policy
     regulator = StoreRegulator(
         store=SqlRegulationStore(engine),
         regulation=lambda: policies.current.settings.regulation,
-        ad=AdLockoutSource(getattr(ad, "domain_lockout_policy", None), clock=clock),
-        clock=clock, audit=audit, key=key, canonical=canonical_names(ad), floor=floor)
-    log_margin(ad, policies.current.settings.regulation)
+        ad=AdLockoutSource(lockout.domain_lockout_policy if lockout else None, clock=clock),
+        clock=clock, audit=audit, key=key, canonical=canonical_names(ad.login_names),
+        floor=floor)
+    log_margin(lockout, policies.current.settings.regulation)
     return regulator
 
 
-def active_directory(directory: Any) -> Any:
-    """The directory that binds to AD: a composite (break-glass file beside AD) exposes it
-    as ``primary``. Its lockout policy and login-name forms govern every AD account."""
-    seen = 0
-    while getattr(directory, "primary", None) is not None and seen < 8:
-        directory, seen = directory.primary, seen + 1
-    return directory
-
-
-def canonical_names(directory: Any) -> Callable[[str], str]:
+def canonical_names(names: LoginNameCanonicaliser | None) -> Callable[[str], str]:
     """AD accepts ``alice``, ``alice@city.test`` and ``CITY\\alice`` for one account: they
     must share one counter and one AD budget, or each spelling would get its own."""
-    ldap = getattr(directory, "settings", None)
-    if ldap is None or not hasattr(ldap, "upn_suffix"):
+    if names is None:
         return lambda name: name.strip().lower()
-    from authgate.directory.ldap_states import parse_login_name
-
-    def canonical(name: str) -> str:
-        parsed = parse_login_name(name, upn_suffix=ldap.upn_suffix,
-                                  netbios_domain=ldap.netbios_domain)
-        return parsed or name.strip().lower()
-    return canonical
+    return names.canonical_login_name
 
 
-def log_margin(directory: Any, regulation: Any) -> None:
+def log_margin(source: LockoutPolicySource | None, regulation: Any) -> None:
     """Start-up check (issue 7 §2): never fatal here, the AD guard clamps at run time anyway;
     ``authgate check-config`` is where an error fails."""
     try:
-        margin = lockout_margin(directory, regulation)
+        margin = lockout_margin(source, regulation)
     except AuthgateError as exc:
         _log.warning("AD lockout policy not read at start-up (read at first login): %s", exc)
         return

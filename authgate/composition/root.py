@@ -14,13 +14,14 @@ from authgate.admin.actions import AdminActions
 from authgate.audit import AuditLog
 from authgate.composition.audit import build_audit_log
 from authgate.composition.credentials import build_mfa
+from authgate.composition.directory import build_directory
 from authgate.composition.regulation import build_regulator
 from authgate.config import Settings
 from authgate.config.loader import DEMO_SECRET_PREFIX
 from authgate.core.clock import Clock, SystemClock
 from authgate.core.values import AuditEvent, Outcome
 from authgate.credentials.second_factors import SecondFactors
-from authgate.directory import Directory
+from authgate.directory import Directory, DirectoryRoles, roles_of
 from authgate.login.password import LoginService
 from authgate.policy.live import PolicyRuntime, ReloadResult
 from authgate.regulation import Regulator
@@ -39,6 +40,7 @@ class Services:
     clock: Clock
     engine: Engine
     directory: Directory
+    directory_roles: DirectoryRoles
     policies: PolicyRuntime
     sessions: SessionService
     audit: AuditLog
@@ -62,39 +64,6 @@ def session_key_of(settings: Settings) -> str:
     return key.reveal() if key is not None else DEMO_SESSION_KEY
 
 
-def build_directory(settings: Settings) -> Directory:
-    directory = _build_primary(settings)
-    if settings.directory.break_glass_file:
-        from authgate.directory.composite import BreakGlassDirectory
-        from authgate.directory.file import FileDirectory
-
-        local = FileDirectory(Path(settings.directory.break_glass_file))
-        return BreakGlassDirectory(primary=directory, local=local)
-    return directory
-
-
-def _build_primary(settings: Settings) -> Directory:
-    if settings.directory.backend == "ldap":
-        from authgate.directory.ldap import LdapDirectory, LdapSettings
-
-        ldap = settings.directory.ldap
-        password = ldap.bind_password.reveal() if ldap.bind_password else ""
-        return LdapDirectory(settings=LdapSettings(
-            urls=ldap.urls, base_dn=ldap.base_dn, bind_dn=ldap.bind_dn,
-            bind_password=password, ca_file=ldap.ca_file, start_tls=ldap.start_tls,
-            allow_plain=ldap.allow_plain, min_tls=ldap.min_tls,
-            connect_timeout=ldap.connect_timeout, receive_timeout=ldap.receive_timeout,
-            login_attribute=ldap.login_attribute, upn_suffix=ldap.upn_suffix,
-            netbios_domain=ldap.netbios_domain,
-            group_name_attribute=ldap.group_name_attribute,
-            user_base_dn=ldap.user_base_dn, group_base_dn=ldap.group_base_dn,
-            failover_hold_seconds=ldap.failover_hold_seconds, pool_size=ldap.pool_size,
-        ))
-    from authgate.directory.file import FileDirectory
-
-    return FileDirectory(Path(settings.directory.file.path))
-
-
 def build_services(settings: Settings, *, clock: Clock | None = None,
                    directory: Directory | None = None,
                    recovery_hasher: PasswordHasher | None = None) -> Services:
@@ -106,10 +75,11 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
                              require_approval=settings.policy.require_approval,
                              on_reload=lambda result: _audit_reload(audit, result))
     directory = directory or build_directory(settings)
+    roles = roles_of(directory)
     session_store = SqlSessionStore(engine)
     refresher = AccountRefresher(
-        directory=directory, store=session_store, audit=audit, clock=clock,
-        interval=lambda: policies.current.settings.sessions.refresh_interval)
+        directory=directory, status=roles.account_status, store=session_store, audit=audit,
+        clock=clock, interval=lambda: policies.current.settings.sessions.refresh_interval)
     sessions = SessionService(session_store, clock, refresher=refresher,
                               idle_timeout=settings.session.idle_timeout,
                               max_age=settings.session.max_age,
@@ -122,10 +92,11 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
                     recovery_hasher=recovery_hasher)
     return Services(
         settings=settings, clock=clock, engine=engine, directory=directory,
+        directory_roles=roles,
         policies=policies, sessions=sessions, audit=audit, audit_store=audit_store,
         gate=Gate(policies=policies, sessions=sessions, audit=audit, clock=clock),
-        login=LoginService(directory=directory, sessions=sessions, audit=audit,
-                           regulator=regulator),
+        login=LoginService(directory=directory, password_changer=roles.password_changer,
+                           sessions=sessions, audit=audit, regulator=regulator),
         trusted_proxies=TrustedProxies.parse(settings.server.trusted_proxies),
         mfa=mfa, regulator=regulator,
         admin=AdminActions(audit=audit, sessions=sessions, mfa=mfa, regulator=regulator),

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from authgate.config.settings import Secret
+
+if TYPE_CHECKING:  # settings imports this module for ``Settings.audit``
+    from authgate.config.settings import Settings
 
 Facility = Literal["kern", "user", "auth", "authpriv", "daemon", "local0", "local1", "local2",
                    "local3", "local4", "local5", "local6", "local7"]
@@ -60,10 +63,10 @@ class AuditSettings:
     batch_size: int = 5000
 
 
-def audit_settings(settings: object) -> AuditSettings:
-    """The ``audit`` section, or its defaults while ``Settings`` does not carry it yet."""
-    value = getattr(settings, "audit", None)
-    return value if isinstance(value, AuditSettings) else AuditSettings()
+def audit_settings(settings: Settings) -> AuditSettings:
+    """The ``audit`` section (``Settings`` always carries it; kept for existing callers,
+    ``settings.audit`` says the same)."""
+    return settings.audit
 
 
 __all__ = ["AuditSettings", "SinkSettings", "audit_settings"]

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import yaml
 
+from authgate.config.ldap_rules import ldap_problems, plain_url
 from authgate.config.settings import Secret, Settings
 from authgate.core.errors import ConfigError
 
@@ -218,10 +219,23 @@ def _check_semantics(s: Settings, problems: list[str]) -> None:
         problems.append("session.cookie_name: letters, digits, _ and - only")
     for name in ("session_key", "audit_key"):
         _check_secret(s, name, getattr(s.secrets, name), problems)
-    if s.directory.backend == "ldap" and not s.directory.ldap.urls:
-        problems.append("directory.ldap.urls: needed when directory.backend is ldap")
+    if s.directory.backend == "ldap":
+        _check_ldap(s, problems)
     _check_encryption_keys(s, problems)
     _check_audit(s, problems)
+
+
+def _check_ldap(s: Settings, problems: list[str]) -> None:
+    """The rules ``LdapDirectory`` enforces, reported here with their paths (not as a
+    traceback when the directory is built), plus a readable CA file when TLS is used."""
+    ldap = s.directory.ldap
+    if not ldap.urls:
+        problems.append("directory.ldap.urls: needed when directory.backend is ldap")
+    problems.extend(f"directory.ldap.{name}: {message}" for name, message in ldap_problems(ldap)
+                    if name != "urls")
+    uses_tls = any(not plain_url(u, start_tls=ldap.start_tls) for u in ldap.urls)
+    if uses_tls and ldap.ca_file and not Path(ldap.ca_file).is_file():
+        problems.append(f"directory.ldap.ca_file: cannot read {ldap.ca_file}")
 
 
 def _check_audit(s: Settings, problems: list[str]) -> None:

@@ -1,13 +1,24 @@
-"""Who the user is: the ``Directory`` contract and its implementations.
+"""Who the user is: the ``Directory`` contract, its optional roles and implementations.
 
 Implementations: ``FileDirectory`` (YAML users file, argon2id; the embedded default and the
-break-glass store) and ``LdapDirectory`` (Active Directory over LDAPS, ldap3).
+break-glass store), ``LdapDirectory`` (Active Directory over LDAPS, ldap3) and
+``BreakGlassDirectory`` (the first beside the second). What a directory can do beyond the
+contract is named by the Protocols in ``authgate.directory.roles``, re-exported here.
 """
 from __future__ import annotations
 
 from typing import Protocol
 
 from authgate.core.values import Identity
+from authgate.directory.roles import (
+    AccountStatus,
+    AccountStatusSource,
+    DirectoryRoles,
+    LockoutPolicySource,
+    LoginNameCanonicaliser,
+    PasswordChanger,
+    roles_of,
+)
 
 
 class Directory(Protocol):
@@ -35,3 +46,8 @@ class Directory(Protocol):
 def normalise_username(raw: str) -> str:
     """Trim and lower-case a login name; the directory decides what else it accepts."""
     return raw.strip().lower()
+
+
+__all__ = ["AccountStatus", "AccountStatusSource", "Directory", "DirectoryRoles",
+           "LockoutPolicySource", "LoginNameCanonicaliser", "PasswordChanger",
+           "normalise_username", "roles_of"]

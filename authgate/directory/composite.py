@@ -9,30 +9,33 @@ high-severity audit event.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 
+from authgate.core.errors import PasswordChangeRejected
 from authgate.core.values import Identity
 from authgate.directory import Directory, normalise_username
 from authgate.directory.file import FileDirectory
 from authgate.directory.ldap_states import AccountState
+from authgate.directory.roles import AccountStatus, DirectoryRoles
 
 BREAK_GLASS = "break_glass"
 
 
-@dataclass(frozen=True)
-class LocalStatus:
-    identity: Identity
-    state: AccountState
-    dn: str = ""
-
-
 class BreakGlassDirectory:
-    """``Directory``: the break-glass file first (for its own names only), then AD."""
+    """The break-glass file first (for its own names only), then ``primary`` (AD).
 
-    def __init__(self, *, primary: Directory, local: FileDirectory) -> None:
-        self.primary = primary
+    Plays exactly ``Directory``, ``AccountStatusSource`` and ``PasswordChanger``. The roles
+    that describe AD itself (its lockout policy, its login-name forms, its diagnosis) are
+    not forwarded: they belong to ``primary``, where the composition root finds them once,
+    so the AD lockout guard and login-name canonicalisation apply with break-glass too.
+    """
+
+    def __init__(self, *, primary: Directory, local: FileDirectory,
+                 primary_roles: DirectoryRoles) -> None:
+        self.primary: Directory = primary
         self.local = local
         self.name = f"{primary.name}+{BREAK_GLASS}"
+        self._primary_status = primary_roles.account_status
+        self._primary_changer = primary_roles.password_changer
 
     def is_local(self, username: str) -> bool:
         name = normalise_username(username)
@@ -50,34 +53,26 @@ class BreakGlassDirectory:
             return dataclasses.replace(identity, source=BREAK_GLASS) if identity else None
         return self.primary.lookup(username)
 
-    def account_status(self, username: str) -> object | None:
+    def account_status(self, username: str) -> AccountStatus | None:
+        """A local account is active while it is enabled; AD reports its own states (or,
+        for a primary without states, active while it can be looked up)."""
         if self.is_local(username):
             identity = self.lookup(username)
-            if identity is None:
-                return None
-            return LocalStatus(identity, AccountState.ACTIVE)
-        status_of = getattr(self.primary, "account_status", None)
-        if status_of is not None:
-            return status_of(username)  # type: ignore[no-any-return]
+            return AccountStatus(identity, AccountState.ACTIVE) if identity else None
+        if self._primary_status is not None:
+            return self._primary_status.account_status(username)
         identity = self.primary.lookup(username)
-        return LocalStatus(identity, AccountState.ACTIVE) if identity else None
+        return AccountStatus(identity, AccountState.ACTIVE) if identity else None
 
     def check(self) -> None:
         self.primary.check()
 
-    def __getattr__(self, name: str) -> object:
-        """Operator and regulation views of AD (``settings``, ``domain_lockout_policy``,
-        ``diagnose``) come from the primary directory, so with break-glass configured the
-        AD lockout guard and login-name canonicalisation still apply."""
-        if name in _DELEGATED:
-            return object.__getattribute__(self.primary, name)
-        raise AttributeError(name)
-
-
     def change_password(self, *, username: str, old_password: str, new_password: str) -> None:
-        target = self.local if self.is_local(username) else self.primary
-        target.change_password(username=username, old_password=old_password,  # type: ignore[attr-defined]
-                               new_password=new_password)
-
-
-_DELEGATED = frozenset({"settings", "domain_lockout_policy", "diagnose"})
+        if self.is_local(username):
+            self.local.change_password(username=username, old_password=old_password,
+                                       new_password=new_password)
+            return
+        if self._primary_changer is None:  # fail closed: no directory to send it to
+            raise PasswordChangeRejected("Passwords cannot be changed here.")
+        self._primary_changer.change_password(username=username, old_password=old_password,
+                                               new_password=new_password)

@@ -17,14 +17,14 @@ from ldap3 import BASE, SUBTREE, Connection
 from ldap3.core.exceptions import LDAPException
 from ldap3.utils.conv import escape_filter_chars
 
+from authgate.config.settings import LdapDirectorySettings
 from authgate.core.clock import Clock, SystemClock
 from authgate.core.errors import AuthenticationFailed, DirectoryUnavailable, PasswordChangeRejected
 from authgate.core.values import Identity
-from authgate.directory.ldap_conn import Connector, LdapSettings, ServicePool, close_quietly
+from authgate.directory.ldap_conn import Connector, ServicePool, close_quietly
 from authgate.directory.ldap_diag import Diagnosis, diagnose
 from authgate.directory.ldap_states import (
     UNAVAILABLE_RESULTS,
-    AccountState,
     account_state,
     bind_failure,
     guid_text,
@@ -32,22 +32,14 @@ from authgate.directory.ldap_states import (
     parse_login_name,
     password_change_failure,
 )
+from authgate.directory.roles import AccountStatus
 
-__all__ = ["AccountStatus", "Diagnosis", "LdapDirectory", "LdapSettings"]
+__all__ = ["AccountStatus", "Diagnosis", "LdapDirectory", "LdapDirectorySettings"]
 
 IN_CHAIN = "1.2.840.113556.1.4.1941"  # LDAP_MATCHING_RULE_IN_CHAIN
 COMPUTED = "msDS-User-Account-Control-Computed"
 USER_ATTRIBUTES = ["sAMAccountName", "userPrincipalName", "displayName", "mail",
                    "userAccountControl", COMPUTED, "pwdLastSet", "accountExpires", "objectGUID"]
-
-
-@dataclass(frozen=True)
-class AccountStatus:
-    """An account as the service account sees it: identity plus the state AD enforces."""
-
-    identity: Identity
-    state: AccountState
-    dn: str
 
 
 @dataclass(frozen=True)
@@ -57,14 +49,18 @@ class _User:
 
 
 class LdapDirectory:
-    """``Directory`` backed by Active Directory. Thread-safe and fork-safe."""
+    """``Directory`` backed by Active Directory. Thread-safe and fork-safe.
 
-    def __init__(self, *, settings: LdapSettings, clock: Clock | None = None,
+    Plays every optional role (``authgate.directory.roles``): account status, password
+    change, the domain lockout policy and login-name canonicalisation."""
+
+    def __init__(self, *, settings: LdapDirectorySettings, clock: Clock | None = None,
                  name: str = "ldap") -> None:
         self.settings = settings
         self.name = name
         self._clock = clock or SystemClock()
-        self._connector = Connector(settings)  # builds the TLS context: a bad CA file fails here
+        # refuses unsafe settings and builds the TLS context: a bad CA file fails here
+        self._connector = Connector(settings)
         self._pool = ServicePool(self._connector)
 
     # -- Directory contract ----------------------------------------------------------------
@@ -149,6 +145,12 @@ class LdapDirectory:
             window = interval(_int(attrs, "lockOutObservationWindow"))
             return _int(attrs, "lockoutThreshold"), window
         return self._pool.run(read)
+
+    def canonical_login_name(self, name: str) -> str:
+        """AD accepts ``alice``, ``alice@city.test`` and ``CITY\\alice`` for one account."""
+        s = self.settings
+        parsed = parse_login_name(name, upn_suffix=s.upn_suffix, netbios_domain=s.netbios_domain)
+        return parsed or name.strip().lower()
 
     def diagnose(self) -> Diagnosis:
         """Every configured DC, tried in turn: service bind, TLS details, timings."""

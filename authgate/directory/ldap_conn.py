@@ -1,4 +1,7 @@
-"""Connections to Active Directory: settings, verified TLS, failover and a service pool.
+"""Connections to Active Directory: verified TLS, failover and a service pool.
+
+The settings are ``config.settings.LdapDirectorySettings`` (one type for the loader and
+the directory); ``Connector`` refuses any that break ``config.ldap_rules``.
 
 Why not ldap3's ``ServerPool``: measured with ldap3 2.9.1 it registers every connection in
 ``pool_states`` for ever (a leak with one user-bind connection per login), sleeps
@@ -14,97 +17,31 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from ldap3 import NONE, SIMPLE, SYNC, Connection, Server, Tls
 from ldap3.core.exceptions import LDAPCommunicationError, LDAPException
 
+from authgate.config.ldap_rules import check_ldap_settings
+from authgate.config.settings import LdapDirectorySettings
 from authgate.core.errors import DirectoryUnavailable
 
 log = logging.getLogger("authgate.directory.ldap")
 T = TypeVar("T")
 
 _TLS_VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
-_LOGIN_ATTRIBUTES = ("sAMAccountName", "userPrincipalName")
-_ATTRIBUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")  # RFC 4512 descr
 
 
-@dataclass(frozen=True, kw_only=True)
-class LdapSettings:
-    """How to reach AD. Invalid or unsafe combinations raise ``ValueError`` at construction."""
-
-    urls: tuple[str, ...]
-    base_dn: str
-    bind_dn: str
-    bind_password: str = field(repr=False)  # resolved secret; never logged
-    ca_file: str = ""
-    start_tls: bool = False
-    allow_plain: bool = False
-    min_tls: str = "TLSv1.2"
-    connect_timeout: float = 1.0  # a LAN DC connects in ms; 1 s bounds a dead DC's cost
-    receive_timeout: float = 5.0
-    login_attribute: str = "sAMAccountName"
-    upn_suffix: str = ""
-    netbios_domain: str = ""
-    group_name_attribute: str = "cn"
-    user_base_dn: str = ""
-    group_base_dn: str = ""
-    failover_hold_seconds: float = 30.0
-    pool_size: int = 8
-
-    def __post_init__(self) -> None:
-        problems = _problems(self)
-        if problems:
-            raise ValueError("invalid LDAP settings: " + "; ".join(problems))
-
-
-def _problems(s: LdapSettings) -> list[str]:
-    problems = [p for url in s.urls for p in _url_problems(url, s)]
-    if not s.urls:
-        problems.append("urls: at least one domain controller URL is required")
-    if not s.base_dn or not s.bind_dn:
-        problems.append("base_dn and bind_dn are required")
-    if not s.bind_password:
-        problems.append("bind_password is empty "
-                        "(an empty simple bind is anonymous, RFC 4513 5.1.2)")
-    if s.min_tls not in _TLS_VERSIONS:
-        problems.append(f"min_tls must be one of {sorted(_TLS_VERSIONS)}")
-    if s.login_attribute not in _LOGIN_ATTRIBUTES:
-        problems.append(f"login_attribute must be one of {list(_LOGIN_ATTRIBUTES)}")
-    if s.login_attribute == "userPrincipalName" and not s.upn_suffix:
-        problems.append("upn_suffix is required when login_attribute is userPrincipalName")
-    if not _ATTRIBUTE_NAME.match(s.group_name_attribute):
-        problems.append("group_name_attribute is not an attribute name")
-    if s.connect_timeout <= 0 or s.receive_timeout <= 0 or s.pool_size < 1:
-        problems.append("timeouts must be positive and pool_size at least 1")
-    needs_tls = any(not _plain(u, s) for u in s.urls)
-    if needs_tls and not s.ca_file:
-        problems.append("ca_file is required: the DC certificate is verified against it")
-    return problems
-
-
-def _plain(url: str, s: LdapSettings) -> bool:
-    return urlsplit(url).scheme.lower() == "ldap" and not s.start_tls
-
-
-def _url_problems(url: str, s: LdapSettings) -> list[str]:
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("ldap", "ldaps") or not parts.hostname:
-        return [f"{url!r}: expected ldaps://host[:port] or ldap://host[:port]"]
-    if parts.path not in ("", "/") or parts.query:
-        return [f"{url!r}: put the base DN in base_dn, not in the URL"]
-    if _plain(url, s) and not s.allow_plain:
-        return [f"{url!r}: plain LDAP would send passwords in clear text; use ldaps:// or "
-                "start_tls (allow_plain exists for labs only)"]
-    return []
+def bind_password_of(settings: LdapDirectorySettings) -> str:
+    """The service account's password, revealed only to hand it to a bind."""
+    return settings.bind_password.reveal() if settings.bind_password is not None else ""
 
 
 @dataclass(frozen=True)
@@ -118,7 +55,7 @@ class Endpoint:
     start_tls: bool
 
 
-def endpoints_of(settings: LdapSettings) -> tuple[Endpoint, ...]:
+def endpoints_of(settings: LdapDirectorySettings) -> tuple[Endpoint, ...]:
     result = []
     for url in settings.urls:
         parts = urlsplit(url)
@@ -196,7 +133,8 @@ class ServerRing:
 class Connector:
     """Opens connections to the first DC that answers, with TLS verified before any bind."""
 
-    def __init__(self, settings: LdapSettings) -> None:
+    def __init__(self, settings: LdapDirectorySettings) -> None:
+        check_ldap_settings(settings)  # ValueError: nothing is opened with unsafe settings
         self.settings = settings
         self.ring = ServerRing(endpoints_of(settings), hold_seconds=settings.failover_hold_seconds)
         needs_tls = any(e.use_ssl or e.start_tls for e in self.ring.endpoints)
@@ -305,7 +243,7 @@ class ServicePool:
     def open_bound(self) -> Connection:
         """A new connection bound as the service account."""
         s = self._connector.settings
-        conn, endpoint = self._connector.open(user=s.bind_dn, password=s.bind_password)
+        conn, endpoint = self._connector.open(user=s.bind_dn, password=bind_password_of(s))
         try:
             ok = conn.bind(read_server_info=False)
         except LDAPException as exc:

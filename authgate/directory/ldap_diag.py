@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from ldap3 import BASE, Connection
 from ldap3.core.exceptions import LDAPException
 
-from authgate.directory.ldap_conn import Connector, Endpoint, LdapSettings, close_quietly
+from authgate.config.settings import LdapDirectorySettings
+from authgate.directory.ldap_conn import Connector, Endpoint, bind_password_of, close_quietly
 
 _ROOT_ATTRIBUTES = ["dnsHostName", "serverName", "defaultNamingContext"]
 
@@ -48,15 +49,17 @@ class Diagnosis:
         return next((e.url for e in self.endpoints if e.ok), "")
 
 
-def diagnose(connector: Connector, settings: LdapSettings) -> Diagnosis:
+def diagnose(connector: Connector, settings: LdapDirectorySettings) -> Diagnosis:
     checks = tuple(_check(connector, settings, e) for e in connector.ring.endpoints)
     return Diagnosis(checks, settings.bind_dn, settings.base_dn)
 
 
-def _check(connector: Connector, settings: LdapSettings, endpoint: Endpoint) -> EndpointCheck:
+def _check(connector: Connector, settings: LdapDirectorySettings,
+           endpoint: Endpoint) -> EndpointCheck:
     t0 = time.perf_counter()
     try:
-        conn = connector.open_to(endpoint, user=settings.bind_dn, password=settings.bind_password)
+        conn = connector.open_to(endpoint, user=settings.bind_dn,
+                                 password=bind_password_of(settings))
     except (LDAPException, OSError) as exc:
         return EndpointCheck(endpoint.url, False, f"connect/TLS failed: {exc}",
                              connect_ms=_ms(t0))
@@ -70,7 +73,7 @@ def _check(connector: Connector, settings: LdapSettings, endpoint: Endpoint) -> 
         close_quietly(conn)
 
 
-def _bind_and_search(conn: Connection, endpoint: Endpoint, settings: LdapSettings,
+def _bind_and_search(conn: Connection, endpoint: Endpoint, settings: LdapDirectorySettings,
                      connect_ms: float) -> EndpointCheck:
     version, cipher = _tls_details(conn)
     t1 = time.perf_counter()

@@ -20,7 +20,7 @@ from authgate.core.errors import (
     PasswordMustChange,
 )
 from authgate.core.values import AuditEvent, Level, Outcome
-from authgate.directory import Directory, normalise_username
+from authgate.directory import Directory, PasswordChanger, normalise_username
 from authgate.regulation import Admission, AttemptOutcome, NoRegulation, Regulator
 from authgate.sessions.service import Issued, SessionService
 
@@ -69,9 +69,13 @@ _STATUS_BY_ERROR: tuple[tuple[type[Exception], LoginStatus], ...] = (
 
 
 class LoginService:
-    def __init__(self, *, directory: Directory, sessions: SessionService, audit: AuditLog,
+    def __init__(self, *, directory: Directory, password_changer: PasswordChanger | None,
+                 sessions: SessionService, audit: AuditLog,
                  regulator: Regulator | None = None) -> None:
+        """``password_changer`` is the directory in that role, or None where passwords
+        cannot be changed here (every change is then refused as malformed)."""
         self._directory = directory
+        self._password_changer = password_changer
         self._sessions = sessions
         self._audit = audit
         self._regulator: Regulator = regulator or NoRegulation()
@@ -114,8 +118,8 @@ class LoginService:
         It is a password attempt like any other: regulated before the directory is touched,
         counted after, audited with the precise outcome (never the passwords)."""
         username = normalise_username(attempt.username)
-        change = getattr(self._directory, "change_password", None)
-        if change is None or not _plausible(username, attempt.password) or not (
+        changer = self._password_changer
+        if changer is None or not _plausible(username, attempt.password) or not (
                 0 < len(new_password) <= MAX_PASSWORD):
             self._record(attempt, username, Outcome.FAILURE, "malformed_input",
                          event="password.change")
@@ -127,7 +131,8 @@ class LoginService:
                          event="password.change")
             return PasswordChange(False, "The username or password is incorrect.")
         try:
-            change(username=username, old_password=attempt.password, new_password=new_password)
+            changer.change_password(username=username, old_password=attempt.password,
+                                    new_password=new_password)
         except PasswordChangeRejected as exc:  # the old password was right: not a guess
             self._settle(admission, attempt, outcome_for(exc))
             self._record(attempt, username, Outcome.FAILURE, exc.reason, event="password.change")

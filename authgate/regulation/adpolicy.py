@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from authgate.core.clock import Clock
 from authgate.core.errors import AuthgateError
+from authgate.directory import LockoutPolicySource
 from authgate.regulation.limits import AdBudget, LockoutMargin, ad_budget, check_lockout_margin
 
 _log = logging.getLogger("authgate.regulation")
@@ -75,14 +76,14 @@ class AdLockoutSource:
         return None if value is None else ad_budget(*value)
 
 
-def lockout_margin(directory: object, regulation: object) -> LockoutMargin | None:
+def lockout_margin(source: LockoutPolicySource | None,
+                   regulation: object) -> LockoutMargin | None:
     """Read the domain policy and check the policy's per-user limit against it; None for a
     directory without AD lockout (file). Raises the directory's error when AD is down.
     Called at start-up (logged) and by ``authgate check-config`` (an error fails it)."""
-    read = getattr(directory, "domain_lockout_policy", None)
-    if read is None:
+    if source is None:
         return None
-    threshold, window = read()
+    threshold, window = source.domain_lockout_policy()
     return check_lockout_margin(regulation.max_failures_per_user,  # type: ignore[attr-defined]
                                 threshold, ad_window=window,
                                 policy_window=regulation.window)  # type: ignore[attr-defined]

@@ -15,14 +15,18 @@ from authgate.audit import AuditLog
 from authgate.core.clock import Clock
 from authgate.core.errors import DirectoryUnavailable
 from authgate.core.values import AuditEvent, Identity, Outcome, SessionRecord
-from authgate.directory import Directory
+from authgate.directory import AccountStatusSource, Directory
 from authgate.storage.interfaces import SessionStore
 
 
 class AccountRefresher:
-    def __init__(self, *, directory: Directory, store: SessionStore, audit: AuditLog,
-                 clock: Clock, interval: Callable[[], timedelta]) -> None:
+    def __init__(self, *, directory: Directory, status: AccountStatusSource | None,
+                 store: SessionStore, audit: AuditLog, clock: Clock,
+                 interval: Callable[[], timedelta]) -> None:
+        """``status`` is the directory in that role (precise states: a locked account
+        loses its session), or None: then an account is usable while it can be looked up."""
         self._directory = directory
+        self._status = status
         self._store = store
         self._audit = audit
         self._clock = clock
@@ -53,11 +57,10 @@ class AccountRefresher:
         return refreshed
 
     def _read(self, username: str) -> tuple[Identity | None, str]:
-        status_of = getattr(self._directory, "account_status", None)
-        if status_of is None:
+        if self._status is None:
             identity = self._directory.lookup(username)
             return identity, "active" if identity else "account_unavailable"
-        status = status_of(username)
+        status = self._status.account_status(username)
         if status is None:
             return None, "account_deleted"
         if not status.state.may_keep_session:

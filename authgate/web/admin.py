@@ -62,14 +62,14 @@ def find_user() -> BaseResponse | str:
 def user(username: str) -> str:
     svc = services()
     name = normalise_username(username)
-    status_of = getattr(svc.directory, "account_status", None)
-    status = status_of(name) if status_of else None
+    source = svc.directory_roles.account_status
+    status = source.account_status(name) if source is not None else None
     identity = status.identity if status is not None else svc.directory.lookup(name)
     bans = [b for b in _bans() if name in b.subject]
     return render_template(
         "admin_user.html", session=g.session, username=name, identity=identity,
-        state=getattr(getattr(status, "state", None), "value", "active" if identity else
-                      "not found"),
+        state=(status.state.value if status is not None
+               else "active" if identity else "not found"),
         summary=svc.mfa.factors.summary(name), codes=svc.mfa.enrolment.codes_for(name),
         sessions=svc.sessions.store.list_for_user(name), bans=bans, now=svc.clock.now(),
         history=sign_in_history(svc.audit_store, username=name, now=svc.clock.now(),

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from ldap3 import BASE, NONE, Connection, Server, Tls
 
-from authgate.directory.ldap import LdapDirectory, LdapSettings
+from authgate.config.settings import LdapDirectorySettings, Secret
+from authgate.directory.ldap import LdapDirectory
 from tests.ad.samba import DcFacts, SambaUnavailable, samba_dc
 
 
@@ -24,23 +25,23 @@ def ad(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DcFacts]:
 
 
 @pytest.fixture(scope="session")
-def ldap_settings(ad: DcFacts) -> LdapSettings:
-    return LdapSettings(
+def ldap_settings(ad: DcFacts) -> LdapDirectorySettings:
+    return LdapDirectorySettings(
         urls=(ad.ldaps_url,), base_dn=ad.base_dn, bind_dn=ad.bind_dn,
-        bind_password=ad.bind_password, ca_file=ad.ca_file, upn_suffix=ad.upn_suffix,
+        bind_password=Secret(ad.bind_password), ca_file=ad.ca_file, upn_suffix=ad.upn_suffix,
         netbios_domain=ad.domain,
     )
 
 
 @pytest.fixture(scope="session")
-def directory(ldap_settings: LdapSettings) -> Iterator[LdapDirectory]:
+def directory(ldap_settings: LdapDirectorySettings) -> Iterator[LdapDirectory]:
     d = LdapDirectory(settings=ldap_settings)
     yield d
     d.close()
 
 
 @pytest.fixture
-def make_directory(ldap_settings: LdapSettings) -> Iterator[Callable[..., LdapDirectory]]:
+def make_directory(ldap_settings: LdapDirectorySettings) -> Iterator[Callable[..., LdapDirectory]]:
     """An LdapDirectory with some settings changed; closed after the test."""
     made: list[LdapDirectory] = []
 

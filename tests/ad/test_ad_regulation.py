@@ -15,8 +15,9 @@ import pytest
 from sqlalchemy import select
 
 from authgate.composition.root import Services, build_services
+from authgate.config.settings import LdapDirectorySettings
 from authgate.core.clock import SystemClock
-from authgate.directory.ldap import LdapDirectory, LdapSettings
+from authgate.directory.ldap import LdapDirectory
 from authgate.login.password import LoginAttempt, LoginStatus
 from authgate.regulation.timing import NoFloor
 from authgate.storage.engine import migrate
@@ -51,7 +52,7 @@ Build = Callable[..., tuple[Services, CountingDirectory]]
 
 
 @pytest.fixture
-def build(tmp_path: Path, users_file: Path, ldap_settings: LdapSettings
+def build(tmp_path: Path, users_file: Path, ldap_settings: LdapDirectorySettings
           ) -> Iterator[Build]:
     made: list[LdapDirectory] = []
 

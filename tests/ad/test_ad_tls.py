@@ -7,19 +7,21 @@ from pathlib import Path
 
 import pytest
 
+from authgate.config.settings import LdapDirectorySettings
 from authgate.core.errors import DirectoryUnavailable
-from authgate.directory.ldap import LdapDirectory, LdapSettings
+from authgate.directory.ldap import LdapDirectory
 from authgate.directory.ldap_conn import Connector, close_quietly
 
 pytestmark = pytest.mark.integration
 
 
-def test_plain_ldap_refused_at_construction(ldap_settings: LdapSettings, ad) -> None:
+def test_plain_ldap_refused_at_construction(ldap_settings: LdapDirectorySettings,
+                                            ad) -> None:
     from dataclasses import replace
     with pytest.raises(ValueError, match="plain LDAP"):
-        replace(ldap_settings, urls=(ad.ldap_url,))
+        LdapDirectory(settings=replace(ldap_settings, urls=(ad.ldap_url,)))
     with pytest.raises(ValueError, match="plain LDAP"):  # one plain URL among TLS ones is enough
-        replace(ldap_settings, urls=(ad.ldaps_url, ad.ldap_url))
+        LdapDirectory(settings=replace(ldap_settings, urls=(ad.ldaps_url, ad.ldap_url)))
 
 
 def test_plain_ldap_when_allowed_meets_samba_refusal(make_directory, ad) -> None:
@@ -71,16 +73,16 @@ def test_name_not_in_certificate_is_unavailable(make_directory, ad) -> None:
     assert make_directory(urls=("ldaps://127.0.0.1:636", "ldaps://[::1]:636")).diagnose().ok
 
 
-def test_missing_ca_file_refused_at_construction(ldap_settings: LdapSettings,
+def test_missing_ca_file_refused_at_construction(ldap_settings: LdapDirectorySettings,
                                                  tmp_path: Path) -> None:
     from dataclasses import replace
     with pytest.raises(ValueError, match="ca_file"):
         LdapDirectory(settings=replace(ldap_settings, ca_file=str(tmp_path / "missing.pem")))
     with pytest.raises(ValueError, match="ca_file"):
-        replace(ldap_settings, ca_file="")
+        LdapDirectory(settings=replace(ldap_settings, ca_file=""))
 
 
-def test_sockets_have_tcp_nodelay(ldap_settings: LdapSettings) -> None:
+def test_sockets_have_tcp_nodelay(ldap_settings: LdapDirectorySettings) -> None:
     conn, _ = Connector(ldap_settings).open()
     try:
         assert conn.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1

@@ -11,6 +11,7 @@ import pytest
 from authgate.core.clock import Clock
 from authgate.core.errors import AccountLocked, AuthenticationFailed
 from authgate.core.values import Identity
+from authgate.directory.ldap_states import parse_login_name
 from authgate.regulation.limits import Limits, ad_budget
 from authgate.regulation.rules import PolicyRules
 from authgate.storage.sql_regulation import SqlRegulationStore
@@ -39,11 +40,6 @@ def store(engine) -> SqlRegulationStore:  # type: ignore[no-untyped-def]  # noqa
     return SqlRegulationStore(engine)
 
 
-class _AdNames:
-    upn_suffix = "city.test"
-    netbios_domain = "CITY"
-
-
 class FakeAd:
     """badPwdCount as MS-SAMR 3.1.1.5 keeps it: a failure more than the observation window
     after the previous one restarts the count at 1; a success resets it; reaching the
@@ -52,7 +48,6 @@ class FakeAd:
     def __init__(self, clock: Clock, passwords: dict[str, str], *, threshold: int = 3,
                  window: timedelta = timedelta(minutes=30)) -> None:
         self.name = "fake-ad"
-        self.settings = _AdNames()
         self.max_bad = 0
         self._clock = clock
         self._passwords = passwords
@@ -65,6 +60,11 @@ class FakeAd:
 
     def domain_lockout_policy(self) -> tuple[int, timedelta]:
         return self.threshold, self.window
+
+    def canonical_login_name(self, name: str) -> str:
+        """As ``LdapDirectory``: alice, alice@city.test and CITY\\alice are one account."""
+        return parse_login_name(name, upn_suffix="city.test",
+                                netbios_domain="CITY") or name.strip().lower()
 
     def authenticate(self, *, username: str, password: str) -> Identity:
         name = username.split("@")[0].split("\\")[-1].lower()

@@ -1,6 +1,7 @@
 """Strict configuration: every problem reported with its path; weak secrets refused."""
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -109,3 +110,64 @@ def test_encryption_keys_validated(keys: list[str], message: str) -> None:
                             "secrets": {"session_key": GOOD_SECRET, "audit_key": GOOD_SECRET,
                                         "encryption_keys": keys}})
     assert any(message in p for p in problems), problems
+
+
+LDAP = {"urls": ["ldaps://dc1.city.test"], "base_dn": "DC=city,DC=test",
+        "bind_dn": "CN=svc,DC=city,DC=test", "bind_password": "service-password",
+        "login_attribute": "userPrincipalName"}
+
+
+def test_ldap_rules_reported_with_paths() -> None:
+    """The rules ``LdapDirectory`` enforces are load errors, each with its path."""
+    problems = problems_of({"directory": {"backend": "ldap", "ldap": {
+        **LDAP, "urls": ["ldaps://dc1.city.test", "ldap://dc2.city.test"],
+        "bind_password": "", "connect_timeout": 0}}})
+    joined = "\n".join(problems)
+    for expected in ("directory.ldap.upn_suffix: required when login_attribute is "
+                     "userPrincipalName",
+                     "directory.ldap.ca_file: required",
+                     "directory.ldap.urls[1]: 'ldap://dc2.city.test': plain LDAP",
+                     "directory.ldap.bind_password: empty",
+                     "directory.ldap.connect_timeout: must be positive"):
+        assert expected in joined, f"{expected!r} not in {joined}"
+    assert not any(p.startswith("directory.ldap.urls[0]") for p in problems)
+
+
+def test_ldap_rules_apply_only_to_the_ldap_backend(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not checked here\n")
+    good = {**LDAP, "upn_suffix": "city.test", "ca_file": str(ca)}
+    assert not [p for p in problems_of({"directory": {"backend": "ldap", "ldap": good}})
+                if p.startswith("directory.")]
+    assert not [p for p in problems_of({"directory": {"ldap": {"urls": ["ldap://x"]}}})
+                if p.startswith("directory.")]
+    missing = problems_of({"directory": {"backend": "ldap", "ldap": {
+        **good, "ca_file": str(tmp_path / "missing.pem")}}})
+    assert f"directory.ldap.ca_file: cannot read {tmp_path / 'missing.pem'}" in missing
+
+
+def test_check_config_reports_ldap_problems_and_exits_1(tmp_path: Path) -> None:
+    """Review §6 #1: ``backend: ldap``, ``login_attribute: userPrincipalName`` and no
+    ``ca_file`` printed a traceback; every problem is now printed with its path."""
+    import yaml
+    from click.testing import CliRunner
+
+    from authgate.cli import main
+
+    config = tmp_path / "authgate.yaml"
+    config.write_text(yaml.safe_dump({
+        "server": {"public_url": "https://auth.city.test"},
+        "secrets": {"session_key": GOOD_SECRET, "audit_key": GOOD_SECRET,
+                    "encryption_keys": [KEY]},
+        "directory": {"backend": "ldap", "ldap": LDAP}}))
+    result = CliRunner().invoke(main, ["--config", str(config), "check-config"], env={
+        name: None for name in os.environ if name.startswith("AUTHGATE_")})
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)  # not a traceback
+    lines = result.output.splitlines()
+    assert "error: directory.ldap.upn_suffix: required when login_attribute is " \
+           "userPrincipalName" in lines
+    assert ("error: directory.ldap.ca_file: required: the DC certificate is verified "
+            "against it") in lines
+    assert lines[-1] == "2 problem(s) found"
+    assert "Traceback" not in result.output

@@ -2,11 +2,14 @@
 real Samba DC in tests/ad; ldap3's mock strategy only feeds the entry parser here."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from ldap3 import MOCK_SYNC, OFFLINE_AD_2012_R2, Connection, Server
 
+from authgate.config.ldap_rules import check_ldap_settings, ldap_problems
+from authgate.config.settings import LdapDirectorySettings, Secret
 from authgate.core.errors import (
     AccountDisabled,
     AccountExpired,
@@ -17,8 +20,7 @@ from authgate.core.errors import (
     PasswordExpired,
     PasswordMustChange,
 )
-from authgate.directory.ldap import _entries
-from authgate.directory.ldap_conn import LdapSettings
+from authgate.directory.ldap import LdapDirectory, _entries
 from authgate.directory.ldap_states import (
     AccountState,
     account_state,
@@ -132,27 +134,44 @@ def test_password_change_failures(message: str, cls: type, text: str) -> None:
 
 def test_settings_refuse_plain_ldap_and_unsafe_values() -> None:
     good = dict(urls=("ldaps://dc1.city.test",), base_dn="DC=city,DC=test", bind_dn="CN=svc",
-                bind_password="s3cret", ca_file="/etc/ssl/ca.pem")
-    settings = LdapSettings(**good)
+                bind_password=Secret("s3cret"), ca_file="/etc/ssl/ca.pem")
+    settings = LdapDirectorySettings(**good)
     assert "s3cret" not in repr(settings)
+    assert ldap_problems(settings) == []
     bad = [
         {"urls": ("ldap://dc1.city.test",)},
         {"urls": ()},
         {"urls": ("http://dc1",)},
         {"urls": ("ldaps://dc1/DC=city",)},
-        {"bind_password": ""},
+        {"urls": ("ldaps://dc1:port",)},
+        {"bind_password": Secret("")},
+        {"bind_password": None},
         {"ca_file": ""},
         {"min_tls": "TLSv1.0"},
         {"login_attribute": "cn"},
         {"login_attribute": "userPrincipalName"},  # needs upn_suffix
         {"group_name_attribute": "cn)(x"},
         {"connect_timeout": 0},
+        {"pool_size": 0},
     ]
     for change in bad:
+        assert ldap_problems(LdapDirectorySettings(**{**good, **change})), change
         with pytest.raises(ValueError):
-            LdapSettings(**{**good, **change})
-    assert LdapSettings(**{**good, "urls": ("ldap://dc1",), "start_tls": True})
-    assert LdapSettings(**{**good, "urls": ("ldap://dc1",), "allow_plain": True, "ca_file": ""})
+            check_ldap_settings(LdapDirectorySettings(**{**good, **change}))
+    assert not ldap_problems(LdapDirectorySettings(**{**good, "urls": ("ldap://dc1",),
+                                                      "start_tls": True}))
+    assert not ldap_problems(LdapDirectorySettings(**{**good, "urls": ("ldap://dc1",),
+                                                      "allow_plain": True, "ca_file": ""}))
+
+
+def test_directory_refuses_unsafe_settings_before_connecting() -> None:
+    """The rules hold for settings made in code too, not only for the loaded config."""
+    plain = LdapDirectorySettings(urls=("ldap://dc1.city.test",), base_dn="DC=city,DC=test",
+                                  bind_dn="CN=svc", bind_password=Secret("s3cret"))
+    with pytest.raises(ValueError, match="plain LDAP"):
+        LdapDirectory(settings=plain)
+    with pytest.raises(ValueError, match="ca_file"):
+        LdapDirectory(settings=replace(plain, urls=("ldaps://dc1.city.test",)))
 
 
 def test_entries_keep_only_entries_and_raw_guid() -> None:
