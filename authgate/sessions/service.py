@@ -105,6 +105,19 @@ class SessionService:
     def end_all_for(self, username: str) -> int:
         return self.store.delete_for_user(username)
 
+    def sessions_of(self, username: str) -> list[SessionRecord]:
+        """The user's live sessions, for self-service and the admin console."""
+        return self.store.list_for_user(username)
+
+    def ping(self) -> None:
+        """Raise StorageError when the session store cannot be used (readiness probes)."""
+        self.store.ping()
+
+    def end_others(self, username: str, *, keep_id_hash: str) -> int:
+        """End every session of ``username`` but one (ASVS 3.3.4); returns how many ended."""
+        return sum(1 for other in self.store.list_for_user(username)
+                   if other.id_hash != keep_id_hash and self.store.delete(other.id_hash))
+
 
 def _with_new_token(record: SessionRecord) -> Issued:
     token = secrets.token_urlsafe(TOKEN_BYTES)
