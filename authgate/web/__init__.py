@@ -79,8 +79,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         labels,
         passkey,
         password_change,
-        portal,
         security,
+        signin,
         verify,
         wellknown,
     )
@@ -90,7 +90,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     app.register_blueprint(verify.bp)
     app.register_blueprint(wellknown.bp)
-    app.register_blueprint(portal.bp)
+    app.register_blueprint(signin.bp)
     app.register_blueprint(factor_login.bp)
     app.register_blueprint(enrol.bp)
     app.register_blueprint(account.bp)
