@@ -1,10 +1,11 @@
 """Helpers shared by the login, enrolment and account pages: the session, what step is
 missing for the return URL, and moving on once a level is proven.
 
-Views exempt from the single access decorator (style convention 12): the sign-in, factor,
-enrolment and passkey views call ``require_session()`` (or ``current_session()``) instead of
+Views exempt from the single access decorator (style convention 12): the sign-in, factor and
+enrolment views call ``require_session()`` (or ``current_session()``) instead of
 ``web.access.require``, because they run before a full login: the policy would send them
-back to the login page they are part of. The consoles and self-service use ``require``.
+back to the login step they are part of. Passkey sign-in, password change, ``/verify`` and
+the well-known endpoints take no session. The consoles and self-service use ``require``.
 """
 from __future__ import annotations
 
