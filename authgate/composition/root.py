@@ -22,9 +22,11 @@ from authgate.core.clock import Clock, SystemClock
 from authgate.core.values import AuditEvent, Outcome
 from authgate.credentials.second_factors import SecondFactors
 from authgate.directory import Directory, DirectoryRoles, roles_of
+from authgate.login.passkey import PasskeyLogin
 from authgate.login.password import LoginService
 from authgate.policy.live import PolicyRuntime, ReloadResult
 from authgate.regulation import Regulator
+from authgate.sessions.ending import SessionEnding
 from authgate.sessions.refresh import AccountRefresher
 from authgate.sessions.service import SessionService
 from authgate.storage.engine import make_engine
@@ -51,6 +53,8 @@ class Services:
     mfa: SecondFactors
     regulator: Regulator
     admin: AdminActions
+    session_ending: SessionEnding
+    passkey_login: PasskeyLogin
     identity_signer: IdentitySigner | None = None
 
     @property
@@ -100,6 +104,9 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
         trusted_proxies=TrustedProxies.parse(settings.server.trusted_proxies),
         mfa=mfa, regulator=regulator,
         admin=AdminActions(audit=audit, sessions=sessions, mfa=mfa, regulator=regulator),
+        session_ending=SessionEnding(sessions=sessions, audit=audit),
+        passkey_login=PasskeyLogin(webauthn=mfa.webauthn, directory=directory,
+                                   regulator=regulator, sessions=sessions, audit=audit),
         identity_signer=IdentitySigner.from_pem_file(
             settings.server.identity_key_file, issuer=settings.server.public_url)
         if settings.server.identity_key_file else None,

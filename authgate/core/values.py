@@ -131,6 +131,15 @@ class AuditEvent:
         object.__setattr__(self, "detail", tuple(
             (neutralise(k, 64), neutralise(v, 512)) for k, v in self.detail))
 
+    @classmethod
+    def for_request(cls, meta: RequestMeta, event: str, outcome: Outcome, reason: str, *,
+                    username: str = "", **detail: str) -> AuditEvent:
+        """A use case's record of one request: who asked comes from ``meta`` in one place,
+        so no caller copies client address, user agent and request id field by field."""
+        return cls(event=event, outcome=outcome, reason=reason, username=username,
+                   client_ip=meta.client_ip, user_agent=meta.user_agent,
+                   request_id=meta.request_id, detail=tuple(detail.items()))
+
 
 @dataclass(frozen=True)
 class StoredAuditEvent:

@@ -9,12 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from authgate.core.values import Outcome, RequestMeta
+from authgate.core.values import Level, Outcome, RequestMeta, SessionRecord
 from authgate.credentials.common import Recorder, new_id
 from authgate.factors import hash_enrolment_code, new_enrolment_code
 from authgate.factors.errors import FactorError
+from authgate.policy.globals import PolicyGlobals
+from authgate.policy.values import IPAddress
 from authgate.storage.interfaces import EnrolmentCodeStore
 from authgate.storage.rows import EnrolmentCodeRow
+
+#: how long a redeemed admin enrolment code lets this session bind factors
+ENROL_CODE_WINDOW = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -85,3 +90,33 @@ def _why_refused(row: EnrolmentCodeRow | None, username: str, now: datetime) -> 
     if row.expires_at <= now:
         return "code_expired"
     return "code_refused"
+
+
+def authenticated_within(session: SessionRecord, *, now: datetime, within: timedelta) -> bool:
+    """The one freshness test (ASVS 3.7.1): the session's last login is no older than
+    ``within``. Every "recent login" check in authgate goes through here."""
+    return now - session.auth_time <= within
+
+
+def fresh_strong_login(session: SessionRecord, *, now: datetime, within: timedelta) -> bool:
+    """Changing one's own factors (NIST 63B 6.1.2.1): a login at ``mfa`` or above, no
+    older than ``within``."""
+    return session.level.satisfies(Level.MFA) and authenticated_within(
+        session, now=now, within=within)
+
+
+def may_enrol(*, session: SessionRecord, now: datetime, policy: PolicyGlobals,
+              has_factors: bool, ip: IPAddress | None) -> bool:
+    """NIST 63B 6.1.2.1: bind a new authenticator only after an admin code (this session),
+    or with a fresh login at mfa or above, or from a first-enrolment network if the policy
+    names one and the user has no factor yet. Pure: the caller looks the facts up."""
+    until = session.data.get("enrol_until", "")
+    if until and datetime.fromisoformat(until) > now:
+        return True
+    if has_factors:
+        return fresh_strong_login(session, now=now,
+                                  within=policy.enrolment.fresh_auth_for_new_factor)
+    if ip is None:
+        return False
+    return any(ip in net for name in policy.enrolment.first_enrolment_networks
+               for net in policy.networks.get(name, ()))

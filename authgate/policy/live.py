@@ -39,6 +39,7 @@ class PolicyRuntime:
         self._current = self._load()  # raises: an invalid or unapproved set never starts
         self.rejected: ReloadResult | None = None
         self._next_look = 0.0
+        self._forced = False
 
     @property
     def current(self) -> PolicySet:
@@ -59,14 +60,23 @@ class PolicyRuntime:
         return tuple((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in entries
                      if e.is_file() and e.name.endswith((".yaml", ".yml")))
 
+    def request_reload(self) -> None:
+        """Reload on the next ``maybe_reload``, whether or not the files look changed (what
+        SIGHUP asks). Only sets flags: safe in a signal handler, which may interrupt a
+        ``reload`` holding the (non-reentrant) lock in the same thread."""
+        self._forced = True
+        self._next_look = 0.0
+
     def maybe_reload(self) -> ReloadResult | None:
-        """Reload if the files changed; looks at most once a second, so it can run per request."""
+        """Reload if the files changed or a reload was requested; looks at most once a
+        second, so it can run per request."""
         now = time.monotonic()
         if now < self._next_look:
             return None
         self._next_look = now + 1.0
+        forced, self._forced = self._forced, False
         fingerprint = self._stat()
-        if fingerprint == self._fingerprint:
+        if fingerprint == self._fingerprint and not forced:
             return None
         return self.reload(fingerprint)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import signal
 from datetime import timedelta
 from typing import Any
 
@@ -13,10 +14,10 @@ from flask_wtf.csrf import CSRFProtect
 
 from authgate.composition.root import Services, build_services
 from authgate.config import Settings, load_settings
+from authgate.policy.live import PolicyRuntime
+from authgate.web.context import is_verify
 
 csrf = CSRFProtect()
-#: the forward-auth endpoint: no signed-cookie session, no CSRF check (a GET, changes nothing)
-VERIFY_PATH = "/verify"
 
 
 class _PageSessionInterface(SecureCookieSessionInterface):
@@ -24,12 +25,12 @@ class _PageSessionInterface(SecureCookieSessionInterface):
     forward-auth endpoint never needs it, so it is neither parsed nor written there."""
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if request.path == VERIFY_PATH:
+        if is_verify(request.path):
             return self.session_class()
         return super().open_session(app, request)
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
-        if current_request.path != VERIFY_PATH:
+        if not is_verify(current_request.path):
             super().save_session(app, session, response)
 
 
@@ -37,17 +38,40 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """App factory. ``test_config`` may carry ``settings`` (a Settings), ``services`` (a
     prebuilt Services) or ``config_path``; nothing connects at import time."""
     test_config = dict(test_config or {})
-    services: Services | None = test_config.pop("services", None)
-    if services is None:
-        settings: Settings = test_config.pop("settings", None) or load_settings(
-            test_config.pop("config_path", None))
-        services = build_services(settings)
-    settings = services.settings
-    _configure_logging(settings)
-
+    services = _services_for(test_config)
+    _configure_logging(services.settings)
     app = Flask(__name__)
     app.session_interface = _PageSessionInterface()
-    app.config.update(
+    app.config.update(_flask_config(services))
+    app.config.update(test_config)
+    app.extensions["authgate"] = services
+    app.jinja_env.globals["passkey"] = services.settings.webauthn.passkey_sign_in
+    csrf.init_app(app)
+    app.before_request(_check_csrf)
+    if not app.config.get("TESTING"):
+        _reload_on_sighup(services.policies)
+    _register_blueprints(app)
+    if not app.config.get("TESTING"):
+        # Everything built so far lives as long as the worker: keep it out of the cyclic
+        # collector's full passes, which otherwise walk it all every few thousand requests.
+        gc.collect()
+        gc.freeze()
+    return app
+
+
+def _services_for(test_config: dict[str, Any]) -> Services:
+    """The prebuilt services a test hands in, else built once from the settings."""
+    services: Services | None = test_config.pop("services", None)
+    if services is not None:
+        return services
+    settings: Settings = test_config.pop("settings", None) or load_settings(
+        test_config.pop("config_path", None))
+    return build_services(settings)
+
+
+def _flask_config(services: Services) -> dict[str, Any]:
+    settings = services.settings
+    return dict(
         SECRET_KEY=services.session_key,
         # Flask's own signed cookie carries only the CSRF secret (ASVS 4.2.2).
         SESSION_COOKIE_NAME=f"{settings.session.cookie_name}_csrf",
@@ -60,14 +84,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         WTF_CSRF_CHECK_DEFAULT=False,  # _check_csrf runs Flask-WTF's check instead
         TEMPLATES_AUTO_RELOAD=False,
     )
-    app.config.update(test_config)
-    app.extensions["authgate"] = services
-    app.jinja_env.globals["passkey"] = settings.webauthn.passkey_sign_in
-    csrf.init_app(app)
-    app.before_request(_check_csrf)
-    if not app.config.get("TESTING"):
-        _reload_on_sighup(services)
 
+
+def _register_blueprints(app: Flask) -> None:
     from authgate.web import (
         account,
         admin,
@@ -79,8 +98,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         labels,
         passkey,
         password_change,
-        portal,
         security,
+        signin,
         verify,
         wellknown,
     )
@@ -88,41 +107,27 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     security.init_app(app)
     labels.init_app(app)
     errors.init_app(app)
-    app.register_blueprint(verify.bp)
-    app.register_blueprint(wellknown.bp)
-    app.register_blueprint(portal.bp)
-    app.register_blueprint(factor_login.bp)
-    app.register_blueprint(enrol.bp)
-    app.register_blueprint(account.bp)
-    app.register_blueprint(password_change.bp)
-    app.register_blueprint(passkey.bp)
-    app.register_blueprint(admin.bp)
-    app.register_blueprint(auditor.bp)
-    app.register_blueprint(auditor_views.bp)
+    for module in (verify, wellknown, signin, factor_login, enrol, account, password_change,
+                   passkey, admin, auditor, auditor_views):
+        app.register_blueprint(module.bp)
     csrf.exempt(verify.bp)
     csrf.exempt(wellknown.bp)
-    if not app.config.get("TESTING"):
-        # Everything built so far lives as long as the worker: keep it out of the cyclic
-        # collector's full passes, which otherwise walk it all every few thousand requests.
-        gc.collect()
-        gc.freeze()
-    return app
 
 
 def _check_csrf() -> None:
     """Flask-WTF's own check, minus its cost on the forward-auth hot path: ``/verify`` is
     exempt anyway (a GET from the proxy; it changes nothing)."""
-    if current_request.path != VERIFY_PATH and current_app.config["WTF_CSRF_ENABLED"]:
+    if not is_verify(current_request.path) and current_app.config["WTF_CSRF_ENABLED"]:
         csrf.protect(apply_exemptions=True)
 
 
-def _reload_on_sighup(services: Services) -> None:
-    """SIGHUP to a worker re-reads the policy files (file edits are also noticed within a
-    second). A rejected set leaves the last approved one in force (audited)."""
-    import signal
-
+def _reload_on_sighup(policies: PolicyRuntime) -> None:
+    """SIGHUP to a worker re-reads the policy files on its next request (file edits are also
+    noticed within a second). The handler only sets a flag: reloading inside it could
+    deadlock on the runtime's lock when the signal lands mid-reload. A rejected set leaves
+    the last approved one in force (audited)."""
     def handler(_signum: int, _frame: object) -> None:
-        services.policies.reload()
+        policies.request_reload()
 
     try:
         signal.signal(signal.SIGHUP, handler)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -22,6 +23,9 @@ from authgate.web.cookies import session_token
 
 F = TypeVar("F", bound=Callable[..., Any])
 Role = Literal["admin", "auditor", "self"]
+#: a change on the admin console needs a login at most this old, else the admin signs in
+#: again (ASVS 3.7.1); fixed, not a policy setting
+ADMIN_CHANGE_FRESHNESS = timedelta(minutes=15)
 
 
 def portal_resource() -> Resource:

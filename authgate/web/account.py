@@ -5,10 +5,10 @@ from flask import Blueprint, g, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.audit.signins import sign_in_history
-from authgate.core.values import AuditEvent, Level, Outcome
+from authgate.credentials.enrolment import fresh_strong_login
 from authgate.web.access import require
-from authgate.web.context import services
-from authgate.web.steps import meta, with_rd
+from authgate.web.context import meta, services
+from authgate.web.steps import with_rd
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -21,17 +21,18 @@ def overview() -> str:
     return render_template(
         "account.html", session=session,
         summary=svc.mfa.factors.summary(session.username),
-        sessions=svc.sessions.store.list_for_user(session.username),
+        sessions=svc.sessions.sessions_of(session.username),
         history=sign_in_history(svc.audit_store, username=session.username,
                                 now=svc.clock.now()),
         notice=request.args.get("done", ""))
 
 
 def _fresh_enough() -> bool:
+    """The same freshness rule as adding a factor (one rule, in credentials.enrolment)."""
     svc = services()
-    fresh = svc.policies.current.settings.enrolment.fresh_auth_for_new_factor
-    return bool(g.session.level.satisfies(Level.MFA)
-                and svc.clock.now() - g.session.auth_time <= fresh)
+    return fresh_strong_login(
+        g.session, now=svc.clock.now(),
+        within=svc.policies.current.settings.enrolment.fresh_auth_for_new_factor)
 
 
 @bp.post("/factors/<cred_id>/rename")
@@ -56,29 +57,12 @@ def remove(cred_id: str) -> BaseResponse:
 @bp.post("/sessions/<id_hash>/end")
 @require("self")
 def end_session(id_hash: str) -> BaseResponse:
-    svc = services()
-    mine = {s.id_hash: s for s in svc.sessions.store.list_for_user(g.session.username)}
-    if id_hash in mine:
-        svc.sessions.end(mine[id_hash])
-        _audit_session_end(1, "one")
+    services().session_ending.end_one(g.session, id_hash=id_hash, meta=meta())
     return redirect("/account?done=session", code=303)
 
 
 @bp.post("/sessions/end-others")
 @require("self")
 def end_others() -> BaseResponse:
-    svc = services()
-    ended = 0
-    for other in svc.sessions.store.list_for_user(g.session.username):
-        if other.id_hash != g.session.id_hash and svc.sessions.end(other):
-            ended += 1
-    _audit_session_end(ended, "others")
+    services().session_ending.end_others(g.session, meta=meta())
     return redirect("/account?done=sessions", code=303)
-
-
-def _audit_session_end(count: int, which: str) -> None:
-    m = meta()
-    services().audit.record(AuditEvent(
-        event="session.ended_by_user", outcome=Outcome.SUCCESS, reason=which,
-        username=g.session.username, client_ip=m.client_ip, user_agent=m.user_agent,
-        request_id=m.request_id, detail=(("count", str(count)),)))

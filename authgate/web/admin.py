@@ -12,14 +12,14 @@ from werkzeug.wrappers import Response as BaseResponse
 from authgate.admin.actions import AdminActions, ReasonRequired
 from authgate.audit.signins import sign_in_history
 from authgate.config.loader import parse_duration
+from authgate.credentials.enrolment import authenticated_within
 from authgate.directory import normalise_username
 from authgate.regulation import Ban
-from authgate.web.access import portal_resource, require
+from authgate.web.access import ADMIN_CHANGE_FRESHNESS, portal_resource, require
 from authgate.web.context import services
 from authgate.web.steps import meta
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-FRESH_FOR_CHANGES = timedelta(minutes=15)
 
 
 def actions() -> AdminActions:
@@ -32,7 +32,8 @@ def _admin() -> str:
 
 def _fresh_or_reauth(back: str) -> BaseResponse | None:
     """Changes need a login within 15 minutes; older sessions sign in again (step-up)."""
-    if services().clock.now() - g.session.auth_time <= FRESH_FOR_CHANGES:
+    if authenticated_within(g.session, now=services().clock.now(),
+                            within=ADMIN_CHANGE_FRESHNESS):
         return None
     return redirect(f"/login?reauth=1&rd={quote(back, safe='')}", code=303)
 
@@ -71,7 +72,7 @@ def user(username: str) -> str:
         state=(status.state.value if status is not None
                else "active" if identity else "not found"),
         summary=svc.mfa.factors.summary(name), codes=svc.mfa.enrolment.codes_for(name),
-        sessions=svc.sessions.store.list_for_user(name), bans=bans, now=svc.clock.now(),
+        sessions=svc.sessions.sessions_of(name), bans=bans, now=svc.clock.now(),
         history=sign_in_history(svc.audit_store, username=name, now=svc.clock.now(),
                                 skip_latest_success=False),
         error=request.args.get("error", ""), done=request.args.get("done", ""))
@@ -122,29 +123,24 @@ def revoke_code(username: str, code_id: str) -> BaseResponse:
     return _after(name, done="Enrolment code revoked.")
 
 
-def _with_reason(name: str, action: str) -> BaseResponse:
-    if (back := _fresh_or_reauth(_user_url(name))) is not None:
-        return back
-    reason = request.form.get("reason", "")
-    try:
-        if action == "reset":
-            actions().reset_factors(admin=_admin(), username=name, reason=reason, meta=meta())
-            return _after(name, done="All factors removed; the user's sessions ended.")
-        if action == "sessions":
-            count = actions().end_sessions(admin=_admin(), username=name, reason=reason,
-                                           meta=meta())
-            return _after(name, done=f"{count} session(s) ended.")
-        actions().remove_factor(admin=_admin(), username=name, credential_id=action,
-                                reason=reason, meta=meta())
-        return _after(name, done="Factor removed; the user's sessions ended.")
-    except ReasonRequired:
-        return _after(name, error="Give a reason: it goes to the audit trail.")
+def _reason() -> str:
+    return request.form.get("reason", "")
+
+
+_NO_REASON = "Give a reason: it goes to the audit trail."
 
 
 @bp.post("/users/<username>/factors/reset")
 @require("admin")
 def reset_factors(username: str) -> BaseResponse:
-    return _with_reason(normalise_username(username), "reset")
+    name = normalise_username(username)
+    if (back := _fresh_or_reauth(_user_url(name))) is not None:
+        return back
+    try:
+        actions().reset_factors(admin=_admin(), username=name, reason=_reason(), meta=meta())
+    except ReasonRequired:
+        return _after(name, error=_NO_REASON)
+    return _after(name, done="All factors removed; the user's sessions ended.")
 
 
 @bp.post("/users/<username>/factors/<cred_id>/remove")
@@ -152,13 +148,29 @@ def reset_factors(username: str) -> BaseResponse:
 def remove_factor(username: str, cred_id: str) -> BaseResponse:
     if cred_id in ("reset", "sessions"):
         abort(404)
-    return _with_reason(normalise_username(username), cred_id)
+    name = normalise_username(username)
+    if (back := _fresh_or_reauth(_user_url(name))) is not None:
+        return back
+    try:
+        actions().remove_factor(admin=_admin(), username=name, credential_id=cred_id,
+                                reason=_reason(), meta=meta())
+    except ReasonRequired:
+        return _after(name, error=_NO_REASON)
+    return _after(name, done="Factor removed; the user's sessions ended.")
 
 
 @bp.post("/users/<username>/sessions/end")
 @require("admin")
 def end_sessions(username: str) -> BaseResponse:
-    return _with_reason(normalise_username(username), "sessions")
+    name = normalise_username(username)
+    if (back := _fresh_or_reauth(_user_url(name))) is not None:
+        return back
+    try:
+        count = actions().end_sessions(admin=_admin(), username=name, reason=_reason(),
+                                       meta=meta())
+    except ReasonRequired:
+        return _after(name, error=_NO_REASON)
+    return _after(name, done=f"{count} session(s) ended.")
 
 
 @bp.get("/bans")
@@ -217,7 +229,7 @@ def policy() -> str:
 def health() -> str:
     svc = services()
     checks: list[tuple[str, str]] = []
-    for name, probe in (("Storage", svc.sessions.store.ping), ("Directory", svc.directory.check)):
+    for name, probe in (("Storage", svc.sessions.ping), ("Directory", svc.directory.check)):
         try:
             probe()
             checks.append((name, "ok"))

@@ -1,15 +1,28 @@
-"""Per-request helpers shared by the blueprints: services, request id, client address."""
+"""Per-request helpers shared by the blueprints: services, request id, client address,
+who is asking (for audit records) and the validated return URL."""
 from __future__ import annotations
 
 import re
 import secrets
+from urllib.parse import urlsplit
 
 from flask import current_app, g, request
 
 from authgate.access.proxy_headers import IPAddress, client_ip, parse_ip
+from authgate.access.return_url import validate_return_url
 from authgate.composition.root import Services
+from authgate.core.errors import RedirectRefused
+from authgate.core.values import AuditEvent, Outcome, RequestMeta
 
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+#: the forward-auth endpoint: no signed-cookie session, no CSRF check, no page headers
+VERIFY_PATH = "/verify"
+
+
+def is_verify(path: str) -> bool:
+    """The one test for "this is the forward-auth hot path" (the session interface, the CSRF
+    check, the security headers and the error pages all ask it)."""
+    return path == VERIFY_PATH
 
 
 def services() -> Services:
@@ -54,3 +67,33 @@ def remote_ip_text() -> str:
 
 def user_agent() -> str:
     return request.headers.get("User-Agent", "")[:512]
+
+
+def meta() -> RequestMeta:
+    """Who is asking, as the use cases take it for their audit records."""
+    return RequestMeta(client_ip=remote_ip_text(), user_agent=user_agent(),
+                       request_id=request_id())
+
+
+def return_url(raw: str | None) -> str:
+    """A validated return URL, or '' (and an audit record) when the given one is unsafe."""
+    if not raw:
+        return ""
+    server = services().settings.server
+    portal = server.public_url.rstrip("/")
+    if raw.startswith("/") and not raw.startswith(("//", "/\\")):
+        raw = portal + raw  # a page of the portal itself
+    allowed = (*server.protected_domains, urlsplit(portal).hostname or "")
+    try:
+        return validate_return_url(raw, allowed_domains=allowed,
+                                   allow_http_localhost=server.allow_http_localhost)
+    except RedirectRefused as exc:
+        services().audit.record(AuditEvent.for_request(
+            meta(), "redirect.refused", Outcome.DENY, exc.reason, why=str(exc),
+            url=raw[:200]))
+        return ""
+
+
+def rd_param() -> str:
+    """The request's validated ``rd`` (query string or form), as every login step reads it."""
+    return return_url(request.values.get("rd"))

@@ -3,19 +3,21 @@ another one), then an authenticator app (TOTP, QR code) or a security key / pass
 from __future__ import annotations
 
 import segno
-from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request
+from flask import Blueprint, abort, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.core.values import Level, SessionRecord
+from authgate.credentials.enrolment import ENROL_CODE_WINDOW
 from authgate.factors.errors import FactorError
-from authgate.web.context import services
-from authgate.web.portal import return_url
+from authgate.web.context import meta, rd_param, services
 from authgate.web.steps import (
-    ENROL_WINDOW,
     challenge_key,
-    may_enrol,
-    meta,
+    may_enrol_now,
+    next_json,
+    next_redirect,
+    options_json,
     raise_level,
+    refused_json,
     require_session,
     with_rd,
 )
@@ -23,23 +25,19 @@ from authgate.web.steps import (
 bp = Blueprint("enrol", __name__, url_prefix="/enrol")
 
 
-def _rd() -> str:
-    return return_url(request.values.get("rd"))
-
-
 def _allowed_session() -> SessionRecord:
     session = require_session()
-    if not may_enrol(session, services().clock.now()):
-        abort(redirect(with_rd("/enrol", _rd()), code=303))
+    if not may_enrol_now(session):
+        abort(redirect(with_rd("/enrol", rd_param()), code=303))
     return session
 
 
 @bp.get("")
 def start() -> str | BaseResponse:
     session = require_session()
-    rd = _rd()
+    rd = rd_param()
     svc = services()
-    if may_enrol(session, svc.clock.now()):
+    if may_enrol_now(session):
         return render_template("enrol_choose.html", session=session, rd=rd)
     if svc.mfa.factors.has_factors(session.username):
         # Adding a factor needs a fresh strong login (ASVS 3.7.1): sign in again.
@@ -50,7 +48,7 @@ def start() -> str | BaseResponse:
 @bp.post("/code")
 def code_submit() -> BaseResponse | tuple[str, int]:
     session = require_session()
-    rd = _rd()
+    rd = rd_param()
     svc = services()
     if not svc.mfa.enrolment.redeem(username=session.username,
                                     code=request.form.get("code", ""), meta=meta()):
@@ -58,7 +56,7 @@ def code_submit() -> BaseResponse | tuple[str, int]:
                                error="That enrolment code was not accepted. Codes work once, "
                                "for one person, until they expire. Ask the IT service desk "
                                "for a new one."), 401
-    until = (svc.clock.now() + ENROL_WINDOW).isoformat()
+    until = (svc.clock.now() + ENROL_CODE_WINDOW).isoformat()
     svc.sessions.annotate(session, enrol_until=until)
     return redirect(with_rd("/enrol", rd), code=303)
 
@@ -71,14 +69,14 @@ def totp_start() -> str:
                                         meta=meta())
     qr = segno.make(pending.uri, error="m").svg_inline(omitsize=True, dark="#1b2430",
                                                        title="QR code for your authenticator app")
-    return render_template("enrol_totp.html", session=session, rd=_rd(), pending=pending,
+    return render_template("enrol_totp.html", session=session, rd=rd_param(), pending=pending,
                            qr=qr, error=None)
 
 
 @bp.post("/totp/confirm")
 def totp_confirm() -> BaseResponse | tuple[str, int]:
     session = _allowed_session()
-    rd = _rd()
+    rd = rd_param()
     try:
         services().mfa.totp.confirm(username=session.username,
                                     credential_id=request.form.get("credential_id", ""),
@@ -87,7 +85,7 @@ def totp_confirm() -> BaseResponse | tuple[str, int]:
         return render_template("message.html", title="Code not accepted",
                                message="The code did not match. Start the set-up again and "
                                "type the code your app shows now."), 401
-    return raise_level(session, Level.MFA, with_rd("/enrol/finish", rd))
+    return next_redirect(raise_level(session, Level.MFA), with_rd("/enrol/finish", rd))
 
 
 @bp.post("/webauthn/options")
@@ -96,7 +94,7 @@ def webauthn_options() -> BaseResponse:
     options = services().mfa.webauthn.begin_registration(
         key=challenge_key(session, "register"), username=session.username,
         display_name=session.display_name)
-    return Response(options, mimetype="application/json")
+    return options_json(options)
 
 
 @bp.post("/webauthn/verify")
@@ -108,9 +106,9 @@ def webauthn_verify() -> BaseResponse | tuple[BaseResponse, int]:
             key=challenge_key(session, "register"), username=session.username, name=name,
             credential_json=request.get_data(as_text=True), meta=meta())
     except FactorError:
-        return jsonify(ok=False, error="The security key could not be registered."), 400
+        return refused_json("The security key could not be registered.", 400)
     level = Level.PHISHING_RESISTANT if row.user_verified else Level.MFA
-    return raise_level(session, level, with_rd("/enrol/finish", _rd()), as_json=True)
+    return next_json(raise_level(session, level), with_rd("/enrol/finish", rd_param()))
 
 
 @bp.route("/finish", methods=["GET", "POST"])
@@ -123,4 +121,4 @@ def finish() -> str:
         codes = svc.mfa.recovery.regenerate(username=session.username, meta=meta())
     left = svc.mfa.recovery.remaining(session.username)
     return render_template("enrol_finish.html", session=session, codes=codes, left=left,
-                           rd=_rd())
+                           rd=rd_param())

@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.core.errors import AuthgateError, DirectoryUnavailable, StorageError
+from authgate.web.context import is_verify
 
 _log = logging.getLogger("authgate.web")
 
@@ -24,7 +25,7 @@ _MESSAGES = {
 
 
 def _page(status: int, title: str, message: str) -> tuple[str, int]:
-    if request.path == "/verify":
+    if is_verify(request.path):  # the proxy reads only the status: never a page, never 5xx
         return f"{title}\n", 403 if status >= 500 else status
     return render_template("message.html", title=title, message=message), status
 

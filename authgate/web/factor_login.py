@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Blueprint, Response, jsonify, redirect, render_template, request
+from flask import Blueprint, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.access.next_step import Step
@@ -16,12 +16,14 @@ from authgate.audit.signins import sign_in_history
 from authgate.core.values import Level, SessionRecord
 from authgate.factors.errors import FactorError
 from authgate.regulation import Admission, FactorOutcome
-from authgate.web.context import services
-from authgate.web.portal import return_url
+from authgate.web.context import meta, rd_param, services
 from authgate.web.steps import (
     challenge_key,
-    meta,
+    next_json,
+    next_redirect,
+    options_json,
     raise_level,
+    refused_json,
     require_session,
     step_for,
     with_rd,
@@ -29,16 +31,13 @@ from authgate.web.steps import (
 
 bp = Blueprint("factor", __name__)
 GENERIC = "That code was not accepted. Check it and try again."
-
-
-def _rd() -> str:
-    return return_url(request.values.get("rd"))
+_KEY_REFUSED = "The security key was not accepted."
 
 
 @bp.get("/login/next")
 def next_page() -> BaseResponse | str | tuple[str, int]:
     session = require_session()
-    rd = _rd()
+    rd = rd_param()
     step = step_for(session, rd)
     if step is Step.DONE:
         return _arrive(session, rd)
@@ -94,7 +93,7 @@ def _typed_code(check: Callable[..., object]) -> BaseResponse | tuple[str, int]:
     """A typed code (TOTP or recovery): never enough for ``phishing_resistant`` (NIST 63B
     4.3.2), throttled per user, one generic message for every failure."""
     session = require_session()
-    rd = _rd()
+    rd = rd_param()
     admission = None if _strong_needed(session, rd) else _admit(session)
     if admission is None or not admission.allowed:
         return _factor_page(session, rd, step_for(session, rd), error=GENERIC, status=401)
@@ -104,7 +103,7 @@ def _typed_code(check: Callable[..., object]) -> BaseResponse | tuple[str, int]:
         _count(admission, False)
         return _factor_page(session, rd, Step.MFA, error=GENERIC, status=401)
     _count(admission, True)
-    return raise_level(session, Level.MFA, rd)
+    return next_redirect(raise_level(session, Level.MFA), rd)
 
 
 @bp.post("/login/totp")
@@ -120,31 +119,30 @@ def recovery_submit() -> BaseResponse | tuple[str, int]:
 @bp.post("/login/webauthn/options")
 def webauthn_options() -> BaseResponse:
     session = require_session()
-    strong = _strong_needed(session, _rd())
+    strong = _strong_needed(session, rd_param())
     options = services().mfa.webauthn.begin_authentication(
         key=challenge_key(session, "login"), username=session.username, require_uv=strong)
-    return Response(options, mimetype="application/json")
+    return options_json(options)
 
 
 @bp.post("/login/webauthn/verify")
 def webauthn_verify() -> BaseResponse | tuple[BaseResponse, int]:
     session = require_session()
-    rd = _rd()
+    rd = rd_param()
     strong = _strong_needed(session, rd)
-    refused = jsonify(ok=False, error="The security key was not accepted.")
     admission = _admit(session)
     if not admission.allowed:
-        return refused, 401
+        return refused_json(_KEY_REFUSED, 401)
     try:
         row, verified = services().mfa.webauthn.finish_authentication(
             key=challenge_key(session, "login"), credential_json=request.get_data(as_text=True),
             require_uv=strong, meta=meta())
     except FactorError:
         _count(admission, False)
-        return refused, 401
+        return refused_json(_KEY_REFUSED, 401)
     if row.username != session.username:
         _count(admission, False)
-        return refused, 401
+        return refused_json(_KEY_REFUSED, 401)
     _count(admission, True)
     level = Level.PHISHING_RESISTANT if verified else Level.MFA
-    return raise_level(session, level, rd, as_json=True)
+    return next_json(raise_level(session, level), rd)

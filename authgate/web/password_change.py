@@ -4,9 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template, request
 
 from authgate.login.password import LoginAttempt
-from authgate.web.context import services
-from authgate.web.portal import return_url
-from authgate.web.steps import meta
+from authgate.web.context import meta, return_url, services
 
 bp = Blueprint("password", __name__)
 

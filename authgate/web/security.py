@@ -6,7 +6,7 @@ import secrets
 
 from flask import Flask, Response, g, request
 
-from authgate.web.context import peer_trusted, services
+from authgate.web.context import is_verify, peer_trusted, services
 
 
 def csp_nonce() -> str:
@@ -35,7 +35,7 @@ def _is_https() -> bool:
 
 
 def add_headers(response: Response) -> Response:
-    if request.endpoint == "verify.verify":
+    if is_verify(request.path):
         return response  # consumed by the proxy, never rendered; keep the hot path lean
     nonce = csp_nonce()
     response.headers["Content-Security-Policy"] = (

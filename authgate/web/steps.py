@@ -1,25 +1,28 @@
-"""Helpers shared by the login, enrolment and account pages."""
+"""Helpers shared by the login, enrolment and account pages: the session, what step is
+missing for the return URL, and moving on once a level is proven.
+
+Views exempt from the single access decorator (style convention 12): the sign-in, factor and
+enrolment views call ``require_session()`` (or ``current_session()``) instead of
+``web.access.require``, because they run before a full login: the policy would send them
+back to the login step they are part of. Passkey sign-in, password change, ``/verify`` and
+the well-known endpoints take no session. The consoles and self-service use ``require``.
+"""
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta
 from urllib.parse import quote
 
-from flask import abort, redirect
+from flask import Response, abort, jsonify, redirect
 from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.access.next_step import Step, next_step, resource_of
-from authgate.core.values import Level, RequestMeta, Resource, SessionRecord
+from authgate.core.values import Level, Resource, SessionRecord
+from authgate.credentials.enrolment import may_enrol
+from authgate.sessions.service import Issued
 from authgate.web.access import portal_resource
-from authgate.web.context import remote_ip, remote_ip_text, request_id, services, user_agent
+from authgate.web.context import meta as meta  # re-exported: views import it from here
+from authgate.web.context import remote_ip, services
 from authgate.web.cookies import session_token, set_session_cookie
-
-ENROL_WINDOW = timedelta(minutes=15)
-
-
-def meta() -> RequestMeta:
-    return RequestMeta(client_ip=remote_ip_text(), user_agent=user_agent(),
-                       request_id=request_id())
 
 
 def current_session() -> SessionRecord | None:
@@ -62,41 +65,44 @@ def challenge_key(session: SessionRecord, purpose: str) -> str:
     return hashlib.sha256(f"{session.id_hash}:{purpose}".encode()).hexdigest()
 
 
-def raise_level(session: SessionRecord, level: Level, rd: str, *,
-                as_json: bool = False) -> BaseResponse:
-    """Record the proven level under a new session id (ASVS 3.2.1) and move on."""
-    svc = services()
+def raise_level(session: SessionRecord, level: Level) -> Issued:
+    """Record the proven level under a new session id (ASVS 3.2.1); a session that vanished
+    meanwhile goes back to the login page. The caller answers with the new cookie."""
     keep = level if level.rank > session.level.rank else session.level
-    issued = svc.sessions.elevate(session, level=keep)
+    issued = services().sessions.elevate(session, level=keep)
     if issued is None:
         abort(redirect("/login", code=303))
-    target = with_rd("/login/next", rd)
-    response: BaseResponse
-    if as_json:
-        from flask import jsonify
+    return issued
 
-        response = jsonify(ok=True, redirect=target)
-    else:
-        response = redirect(target, code=303)
+
+def next_redirect(issued: Issued, rd: str) -> BaseResponse:
+    """A form's answer: on to ``/login/next`` with the new session cookie."""
+    response = redirect(with_rd("/login/next", rd), code=303)
     set_session_cookie(response, issued.token)
     return response
 
 
-def may_enrol(session: SessionRecord, now: datetime) -> bool:
-    """NIST 63B 6.1.2.1: bind a new authenticator only after an admin code (this session),
-    or with a fresh login at mfa or above, or from a first-enrolment network if the policy
-    names one and the user has no factor yet."""
+def next_json(issued: Issued, rd: str) -> BaseResponse:
+    """A WebAuthn script's answer: where to go next, with the new session cookie."""
+    response = jsonify(ok=True, redirect=with_rd("/login/next", rd))
+    set_session_cookie(response, issued.token)
+    return response
+
+
+def options_json(options: str) -> BaseResponse:
+    """WebAuthn options (already JSON) for ``navigator.credentials.create`` or ``get``."""
+    return Response(options, mimetype="application/json")
+
+
+def refused_json(message: str, status: int) -> tuple[BaseResponse, int]:
+    """A WebAuthn script's refusal: one generic message; the reason is in the audit log."""
+    return jsonify(ok=False, error=message), status
+
+
+def may_enrol_now(session: SessionRecord) -> bool:
+    """The enrolment rule (``credentials.enrolment.may_enrol``) with this request's facts."""
     svc = services()
-    until = session.data.get("enrol_until", "")
-    if until and datetime.fromisoformat(until) > now:
-        return True
-    settings = svc.policies.current.settings
-    has_factors = svc.mfa.factors.has_factors(session.username)
-    fresh = now - session.auth_time <= settings.enrolment.fresh_auth_for_new_factor
-    if has_factors:
-        return session.level.satisfies(Level.MFA) and fresh
-    ip = remote_ip()
-    for name in settings.enrolment.first_enrolment_networks:
-        if ip is not None and any(ip in net for net in settings.networks.get(name, ())):
-            return True
-    return False
+    return may_enrol(session=session, now=svc.clock.now(),
+                     policy=svc.policies.current.settings,
+                     has_factors=svc.mfa.factors.has_factors(session.username),
+                     ip=remote_ip())

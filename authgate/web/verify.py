@@ -18,25 +18,32 @@ from authgate.composition.root import Services
 from authgate.core.errors import AuthgateError, RedirectRefused, UntrustedRequest
 from authgate.core.values import Resource, SessionRecord
 from authgate.policy import Verdict
-from authgate.web.context import remote_ip, request_id, request_id_from, services, user_agent
+from authgate.web.context import (
+    VERIFY_PATH,
+    remote_ip,
+    request_id,
+    request_id_from,
+    services,
+    user_agent,
+)
 from authgate.web.cookies import cookie_name_for
 
 bp = Blueprint("verify", __name__)
 _log = logging.getLogger("authgate.verify")
 
 
-@bp.route("/verify", methods=["GET", "HEAD"])
+@bp.route(VERIFY_PATH, methods=["GET", "HEAD"])
 def verify() -> BaseResponse:
     """The hot path of every protected request: Flask's context proxies are read once."""
     req = request._get_current_object()  # type: ignore[attr-defined]
     svc: Services = current_app.extensions["authgate"]
-    svc.policies.maybe_reload()
     headers = req.headers
     trusted = svc.trusted_proxies.trusts(parse_ip(req.remote_addr))
     rid = request_id_from(headers.get("X-Request-ID", ""), peer_trusted=trusted)
     g.request_id, g.peer_trusted = rid, trusted  # for the error path and the audit record
     resource: Resource | None = None
     try:
+        svc.policies.maybe_reload()  # a policy file that cannot be read is refused, audited
         resource = original_resource(headers, peer_trusted=trusted)
         result = svc.gate.check(GateRequest(
             resource=resource, token=req.cookies.get(cookie_name_for(svc.settings.session)),
@@ -80,8 +87,6 @@ def _challenge(resource: Resource) -> BaseResponse:
         pass  # log in anyway, then land on the portal
     # nginx wants 401 + Location (auth_request passes only 2xx/401/403); Traefik and Caddy
     # hand the auth answer to the browser as it is, so they get the redirect itself.
-    from flask import request
-
     status = 401 if request.headers.get("X-Original-URI") else 302
     response = _text(status, "Authentication required")
     response.headers["Location"] = login

@@ -1,9 +1,11 @@
-"""``/healthz`` (the process answers) and ``/readyz`` (storage and directory usable)."""
+"""Fixed, unauthenticated answers: ``/healthz`` (the process answers), ``/readyz`` (storage
+and directory usable), the identity-key PEM apps verify ``Remote-Identity`` with, and the
+favicon browsers ask for on their own."""
 from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, abort, jsonify, redirect
 from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.core.errors import AuthgateError
@@ -17,8 +19,6 @@ _log = logging.getLogger("authgate.health")
 def favicon() -> BaseResponse:
     """Browsers ask for it on their own; answer without rendering a page (an error page
     would start a new CSRF secret and race the login form's)."""
-    from flask import redirect
-
     return redirect("/static/favicon.svg", code=301)
 
 
@@ -30,8 +30,6 @@ def healthz() -> BaseResponse:
 @bp.get("/.well-known/authgate/identity-key.pem")
 def identity_key() -> BaseResponse:
     """The public key apps use to check ``Remote-Identity`` (404 when not configured)."""
-    from flask import abort
-
     signer = services().identity_signer
     if signer is None:
         abort(404)
@@ -42,7 +40,7 @@ def identity_key() -> BaseResponse:
 def readyz() -> tuple[BaseResponse, int]:
     svc = services()
     checks: dict[str, str] = {}
-    for name, probe in (("storage", svc.sessions.store.ping), ("directory", svc.directory.check)):
+    for name, probe in (("storage", svc.sessions.ping), ("directory", svc.directory.check)):
         try:
             probe()
             checks[name] = "ok"

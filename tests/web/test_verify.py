@@ -135,3 +135,21 @@ def test_traefik_and_caddy_get_a_redirect(client) -> None:  # type: ignore[no-un
 @pytest.mark.parametrize("uri", ["/public/..%2fforbidden/x", "/public/..;/forbidden/x"])
 def test_encoded_traversal_cannot_borrow_a_bypass(client, uri: str) -> None:  # type: ignore[no-untyped-def]
     assert client.get("/verify", headers=verify_headers(uri)).status_code == 403
+
+
+def test_policy_read_error_is_refused_and_audited(client, auth, services, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A reload that fails with an I/O error happens inside the fail-closed path: 403 and an
+    audit record, never an allow and never an unaudited refusal."""
+    auth.login()
+    assert client.get("/verify", headers=verify_headers()).status_code == 200
+
+    def unreadable(_directory):  # type: ignore[no-untyped-def]
+        raise PermissionError("policy file unreadable")
+
+    monkeypatch.setattr("authgate.policy.live.load_policy_set", unreadable)
+    services.policies.request_reload()  # what SIGHUP asks for
+    r = client.get("/verify", headers=verify_headers())
+    assert r.status_code == 403 and "Remote-User" not in r.headers
+    row = audit_rows(services)[-1]
+    assert (row["event"], row["outcome"], row["reason"]) == ("verify", "error", "internal_error")
+    assert row["policy_digest"] == services.policies.current.digest

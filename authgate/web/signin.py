@@ -1,18 +1,23 @@
-"""The sign-in portal: login, logout and the signed-in home page."""
-from __future__ import annotations
+"""Signing in and out: the password form and its submit, the signed-in home page, logout.
 
-from urllib.parse import urlsplit
+The blueprint keeps its historical name ``portal`` (templates and tests use ``url_for``)."""
+from __future__ import annotations
 
 from flask import Blueprint, Response, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.access.next_step import Step
-from authgate.access.return_url import validate_return_url
-from authgate.core.errors import RedirectRefused
-from authgate.core.values import AuditEvent, Outcome
 from authgate.login.password import LoginAttempt, LoginStatus
-from authgate.web.context import remote_ip_text, request_id, services, user_agent
+from authgate.web.context import (
+    meta,
+    remote_ip_text,
+    request_id,
+    return_url,
+    services,
+    user_agent,
+)
 from authgate.web.cookies import clear_session_cookie, set_session_cookie
+from authgate.web.password_change import change_page
 from authgate.web.steps import current_session, step_for, with_rd
 
 bp = Blueprint("portal", __name__)
@@ -26,26 +31,6 @@ _FAILURE_PAGES = {
     LoginStatus.UNAVAILABLE: (503, "Sign-in is unavailable right now. Please try again in a "
                                    "few minutes."),
 }
-
-
-def return_url(raw: str | None) -> str:
-    """A validated return URL, or '' (and an audit record) when the given one is unsafe."""
-    if not raw:
-        return ""
-    server = services().settings.server
-    portal = server.public_url.rstrip("/")
-    if raw.startswith("/") and not raw.startswith(("//", "/\\")):
-        raw = portal + raw  # a page of the portal itself
-    allowed = (*server.protected_domains, urlsplit(portal).hostname or "")
-    try:
-        return validate_return_url(raw, allowed_domains=allowed,
-                                   allow_http_localhost=server.allow_http_localhost)
-    except RedirectRefused as exc:
-        services().audit.record(AuditEvent(
-            event="redirect.refused", outcome=Outcome.DENY, reason=exc.reason,
-            client_ip=remote_ip_text(), user_agent=user_agent(), request_id=request_id(),
-            detail=(("why", str(exc)), ("url", raw[:200]))))
-        return ""
 
 
 @bp.get("/login")
@@ -67,8 +52,6 @@ def login_submit() -> BaseResponse | tuple[str, int]:
         username=request.form.get("username", ""), password=request.form.get("password", ""),
         client_ip=remote_ip_text(), user_agent=user_agent(), request_id=request_id()))
     if result.status is LoginStatus.CHANGE_PASSWORD:
-        from authgate.web.password_change import change_page
-
         return change_page(result.username, rd, _FAILURE_PAGES[result.status][1])
     if result.status is not LoginStatus.OK or result.issued is None:
         status, message = _FAILURE_PAGES[result.status]
@@ -95,14 +78,9 @@ def logout_form() -> str:
 
 @bp.post("/logout")
 def logout_submit() -> BaseResponse:
-    svc = services()
     session = current_session()
     if session is not None:
-        svc.sessions.end(session)
-        svc.audit.record(AuditEvent(
-            event="logout", outcome=Outcome.SUCCESS, reason="user_logout",
-            username=session.username, client_ip=remote_ip_text(), user_agent=user_agent(),
-            request_id=request_id()))
+        services().session_ending.logout(session, meta=meta())
     response = Response(render_template("signed_out.html"))
     clear_session_cookie(response)
     return response
