@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from authgate.audit.render import iso_time
-from authgate.storage.sql_audit import ROW_COLUMNS
+from authgate.storage.audit_rows import ROW_COLUMNS
 
 FACILITIES = {"kern": 0, "user": 1, "daemon": 3, "auth": 4, "authpriv": 10,
               **{f"local{n}": 16 + n for n in range(8)}}
