@@ -35,8 +35,9 @@ from authgate.audit.log import AuditLog  # noqa: E402
 from authgate.audit.verify import verify_store  # noqa: E402
 from authgate.core.clock import SystemClock  # noqa: E402
 from authgate.core.values import AuditEvent, Outcome  # noqa: E402
+from authgate.storage.audit_rows import SEALED_FIELDS, AuditFilter  # noqa: E402
 from authgate.storage.engine import make_engine, migrate  # noqa: E402
-from authgate.storage.sql_audit import SEALED_COLUMNS, AuditFilter, SqlAuditStore  # noqa: E402
+from authgate.storage.sql_audit import SqlAuditStore  # noqa: E402
 
 KEYRING = Keyring.from_secrets("benchmark-" + "k" * 40)
 EVENT = AuditEvent(event="verify", outcome=Outcome.ALLOW, reason="allowed", username="alice",
@@ -63,7 +64,7 @@ def _raw_insert(url: str, count: int, start: multiprocessing.synchronize.Event, 
                 done: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     """Baseline: the same row, unsealed, through sqlite3 directly (one commit each)."""
     conn = make_engine(url).raw_connection()
-    cols = (*SEALED_COLUMNS, "mac")
+    cols = (*SEALED_FIELDS, "mac")
     sql = f"INSERT INTO audit_events ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
     e = EVENT
     row = (1, "r" * 32, 0, "k", "0" * 64, 0, e.event, e.outcome.value, e.reason, e.username,
@@ -98,7 +99,7 @@ def bench_appends(url: str, workers: int, count: int, *, raw: bool = False) -> N
 
 
 def fill(store: SqlAuditStore, records: int) -> None:
-    cols = (*SEALED_COLUMNS, "mac")
+    cols = (*SEALED_FIELDS, "mac")
     sql = f"INSERT INTO audit_events ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
     chain, prev, e, base = "c" * 32, GENESIS, EVENT, 1_767_225_600_000_000
     with store.cursor() as cur:

@@ -65,8 +65,13 @@ REASONS: dict[str, str] = {
     "step_up": "a stronger factor is needed", "reauth_age": "the session is too old",
     "reauth_idle": "the session was idle too long", "denied_by_rule": "a deny rule matched",
     "default_deny": "no rule matched", "bad_request": "the proxy did not say what was asked",
+    "ambiguous_path": "a path that reads differently to authgate and the app (denied)",
     "storage_error": "the database failed (fail closed)",
     "internal_error": "an unexpected error (fail closed)",
+    "error": "an error authgate raised without a finer reason (fail closed)",
+    "config_invalid": "the configuration could not be used (fail closed)",
+    "policy_invalid": "the policy set could not be used (fail closed)",
+    "session_invalid": "the session could not be used (treated as none)",
     # login
     "ok": "credentials accepted", "invalid_credentials": "wrong username or password",
     "account_disabled": "the account is disabled", "account_locked": "locked out",
@@ -79,10 +84,53 @@ REASONS: dict[str, str] = {
     "code_replayed": "a one-time code used twice", "code_expired": "the code expired",
     "invalid_recovery_code": "wrong recovery code", "webauthn_failed": "assertion refused",
     "password_change_rejected": "the directory refused the new password",
+    "password_changed": "the password was just changed at the directory",
+    "unknown_user": "no such account (no bind was sent)",
+    "empty_password": "an empty password (no bind was sent)",
+    "ambiguous_user": "the login name matched more than one account",
+    "malformed_input": "a login name or password authgate refuses to send",
+    "bind_interrupted": "the directory's answer to the bind was lost",
+    "too_many_sids": "the account is in too many groups for a logon token",
+    # regulation (brute force, AD lockout guard)
+    "repeated_password": "a password already known to be wrong, tried again",
+    "user_throttled": "too many failures for this account",
+    "factor_throttled": "too many second-factor failures for the user in the window",
+    "factor_banned": "second-factor attempts for the user are banned for a while",
+    "ip_throttled": "too many failures from this address",
+    "ad_lockout_guard": "refused before AD would lock the account",
+    "spray_source": "a ban on an address spraying passwords",
+    "password_spray": "one password tried against many accounts",
+    "operator_lift": "an operator lifted a ban",
+    "operator_list": "an operator listed the bans",
+    # WebAuthn (``factors.errors.WEBAUTHN_REASONS``) and passkeys
+    "malformed": "the WebAuthn response could not be decoded",
+    "wrong_ceremony": "a registration response for a sign-in, or the reverse",
+    "challenge_mismatch": "not the challenge this server issued",
+    "origin_mismatch": "the response came from another origin",
+    "cross_origin": "made inside a cross-origin frame",
+    "rp_id_mismatch": "made for another relying party",
+    "user_not_present": "the authenticator saw no user presence",
+    "user_not_verified": "user verification was required and missing",
+    "unknown_credential": "a credential authgate does not know for this user",
+    "user_handle_mismatch": "the credential belongs to another user",
+    "bad_signature": "the assertion signature does not verify",
+    "bad_public_key": "the stored public key cannot be decoded",
+    "sign_count_regressed": "the counter did not increase: possibly a cloned authenticator",
+    "unsupported_algorithm": "the credential's key algorithm is not accepted",
+    "bad_attestation": "the attestation statement does not verify",
+    "aaguid_not_allowed": "an authenticator model outside the allow-list",
+    "passkey_uv": "a passkey sign-in with user verification",
+    # enrolment codes and factors
+    "unknown_code": "no such enrolment code", "other_users_code": "another user's code",
+    "code_reused": "an enrolment code used twice", "code_revoked": "a revoked code",
+    "code_refused": "an enrolment code refused", "totp_seeds": "TOTP seeds re-encrypted",
     # portal and consoles
     "user_logout": "signed out by the user", "redirect_refused": "unsafe return URL",
     "auditor_role_missing": "not in an auditor group",
     "admin_role_missing": "not in an admin group",
+    "admin_request": "an administrator ended a user's sessions",
+    "suspected_compromise": "an administrator ended every session",
+    "groups_changed": "the directory groups changed; the session follows",
     # policy
     "policy_loaded": "a new approved policy set is live",
     "policy_rejected": "a changed policy set was refused; the previous one stays",
@@ -97,3 +145,25 @@ REASONS: dict[str, str] = {
         "altered", "forged", "missing", "reordered", "truncated", "head_cut",
         "chain_deleted", "unsealed", "unknown_key", "checkpoint_invalid")},
 }
+
+
+def markdown() -> str:
+    """The "Event types" and "Reason codes" sections of docs/audit.md, which are this
+    output verbatim (``tests/audit/test_schema_doc.py`` compares them)."""
+    lines = ["### Event types", "| event | records | outcomes |", "|---|---|---|"]
+    lines += [f"| `{name}` | {what} | {', '.join(outcomes)} |"
+              for name, (what, outcomes) in EVENTS.items()]
+    lines += ["", "These tables are generated from `authgate/audit/catalog.py` "
+              "(`python -m authgate.audit.catalog --markdown`); `tests/audit/` checks that "
+              "every event and reason code the code writes is listed.", "",
+              "### Reason codes", "| code | meaning |", "|---|---|"]
+    lines += [f"| `{code}` | {meaning} |" for code, meaning in REASONS.items()]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--markdown"]:
+        sys.exit("usage: python -m authgate.audit.catalog --markdown")
+    sys.stdout.write(markdown())

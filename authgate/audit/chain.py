@@ -25,15 +25,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from authgate.audit.errors import AuditKeyMissing
+from authgate.storage.audit_rows import SEALED_FIELDS
 
 FORMAT_VERSION = 2
 JSON_FORMAT = 2  # ``v`` of the JSON canonical form; any other ``v`` is read as version 1
 SEP = "\x1f"
 SEP_BYTE = SEP.encode()
 GENESIS = "0" * 64
-FIELDS = ("v", "chain_id", "seq", "key_id", "prev", "ts", "event", "outcome", "reason",
-          "username", "client_ip", "user_agent", "host", "path", "method", "rule_id",
-          "policy_digest", "request_id", "detail")
+#: the sealed fields in canonical order: the stored row's columns (one list, in storage)
+FIELDS = SEALED_FIELDS
 SEPARATORS = len(FIELDS) - 1
 _LABEL = b"authgate audit chain v1"
 

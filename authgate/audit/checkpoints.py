@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -158,7 +158,7 @@ class Checkpoint:
 
 
 def make_checkpoint(*, signer: Signer, seq: int, previous_signature: str, ts: int, kind: str,
-                    max_id: int, heads: dict[str, tuple[int, str]],
+                    max_id: int, heads: Mapping[str, tuple[int, str]],
                     anchors: dict[str, tuple[int, str]] | None = None,
                     cut: int | None = None) -> Checkpoint:
     body: dict[str, Any] = {

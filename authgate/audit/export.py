@@ -15,7 +15,7 @@ import io
 import json
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from authgate.audit.checkpoints import Checkpoint, Signer
 from authgate.audit.render import (
@@ -28,10 +28,16 @@ from authgate.audit.render import (
     json_lines,
 )
 from authgate.core.values import AuditEvent, Outcome
-from authgate.storage.sql_audit import AuditFilter, SqlAuditStore
-from authgate.storage.sql_audit_lines import stream_bodies
+from authgate.storage.audit_rows import (
+    AuditFilter,
+    AuditRow,
+    ExportFormat,
+    RawAuditRow,
+    RenderedRow,
+)
+from authgate.storage.interfaces import AuditStore
 
-Format = Literal["csv", "jsonl"]
+Format = ExportFormat
 MANIFEST_TYPE = "authgate-audit-manifest"
 MANIFEST_VERSION = 1
 CSV_MANIFEST_CELL = "#manifest"
@@ -56,7 +62,7 @@ def export_event(wanted: AuditFilter, fmt: Format, *, via: str, username: str,
                       request_id=request_id, detail=detail)
 
 
-def stream_export(store: SqlAuditStore, wanted: AuditFilter, *, fmt: Format, signer: Signer,
+def stream_export(store: AuditStore, wanted: AuditFilter, *, fmt: Format, signer: Signer,
                   generated_at: datetime, batch: int = 5000,
                   manifest: dict[str, Any] | None = None) -> Iterator[bytes]:
     """Yield the export (UTF-8) a batch at a time, manifest last (also copied into
@@ -81,20 +87,22 @@ def stream_export(store: SqlAuditStore, wanted: AuditFilter, *, fmt: Format, sig
 Batch = tuple[bytes, int, dict[str, Any], dict[str, Any]]  # UTF-8, rows, first and last
 
 
-def _batches(store: SqlAuditStore, wanted: AuditFilter, fmt: Format, batch: int, *,
+def _batches(store: AuditStore, wanted: AuditFilter, fmt: Format, batch: int, *,
              span: tuple[int, int | None] = (1, None)) -> Iterator[Batch]:
-    """SQLite renders the lines itself (``storage.sql_audit_lines``); a batch that needs
-    CSV escaping, and every PostgreSQL batch, is rendered from whole rows in Python.
-    ``span``: only ids ``first <= id <= last`` (one worker's share of a parallel export)."""
+    """The database renders the lines where it can (SQLite: ``rendered_batches``); a batch
+    that needs CSV escaping, and every PostgreSQL batch, is rendered from whole rows in
+    Python. ``span``: only ids ``first <= id <= last`` (one worker's share of a parallel
+    export)."""
     when = _TimeText()
     first_id, last_id = span
-    if not store.is_sqlite:
+    rendered_batches = store.rendered_batches(wanted, fmt=fmt, batch=batch,
+                                              first_id=first_id, last_id=last_id)
+    if rendered_batches is None:
         for rows in store.row_batches(wanted, after_id=first_id - 1, batch=batch,
                                       last_id=last_id):
             yield _from_rows(rows, fmt, when)
         return
-    for rendered in stream_bodies(store, wanted, fmt=fmt, batch=batch, first_id=first_id,
-                                  last_id=last_id):
+    for rendered in rendered_batches:
         text = csv_lines(rendered, when) if fmt == "csv" else json_lines(rendered, when)
         if text is None:  # the same rows, whole (a retention purge may have taken them)
             rows = [row for rows in store.row_batches(wanted, after_id=rendered[0][0] - 1,
@@ -103,25 +111,31 @@ def _batches(store: SqlAuditStore, wanted: AuditFilter, fmt: Format, batch: int,
             if rows:
                 yield _from_rows(rows, fmt, when)
             continue
-        yield (text, len(rendered), _ends(rendered[0][0], rendered[0][2].decode()),
-               _ends(rendered[-1][0], rendered[-1][2].decode()))
+        yield text, len(rendered), _rendered_end(rendered[0]), _rendered_end(rendered[-1])
 
 
-def _from_rows(rows: list[tuple[Any, ...]], fmt: Format, when: _TimeText) -> Batch:
+def _from_rows(rows: list[RawAuditRow], fmt: Format, when: _TimeText) -> Batch:
     line = csv_line if fmt == "csv" else _json_record
     return ("".join([line(row, when) for row in rows]).encode(), len(rows),
-            _ends(rows[0][0], rows[0][-1]), _ends(rows[-1][0], rows[-1][-1]))
+            _row_end(rows[0]), _row_end(rows[-1]))
 
 
-def _ends(record_id: int, mac: str) -> dict[str, Any]:
-    return {"id": record_id, "mac": mac}
+def _row_end(row: RawAuditRow) -> dict[str, Any]:
+    """A batch's first or last record as the manifest names it."""
+    stored = AuditRow._make(row)
+    return {"id": stored.id, "mac": stored.mac}
 
 
-def _json_record(row: tuple[Any, ...], when: _TimeText) -> str:
+def _rendered_end(row: RenderedRow) -> dict[str, Any]:
+    record_id, _ts, mac, _body, _detail = row
+    return {"id": record_id, "mac": mac.decode()}
+
+
+def _json_record(row: RawAuditRow, when: _TimeText) -> str:
     return json_line(row, when) + "\n"
 
 
-def _manifest(store: SqlAuditStore, wanted: AuditFilter, *, fmt: Format, signer: Signer,
+def _manifest(store: AuditStore, wanted: AuditFilter, *, fmt: Format, signer: Signer,
               generated_at: datetime, count: int, first: dict[str, Any] | None,
               last: dict[str, Any] | None, rows_sha256: str) -> dict[str, Any]:
     latest = store.last_checkpoint()

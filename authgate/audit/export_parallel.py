@@ -29,7 +29,8 @@ from authgate.audit.errors import AuditError
 from authgate.audit.export import Format, _batches, _manifest, _trailer, stream_export
 from authgate.audit.parallel import collector_paused, id_spans
 from authgate.audit.render import CSV_HEADER
-from authgate.storage.sql_audit import AuditFilter, SqlAuditStore
+from authgate.storage.audit_rows import AuditFilter
+from authgate.storage.interfaces import AuditStore
 
 _COPY = 1 << 20
 _IDLE = 0.005  # seconds the parent waits when it has caught up with a worker
@@ -38,7 +39,7 @@ _LEAD = 0.9
 Span = tuple[int, int | None]
 
 
-def write_export(out: BinaryIO, store: SqlAuditStore, wanted: AuditFilter, *, fmt: Format,
+def write_export(out: BinaryIO, store: AuditStore, wanted: AuditFilter, *, fmt: Format,
                  signer: Signer, generated_at: datetime, batch: int = 5000,
                  jobs: int = 1) -> int:
     """Write the export (records, then the signed manifest) to ``out``; the record count."""
@@ -47,7 +48,7 @@ def write_export(out: BinaryIO, store: SqlAuditStore, wanted: AuditFilter, *, fm
                       batch=batch, jobs=jobs)
 
 
-def _write(out: BinaryIO, store: SqlAuditStore, wanted: AuditFilter, *, fmt: Format,
+def _write(out: BinaryIO, store: AuditStore, wanted: AuditFilter, *, fmt: Format,
            signer: Signer, generated_at: datetime, batch: int, jobs: int) -> int:
     spans = id_spans(store, since=wanted.since, until=wanted.until, jobs=jobs, lead=_LEAD)
     if len(spans) <= 1:
@@ -76,7 +77,7 @@ def _emit(out: BinaryIO, digest: Any, data: bytes) -> None:
     out.write(data)
 
 
-def _run_parts(store: SqlAuditStore, wanted: AuditFilter, fmt: Format, batch: int,
+def _run_parts(store: AuditStore, wanted: AuditFilter, fmt: Format, batch: int,
                spans: list[Span], emit: Callable[[bytes], None]) -> list[dict[str, Any]]:
     ctx = multiprocessing.get_context("fork")
     spools = [tempfile.TemporaryFile() for _ in spans[1:]]
@@ -152,7 +153,7 @@ def _result(receive: Any, proc: Any) -> dict[str, Any]:
     return outcome  # type: ignore[no-any-return]
 
 
-def _render_part(store: SqlAuditStore, wanted: AuditFilter, fmt: Format, batch: int,
+def _render_part(store: AuditStore, wanted: AuditFilter, fmt: Format, batch: int,
                  span: Span, fd: int, unused: tuple[int, ...], send: Any) -> None:
     """In the forked worker: render ``span`` into ``fd``, then report rows and ends. The
     pipe ends it does not use are closed first: the parent sees the end of the first span

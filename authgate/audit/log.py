@@ -2,14 +2,12 @@
 the response is sent, then copies them to the SIEM sinks.
 
 A failed write raises ``StorageError``; the web layer then denies (ASVS 7.1.3, 4.1.5).
-With a ``Keyring`` every record is chained (``writer.ChainWriter``) and signed checkpoints
+Every record is chained (``writer.ChainWriter``); with a ``Signer``, signed checkpoints
 are written every ``checkpoint_every`` records of a chain or ``checkpoint_interval``
 (ASVS 7.3.3); a checkpoint failure is logged and retried later, never fails the decision.
-Without a keyring (tests of other components) records are stored unsealed.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import threading
@@ -19,31 +17,30 @@ from typing import Any
 
 from authgate.audit.chain import Keyring
 from authgate.audit.checkpoints import Checkpoint, Signer, make_checkpoint
-from authgate.audit.sinks import NoSinks, SinkFanout
+from authgate.audit.sinks import NoSinks, SinkFanout, SinkHealth
 from authgate.audit.writer import ChainWriter
 from authgate.core.clock import Clock
 from authgate.core.errors import AuthgateError
 from authgate.core.values import AuditEvent, Outcome
+from authgate.storage.audit_rows import CheckpointRow
 from authgate.storage.interfaces import AuditStore
-from authgate.storage.sql_audit import SqlAuditStore
 from authgate.storage.timeconv import to_micros
 
 _log = logging.getLogger("authgate.audit")
 
 
 class AuditLog:
-    def __init__(self, store: AuditStore, clock: Clock, *, keyring: Keyring | None = None,
+    def __init__(self, store: AuditStore, clock: Clock, *, keyring: Keyring,
                  signer: Signer | None = None, sinks: SinkFanout | None = None,
                  checkpoint_every: int = 1000,
                  checkpoint_interval: timedelta = timedelta(minutes=5), lanes: int = 1) -> None:
         self._store = store
         self._clock = clock
         self.sinks = sinks or NoSinks()
+        #: signs checkpoints and export manifests; None: no checkpoints (tests only)
         self.signer = signer
         self.keyring = keyring
-        self._writer: ChainWriter | None = None
-        if keyring is not None and isinstance(store, SqlAuditStore):
-            self._writer = ChainWriter(store, keyring, lanes=lanes)
+        self._writer = ChainWriter(store, keyring, lanes=lanes)
         self._every = max(1, checkpoint_every)
         self._interval = checkpoint_interval
         self._last_checkpoint: datetime | None = None
@@ -53,27 +50,23 @@ class AuditLog:
     def store(self) -> AuditStore:
         return self._store
 
-    @property
-    def sealed(self) -> bool:
-        return self._writer is not None
+    def sink_health(self) -> list[SinkHealth]:
+        """Each SIEM sink and the messages it dropped (the admin health page)."""
+        return self.sinks.health()
 
     def record(self, event: AuditEvent) -> int:
         now = self._clock.now()
-        if self._writer is None:
-            event_id = self._store.append(dataclasses.replace(event, time=now))
-        else:
-            row = self._writer.append(event, to_micros(now))
-            event_id = row[0]
-            self.sinks.emit(row)
-            if self._checkpoint_due(now):
-                self._checkpoint_quietly()
+        row = self._writer.append(event, to_micros(now))
+        self.sinks.emit(row)
+        if self._checkpoint_due(now):
+            self._checkpoint_quietly()
         if event.outcome is Outcome.ERROR:
             _log.warning("audit %s %s reason=%s", event.event, event.outcome.value,
                          event.reason)
-        return event_id
+        return row.id
 
     def _checkpoint_due(self, now: datetime) -> bool:
-        if self.signer is None or self._writer is None:
+        if self.signer is None:
             return False
         if self._last_checkpoint is None:
             self._last_checkpoint = now
@@ -96,8 +89,8 @@ class AuditLog:
         """Sign the head of every chain that grew, store it, and record it in the chain
         (so the SIEM copy holds it too). Retries when another writer took the number."""
         store, signer, writer = self._store, self.signer, self._writer
-        if signer is None or writer is None or not isinstance(store, SqlAuditStore):
-            raise AuthgateError("checkpoints need a keyring, a signer and an SQL store")
+        if signer is None:
+            raise AuthgateError("checkpoints need a signer")
         now = self._clock.now()
         self._last_checkpoint = now
         writer.checkpointed()
@@ -107,8 +100,9 @@ class AuditLog:
             max_id, heads = store.heads_since(prev_max)
             heads.update(writer.heads())
             cp = make_checkpoint(
-                signer=signer, seq=(last[0] + 1) if last else 1,
-                previous_signature=last[5] if last else "", ts=to_micros(now), kind=kind,
+                signer=signer, seq=(last.seq + 1) if last else 1,
+                previous_signature=last.signature if last else "", ts=to_micros(now),
+                kind=kind,
                 max_id=max_id, heads=heads, anchors=anchors,
                 cut=to_micros(cut) if cut else None)
             if store.insert_checkpoint(seq=cp.seq, ts=cp.ts, kind=cp.kind, key_id=cp.key_id,
@@ -123,21 +117,20 @@ class AuditLog:
     def close(self) -> None:
         """Close every chain with a record (a chain without one ended abruptly), then stop
         the sinks. Called at process exit."""
-        if self._writer is not None:
-            closing = AuditEvent(event="audit.chain.close", outcome=Outcome.INFO,
-                                 reason="process_exit")
-            try:
-                for row in self._writer.append_each(closing, to_micros(self._clock.now())):
-                    self.sinks.emit(row)
-            except AuthgateError as exc:
-                _log.warning("audit chains not closed: %s", exc.reason)
-            self._writer.close()
+        closing = AuditEvent(event="audit.chain.close", outcome=Outcome.INFO,
+                             reason="process_exit")
+        try:
+            for row in self._writer.append_each(closing, to_micros(self._clock.now())):
+                self.sinks.emit(row)
+        except AuthgateError as exc:
+            _log.warning("audit chains not closed: %s", exc.reason)
+        self._writer.close()
         self.sinks.wait_idle(2.0)
         self.sinks.close()
 
 
-def _payload(row: tuple[Any, ...]) -> dict[str, Any]:
-    return json.loads(row[4])  # type: ignore[no-any-return]
+def _payload(row: CheckpointRow) -> dict[str, Any]:
+    return json.loads(row.payload)  # type: ignore[no-any-return]
 
 
 def close_at_exit(log: AuditLog) -> None:

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
-from authgate.storage.sql_audit import SqlAuditStore
+from authgate.storage.interfaces import AuditStore
 from authgate.storage.timeconv import to_micros
 
 T = TypeVar("T")
@@ -52,7 +52,7 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def id_spans(store: SqlAuditStore, *, since: datetime | None, until: datetime | None,
+def id_spans(store: AuditStore, *, since: datetime | None, until: datetime | None,
              jobs: int, lead: float = 1.0) -> list[tuple[int, int | None]]:
     """The ids of the records with ``since <= ts < until`` in up to ``jobs`` spans
     ``(first, last)``, equal but for the first, ``lead`` times the others' size; one span
@@ -61,8 +61,7 @@ def id_spans(store: SqlAuditStore, *, since: datetime | None, until: datetime | 
                            to_micros(until) if until else None)
     if jobs <= 1:
         return [(lo, hi)]
-    top = hi if hi is not None else int(store.fetch("SELECT MAX(id) FROM audit_events")[0][0]
-                                        or 0)
+    top = hi if hi is not None else store.max_id()
     total, weights = top - lo + 1, [lead] + [1.0] * (jobs - 1)
     cuts = [lo + round(total * sum(weights[:i]) / sum(weights)) for i in range(jobs + 1)]
     bounds = [(a, min(top, b - 1)) for a, b in zip(cuts, cuts[1:], strict=False)]

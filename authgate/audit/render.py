@@ -1,4 +1,4 @@
-"""One stored row ``(id, *SEALED_COLUMNS, mac)`` as JSON or CSV text, fast.
+"""One stored row (``storage.audit_rows.AuditRow`` layout) as JSON or CSV text, fast.
 
 Shared by exports and SIEM sinks. Fields were neutralised when the event was made
 (``model.neutralise``: no control character or line separator survives, ASVS 7.3.1), so a
@@ -14,7 +14,12 @@ from collections.abc import Sequence
 from json.encoder import encode_basestring
 from typing import Any
 
-from authgate.storage.sql_audit import INT_COLUMNS, ROW_COLUMNS
+from authgate.storage.audit_rows import (
+    INT_COLUMNS,
+    ROW_COLUMNS,
+    RawAuditRow,
+    RenderedRow,
+)
 
 #: exported columns: the stored row plus a readable UTC time after ``id``
 EXPORT_COLUMNS = ("id", "time", *ROW_COLUMNS[1:])
@@ -94,7 +99,7 @@ def csv_unescape(cell: str) -> str:
     return cell[1:] if cell[:1] == "'" else cell
 
 
-def row_from_export(values: dict[str, Any]) -> tuple[Any, ...]:
+def row_from_export(values: dict[str, Any]) -> RawAuditRow:
     """An exported record (JSON object or unescaped CSV cells) back to a stored row."""
     return tuple(int(values[n]) if n in _INTS else values[n] for n in ROW_COLUMNS)
 
@@ -107,8 +112,8 @@ def row_from_export(values: dict[str, Any]) -> tuple[Any, ...]:
 _NEEDS_CSV_LINE = re.compile(b',(?:"[' + re.escape("".join(sorted(FORMULA_START)).encode())
                              + b']|null)')
 _QUOTE, _QUOTES = b'"', b'""'
-#: (id, ts, mac, body, detail), text as UTF-8 bytes; JSON lines: detail ''
-Rendered = Sequence[tuple[Any, ...]]
+#: ``RenderedRow``s: (id, ts, mac, body, detail), text as UTF-8 bytes; JSON lines: detail ''
+Rendered = Sequence[RenderedRow]
 
 
 def csv_lines(batch: Rendered, when: _TimeText = iso_time) -> bytes | None:
@@ -117,7 +122,9 @@ def csv_lines(batch: Rendered, when: _TimeText = iso_time) -> bytes | None:
     the columns from ``v`` to ``request_id``: with no backslash in it no string needed
     escaping, so each ``"text"`` is already its CSV cell and each integer its bare cell."""
     try:
-        bodies, macs, details = (b"".join([r[i] for r in batch]) for i in (3, 2, 4))
+        bodies = b"".join([body for _id, _ts, _mac, body, _detail in batch])
+        macs = b"".join([mac for _id, _ts, mac, _body, _detail in batch])
+        details = b"".join([detail for _id, _ts, _mac, _body, detail in batch])
     except TypeError:  # a NULL mac, body or detail (the schema forbids them): ``csv_line``'s
         return None
     if b"\\" in bodies:  # a string JSON escaped

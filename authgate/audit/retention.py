@@ -14,9 +14,7 @@ from datetime import datetime
 
 from authgate.audit.checkpoints import Checkpoint
 from authgate.audit.log import AuditLog
-from authgate.core.errors import AuthgateError
 from authgate.core.values import AuditEvent, Outcome
-from authgate.storage.sql_audit import SqlAuditStore
 from authgate.storage.timeconv import to_micros
 
 
@@ -31,15 +29,12 @@ class PurgeResult:
 def purge_before(log: AuditLog, *, cut: datetime) -> PurgeResult:
     """Remove, chain by chain, every record up to the last one written before ``cut``."""
     store = log.store
-    if not isinstance(store, SqlAuditStore):
-        raise AuthgateError("purge needs the SQL audit store")
     points = store.purge_points(to_micros(cut))
     if not points:
         return PurgeResult(cut=cut, deleted=0, chains=0, checkpoint=None)
-    anchors = {chain: (int(seq), mac) for chain, _id, seq, mac in points}
+    anchors = {p.chain_id: (int(p.seq), p.mac) for p in points}
     checkpoint = log.checkpoint(kind="purge", anchors=anchors, cut=cut)
-    deleted = sum(store.delete_chain_prefix(chain, int(last_id))
-                  for chain, last_id, _seq, _mac in points)
+    deleted = sum(store.delete_chain_prefix(p.chain_id, int(p.id)) for p in points)
     log.record(AuditEvent(
         event="audit.purge", outcome=Outcome.SUCCESS, reason="retention",
         detail=(("checkpoint", str(checkpoint.seq)), ("cut", cut.isoformat()),

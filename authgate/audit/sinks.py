@@ -17,7 +17,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from prometheus_client import Counter
 
@@ -179,6 +179,13 @@ class SinkWorker:
         self.sink.close()
 
 
+class SinkHealth(NamedTuple):
+    """One sink as the admin health page shows it."""
+
+    label: str
+    dropped: int
+
+
 class SinkFanout:
     """All sinks of one process. ``emit`` is O(sinks) and never blocks."""
 
@@ -199,6 +206,11 @@ class SinkFanout:
     @property
     def dropped(self) -> int:
         return sum(w.dropped for w in self.workers)
+
+    def health(self) -> list[SinkHealth]:
+        """Each sink's kind (``Syslog``, ``Jsonl``, ``Stdout``) and its dropped count."""
+        return [SinkHealth(type(w.sink).__name__.replace("Sink", "") or "sink", w.dropped)
+                for w in self.workers]
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
         """For tests and shutdown: wait until every queue is drained."""

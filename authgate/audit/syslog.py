@@ -2,8 +2,10 @@
 
 The structured data carries every field; PARAM-VALUE escapes ``"``, ``\\`` and ``]``
 (RFC 5424 §6.3.3). Control characters were neutralised when the event was made, so a value
-never breaks the frame (log injection, ASVS 7.3.1). Long values are cut so one message fits
-the 2048 octets every receiver must accept (RFC 5426 §3.2); the database keeps them whole.
+never breaks the frame (log injection, ASVS 7.3.1). Each value is cut to its own limit
+(``_PARAMS``; the database keeps them whole), but the total is not budgeted: a message may
+exceed the 2048 octets RFC 5426 §3.2 says UDP receivers SHOULD accept (about 3 KiB at most),
+so TCP with RFC 6587 octet counting is the recommended transport.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from authgate.audit.render import iso_time
-from authgate.storage.sql_audit import ROW_COLUMNS
+from authgate.storage.audit_rows import ROW_COLUMNS
 
 FACILITIES = {"kern": 0, "user": 1, "daemon": 3, "auth": 4, "authpriv": 10,
               **{f"local{n}": 16 + n for n in range(8)}}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,7 +38,8 @@ from authgate.audit.errors import (
     UnknownKeyId,
 )
 from authgate.audit.parallel import collector_paused, id_spans, parallel_map
-from authgate.storage.sql_audit import SqlAuditStore
+from authgate.storage.audit_rows import SealedRow
+from authgate.storage.interfaces import AuditStore
 
 _SAME = hmac.compare_digest
 
@@ -80,7 +82,7 @@ class _State:
         self.gap: tuple[int, int, bool] | None = None
 
 
-def verify_store(store: SqlAuditStore, *, keyring: Keyring, trusted: TrustedKeys,
+def verify_store(store: AuditStore, *, keyring: Keyring, trusted: TrustedKeys,
                  since: datetime | None = None, until: datetime | None = None,
                  batch: int = 5000, jobs: int = 1) -> VerifiedTrail:
     """Verify the checkpoints, then every record (or those in ``[since, until)``).
@@ -106,7 +108,7 @@ def verify_store(store: SqlAuditStore, *, keyring: Keyring, trusted: TrustedKeys
 class _Job:
     """One span's scan; run in the parent or a forked worker (inherits store and keys)."""
 
-    def __init__(self, store: SqlAuditStore, keyring: Keyring, cps: VerifiedCheckpoints,
+    def __init__(self, store: AuditStore, keyring: Keyring, cps: VerifiedCheckpoints,
                  registered: set[str], batch: int) -> None:
         self.store, self.keyring, self.cps = store, keyring, cps
         self.registered, self.batch = registered, batch
@@ -151,11 +153,11 @@ def _seam(before: _State, st: _State, starts_range: bool) -> None:
         raise RecordsReordered("record does not link to its predecessor", **where)
 
 
-def _scan(rows: Any, keyring: Keyring, cps: VerifiedCheckpoints, registered: set[str],
-          mid: bool) -> dict[str, _State]:
+def _scan(rows: Iterable[SealedRow], keyring: Keyring, cps: VerifiedCheckpoints,
+          registered: set[str], mid: bool) -> dict[str, _State]:
     """Check every row ``(id, seq, mac, chain_id, key_id, prev, sealed)`` of a span (``mid``:
     chains may begin before the span). The hot loop of a million-record check: the database
-    rendered the sealed bytes (``SqlAuditStore.stream_sealed``), the MAC comes from a
+    rendered the sealed bytes (``AuditStore.stream_sealed``), the MAC comes from a
     pre-keyed HMAC (``chain.PrekeyedMac``); a mac column edited into non-ASCII text is
     damage to report, not a crash."""
     macs = {kid: keyed.hexdigest for kid, keyed in keyring.keyed.items()}
@@ -191,11 +193,12 @@ def _scan(rows: Any, keyring: Keyring, cps: VerifiedCheckpoints, registered: set
     return states
 
 
-def _v1_bytes(text: str | None, rid: int, seq: int, st: _State, registered: set[str]) -> bytes:
+def _v1_bytes(text: str | bytes | None, rid: int, seq: int, st: _State,
+              registered: set[str]) -> bytes:
     """A version 1 sealed text as the bytes its MAC covers, after its separator count."""
     if text is None:  # a NULL in a sealed column (the schema forbids it)
         raise RecordAltered("a sealed field is NULL", record_id=rid, seq=seq)
-    data = text.encode()
+    data = text if isinstance(text, bytes) else text.encode()
     if data.count(SEP_BYTE) != SEPARATORS:  # a field holding the separator
         _bad_mac(rid, st.chain_id, seq, st.expected, st.chain_id in registered)
     return data

@@ -19,7 +19,8 @@ from typing import Any
 
 from authgate.audit.chain import FORMAT_VERSION, GENESIS, Keyring, seal_with
 from authgate.core.values import AuditEvent
-from authgate.storage.sql_audit import SqlAppender, SqlAuditStore, detail_json
+from authgate.storage.audit_rows import AuditRow, ChainHead, detail_json
+from authgate.storage.interfaces import AuditAppender, AuditStore
 
 #: lanes inherited across fork(): never touched again, and never garbage-collected (a
 #: finaliser would close the parent's database socket)
@@ -29,15 +30,15 @@ _ORPHANED: list[Any] = []
 @dataclass
 class _Lane:
     chain_id: str
-    appender: SqlAppender
-    head: tuple[int, str] = (0, GENESIS)  # replaced as a whole: readers see a consistent pair
+    appender: AuditAppender
+    head: ChainHead = ChainHead(0, GENESIS)  # replaced as a whole: readers see a consistent pair
     registered: bool = False
     resync: bool = False
     since_checkpoint: int = 0
 
 
 class ChainWriter:
-    def __init__(self, store: SqlAuditStore, keyring: Keyring, *, lanes: int = 1) -> None:
+    def __init__(self, store: AuditStore, keyring: Keyring, *, lanes: int = 1) -> None:
         self._store = store
         self._keyring = keyring
         self._max_lanes = max(1, lanes)
@@ -50,15 +51,15 @@ class ChainWriter:
         self._lanes: list[_Lane] = []
         self._grow = threading.Lock()
 
-    def append(self, event: AuditEvent, ts: int) -> tuple[Any, ...]:
-        """Seal and store ``event`` at ``ts`` (µs); return the row ``(id, …, mac)``."""
+    def append(self, event: AuditEvent, ts: int) -> AuditRow:
+        """Seal and store ``event`` at ``ts`` (µs); return the stored row."""
         lane = self._take()
         try:
             return self._append(lane, event, ts)
         finally:
             self._free.put(lane)
 
-    def append_each(self, event: AuditEvent, ts: int) -> list[tuple[Any, ...]]:
+    def append_each(self, event: AuditEvent, ts: int) -> list[AuditRow]:
         """Append ``event`` once to every registered lane (chain close records)."""
         if os.getpid() != self._pid:
             return []
@@ -72,7 +73,7 @@ class ChainWriter:
                 self._free.put(lane)
         return rows
 
-    def _append(self, lane: _Lane, event: AuditEvent, ts: int) -> tuple[Any, ...]:
+    def _append(self, lane: _Lane, event: AuditEvent, ts: int) -> AuditRow:
         if lane.resync:
             self._resync(lane)
         key_id = self._keyring.current_id
@@ -82,20 +83,19 @@ class ChainWriter:
                   event.user_agent, event.host, event.path, event.method, event.rule_id,
                   event.policy_digest, event.request_id, detail_json(event.detail))
         mac = seal_with(self._keyring.keyed[key_id], values)
-        register = None if lane.registered else (lane.chain_id, values[5], self._label,
-                                                 key_id)
+        register = None if lane.registered else (lane.chain_id, ts, self._label, key_id)
         try:
             new_id = lane.appender.insert((*values, mac), register=register)
         except BaseException:
             lane.resync = True  # the commit may have happened: re-read the head first
             raise
-        lane.head, lane.registered = (seq, mac), True
+        lane.head, lane.registered = ChainHead(seq, mac), True
         lane.since_checkpoint += 1
-        return (new_id, *values, mac)
+        return AuditRow(new_id, *values, mac)
 
     def _resync(self, lane: _Lane) -> None:
         head = self._store.head_of(lane.chain_id)
-        lane.head = head if head is not None else (0, GENESIS)
+        lane.head = head if head is not None else ChainHead(0, GENESIS)
         lane.registered = head is not None
         lane.resync = False
 
@@ -114,7 +114,7 @@ class ChainWriter:
                 return lane
         return self._free.get()
 
-    def heads(self) -> dict[str, tuple[int, str]]:
+    def heads(self) -> dict[str, ChainHead]:
         """This process's chain heads, from memory (authoritative for checkpoints)."""
         if os.getpid() != self._pid:
             return {}

@@ -13,6 +13,7 @@ from authgate.config import Settings
 from authgate.config.audit import AuditSettings, audit_settings
 from authgate.config.loader import DEMO_SECRET_PREFIX
 from authgate.core.clock import Clock
+from authgate.storage.interfaces import AuditStore
 from authgate.storage.sql_audit import SqlAuditStore
 
 #: the labelled demo chain key (refused outside demo mode by the config loader's rules)
@@ -47,14 +48,20 @@ def trusted_keys_for(settings: Settings, *, extra_public_pems: tuple[str, ...] =
                                                                           *extra_public_pems])
 
 
+def build_audit_store(engine: Engine) -> AuditStore:
+    """The one place that picks the audit store's implementation."""
+    return SqlAuditStore(engine)
+
+
 def build_audit_log(settings: Settings, engine: Engine, clock: Clock, *,
                     close_on_exit: bool = True) -> AuditLog:
-    """``services.build_services`` calls this (instead of ``AuditLog(SqlAuditStore(…))``)."""
+    """The audit trail ``composition.root`` and the CLI use: the store, the chain keys,
+    always a signer (checkpoints and export manifests need one), and the SIEM sinks."""
     audit = audit_settings(settings)
     keyring = keyring_for(settings)
     sinks = (SinkFanout(audit.sinks, capacity=audit.buffer_size) if audit.sinks
              else NoSinks())
-    log = AuditLog(SqlAuditStore(engine), clock, keyring=keyring,
+    log = AuditLog(build_audit_store(engine), clock, keyring=keyring,
                    signer=signer_for(audit, keyring), sinks=sinks,
                    checkpoint_every=audit.checkpoint_every,
                    checkpoint_interval=audit.checkpoint_interval, lanes=audit.writer_lanes)

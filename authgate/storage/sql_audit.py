@@ -3,16 +3,13 @@
 The hot append (one per ``/verify`` decision) and the bulk reads (verification, exports)
 go through the DBAPI cursor with pre-built SQL: SQLAlchemy Core's per-statement overhead is
 several times the cost of a WAL insert (docs/real-components.md). Everything else uses
-Core. The row layout ``SEALED_COLUMNS`` is the hash chain's canonical field order
-(``authgate.audit.chain``); the store itself knows nothing about keys or MACs.
+Core. The row layout (``storage.audit_rows``) is the hash chain's canonical field order;
+the store itself knows nothing about keys or MACs. It implements ``interfaces.AuditStore``.
 """
 from __future__ import annotations
 
-import functools
-import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,55 +17,49 @@ from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from authgate.core.errors import StorageError
-from authgate.core.values import AuditEvent, Outcome, StoredAuditEvent
+from authgate.core.values import AuditEvent, StoredAuditEvent
+from authgate.storage import sql_audit_lines, sql_audit_summary
+from authgate.storage.audit_rows import (
+    ROW_COLUMNS,
+    SEALED_FIELDS,
+    AuditFilter,
+    AuditRow,
+    ChainHead,
+    CheckpointRow,
+    DayCounts,
+    ExportFormat,
+    FailingSource,
+    PurgePoint,
+    RawAuditRow,
+    RenderedRow,
+    SealedRow,
+    detail_json,
+    stored_event,
+)
 from authgate.storage.fastpath import connections_for
 from authgate.storage.guard import storage_guard
 from authgate.storage.tables import audit_checkpoints, audit_events
-from authgate.storage.timeconv import from_micros, to_micros
+from authgate.storage.timeconv import to_micros
 
 _BATCH = 1000
-#: the sealed fields, in canonical order; a stored row is ``(id, *SEALED_COLUMNS, mac)``
-SEALED_COLUMNS = ("v", "chain_id", "seq", "key_id", "prev", "ts", "event", "outcome",
-                  "reason", "username", "client_ip", "user_agent", "host", "path", "method",
-                  "rule_id", "policy_digest", "request_id", "detail")
-ROW_COLUMNS = ("id", *SEALED_COLUMNS, "mac")
-#: the integer columns; every other column is text
-INT_COLUMNS = ("id", "v", "seq", "ts")
 # S608 below: every SQL string is built from constants and the driver's placeholder; all
 # values are bound parameters.
 _SELECT_ROW = f"SELECT {', '.join(ROW_COLUMNS)} FROM audit_events"  # noqa: S608
 
 
-@dataclass(frozen=True)
-class AuditFilter:
-    """What an auditor asks for; an empty criterion matches everything."""
-
-    since: datetime | None = None
-    until: datetime | None = None
-    username: str = ""
-    host: str = ""
-    event: str = ""
-    outcome: str = ""
-
-    def clauses(self, mark: str) -> tuple[list[str], list[Any]]:
-        where: list[str] = []
-        params: list[Any] = []
-        for op, value in ((">=", self.since), ("<", self.until)):
-            if value is not None:
-                where.append(f"ts {op} {mark}")
-                params.append(to_micros(value))
-        for column in ("username", "host", "event", "outcome"):
-            if getattr(self, column):
-                where.append(f"{column} = {mark}")
-                params.append(getattr(self, column))
-        return where, params
-
-    def as_dict(self) -> dict[str, str]:
-        out = {k: getattr(self, k) for k in ("username", "host", "event", "outcome")}
-        for k in ("since", "until"):
-            when = getattr(self, k)
-            out[k] = when.isoformat() if when else ""
-        return out
+def filter_clauses(wanted: AuditFilter, mark: str) -> tuple[list[str], list[Any]]:
+    """``wanted`` as SQL conditions with ``mark`` placeholders, and their bound values."""
+    where: list[str] = []
+    params: list[Any] = []
+    for op, value in ((">=", wanted.since), ("<", wanted.until)):
+        if value is not None:
+            where.append(f"ts {op} {mark}")
+            params.append(to_micros(value))
+    for column in AuditFilter.TEXT:
+        if getattr(wanted, column):
+            where.append(f"{column} = {mark}")
+            params.append(getattr(wanted, column))
+    return where, params
 
 
 def _joined_sql(parts: Sequence[str], sep: str) -> str:
@@ -92,13 +83,13 @@ def canonical_sql(*, sqlite: bool, blob_safe: bool = False) -> str:
     of each field (a NULL drops an element, version 1's ``concat_ws`` a separator: either
     changes the text); ``stream_sealed`` encodes version 2's. ``json_array`` refuses a BLOB
     (no writer stores one): ``blob_safe`` reads one as NULL, so its record fails its MAC."""
-    names = ", ".join(SEALED_COLUMNS)
+    names = ", ".join(SEALED_FIELDS)
     if sqlite:
-        v1 = _joined_sql(SEALED_COLUMNS, "char(31)")
+        v1 = _joined_sql(SEALED_FIELDS, "char(31)")
         cells = names if not blob_safe else ", ".join(
-            f"iif(typeof({n}) = 'blob', NULL, {n})" for n in SEALED_COLUMNS)
+            f"iif(typeof({n}) = 'blob', NULL, {n})" for n in SEALED_FIELDS)
         return f"CASE v WHEN 2 THEN CAST(json_array({cells}) AS BLOB) ELSE {v1} END"
-    v2 = "concat_ws(',', " + ", ".join(f"to_json({n})" for n in SEALED_COLUMNS) + ")"
+    v2 = "concat_ws(',', " + ", ".join(f"to_json({n})" for n in SEALED_FIELDS) + ")"
     return (f"CASE WHEN v = 2 THEN '[' || {v2} || ']' "
             f"ELSE concat_ws(chr(31), {names}) END, v = 2")
 
@@ -191,10 +182,10 @@ class SqlAuditStore:
 
     def row_batches(self, wanted: AuditFilter, *, after_id: int = 0, batch: int = 5000,
                     descending: bool = False, last_id: int | None = None,
-                    ) -> Iterator[list[tuple[Any, ...]]]:
+                    ) -> Iterator[list[RawAuditRow]]:
         """Rows ``ROW_COLUMNS`` matching ``wanted``, a batch at a time by id (keyset, never
         OFFSET), ascending up to ``last_id`` if given."""
-        where, params = wanted.clauses(self.mark)
+        where, params = filter_clauses(wanted, self.mark)
         if last_id is not None:
             where, params = [*where, f"id <= {self.mark}"], [*params, last_id]
         op, order = ("<", "DESC") if descending else (">", "ASC")
@@ -204,14 +195,24 @@ class SqlAuditStore:
         return self.batches(sql, params, after=last, batch=batch)
 
     def stream_rows(self, wanted: AuditFilter, *, after_id: int = 0, batch: int = 5000,
-                    descending: bool = False) -> Iterator[tuple[Any, ...]]:
+                    descending: bool = False) -> Iterator[AuditRow]:
         """``row_batches``, a row at a time."""
         for rows in self.row_batches(wanted, after_id=after_id, batch=batch,
                                      descending=descending):
-            yield from rows
+            yield from map(AuditRow._make, rows)
+
+    def rendered_batches(self, wanted: AuditFilter, *, fmt: ExportFormat, batch: int,
+                         first_id: int, last_id: int | None,
+                         ) -> Iterator[list[RenderedRow]] | None:
+        """SQLite renders export lines itself (``sql_audit_lines``); PostgreSQL: None."""
+        if not self.is_sqlite:
+            return None
+        where, params = filter_clauses(wanted, self.mark)
+        return sql_audit_lines.stream_bodies(self, where, params, fmt=fmt, batch=batch,
+                                             first_id=first_id, last_id=last_id)
 
     def stream_sealed(self, *, first_id: int = 1, last_id: int | None = None,
-                      batch: int = 5000) -> Iterator[tuple[Any, ...]]:
+                      batch: int = 5000) -> Iterator[SealedRow]:
         """``(id, seq, mac, chain_id, key_id, prev, sealed)`` for every row with
         ``first_id <= id <= last_id``, in id order: what verification needs, with the sealed
         text rendered by the database (``canonical_sql``: one value instead of nineteen to
@@ -242,31 +243,35 @@ class SqlAuditStore:
             hi = found[0][0] if found[0][0] is not None else 0
         return lo, hi
 
+    def max_id(self) -> int:
+        return int(self.fetch("SELECT MAX(id) FROM audit_events")[0][0] or 0)
+
     def registered_chains(self) -> set[str]:
         return {r[0] for r in self.fetch("SELECT chain_id FROM audit_chains")}
 
-    def head_of(self, chain_id: str) -> tuple[int, str] | None:
+    def head_of(self, chain_id: str) -> ChainHead | None:
         """A chain's last record; its writer wrote recently, so the backward scan is short."""
         m = self.mark
         rows = self.fetch(f"SELECT seq, mac FROM audit_events WHERE chain_id = {m} "  # noqa: S608
                           "ORDER BY id DESC LIMIT 1", [chain_id])
-        return (int(rows[0][0]), rows[0][1]) if rows else None
+        return ChainHead(int(rows[0][0]), rows[0][1]) if rows else None
 
-    def heads_since(self, after_id: int) -> tuple[int, dict[str, tuple[int, str]]]:
+    def heads_since(self, after_id: int) -> tuple[int, dict[str, ChainHead]]:
         """The highest id, and the head of every chain that grew, after ``after_id``."""
         m = self.mark
         rows = self.fetch(f"SELECT id, chain_id, seq, mac FROM audit_events WHERE id IN "  # noqa: S608
                           f"(SELECT MAX(id) FROM audit_events WHERE id > {m} AND "
                           "chain_id <> '' GROUP BY chain_id)", [after_id])
-        heads = {r[1]: (int(r[2]), r[3]) for r in rows}
-        return max([after_id, *(int(r[0]) for r in rows)]), heads
+        heads = {chain_id: ChainHead(int(seq), mac) for _id, chain_id, seq, mac in rows}
+        return max([after_id, *(int(row_id) for row_id, *_ in rows)]), heads
 
-    def purge_points(self, before_ts: int) -> list[tuple[str, int, int, str]]:
-        """Per chain, its last record older than ``before_ts``: ``(chain, id, seq, mac)``."""
+    def purge_points(self, before_ts: int) -> list[PurgePoint]:
+        """Per chain, its last record older than ``before_ts``."""
         m = self.mark
-        return self.fetch(f"SELECT chain_id, id, seq, mac FROM audit_events WHERE id IN "  # noqa: S608
+        rows = self.fetch(f"SELECT chain_id, id, seq, mac FROM audit_events WHERE id IN "  # noqa: S608
                           f"(SELECT MAX(id) FROM audit_events WHERE ts < {m} AND "
                           "chain_id <> '' GROUP BY chain_id)", [before_ts])
+        return [PurgePoint._make(row) for row in rows]
 
     def delete_chain_prefix(self, chain_id: str, upto_id: int) -> int:
         m = self.mark
@@ -276,21 +281,21 @@ class SqlAuditStore:
             return int(cur.rowcount)
 
     # -- checkpoints ------------------------------------------------------------------
-    def checkpoints(self) -> list[tuple[Any, ...]]:
-        """``(seq, ts, kind, key_id, payload, signature)`` in seq order (few rows)."""
+    def checkpoints(self) -> list[CheckpointRow]:
+        """Every checkpoint in seq order (few rows)."""
         c = audit_checkpoints.c
         with storage_guard(), self._engine.connect() as conn:
-            rows = [tuple(r) for r in conn.execute(
+            rows = [CheckpointRow._make(r) for r in conn.execute(
                 select(c.seq, c.ts, c.kind, c.key_id, c.payload, c.signature).order_by(c.seq))]
         return rows
 
-    def last_checkpoint(self) -> tuple[Any, ...] | None:
-        """The newest checkpoint as ``(seq, ts, kind, key_id, payload, signature)``."""
+    def last_checkpoint(self) -> CheckpointRow | None:
+        """The newest checkpoint."""
         c = audit_checkpoints.c
         with storage_guard(), self._engine.connect() as conn:
             row = conn.execute(select(c.seq, c.ts, c.kind, c.key_id, c.payload, c.signature)
                                .order_by(c.seq.desc()).limit(1)).first()
-        return tuple(row) if row else None
+        return CheckpointRow._make(row) if row else None
 
     def insert_checkpoint(self, *, seq: int, ts: int, kind: str, key_id: str, payload: str,
                           signature: str) -> bool:
@@ -311,6 +316,14 @@ class SqlAuditStore:
             total = conn.execute(select(func.count()).select_from(audit_events)).scalar_one()
         return int(total)
 
+    def daily_counts(self, *, since: datetime, until: datetime) -> list[DayCounts]:
+        return sql_audit_summary.daily_counts(self, since=since, until=until)
+
+    def top_failing_sources(self, *, since: datetime, until: datetime,
+                            limit: int = 10) -> list[FailingSource]:
+        return sql_audit_summary.top_failing_sources(self, since=since, until=until,
+                                                     limit=limit)
+
 
 class SqlAppender:
     """A writer lane's hot, sealed append, on the calling thread's hot-path connection
@@ -324,7 +337,7 @@ class SqlAppender:
         self._store = store
         self._fast = connections_for(store.engine)
         m = store.mark
-        cols = SEALED_COLUMNS + ("mac",)
+        cols = (*SEALED_FIELDS, "mac")
         self._sql = (f"INSERT INTO audit_events ({', '.join(cols)}) VALUES "  # noqa: S608
                      f"({', '.join([m] * len(cols))})")
         if not store.is_sqlite:
@@ -364,24 +377,3 @@ def _row(e: AuditEvent) -> dict[str, Any]:
         "policy_digest": e.policy_digest, "request_id": e.request_id,
         "detail": detail_json(e.detail),
     }
-
-
-@functools.lru_cache(maxsize=512)
-def detail_json(detail: tuple[tuple[str, str], ...]) -> str:
-    """The stored (and sealed) form of ``detail``: sorted keys, ASCII, no control chars.
-    Cached: most records carry one of a few details (``level=mfa``, ...)."""
-    return json.dumps(dict(detail), sort_keys=True, ensure_ascii=True)
-
-
-def stored_event(row: Sequence[Any]) -> StoredAuditEvent:
-    """A ``ROW_COLUMNS`` tuple as the model's ``StoredAuditEvent``."""
-    r = dict(zip(ROW_COLUMNS, row, strict=True))
-    when = from_micros(r["ts"])
-    event = AuditEvent(
-        event=r["event"], outcome=Outcome(r["outcome"]), reason=r["reason"],
-        username=r["username"], client_ip=r["client_ip"], user_agent=r["user_agent"],
-        host=r["host"], path=r["path"], method=r["method"], rule_id=r["rule_id"],
-        policy_digest=r["policy_digest"], request_id=r["request_id"],
-        detail=tuple(sorted(json.loads(r["detail"]).items())), time=when,
-    )
-    return StoredAuditEvent(id=r["id"], time=when, event=event)

@@ -2,33 +2,31 @@
 
 Decoding a row's 21 columns into Python objects costs more than an export's whole budget
 (300,000 rows/s), so SQLite renders each row's columns after ``id`` as one text in the
-layout of ``audit.records``, handed over as a BLOB (the UTF-8 bytes the file gets: nothing
+layout of ``audit.render``, handed over as a BLOB (the UTF-8 bytes the file gets: nothing
 is decoded and encoded again), and the caller adds ``id`` and the readable time:
 
 * CSV: ``json_array(v, ..., request_id)``, which is the CSV text of those cells wherever no
   string needed escaping (a string is ``"text"``, an integer bare), and ``detail`` apart
   (it is JSON, so it has quotes, which the caller doubles: SQLite's ``replace`` would cost
-  a sixth of the row). The caller checks each batch and has ``audit.records`` render any
+  a sixth of the row). The caller checks each batch and has ``audit.render`` render any
   batch that needs what only it does.
 * JSON: ``json_object(...)`` of every column after ``id``, whose string escaping is
   Python's ``encode_basestring``.
 
-Both must equal ``audit.records`` line for line; the tests compare them on rows made to be
-awkward. PostgreSQL exports are rendered by ``audit.records`` throughout.
+Both must equal ``audit.render`` line for line; the tests compare them on rows made to be
+awkward. PostgreSQL exports are rendered by ``audit.render`` throughout.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Literal
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
-from authgate.storage.sql_audit import (
-    INT_COLUMNS,
-    ROW_COLUMNS,
-    AuditFilter,
-    SqlAuditStore,
-)
+from authgate.storage.audit_rows import INT_COLUMNS, ROW_COLUMNS, ExportFormat, RenderedRow
 
-Format = Literal["csv", "jsonl"]
+if TYPE_CHECKING:  # the store calls this module: no import cycle at run time
+    from authgate.storage.sql_audit import SqlAuditStore
+
+Format = ExportFormat
 _RENDERED = ROW_COLUMNS[1:]  # ``id`` and the time are the caller's
 #: CSV: every column after ``id`` up to ``detail`` (``detail`` and ``mac`` come apart)
 _CSV_BODY = _RENDERED[:_RENDERED.index("detail")]
@@ -46,17 +44,16 @@ def body_sql(fmt: Format) -> str:
     return f"CAST(json_array({', '.join(cells)}) AS BLOB), CAST(detail AS BLOB)"
 
 
-def stream_bodies(store: SqlAuditStore, wanted: AuditFilter, *, fmt: Format,
-                  batch: int = 5000, first_id: int = 1, last_id: int | None = None,
-                  ) -> Iterator[list[tuple[int, int, bytes, bytes, bytes]]]:
+def stream_bodies(store: SqlAuditStore, where: Sequence[str], params: Sequence[Any], *,
+                  fmt: Format, batch: int = 5000, first_id: int = 1,
+                  last_id: int | None = None) -> Iterator[list[RenderedRow]]:
     """Batches of ``(id, ts, mac, body, detail)``, text as UTF-8 bytes, for the rows matching
-    ``wanted`` with ``first_id <= id <= last_id``, in id order (keyset on id: constant
-    memory). A batch SQLite cannot render (a BLOB edited into a column: ``json_array``
-    refuses it) comes without bodies, which sends it to ``audit.records``' whole-row
-    rendering."""
+    the conditions ``where`` (``sql_audit.filter_clauses``) with ``first_id <= id <=
+    last_id``, in id order (keyset on id: constant memory). A batch SQLite cannot render (a
+    BLOB edited into a column: ``json_array`` refuses it) comes without bodies, which sends
+    it to ``audit.render``'s whole-row rendering."""
     if not store.is_sqlite:
         raise ValueError("database-rendered export lines are SQLite's (PostgreSQL: records)")
-    where, params = wanted.clauses(store.mark)
     sql, bodiless = (f"SELECT id, ts, CAST(mac AS BLOB), {body} FROM audit_events "  # noqa: S608
                      f"WHERE {' AND '.join(['id > ?', 'id <= ?', *where])} ORDER BY id "
                      f"LIMIT {int(batch)}" for body in (body_sql(fmt), "NULL, NULL"))

@@ -2,31 +2,17 @@
 month of records is summarised without reading them into the process."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from authgate.storage.sql_audit import SqlAuditStore
+from authgate.storage.audit_rows import DayCounts, FailingSource
 from authgate.storage.timeconv import to_micros
+
+if TYPE_CHECKING:  # the store calls this module: no import cycle at run time
+    from authgate.storage.sql_audit import SqlAuditStore
 
 _DAY_US = 86_400_000_000
 _EPOCH = date(1970, 1, 1)
-
-
-@dataclass(frozen=True)
-class DayCounts:
-    day: date
-    sign_ins: int
-    failures: int
-    denials: int
-    bans: int
-
-
-@dataclass(frozen=True)
-class Source:
-    client_ip: str
-    failures: int
-    users: int
-    last_seen: datetime
 
 
 def daily_counts(store: SqlAuditStore, *, since: datetime, until: datetime) -> list[DayCounts]:
@@ -45,12 +31,12 @@ def daily_counts(store: SqlAuditStore, *, since: datetime, until: datetime) -> l
 
 
 def top_failing_sources(store: SqlAuditStore, *, since: datetime, until: datetime,
-                        limit: int = 10) -> list[Source]:
+                        limit: int = 10) -> list[FailingSource]:
     m = store.mark
     sql = ("SELECT client_ip, COUNT(*), COUNT(DISTINCT username), MAX(ts) FROM audit_events "  # noqa: S608
            f"WHERE ts >= {m} AND ts < {m} AND event LIKE 'login.%' AND outcome = 'failure' "
            f"GROUP BY client_ip ORDER BY 2 DESC, 1 LIMIT {int(limit)}")
     rows = store.fetch(sql, [to_micros(since), to_micros(until)])
-    return [Source(str(r[0]), int(r[1]), int(r[2]),
+    return [FailingSource(str(r[0]), int(r[1]), int(r[2]),
                    datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=r[3]))
             for r in rows]

@@ -235,8 +235,6 @@ def health() -> str:
             checks.append((name, "ok"))
         except Exception as exc:  # noqa: BLE001 - shown as a state, never a trace
             checks.append((name, getattr(exc, "reason", "error")))
-    fanout = getattr(svc.audit, "sinks", None)
-    sinks = [(type(w.sink).__name__.replace("Sink", "") or "sink", w.dropped)
-             for w in getattr(fanout, "workers", [])]
+    sinks = svc.audit.sink_health()
     return render_template("admin_health.html", session=g.session, checks=checks,
                            sinks=sinks, policy=svc.policies.current.digest)

@@ -17,10 +17,10 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.audit.export import MEDIA_TYPES, Format, export_event, stream_export
 from authgate.audit.render import iso_time
-from authgate.composition.audit import keyring_for, signer_for
 from authgate.config.audit import audit_settings
 from authgate.core.values import Outcome
-from authgate.storage.sql_audit import AuditFilter, SqlAuditStore, stored_event
+from authgate.storage.audit_rows import AuditFilter, AuditRow, stored_event
+from authgate.storage.interfaces import AuditStore
 from authgate.web.access import require
 from authgate.web.context import remote_ip_text, request_id, services, user_agent
 
@@ -29,7 +29,8 @@ PAGE = 50
 _OUTCOMES = tuple(o.value for o in Outcome)
 
 
-def _day(name: str, *, end: bool = False) -> datetime | None:
+def day_arg(name: str, *, end: bool = False) -> datetime | None:
+    """The query argument ``name`` as a UTC day (400 if malformed; ``end``: its end)."""
     raw = request.args.get(name, "").strip()
     if not raw:
         return None
@@ -46,17 +47,15 @@ def _filter() -> AuditFilter:
     outcome = args.get("outcome", "").strip()
     if outcome and outcome not in _OUTCOMES:
         abort(400)
-    return AuditFilter(since=_day("since"), until=_day("until", end=True),
+    return AuditFilter(since=day_arg("since"), until=day_arg("until", end=True),
                        username=args.get("user", "").strip()[:256],
                        host=args.get("app", "").strip().lower()[:256],
                        event=args.get("event", "").strip()[:64], outcome=outcome)
 
 
-def _store() -> SqlAuditStore:
-    store = services().audit.store
-    if not isinstance(store, SqlAuditStore):
-        abort(503)
-    return store
+def audit_store() -> AuditStore:
+    """The store the composition root built (``Services.audit_store``)."""
+    return services().audit_store
 
 
 @bp.get("/")
@@ -65,22 +64,23 @@ def search() -> str:
     wanted = _filter()
     before = request.args.get("before", type=int) or 0
     rows = list(itertools.islice(
-        _store().stream_rows(wanted, after_id=before, batch=PAGE + 1, descending=True),
+        audit_store().stream_rows(wanted, after_id=before, batch=PAGE + 1, descending=True),
         PAGE + 1))
     more = len(rows) > PAGE
-    shown = [_view(r) for r in rows[:PAGE]]
+    shown = [row_view(r) for r in rows[:PAGE]]
     query = {k: v for k, v in request.args.items() if k != "before" and v}
     return render_template("audit_search.html", rows=shown, query=query,
                            next_before=shown[-1]["id"] if more else None,
                            outcomes=_OUTCOMES, session=g.session)
 
 
-def _view(row: tuple[Any, ...]) -> dict[str, Any]:
+def row_view(row: AuditRow) -> dict[str, Any]:
+    """One record as the search and timeline templates show it."""
     event = stored_event(row).event
     detail = dict(event.detail)
     actor = detail.get("actor", "")
     why = detail.get("why", "")
-    return {"id": row[0], "time": iso_time(row[6])[:19].replace("T", " "),
+    return {"id": row.id, "time": iso_time(row.ts)[:19].replace("T", " "),
             "event": event.event, "outcome": event.outcome.value, "reason": event.reason,
             "user": event.username, "ip": event.client_ip, "host": event.host,
             "method": event.method, "path": event.path, "rule": event.rule_id,
@@ -96,13 +96,14 @@ def download(fmt: str) -> BaseResponse:
     svc = services()
     wanted = _filter()
     log = svc.audit
-    signer = getattr(log, "signer", None) or signer_for(audit_settings(svc.settings),
-                                                        keyring_for(svc.settings))
+    signer = log.signer  # the composition root always gives one
+    if signer is None:
+        abort(503)
     log.record(export_event(wanted, chosen, via="web", username=g.session.username,
                             client_ip=remote_ip_text(), user_agent=user_agent(),
                             request_id=request_id(), path=request.path))
     now = svc.clock.now()
-    body = stream_export(_store(), wanted, fmt=chosen, signer=signer, generated_at=now,
+    body = stream_export(audit_store(), wanted, fmt=chosen, signer=signer, generated_at=now,
                          batch=audit_settings(svc.settings).batch_size)
     name = f"authgate-audit-{now.strftime('%Y%m%dT%H%M%SZ')}.{fmt}"
     return Response(stream_with_context(body), mimetype=MEDIA_TYPES[fmt].split(";")[0],

@@ -7,10 +7,9 @@ from typing import Any
 
 from flask import Blueprint, abort, g, render_template, request
 
-from authgate.storage.sql_audit import AuditFilter
-from authgate.storage.sql_audit_summary import daily_counts, top_failing_sources
+from authgate.storage.audit_rows import AuditFilter
 from authgate.web.access import require
-from authgate.web.auditor import _day, _store, _view
+from authgate.web.auditor import audit_store, day_arg, row_view
 from authgate.web.context import services
 
 bp = Blueprint("auditor_views", __name__, url_prefix="/audit")
@@ -23,14 +22,14 @@ def timeline() -> str:
     """Everything one person did or had done to them over a period, oldest first."""
     user = request.args.get("user", "").strip().lower()[:256]
     now = services().clock.now()
-    since = _day("since") or (now - timedelta(days=7)).replace(hour=0, minute=0, second=0,
+    since = day_arg("since") or (now - timedelta(days=7)).replace(hour=0, minute=0, second=0,
                                                                microsecond=0)
-    until = _day("until", end=True) or now + timedelta(seconds=1)
+    until = day_arg("until", end=True) or now + timedelta(seconds=1)
     rows: list[dict[str, Any]] = []
     if user:
         wanted = AuditFilter(since=since, until=until, username=user)
-        rows = [_view(r) for r in itertools.islice(_store().stream_rows(wanted, batch=500),
-                                                    TIMELINE_LIMIT + 1)]
+        rows = [row_view(r) for r in itertools.islice(
+            audit_store().stream_rows(wanted, batch=500), TIMELINE_LIMIT + 1)]
     days: dict[str, list[dict[str, Any]]] = {}
     for row in rows[:TIMELINE_LIMIT]:
         days.setdefault(row["time"][:10], []).append(row)
@@ -50,9 +49,9 @@ def summary() -> str:
     now = services().clock.now()
     since = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
     until = now + timedelta(seconds=1)
-    store = _store()
-    counts = daily_counts(store, since=since, until=until)
+    store = audit_store()
+    counts = store.daily_counts(since=since, until=until)
     return render_template("audit_summary.html", session=g.session, days=days, counts=counts,
-                           sources=top_failing_sources(store, since=since, until=until),
+                           sources=store.top_failing_sources(since=since, until=until),
                            peak=max((c.failures for c in counts), default=0),
                            generated=datetime.now(UTC))

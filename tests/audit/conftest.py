@@ -13,7 +13,8 @@ from authgate.audit.log import AuditLog
 from authgate.audit.verify import VerifiedTrail, verify_store
 from authgate.core.clock import FixedClock
 from authgate.core.values import AuditEvent, Outcome
-from authgate.storage.sql_audit import SEALED_COLUMNS, SqlAuditStore
+from authgate.storage.audit_rows import SEALED_FIELDS
+from authgate.storage.sql_audit import SqlAuditStore
 from tests.contract.conftest import engine  # noqa: F401 - the sqlite/postgres fixture
 
 AUDIT_SECRET = "a" * 40
@@ -76,9 +77,9 @@ def sql(engine: Engine, statement: str, **params: object) -> list[tuple]:  # noq
 
 
 def insert_sealed(engine: Engine, key: bytes, values: tuple[object, ...]) -> str:  # noqa: F811
-    """A record written straight into the table, sealed with ``key`` (``SEALED_COLUMNS``
+    """A record written straight into the table, sealed with ``key`` (``SEALED_FIELDS``
     order): what a writer would have stored, or a forger holding the key; its MAC."""
-    names = (*SEALED_COLUMNS, "mac")
+    names = (*SEALED_FIELDS, "mac")
     mac = seal(key, values)
     sql(engine, f"INSERT INTO audit_events ({', '.join(names)}) VALUES "
         f"({', '.join(':' + n for n in names)})", **dict(zip(names, (*values, mac), strict=True)))

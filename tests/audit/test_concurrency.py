@@ -9,7 +9,8 @@ from sqlalchemy import Engine
 from authgate.audit.chain import FORMAT_VERSION, GENESIS, Keyring, seal
 from authgate.audit.checkpoints import Ed25519Signer, TrustedKeys
 from authgate.audit.log import AuditLog
-from authgate.storage.sql_audit import SEALED_COLUMNS, SqlAuditStore, detail_json
+from authgate.storage.audit_rows import SEALED_FIELDS, detail_json
+from authgate.storage.sql_audit import SqlAuditStore
 from tests.audit.conftest import TickingClock, check, event, write
 
 
@@ -19,7 +20,7 @@ def bulk_fill(log: AuditLog, count: int, *, chain_id: str = "b" * 32) -> None:
     assert isinstance(store, SqlAuditStore) and keyring is not None
     head = store.head_of(chain_id)
     seq, prev = head if head else (0, GENESIS)
-    cols = (*SEALED_COLUMNS, "mac")
+    cols = (*SEALED_FIELDS, "mac")
     sql = (f"INSERT INTO audit_events ({', '.join(cols)}) VALUES "
            f"({', '.join([store.mark] * len(cols))})")
     with store.cursor() as cur:

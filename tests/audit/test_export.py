@@ -19,7 +19,7 @@ from authgate.audit.export_verify import verify_export
 from authgate.audit.log import AuditLog
 from authgate.audit.render import EXPORT_COLUMNS
 from authgate.audit.retention import purge_before
-from authgate.storage.sql_audit import AuditFilter
+from authgate.storage.audit_rows import AuditFilter
 from tests.audit.conftest import check, event, write
 
 NOW = datetime(2026, 2, 1, tzinfo=UTC)

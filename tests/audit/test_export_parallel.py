@@ -18,7 +18,7 @@ from authgate.audit.export import stream_export
 from authgate.audit.export_parallel import write_export
 from authgate.audit.export_verify import verify_export
 from authgate.audit.log import AuditLog
-from authgate.storage.sql_audit import AuditFilter
+from authgate.storage.audit_rows import AuditFilter
 from tests.audit.conftest import event, write
 from tests.audit.test_cli import config, run  # noqa: F401 - the CLI tests' configured store
 

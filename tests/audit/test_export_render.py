@@ -21,8 +21,9 @@ from authgate.audit.errors import ExportInvalid
 from authgate.audit.export import stream_export
 from authgate.audit.export_verify import verify_export
 from authgate.audit.log import AuditLog
+from authgate.storage.audit_rows import AuditFilter
 from authgate.storage.engine import make_engine, migrate
-from authgate.storage.sql_audit import AuditFilter, SqlAuditStore
+from authgate.storage.sql_audit import SqlAuditStore
 from tests.audit.conftest import TickingClock, event, sql
 
 NOW = datetime(2026, 2, 1, tzinfo=UTC)

@@ -26,3 +26,12 @@ def test_every_written_event_is_documented() -> None:
     assert missing == []
     doc = (ROOT / "docs" / "audit.md").read_text()
     assert all(f"`{name}`" in doc for name in EVENTS)
+
+
+def test_doc_tables_are_the_catalogue_s_output() -> None:
+    """docs/audit.md's event and reason tables are ``catalog.markdown()`` verbatim."""
+    from authgate.audit.catalog import markdown
+
+    doc = (ROOT / "docs" / "audit.md").read_text()
+    assert markdown() in doc
+    assert "| code | meaning |\n|---|---|\n" in doc

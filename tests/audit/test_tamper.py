@@ -22,7 +22,7 @@ from authgate.audit.errors import (
     UntrustedKey,
 )
 from authgate.audit.log import AuditLog
-from authgate.storage.sql_audit import ROW_COLUMNS
+from authgate.storage.audit_rows import ROW_COLUMNS
 from tests.audit.conftest import check, event, insert_sealed, sql, write
 
 COLUMNS = ", ".join(ROW_COLUMNS[1:])

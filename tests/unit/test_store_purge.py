@@ -8,6 +8,7 @@ from pathlib import Path
 from sqlalchemy import Engine, func, select
 
 from authgate.audit import AuditLog
+from authgate.audit.chain import Keyring
 from authgate.core.clock import FixedClock
 from authgate.core.values import Identity, Level
 from authgate.credentials.common import FactorParams, Recorder
@@ -55,7 +56,9 @@ def test_expired_challenges_are_purged_every_n_new_ones(tmp_path: Path) -> None:
     webauthn = WebAuthnService(
         store=SqlCredentialStore(engine), challenges=SqlChallengeStore(engine),
         params=lambda: FactorParams(challenge_ttl_seconds=120),
-        record=Recorder(AuditLog(SqlAuditStore(engine), clock), clock), purge_every=3)
+        record=Recorder(AuditLog(SqlAuditStore(engine), clock,
+                                 keyring=Keyring.from_secrets("p" * 40)), clock),
+        purge_every=3)
 
     def count() -> int:
         with engine.connect() as conn:
