@@ -18,7 +18,7 @@ from authgate.sessions.service import SessionService
 
 
 @dataclass(frozen=True)
-class GateRequest:
+class AccessRequest:
     resource: Resource
     token: str | None
     client_ip: IPAddress | None
@@ -27,13 +27,13 @@ class GateRequest:
 
 
 @dataclass(frozen=True)
-class GateResult:
+class AccessAnswer:
     verdict: Verdict
     decision: Decision
     session: SessionRecord | None
 
 
-class Gate:
+class ForwardAuth:
     def __init__(self, *, policies: PolicyRuntime, sessions: SessionService, audit: AuditLog,
                  clock: Clock) -> None:
         self._policies = policies
@@ -41,7 +41,7 @@ class Gate:
         self._audit = audit
         self._clock = clock
 
-    def check(self, request: GateRequest) -> GateResult:
+    def decide(self, request: AccessRequest) -> AccessAnswer:
         """Decide and audit. Raises only if the audit write fails (the caller denies)."""
         policy_set = self._policies.current
         session = self._sessions.resolve(request.token)
@@ -49,7 +49,7 @@ class Gate:
         decision = decide(policy_set, subject=subject_of(session, request.client_ip),
                           resource=request.resource, now=now)
         self._audit.record(_event(request, decision, session, policy_set.digest))
-        return GateResult(decision.verdict, decision, session)
+        return AccessAnswer(decision.verdict, decision, session)
 
 
 def break_glass_pending(session: SessionRecord) -> bool:
@@ -68,7 +68,7 @@ _OUTCOME = {Verdict.ALLOW: Outcome.ALLOW, Verdict.AUTHENTICATE: Outcome.CHALLENG
             Verdict.DENY: Outcome.DENY}
 
 
-def _event(request: GateRequest, decision: Decision, session: SessionRecord | None,
+def _event(request: AccessRequest, decision: Decision, session: SessionRecord | None,
            digest: str) -> AuditEvent:
     r = request.resource
     return AuditEvent(

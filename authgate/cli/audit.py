@@ -18,7 +18,6 @@ import click
 
 from authgate.audit.errors import AuditError, ChainDamage, ExportInvalid
 from authgate.composition.audit import build_audit_log, keyring_for, trusted_keys_for
-from authgate.config.audit import audit_settings
 from authgate.config.loader import parse_duration
 from authgate.core.clock import SystemClock
 from authgate.core.errors import AuthgateError
@@ -93,7 +92,7 @@ def verify_command(ctx: click.Context, since: str | None, until: str | None,
             try:
                 trail = verify_store(log.store, keyring=keyring_for(settings),
                                      trusted=trusted, since=_when(since), until=_when(until),
-                                     jobs=jobs, batch=audit_settings(settings).batch_size)
+                                     jobs=jobs, batch=settings.audit.batch_size)
             except ChainDamage as exc:
                 log.record(_verify_event(Outcome.FAILURE, exc.kind, str(exc)[:400]))
                 raise
@@ -164,7 +163,7 @@ def export_command(ctx: click.Context, fmt: str, since: str | None, until: str |
             try:
                 write_export(out, store, wanted, fmt=chosen, signer=signer,
                              generated_at=datetime.now(UTC), jobs=jobs,
-                             batch=audit_settings(ctx.obj.settings).batch_size)
+                             batch=ctx.obj.settings.audit.batch_size)
             except AuditError as exc:
                 raise click.ClickException(f"export failed: {exc}") from exc
 
@@ -200,8 +199,7 @@ def purge_command(ctx: click.Context, older_than: str | None, yes: bool) -> None
     """Delete records older than the age; a signed checkpoint marks the cut."""
     from authgate.audit.retention import purge_before
 
-    age = parse_duration(older_than) if older_than else audit_settings(
-        ctx.obj.settings).retention
+    age = parse_duration(older_than) if older_than else ctx.obj.settings.audit.retention
     cut = datetime.now(UTC) - age
     if not yes:
         click.confirm(f"Delete audit records written before {cut.isoformat()}?", abort=True)
@@ -229,7 +227,7 @@ def public_key_command(ctx: click.Context) -> None:
     """Print the public key of the configured signing key (give it to auditors)."""
     from authgate.composition.audit import signer_for
 
-    signer = signer_for(audit_settings(ctx.obj.settings), keyring_for(ctx.obj.settings))
+    signer = signer_for(ctx.obj.settings.audit, keyring_for(ctx.obj.settings))
     click.echo(f"key id: {signer.key_id}")
     click.echo(signer.public_pem() or "(no signing key: checkpoints use the HMAC key)",
                nl=False)

@@ -12,7 +12,7 @@ from authgate.config import Settings, load_settings
 from authgate.core.errors import ConfigError
 
 if TYPE_CHECKING:  # the package imports this module while it registers the commands
-    from authgate.cli import Context
+    from authgate.cli.context import Context
     from authgate.directory.file import FileDirectory
     from authgate.policy.live import PolicyRuntime
 

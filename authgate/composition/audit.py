@@ -10,7 +10,7 @@ from authgate.audit.checkpoints import Ed25519Signer, HmacSigner, Signer, Truste
 from authgate.audit.log import AuditLog, close_at_exit
 from authgate.audit.sinks import NoSinks, SinkFanout
 from authgate.config import Settings
-from authgate.config.audit import AuditSettings, audit_settings
+from authgate.config.audit import AuditSettings
 from authgate.config.loader import DEMO_SECRET_PREFIX
 from authgate.core.clock import Clock
 from authgate.storage.interfaces import AuditStore
@@ -27,7 +27,7 @@ def keyring_for(settings: Settings) -> Keyring:
     value = secret.reveal() if secret else None
     if value is None and settings.mode == "demo":
         value = DEMO_AUDIT_KEY
-    previous = [k.reveal() for k in audit_settings(settings).previous_keys]
+    previous = [k.reveal() for k in settings.audit.previous_keys]
     return Keyring.from_secrets(value, previous)
 
 
@@ -40,7 +40,7 @@ def signer_for(audit: AuditSettings, keyring: Keyring) -> Signer:
 def trusted_keys_for(settings: Settings, *, extra_public_pems: tuple[str, ...] = ()
                      ) -> TrustedKeys:
     """Every key whose signatures verification accepts: the configured ones only."""
-    audit = audit_settings(settings)
+    audit = settings.audit
     keyring = keyring_for(settings)
     signer = signer_for(audit, keyring)
     pems = [Path(p).read_text() for p in audit.trusted_public_keys]
@@ -57,7 +57,7 @@ def build_audit_log(settings: Settings, engine: Engine, clock: Clock, *,
                     close_on_exit: bool = True) -> AuditLog:
     """The audit trail ``composition.root`` and the CLI use: the store, the chain keys,
     always a signer (checkpoints and export manifests need one), and the SIEM sinks."""
-    audit = audit_settings(settings)
+    audit = settings.audit
     keyring = keyring_for(settings)
     sinks = (SinkFanout(audit.sinks, capacity=audit.buffer_size) if audit.sinks
              else NoSinks())

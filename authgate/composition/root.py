@@ -7,7 +7,7 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from sqlalchemy import Engine
 
-from authgate.access.forward_auth import Gate
+from authgate.access.forward_auth import ForwardAuth
 from authgate.access.identity_token import IdentitySigner
 from authgate.access.proxy_headers import TrustedProxies
 from authgate.admin.actions import AdminActions
@@ -47,7 +47,7 @@ class Services:
     sessions: SessionService
     audit: AuditLog
     audit_store: AuditStore
-    gate: Gate
+    forward_auth: ForwardAuth
     login: LoginService
     trusted_proxies: TrustedProxies
     mfa: SecondFactors
@@ -80,14 +80,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
                              on_reload=lambda result: _audit_reload(audit, result))
     directory = directory or build_directory(settings)
     roles = roles_of(directory)
-    session_store = SqlSessionStore(engine)
-    refresher = AccountRefresher(
-        directory=directory, status=roles.account_status, store=session_store, audit=audit,
-        clock=clock, interval=lambda: policies.current.settings.sessions.refresh_interval)
-    sessions = SessionService(session_store, clock, refresher=refresher,
-                              idle_timeout=settings.session.idle_timeout,
-                              max_age=settings.session.max_age,
-                              touch_interval=settings.session.touch_interval)
+    sessions = _build_sessions(settings, engine=engine, clock=clock, directory=directory,
+                               roles=roles, audit=audit, policies=policies)
     regulator = build_regulator(settings, engine=engine, policies=policies, clock=clock,
                                 audit=audit, directory=directory)
     session_key = session_key_of(settings)
@@ -98,7 +92,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
         settings=settings, clock=clock, engine=engine, directory=directory,
         directory_roles=roles,
         policies=policies, sessions=sessions, audit=audit, audit_store=audit_store,
-        gate=Gate(policies=policies, sessions=sessions, audit=audit, clock=clock),
+        forward_auth=ForwardAuth(policies=policies, sessions=sessions, audit=audit,
+                                 clock=clock),
         login=LoginService(directory=directory, password_changer=roles.password_changer,
                            sessions=sessions, audit=audit, regulator=regulator),
         trusted_proxies=TrustedProxies.parse(settings.server.trusted_proxies),
@@ -111,6 +106,20 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
             settings.server.identity_key_file, issuer=settings.server.public_url)
         if settings.server.identity_key_file else None,
     )
+
+
+def _build_sessions(settings: Settings, *, engine: Engine, clock: Clock, directory: Directory,
+                    roles: DirectoryRoles, audit: AuditLog, policies: PolicyRuntime
+                    ) -> SessionService:
+    """The session store, then the refresher that re-reads accounts, then the service."""
+    store = SqlSessionStore(engine)
+    refresher = AccountRefresher(
+        directory=directory, status=roles.account_status, store=store, audit=audit,
+        clock=clock, interval=lambda: policies.current.settings.sessions.refresh_interval)
+    return SessionService(store, clock, refresher=refresher,
+                          idle_timeout=settings.session.idle_timeout,
+                          max_age=settings.session.max_age,
+                          touch_interval=settings.session.touch_interval)
 
 
 def _audit_reload(audit: AuditLog, result: ReloadResult) -> None:

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from authgate.config.settings import Secret
-
-if TYPE_CHECKING:  # settings imports this module for ``Settings.audit``
-    from authgate.config.settings import Settings
+from authgate.config.secret import Secret
 
 Facility = Literal["kern", "user", "auth", "authpriv", "daemon", "local0", "local1", "local2",
                    "local3", "local4", "local5", "local6", "local7"]
@@ -63,10 +60,5 @@ class AuditSettings:
     batch_size: int = 5000
 
 
-def audit_settings(settings: Settings) -> AuditSettings:
-    """The ``audit`` section (``Settings`` always carries it; kept for existing callers,
-    ``settings.audit`` says the same)."""
-    return settings.audit
 
-
-__all__ = ["AuditSettings", "SinkSettings", "audit_settings"]
+__all__ = ["AuditSettings", "SinkSettings"]

@@ -10,31 +10,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
 
+from authgate.config.audit import AuditSettings
+from authgate.config.secret import Secret
 
-class Secret:
-    """A secret string that does not print itself."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
+__all__ = ["Secret"]  # re-exported: the settings' secret fields are of this type
 
 
-from authgate.config.audit import AuditSettings  # noqa: E402 - needs Secret above
 
 
 @dataclass(frozen=True)

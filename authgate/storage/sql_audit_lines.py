@@ -19,12 +19,18 @@ awkward. PostgreSQL exports are rendered by ``audit.render`` throughout.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from authgate.storage.audit_rows import INT_COLUMNS, ROW_COLUMNS, ExportFormat, RenderedRow
 
-if TYPE_CHECKING:  # the store calls this module: no import cycle at run time
-    from authgate.storage.sql_audit import SqlAuditStore
+
+class BatchReader(Protocol):
+    """What this module asks of ``SqlAuditStore`` (which calls it: no import back)."""
+
+    is_sqlite: bool
+
+    def batches(self, sql: str, params: Sequence[Any], *, after: int, batch: int,
+                fallback: str | None = None) -> Iterator[list[tuple[Any, ...]]]: ...
 
 Format = ExportFormat
 _RENDERED = ROW_COLUMNS[1:]  # ``id`` and the time are the caller's
@@ -44,7 +50,7 @@ def body_sql(fmt: Format) -> str:
     return f"CAST(json_array({', '.join(cells)}) AS BLOB), CAST(detail AS BLOB)"
 
 
-def stream_bodies(store: SqlAuditStore, where: Sequence[str], params: Sequence[Any], *,
+def stream_bodies(store: BatchReader, where: Sequence[str], params: Sequence[Any], *,
                   fmt: Format, batch: int = 5000, first_id: int = 1,
                   last_id: int | None = None) -> Iterator[list[RenderedRow]]:
     """Batches of ``(id, ts, mac, body, detail)``, text as UTF-8 bytes, for the rows matching

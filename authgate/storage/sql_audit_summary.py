@@ -2,20 +2,26 @@
 month of records is summarised without reading them into the process."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from authgate.storage.audit_rows import DayCounts, FailingSource
 from authgate.storage.timeconv import to_micros
 
-if TYPE_CHECKING:  # the store calls this module: no import cycle at run time
-    from authgate.storage.sql_audit import SqlAuditStore
+
+class RowReader(Protocol):
+    """What this module asks of ``SqlAuditStore`` (which calls it: no import back)."""
+
+    mark: str
+
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
 
 _DAY_US = 86_400_000_000
 _EPOCH = date(1970, 1, 1)
 
 
-def daily_counts(store: SqlAuditStore, *, since: datetime, until: datetime) -> list[DayCounts]:
+def daily_counts(store: RowReader, *, since: datetime, until: datetime) -> list[DayCounts]:
     m = store.mark
     # constants and placeholders only: nothing from the request is spliced in
     sql = (
@@ -30,7 +36,7 @@ def daily_counts(store: SqlAuditStore, *, since: datetime, until: datetime) -> l
             for r in rows]
 
 
-def top_failing_sources(store: SqlAuditStore, *, since: datetime, until: datetime,
+def top_failing_sources(store: RowReader, *, since: datetime, until: datetime,
                         limit: int = 10) -> list[FailingSource]:
     m = store.mark
     sql = ("SELECT client_ip, COUNT(*), COUNT(DISTINCT username), MAX(ts) FROM audit_events "  # noqa: S608

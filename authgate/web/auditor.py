@@ -17,7 +17,6 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.audit.export import MEDIA_TYPES, Format, export_event, stream_export
 from authgate.audit.render import iso_time
-from authgate.config.audit import audit_settings
 from authgate.core.values import Outcome
 from authgate.storage.audit_rows import AuditFilter, AuditRow, stored_event
 from authgate.storage.interfaces import AuditStore
@@ -104,7 +103,7 @@ def download(fmt: str) -> BaseResponse:
                             request_id=request_id(), path=request.path))
     now = svc.clock.now()
     body = stream_export(audit_store(), wanted, fmt=chosen, signer=signer, generated_at=now,
-                         batch=audit_settings(svc.settings).batch_size)
+                         batch=svc.settings.audit.batch_size)
     name = f"authgate-audit-{now.strftime('%Y%m%dT%H%M%SZ')}.{fmt}"
     return Response(stream_with_context(body), mimetype=MEDIA_TYPES[fmt].split(";")[0],
                     headers={"Content-Disposition": f'attachment; filename="{name}"',

@@ -11,7 +11,7 @@ from urllib.parse import quote
 from flask import Blueprint, Response, current_app, g, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from authgate.access.forward_auth import GateRequest, error_event
+from authgate.access.forward_auth import AccessRequest, error_event
 from authgate.access.proxy_headers import client_ip, original_resource, parse_ip
 from authgate.access.return_url import validate_return_url
 from authgate.composition.root import Services
@@ -45,7 +45,7 @@ def verify() -> BaseResponse:
     try:
         svc.policies.maybe_reload()  # a policy file that cannot be read is refused, audited
         resource = original_resource(headers, peer_trusted=trusted)
-        result = svc.gate.check(GateRequest(
+        result = svc.forward_auth.decide(AccessRequest(
             resource=resource, token=req.cookies.get(cookie_name_for(svc.settings.session)),
             client_ip=client_ip(req.remote_addr, headers.get("X-Forwarded-For"),
                                 svc.trusted_proxies),
