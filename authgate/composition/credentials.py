@@ -16,9 +16,10 @@ from authgate.config import Settings
 from authgate.core.clock import Clock
 from authgate.core.keys import derive_subkey
 from authgate.core.secretbox import Keyring
-from authgate.credentials.common import FactorParams, Recorder
 from authgate.credentials.enrolment import EnrolmentService
+from authgate.credentials.factor_audit import FactorAudit
 from authgate.credentials.manage import FactorManager
+from authgate.credentials.params import FactorParams
 from authgate.credentials.recovery import RecoveryService
 from authgate.credentials.second_factors import SecondFactors
 from authgate.credentials.totp import TotpService
@@ -77,7 +78,7 @@ def build_mfa(settings: Settings, *, engine: Engine, policies: PolicyRuntime, au
               recovery_hasher: PasswordHasher | None = None) -> SecondFactors:
     specs = [k.reveal() for k in settings.secrets.encryption_keys] or [DEMO_ENCRYPTION_KEY]
     keyring = Keyring.from_spec(specs)
-    record = Recorder(audit, clock)
+    record = FactorAudit(audit, clock)
     params = live_factor_params(settings, policies)
     store = SqlCredentialStore(engine)
     recovery_codes = SqlRecoveryCodeStore(engine)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from authgate.config import Settings
 from authgate.directory import Directory, DirectoryRoles, roles_of
-from authgate.directory.composite import BreakGlassDirectory
+from authgate.directory.break_glass import BreakGlassDirectory
 from authgate.directory.file import FileDirectory
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from authgate.core.values import Level, Outcome, RequestMeta, SessionRecord
-from authgate.credentials.common import Recorder, new_id
+from authgate.credentials.factor_audit import FactorAudit, new_id
 from authgate.factors import hash_enrolment_code, new_enrolment_code
 from authgate.factors.errors import FactorError
 from authgate.policy.globals import PolicyGlobals
@@ -30,7 +30,7 @@ class IssuedCode:
 
 
 class EnrolmentService:
-    def __init__(self, *, codes: EnrolmentCodeStore, key: bytes, record: Recorder) -> None:
+    def __init__(self, *, codes: EnrolmentCodeStore, key: bytes, record: FactorAudit) -> None:
         self._codes = codes
         self._key = key
         self._record = record

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from authgate.core.values import Outcome, RequestMeta
-from authgate.credentials.common import Recorder
+from authgate.credentials.factor_audit import FactorAudit
 from authgate.sessions.service import SessionService
 from authgate.storage.interfaces import CredentialStore, RecoveryCodeStore
 from authgate.storage.rows import CredentialRow
@@ -34,7 +34,7 @@ class FactorSummary:
 
 class FactorManager:
     def __init__(self, *, store: CredentialStore, codes: RecoveryCodeStore,
-                 sessions: SessionService, record: Recorder) -> None:
+                 sessions: SessionService, record: FactorAudit) -> None:
         self._store = store
         self._codes = codes
         self._sessions = sessions

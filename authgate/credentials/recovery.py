@@ -5,7 +5,7 @@ from __future__ import annotations
 from argon2 import PasswordHasher
 
 from authgate.core.values import Outcome, RequestMeta
-from authgate.credentials.common import Recorder, new_id
+from authgate.credentials.factor_audit import FactorAudit, new_id
 from authgate.factors import generate_recovery_codes, hash_recovery_code, verify_recovery_code
 from authgate.factors.errors import InvalidRecoveryCode
 from authgate.storage.interfaces import RecoveryCodeStore
@@ -14,7 +14,7 @@ from authgate.storage.rows import RecoveryCodeRow
 
 class RecoveryService:
     def __init__(self, *, codes: RecoveryCodeStore, hasher: PasswordHasher,
-                 record: Recorder) -> None:
+                 record: FactorAudit) -> None:
         self._codes = codes
         self._hasher = hasher
         self._record = record

@@ -5,9 +5,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from authgate.core.secretbox import Keyring
-from authgate.credentials.common import FactorParams
 from authgate.credentials.enrolment import EnrolmentService
 from authgate.credentials.manage import FactorManager
+from authgate.credentials.params import FactorParams
 from authgate.credentials.recovery import RecoveryService
 from authgate.credentials.totp import TotpService
 from authgate.credentials.webauthn import WebAuthnService

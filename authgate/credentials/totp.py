@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from authgate.core.secretbox import Keyring, SecretBoxError
 from authgate.core.values import Outcome, RequestMeta
-from authgate.credentials.common import FactorParams, Recorder, new_id
+from authgate.credentials.factor_audit import FactorAudit, new_id
+from authgate.credentials.params import FactorParams
 from authgate.factors import new_totp_secret, provisioning_uri, verify_totp
 from authgate.factors.errors import CodeReplayed, FactorError, InvalidCode, InvalidSecret
 from authgate.storage.interfaces import CredentialStore
@@ -30,7 +31,7 @@ def totp_aad(cred_id: str, username: str) -> bytes:
 
 class TotpService:
     def __init__(self, *, store: CredentialStore, keyring: Keyring,
-                 params: Callable[[], FactorParams], record: Recorder) -> None:
+                 params: Callable[[], FactorParams], record: FactorAudit) -> None:
         """``params`` is re-read per use, so an approved policy reload applies at once."""
         self._store = store
         self._keyring = keyring

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from authgate.core.values import Outcome, RequestMeta
-from authgate.credentials.common import FactorParams, Recorder, new_id
+from authgate.credentials.factor_audit import FactorAudit, new_id
+from authgate.credentials.params import FactorParams
 from authgate.factors import (
     authentication_options,
     credential_id_of,
@@ -50,7 +51,7 @@ class WebAuthnService:
     """
 
     def __init__(self, *, store: CredentialStore, challenges: ChallengeStore,
-                 params: Callable[[], FactorParams], record: Recorder,
+                 params: Callable[[], FactorParams], record: FactorAudit,
                  purge_every: int = PURGE_EVERY) -> None:
         self._store = store
         self._challenges = challenges

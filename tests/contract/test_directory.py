@@ -15,7 +15,7 @@ import pytest
 
 from authgate.core.errors import AccountDisabled, AuthenticationFailed, DirectoryUnavailable
 from authgate.directory import Directory, roles_of
-from authgate.directory.composite import BreakGlassDirectory
+from authgate.directory.break_glass import BreakGlassDirectory
 from authgate.directory.file import FileDirectory
 from authgate.directory.ldap_states import AccountState
 from tests.conftest import FAST_HASHER

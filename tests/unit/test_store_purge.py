@@ -11,7 +11,8 @@ from authgate.audit import AuditLog
 from authgate.audit.chain import Keyring
 from authgate.core.clock import FixedClock
 from authgate.core.values import Identity, Level
-from authgate.credentials.common import FactorParams, Recorder
+from authgate.credentials.factor_audit import FactorAudit
+from authgate.credentials.params import FactorParams
 from authgate.credentials.webauthn import WebAuthnService
 from authgate.sessions.service import SessionService
 from authgate.storage.engine import make_engine, migrate
@@ -56,7 +57,7 @@ def test_expired_challenges_are_purged_every_n_new_ones(tmp_path: Path) -> None:
     webauthn = WebAuthnService(
         store=SqlCredentialStore(engine), challenges=SqlChallengeStore(engine),
         params=lambda: FactorParams(challenge_ttl_seconds=120),
-        record=Recorder(AuditLog(SqlAuditStore(engine), clock,
+        record=FactorAudit(AuditLog(SqlAuditStore(engine), clock,
                                  keyring=Keyring.from_secrets("p" * 40)), clock),
         purge_every=3)
 

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from authgate.storage.tables import audit_events
 from authgate.storage.tables_factors import credentials
-from tests.mfa.conftest import MFA_URL
+from tests.credentials.conftest import MFA_URL
 
 
 def audit(services, event: str) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]

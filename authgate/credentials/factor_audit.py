@@ -1,9 +1,7 @@
-"""Shared pieces of the second-factor use cases."""
+"""One audit record per second-factor outcome, and the random ids factors are stored under."""
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
-from typing import Literal
 
 from authgate.audit import AuditLog
 from authgate.core.clock import Clock
@@ -11,28 +9,11 @@ from authgate.core.values import AuditEvent, Outcome, RequestMeta
 
 
 def new_id() -> str:
+    """A credential or code id: 128 random bits, hex."""
     return secrets.token_hex(16)
 
 
-@dataclass(frozen=True)
-class FactorParams:
-    """Factor parameters: TOTP and WebAuthn from the approved policy, RP from configuration."""
-
-    totp_digits: int = 6
-    totp_period: int = 30
-    totp_algorithm: str = "SHA1"
-    totp_valid_window: int = 1
-    issuer: str = "City staff sign-in"
-    rp_id: str = "localhost"
-    rp_name: str = "City staff sign-in"
-    origins: tuple[str, ...] = ()
-    user_verification: Literal["required", "preferred", "discouraged"] = "preferred"
-    attestation: Literal["none", "indirect", "direct", "enterprise"] = "none"
-    aaguid_allowlist: frozenset[str] = frozenset()
-    challenge_ttl_seconds: int = 120
-
-
-class Recorder:
+class FactorAudit:
     """One audit record per factor outcome, with the request's metadata."""
 
     def __init__(self, audit: AuditLog, clock: Clock) -> None:
