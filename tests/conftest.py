@@ -2,8 +2,6 @@
 settings → services → app → client → auth (an AuthActions helper)."""
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,9 @@ from authgate.config import Settings, settings_from_mapping
 from authgate.core.clock import FixedClock
 from authgate.directory.file import FileDirectory
 from authgate.storage.engine import migrate
-from tests.fixtures.postgres import postgres_server
+from tests.fixtures.net import csrf_token
+
+pytest_plugins = ["tests.fixtures.databases"]
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -26,11 +26,6 @@ TEST_SECRET = "t" * 40
 TEST_POLICIES = ROOT / "tests" / "policies"
 TEST_ENCRYPTION_KEY = "k1:QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="  # 32 bytes of "A"
 
-
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    with postgres_server() as url:
-        yield url
 
 
 @pytest.fixture
@@ -117,9 +112,7 @@ class AuthActions:
         if response.status_code in (302, 303):  # signed in already: any form page will do
             response = self._client.get("/logout")
         page = response.get_data(as_text=True)
-        match = re.search(r'name="csrf_token" value="([^"]+)"', page)
-        assert match, "no CSRF token on " + path
-        return match.group(1)
+        return csrf_token(page)
 
     def login(self, username: str = "alice", password: str = ALICE_PASSWORD, rd: str = ""):  # type: ignore[no-untyped-def]
         return self._client.post("/login", data={"csrf_token": self.csrf(), "username": username,

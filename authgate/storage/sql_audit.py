@@ -2,7 +2,7 @@
 
 The hot append (one per ``/verify`` decision) and the bulk reads (verification, exports)
 go through the DBAPI cursor with pre-built SQL: SQLAlchemy Core's per-statement overhead is
-several times the cost of a WAL insert (docs/real-components.md). Everything else uses
+several times the cost of a WAL insert (measured: benchmarks/verify.py). Everything else uses
 Core. The row layout (``storage.audit_rows``) is the hash chain's canonical field order;
 the store itself knows nothing about keys or MACs. It implements ``interfaces.AuditStore``.
 """

@@ -4,7 +4,6 @@ budget, and a spray is banned and reported. Binds are counted by wrapping the re
 ``LdapDirectory``'s one bind; badPwdCount and lockoutTime are read from AD as Administrator."""
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +22,7 @@ from authgate.regulation.timing import NoFloor
 from authgate.storage.engine import migrate
 from authgate.storage.tables import audit_events
 from tests.conftest import make_settings
+from tests.fixtures.net import CSRF_FIELD
 from tests.regulation.conftest import policy_dir
 
 pytestmark = pytest.mark.integration
@@ -84,7 +84,7 @@ def login(services: Services, user: str, password: str, ip: str) -> LoginStatus:
 def web_login(client: Any, ip: str, username: str, password: str) -> Any:
     env = {"REMOTE_ADDR": ip}
     page = client.get("/login", environ_base=env).get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    token = CSRF_FIELD.search(page)
     assert token
     return client.post("/login", data={"csrf_token": token.group(1), "username": username,
                                        "password": password, "rd": ""}, environ_base=env)

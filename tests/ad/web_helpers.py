@@ -29,6 +29,7 @@ from authgate.storage.engine import migrate
 from authgate.storage.tables import audit_events
 from tests.ad.samba import DcFacts
 from tests.conftest import FAST_HASHER, make_settings, verify_headers
+from tests.fixtures.net import CSRF_FIELD as _CSRF
 
 GENERIC_FAILURE = "The username or password is incorrect."
 CONTACT_IT = "contact the IT service desk"
@@ -36,7 +37,6 @@ UNAVAILABLE = "unavailable"
 APP_URL = "http://localhost:8080/x"
 BREAK_GLASS_USER = "breakglass-1"
 BREAK_GLASS_PASSWORD = "break glass only in an emergency"
-_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def ldap_config(ad: DcFacts, **overrides: Any) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from authgate.core.clock import FixedClock
 from authgate.core.values import AuditEvent, Outcome
 from authgate.storage.audit_rows import SEALED_FIELDS
 from authgate.storage.sql_audit import SqlAuditStore
-from tests.contract.conftest import engine  # noqa: F401 - the sqlite/postgres fixture
 
 AUDIT_SECRET = "a" * 40
 

@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 from authgate.directory.file import FileDirectory
 from authgate.storage.engine import make_engine, migrate
 from tests.conftest import ALICE_PASSWORD, FAST_HASHER, ROOT, verify_headers
+from tests.fixtures.net import CSRF_FIELD as _CSRF
 from tests.integration.harness import Proc, free_port, start_gunicorn, stop, write_authgate_config
 
 pytestmark = pytest.mark.integration
@@ -37,7 +38,6 @@ KILL_AFTER = 1.5
 VERIFY_THREADS = 5
 LOGIN_THREADS = 1
 AUTHGATE = Path(sys.executable).parent / "authgate"
-_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 # -- the database: a private SQLite file or a private PostgreSQL database ----------------

@@ -19,7 +19,7 @@ from authgate.config.audit import SinkSettings
 from authgate.storage.engine import make_engine, migrate
 from authgate.storage.sql_audit import SqlAuditStore
 from tests.audit.conftest import TickingClock, check, event, write
-from tests.fixtures.postgres import free_port
+from tests.fixtures.net import free_port
 
 # RFC 5424 §6: <PRI>VERSION SP TIMESTAMP SP HOSTNAME SP APP-NAME SP PROCID SP MSGID SP SD [MSG]
 RFC5424 = re.compile(

@@ -29,26 +29,17 @@ from urllib.parse import urljoin, urlparse
 
 import requests
 
+from tests.fixtures.net import CSRF_FIELD
+from tests.fixtures.net import (
+    free_port as free_port,  # re-exported for the suites that start servers
+)
+
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 NGINX_TEMPLATE = ROOT / "deploy" / "nginx" / "authgate.conf.template"
 TEST_POLICIES = ROOT / "tests" / "policies"  # the suite's policy set (tests/conftest.py)
 
 
-# -- ports -------------------------------------------------------------------------------
-def free_port() -> int:
-    """A port free on both 127.0.0.1 and ::1 (nginx listens on both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s4:
-            s4.bind(("127.0.0.1", 0))
-            port = int(s4.getsockname()[1])
-            try:
-                with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s6:
-                    s6.bind(("::1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no port free on both 127.0.0.1 and ::1")
 
 
 # -- processes ---------------------------------------------------------------------------
@@ -272,7 +263,7 @@ class _NoCookies(DefaultCookiePolicy):
         return False
 
 
-_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+_CSRF = CSRF_FIELD
 
 
 class Browser:

@@ -15,7 +15,6 @@ from authgate.directory.ldap_states import parse_login_name
 from authgate.regulation.limits import Limits, ad_budget
 from authgate.regulation.rules import PolicyRules
 from authgate.storage.sql_regulation import SqlRegulationStore
-from tests.contract.conftest import engine  # noqa: F401  (params sqlite, postgres)
 
 
 def limits(**changes: object) -> Limits:

@@ -19,6 +19,7 @@ from authgate.storage.engine import migrate
 from authgate.storage.tables import audit_events
 from authgate.storage.tables_regulation import metadata
 from tests.conftest import make_settings
+from tests.fixtures.net import CSRF_FIELD
 from tests.regulation.conftest import FakeAd, policy_dir
 
 PASSWORD = "Correct-Horse-42"
@@ -142,7 +143,7 @@ def test_banned_page_is_the_wrong_password_page(build: Build) -> None:
 
     def post(password: str):  # type: ignore[no-untyped-def]
         page = client.get("/login", environ_base={"REMOTE_ADDR": "203.0.113.5"})
-        token = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True))
+        token = CSRF_FIELD.search(page.get_data(as_text=True))
         assert token
         return client.post("/login", data={"csrf_token": token.group(1), "username": "bob",
                                            "password": password, "rd": ""},
