@@ -120,3 +120,13 @@ def test_no_function_over_40_lines_without_a_reason() -> None:
                     and "# long:" not in lines[node.lineno - 1]):
                 long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}")
     assert long == []
+
+
+def test_no_attribute_probing() -> None:
+    """Optional capabilities are named roles checked once by the composition root (issue
+    #13): ``getattr``/``hasattr`` would hide a capability the Protocols do not name."""
+    found = [f"{path.relative_to(ROOT)}:{number}"
+             for path in (ROOT / "authgate").rglob("*.py") if "migrations" not in path.parts
+             for number, line in enumerate(path.read_text().splitlines(), 1)
+             if "getattr(" in line or "hasattr(" in line]
+    assert found == []

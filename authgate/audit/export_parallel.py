@@ -120,7 +120,7 @@ def _run_parts(store: AuditStore, wanted: AuditFilter, fmt: Format, batch: int,
 def _widen(fd: int) -> None:
     """A 1 MiB pipe instead of 64 KiB: the first span's worker stalls less often."""
     try:
-        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), _COPY)
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _COPY)
     except OSError:
         pass  # a smaller pipe is slower, not wrong
 

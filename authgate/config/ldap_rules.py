@@ -23,7 +23,8 @@ def ldap_problems(s: LdapDirectorySettings) -> list[tuple[str, str]]:
                 for p in _url_problems(url, s)]
     if not s.urls:
         problems.append(("urls", "at least one domain controller URL is required"))
-    problems += [(name, "required") for name in ("base_dn", "bind_dn") if not getattr(s, name)]
+    problems += [(name, "required") for name, value in (("base_dn", s.base_dn),
+                                                         ("bind_dn", s.bind_dn)) if not value]
     if s.bind_password is None or not s.bind_password.reveal():
         problems.append(("bind_password", "empty (an empty simple bind is anonymous, "
                                           "RFC 4513 5.1.2)"))
@@ -35,8 +36,9 @@ def ldap_problems(s: LdapDirectorySettings) -> list[tuple[str, str]]:
         problems.append(("upn_suffix", "required when login_attribute is userPrincipalName"))
     if not _ATTRIBUTE_NAME.match(s.group_name_attribute):
         problems.append(("group_name_attribute", "not an attribute name"))
-    problems += [(name, "must be positive") for name in ("connect_timeout", "receive_timeout")
-                 if getattr(s, name) <= 0]
+    problems += [(name, "must be positive")
+                 for name, seconds in (("connect_timeout", s.connect_timeout),
+                                       ("receive_timeout", s.receive_timeout)) if seconds <= 0]
     if s.pool_size < 1:
         problems.append(("pool_size", "must be at least 1"))
     if any(not plain_url(u, start_tls=s.start_tls) for u in s.urls) and not s.ca_file:

@@ -217,8 +217,9 @@ def _check_semantics(s: Settings, problems: list[str]) -> None:
         problems.append("session.idle_timeout: longer than session.max_age")
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", s.session.cookie_name):
         problems.append("session.cookie_name: letters, digits, _ and - only")
-    for name in ("session_key", "audit_key"):
-        _check_secret(s, name, getattr(s.secrets, name), problems)
+    for name, secret in (("session_key", s.secrets.session_key),
+                         ("audit_key", s.secrets.audit_key)):
+        _check_secret(s, name, secret, problems)
     if s.directory.backend == "ldap":
         _check_ldap(s, problems)
     _check_encryption_keys(s, problems)
@@ -240,8 +241,10 @@ def _check_ldap(s: Settings, problems: list[str]) -> None:
 
 def _check_audit(s: Settings, problems: list[str]) -> None:
     a = s.audit
-    for name in ("checkpoint_every", "writer_lanes", "buffer_size", "batch_size"):
-        if getattr(a, name) < 1:
+    for name, value in (("checkpoint_every", a.checkpoint_every),
+                        ("writer_lanes", a.writer_lanes), ("buffer_size", a.buffer_size),
+                        ("batch_size", a.batch_size)):
+        if value < 1:
             problems.append(f"audit.{name}: must be at least 1")
     for i, sink in enumerate(a.sinks):
         if sink.type == "jsonl" and not sink.path:

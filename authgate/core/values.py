@@ -125,9 +125,11 @@ class AuditEvent:
     time: datetime | None = None  # set by the audit log from its clock
 
     def __post_init__(self) -> None:
-        for name, limit in (("username", 256), ("user_agent", 512), ("host", 256),
-                            ("path", 2048), ("method", 16), ("reason", 64)):
-            object.__setattr__(self, name, neutralise(getattr(self, name), limit))
+        for name, value, limit in (("username", self.username, 256),
+                                   ("user_agent", self.user_agent, 512),
+                                   ("host", self.host, 256), ("path", self.path, 2048),
+                                   ("method", self.method, 16), ("reason", self.reason, 64)):
+            object.__setattr__(self, name, neutralise(value, limit))
         object.__setattr__(self, "detail", tuple(
             (neutralise(k, 64), neutralise(v, 512)) for k, v in self.detail))
 

@@ -5,6 +5,7 @@ outside the failover ring and the service pool, so one report shows every DC's s
 """
 from __future__ import annotations
 
+import ssl
 import time
 from dataclasses import dataclass
 
@@ -99,9 +100,10 @@ def _bind_and_search(conn: Connection, endpoint: Endpoint, settings: LdapDirecto
 
 def _tls_details(conn: Connection) -> tuple[str, str]:
     sock = conn.socket
-    version = getattr(sock, "version", lambda: None)()
-    cipher = getattr(sock, "cipher", lambda: None)()
-    return (version or "none (plain LDAP)"), (cipher[0] if cipher else "")
+    if not isinstance(sock, ssl.SSLSocket):
+        return "none (plain LDAP)", ""
+    cipher = sock.cipher()
+    return (sock.version() or "none (plain LDAP)"), (cipher[0] if cipher else "")
 
 
 def _ms(start: float) -> float:

@@ -104,13 +104,14 @@ class AuditFilter:
     event: str = ""
     outcome: str = ""
 
-    #: the text criteria, matched by equality
-    TEXT = ("username", "host", "event", "outcome")
+    def text_criteria(self) -> tuple[tuple[str, str], ...]:
+        """The text criteria as (column, value), matched by equality; "" matches all."""
+        return (("username", self.username), ("host", self.host), ("event", self.event),
+                ("outcome", self.outcome))
 
     def as_dict(self) -> dict[str, str]:
-        out = {k: getattr(self, k) for k in self.TEXT}
-        for k in ("since", "until"):
-            when = getattr(self, k)
+        out = dict(self.text_criteria())
+        for k, when in (("since", self.since), ("until", self.until)):
             out[k] = when.isoformat() if when else ""
         return out
 

@@ -51,14 +51,14 @@ def filter_clauses(wanted: AuditFilter, mark: str) -> tuple[list[str], list[Any]
     """``wanted`` as SQL conditions with ``mark`` placeholders, and their bound values."""
     where: list[str] = []
     params: list[Any] = []
-    for op, value in ((">=", wanted.since), ("<", wanted.until)):
-        if value is not None:
+    for op, when in ((">=", wanted.since), ("<", wanted.until)):
+        if when is not None:
             where.append(f"ts {op} {mark}")
-            params.append(to_micros(value))
-    for column in AuditFilter.TEXT:
-        if getattr(wanted, column):
+            params.append(to_micros(when))
+    for column, text in wanted.text_criteria():
+        if text:
             where.append(f"{column} = {mark}")
-            params.append(getattr(wanted, column))
+            params.append(text)
     return where, params
 
 

@@ -12,6 +12,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from authgate.admin.actions import AdminActions, ReasonRequired
 from authgate.audit.signins import sign_in_history
 from authgate.config.loader import parse_duration
+from authgate.core.errors import AuthgateError
 from authgate.credentials.enrolment import authenticated_within
 from authgate.directory import normalise_username
 from authgate.regulation import Ban
@@ -234,7 +235,7 @@ def health() -> str:
             probe()
             checks.append((name, "ok"))
         except Exception as exc:  # noqa: BLE001 - shown as a state, never a trace
-            checks.append((name, getattr(exc, "reason", "error")))
+            checks.append((name, exc.reason if isinstance(exc, AuthgateError) else "error"))
     sinks = svc.audit.sink_health()
     return render_template("admin_health.html", session=g.session, checks=checks,
                            sinks=sinks, policy=svc.policies.current.digest)
