@@ -68,6 +68,11 @@ class EnrolmentService:
 
     def revoke(self, *, code_id: str, username: str, by: str, meta: RequestMeta,
                reason: str = "") -> bool:
+        """Revoke ``username``'s code ``code_id``; another user's code id is refused."""
+        if not any(row.id == code_id for row in self._codes.list_for(username)):
+            self._record("enrol.code_revoked", Outcome.FAILURE, "other_users_code",
+                         username=username, meta=meta, code_id=code_id, actor=by, why=reason)
+            return False
         ok = self._codes.revoke(code_id, self._record.clock.now())
         self._record("enrol.code_revoked", Outcome.SUCCESS if ok else Outcome.FAILURE,
                      "revoked" if ok else "not_live", username=username, meta=meta,

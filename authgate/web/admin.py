@@ -39,6 +39,33 @@ def _fresh_or_reauth(back: str) -> BaseResponse | None:
     return redirect(f"/login?reauth=1&rd={quote(back, safe='')}", code=303)
 
 
+#: the only banners the console shows: ``?done=`` and ``?error=`` carry a key, never text,
+#: so a crafted link cannot make the console say an arbitrary sentence (unknown → nothing)
+DONE = {
+    "code_revoked": "Enrolment code revoked.",
+    "factors_reset": "All factors removed; the user's sessions ended.",
+    "factor_removed": "Factor removed; the user's sessions ended.",
+    "sessions_ended": "The user's sessions ended.",
+    "bans_lifted": "The matching bans were lifted.",
+    "no_ban": "No active ban matched.",
+}
+ERRORS = {
+    "bad_ttl": "The lifetime must look like 2h or 24h.",
+    "ttl_range": "The lifetime must be between 5 minutes and 7 days.",
+    "no_account": "No enabled account with that name.",
+    "reason_code": "Give a reason (for example how you checked identity).",
+    "reason_revoke": "Give a reason to revoke the code.",
+    "reason": "Give a reason: it goes to the audit trail.",
+    "not_users_code": "That code is not a live enrolment code of this user.",
+}
+
+
+def banners() -> dict[str, str]:
+    """The fixed banner texts the query string names (the keys are looked up, not shown)."""
+    return {"done": DONE.get(request.args.get("done", ""), ""),
+            "error": ERRORS.get(request.args.get("error", ""), "")}
+
+
 def _user_url(username: str) -> str:
     return f"/admin/users/{quote(username, safe='')}"
 
@@ -76,7 +103,7 @@ def user(username: str) -> str:
         sessions=svc.sessions.sessions_of(name), bans=bans, now=svc.clock.now(),
         history=sign_in_history(svc.audit_store, username=name, now=svc.clock.now(),
                                 skip_latest_success=False),
-        error=request.args.get("error", ""), done=request.args.get("done", ""))
+        **banners())
 
 
 def _bans() -> list[Ban]:
@@ -84,7 +111,8 @@ def _bans() -> list[Ban]:
 
 
 def _after(username: str, done: str = "", error: str = "") -> BaseResponse:
-    suffix = f"?done={quote(done)}" if done else f"?error={quote(error)}" if error else ""
+    """Back to the user's page with a banner *key* (see ``DONE`` and ``ERRORS``)."""
+    suffix = f"?done={done}" if done in DONE else f"?error={error}" if error in ERRORS else ""
     return redirect(_user_url(username) + suffix, code=303)
 
 
@@ -97,16 +125,16 @@ def issue_code(username: str) -> BaseResponse | str:
     try:
         ttl = parse_duration(request.form.get("ttl", "24h"))
     except ValueError:
-        return _after(name, error="The lifetime must look like 2h or 24h.")
+        return _after(name, error="bad_ttl")
     if not timedelta(minutes=5) <= ttl <= timedelta(days=7):
-        return _after(name, error="The lifetime must be between 5 minutes and 7 days.")
+        return _after(name, error="ttl_range")
     if services().directory.lookup(name) is None:
-        return _after(name, error="No enabled account with that name.")
+        return _after(name, error="no_account")
     try:
         issued = actions().issue_code(admin=_admin(), username=name, ttl=ttl,
                                       reason=request.form.get("reason", ""), meta=meta())
     except ReasonRequired:
-        return _after(name, error="Give a reason (for example how you checked identity).")
+        return _after(name, error="reason_code")
     return render_template("admin_code.html", session=g.session, issued=issued)
 
 
@@ -117,18 +145,18 @@ def revoke_code(username: str, code_id: str) -> BaseResponse:
     if (back := _fresh_or_reauth(_user_url(name))) is not None:
         return back
     try:
-        actions().revoke_code(admin=_admin(), username=name, code_id=code_id,
-                              reason=request.form.get("reason", ""), meta=meta())
+        revoked = actions().revoke_code(admin=_admin(), username=name, code_id=code_id,
+                                        reason=request.form.get("reason", ""), meta=meta())
     except ReasonRequired:
-        return _after(name, error="Give a reason to revoke the code.")
-    return _after(name, done="Enrolment code revoked.")
+        return _after(name, error="reason_revoke")
+    return _after(name, done="code_revoked") if revoked else _after(name, error="not_users_code")
 
 
 def _reason() -> str:
     return request.form.get("reason", "")
 
 
-_NO_REASON = "Give a reason: it goes to the audit trail."
+_NO_REASON = "reason"
 
 
 @bp.post("/users/<username>/factors/reset")
@@ -141,7 +169,7 @@ def reset_factors(username: str) -> BaseResponse:
         actions().reset_factors(admin=_admin(), username=name, reason=_reason(), meta=meta())
     except ReasonRequired:
         return _after(name, error=_NO_REASON)
-    return _after(name, done="All factors removed; the user's sessions ended.")
+    return _after(name, done="factors_reset")
 
 
 @bp.post("/users/<username>/factors/<cred_id>/remove")
@@ -157,7 +185,7 @@ def remove_factor(username: str, cred_id: str) -> BaseResponse:
                                 reason=_reason(), meta=meta())
     except ReasonRequired:
         return _after(name, error=_NO_REASON)
-    return _after(name, done="Factor removed; the user's sessions ended.")
+    return _after(name, done="factor_removed")
 
 
 @bp.post("/users/<username>/sessions/end")
@@ -167,18 +195,16 @@ def end_sessions(username: str) -> BaseResponse:
     if (back := _fresh_or_reauth(_user_url(name))) is not None:
         return back
     try:
-        count = actions().end_sessions(admin=_admin(), username=name, reason=_reason(),
-                                       meta=meta())
+        actions().end_sessions(admin=_admin(), username=name, reason=_reason(), meta=meta())
     except ReasonRequired:
         return _after(name, error=_NO_REASON)
-    return _after(name, done=f"{count} session(s) ended.")
+    return _after(name, done="sessions_ended")
 
 
 @bp.get("/bans")
 @require("admin")
 def bans() -> str:
-    return render_template("admin_bans.html", session=g.session, bans=_bans(),
-                           done=request.args.get("done", ""), error=request.args.get("error", ""))
+    return render_template("admin_bans.html", session=g.session, bans=_bans(), **banners())
 
 
 @bp.post("/bans/lift")
@@ -190,8 +216,8 @@ def lift_ban() -> BaseResponse:
         lifted = actions().lift_ban(admin=_admin(), target=request.form.get("target", ""),
                                     reason=request.form.get("reason", ""), meta=meta())
     except ReasonRequired:
-        return redirect("/admin/bans?error=" + quote("Give a reason."), code=303)
-    return redirect("/admin/bans?done=" + quote(f"{len(lifted)} ban(s) lifted."), code=303)
+        return redirect("/admin/bans?error=reason", code=303)
+    return redirect("/admin/bans?done=" + ("bans_lifted" if lifted else "no_ban"), code=303)
 
 
 @bp.post("/sessions/end-all")
