@@ -30,6 +30,8 @@ class AccessRequest:
 class AccessAnswer:
     verdict: Verdict
     decision: Decision
+    #: the session whose identity may be sent on: ``None`` when the policy judged the
+    #: request anonymous (no session, or a break-glass session still short of WebAuthn)
     session: SessionRecord | None
 
 
@@ -46,10 +48,13 @@ class ForwardAuth:
         policy_set = self._policies.current
         session = self._sessions.resolve(request.token)
         now = self._clock.now()
-        decision = decide(policy_set, subject=subject_of(session, request.client_ip),
-                          resource=request.resource, now=now)
+        subject = subject_of(session, request.client_ip)
+        decision = decide(policy_set, subject=subject, resource=request.resource, now=now)
         self._audit.record(_event(request, decision, session, policy_set.digest))
-        return AccessAnswer(decision.verdict, decision, session)
+        # identity headers only for a subject the policy judged as signed in: a session it
+        # treated as anonymous (a break-glass password before WebAuthn) asserts no one
+        return AccessAnswer(decision.verdict, decision,
+                            None if subject.anonymous else session)
 
 
 def break_glass_pending(session: SessionRecord) -> bool:
