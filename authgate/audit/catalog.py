@@ -65,6 +65,7 @@ REASONS: dict[str, str] = {
     "step_up": "a stronger factor is needed", "reauth_age": "the session is too old",
     "reauth_idle": "the session was idle too long", "denied_by_rule": "a deny rule matched",
     "default_deny": "no rule matched", "bad_request": "the proxy did not say what was asked",
+    "control_character_in_header": "a control character in User-Agent or Cookie (refused)",
     "ambiguous_path": "a path that reads differently to authgate and the app (denied)",
     "storage_error": "the database failed (fail closed)",
     "internal_error": "an unexpected error (fail closed)",

@@ -65,8 +65,17 @@ def remote_ip_text() -> str:
     return str(ip) if ip is not None else ""
 
 
+_ESCAPE = {c: f"\\x{c:02x}" for c in (*range(32), 127)}
+
+
+def printable(value: str) -> str:
+    """Control characters escaped (``\\x01``), so an audit record or log line shows them
+    rather than carrying them to a terminal, syslog or SIEM."""
+    return value.translate(_ESCAPE)
+
+
 def user_agent() -> str:
-    return request.headers.get("User-Agent", "")[:512]
+    return printable(request.headers.get("User-Agent", "")[:512])
 
 
 def meta() -> RequestMeta:

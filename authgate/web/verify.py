@@ -6,9 +6,11 @@ encoded login URL in ``Location`` (nginx keeps it with ``auth_request_set``).
 from __future__ import annotations
 
 import logging
+import re
 from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, g, request
+from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.access.forward_auth import AccessRequest, error_event
@@ -30,6 +32,28 @@ from authgate.web.cookies import cookie_name_for
 
 bp = Blueprint("verify", __name__)
 _log = logging.getLogger("authgate.verify")
+#: C0 controls except HTAB, and DEL: not allowed in a field value (RFC 9110 5.5)
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+class ControlCharacterInHeader(UntrustedRequest):
+    """A header /verify reads carries a control character: refused (403) and audited,
+    never passed on, never a 500 (RFC 9110 5.5 forbids them in field values)."""
+
+    reason = "control_character_in_header"
+
+
+#: set by the proxy when it found a control character in a header it could not pass on
+#: (gunicorn answers 400 to such a header, which nginx ``auth_request`` turns into a 500)
+HEADER_PROBLEM = "X-Authgate-Header-Problem"
+
+
+def refuse_control_characters(headers: Headers) -> None:
+    if headers.get(HEADER_PROBLEM):
+        raise ControlCharacterInHeader(f"the proxy reported {HEADER_PROBLEM}")
+    for name in ("User-Agent", "Cookie"):
+        if _CONTROL.search(headers.get(name, "")):
+            raise ControlCharacterInHeader(f"control character in {name}")
 
 
 @bp.route(VERIFY_PATH, methods=["GET", "HEAD"])
@@ -45,6 +69,7 @@ def verify() -> BaseResponse:
     try:
         svc.policies.maybe_reload()  # a policy file that cannot be read is refused, audited
         resource = original_resource(headers, peer_trusted=trusted)
+        refuse_control_characters(headers)
         result = svc.forward_auth.decide(AccessRequest(
             resource=resource, token=req.cookies.get(cookie_name_for(svc.settings.session)),
             client_ip=client_ip(req.remote_addr, headers.get("X-Forwarded-For"),
