@@ -90,7 +90,9 @@ class JsonlSink:
         self._path = Path(path)
 
     def send(self, rows: Sequence[Sequence[Any]]) -> None:
-        with self._path.open("a", encoding="utf-8") as out:
+        # created 0600: the copy holds the same records as the audit table
+        fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with open(fd, "a", encoding="utf-8") as out:
             out.write("".join(json_line(r) + "\n" for r in rows))
 
     def close(self) -> None:

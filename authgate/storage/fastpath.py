@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 
 from authgate.core.errors import StorageError
-from authgate.storage.engine import SQLITE_BUSY_TIMEOUT_MS
+from authgate.storage.engine import SQLITE_BUSY_TIMEOUT_MS, database_file
 
 T = TypeVar("T")
 _FIRST_PAUSE = 20e-6
@@ -62,6 +62,7 @@ class ThreadConnections:
         self._engine = engine
         self._local = _ThreadState()
         self._sqlite = engine.dialect.name == "sqlite"
+        self._file = database_file(engine)  # a deleted SQLite file must fail, not go on
         self.placeholder = "?" if engine.dialect.paramstyle == "qmark" else "%s"
 
     def sql(self, text: str) -> str:
@@ -96,6 +97,8 @@ class ThreadConnections:
         while True:
             conn = None
             try:
+                if self._file is not None:
+                    self._file.check()
                 conn = self._connection()
                 return work(conn)
             except Exception as exc:

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+import secrets
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select, update
 
+from authgate.core.errors import StorageError
 from authgate.core.values import Level, SessionRecord
 from authgate.storage.fastpath import connections_for
 from authgate.storage.guard import storage_guard
@@ -95,8 +97,21 @@ class SqlSessionStore:
                 sessions.c.expires_at <= to_micros(now))).rowcount)
 
     def ping(self) -> None:
+        """Readiness proves a write and a read: a probe row inserted and read back inside a
+        transaction that is then rolled back (SQLite and PostgreSQL really execute it, so a
+        read-only, full, locked or vanished database fails here)."""
+        probe = "readyz-" + secrets.token_hex(8)
+        values = {**{c.name: "" for c in sessions.columns}, "id_hash": probe, "groups": "[]",
+                  "data": "{}", "created_at": 0, "auth_time": 0, "last_seen": 0,
+                  "expires_at": 0, "refreshed_at": None}
         with storage_guard(), self._engine.connect() as conn:
-            conn.execute(select(sessions.c.id_hash).limit(1)).all()
+            with conn.begin() as tx:
+                conn.execute(insert(sessions).values(**values))
+                found = conn.execute(select(sessions.c.id_hash)
+                                     .where(sessions.c.id_hash == probe)).scalar()
+                tx.rollback()
+        if found != probe:
+            raise StorageError("readiness probe row not read back")
 
 
 def _row(r: SessionRecord) -> dict[str, Any]:

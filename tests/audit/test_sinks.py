@@ -113,3 +113,22 @@ def test_jsonl_sink_copies_records(tmp_path: Path, keyring: Keyring) -> None:
     lines = [json.loads(line) for line in target.read_text().splitlines()]
     assert [r["id"] for r in lines] == ids and lines[0]["mac"]
     sinks.close()
+
+
+def test_jsonl_copy_is_created_0600_whatever_the_umask(tmp_path: Path) -> None:
+    """Issue 14 item 5: the JSON-lines copy holds the audit records: owner-only."""
+    import os
+
+    from authgate.audit.sinks import JsonlSink
+    from authgate.storage.audit_rows import INT_COLUMNS, ROW_COLUMNS
+
+    row = tuple(0 if name in INT_COLUMNS else "x" for name in ROW_COLUMNS)
+    path = tmp_path / "audit.jsonl"
+    previous = os.umask(0o022)
+    try:
+        JsonlSink(str(path)).send([row])
+        JsonlSink(str(path)).send([row])
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert len(path.read_text(encoding="utf-8").splitlines()) == 2
