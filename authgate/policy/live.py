@@ -7,6 +7,7 @@ swapped whole).
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -18,6 +19,8 @@ from authgate.core.errors import PolicyError
 from authgate.policy import PolicySet
 from authgate.policy.files import compute_digest, load_policy_set
 from authgate.policy.files.approval import require_approved
+
+_log = logging.getLogger("authgate.policy")
 
 
 @dataclass(frozen=True)
@@ -82,20 +85,41 @@ class PolicyRuntime:
 
     def reload(self, fingerprint: tuple[tuple[str, int, int], ...] | None = None
                ) -> ReloadResult:
+        """Load the files again. Never raises: an invalid, unapproved, missing or unreadable
+        set keeps the last good one in force, logged at ERROR and reported (audited)."""
         with self._lock:
             self._fingerprint = fingerprint if fingerprint is not None else self._stat()
             try:
                 candidate = self._load()
-            except PolicyError as exc:
-                result = ReloadResult(False, self._current.digest,
-                                      rejected_digest=compute_digest(self.directory),
-                                      problems=tuple(exc.problems))
-                self.rejected = result
+            except (PolicyError, OSError) as exc:
+                result = self._reject(exc)
             else:
                 changed = candidate.digest != self._current.digest
                 self._current = candidate
                 self.rejected = None
                 result = ReloadResult(changed, candidate.digest)
-        if self._on_reload is not None:
-            self._on_reload(result)
+        self._report(result)
         return result
+
+    def _reject(self, exc: PolicyError | OSError) -> ReloadResult:
+        problems = tuple(exc.problems) if isinstance(exc, PolicyError) else (
+            f"{self.directory}: cannot read the policy files ({type(exc).__name__}: "
+            f"{exc.strerror or exc})",)
+        try:
+            rejected_digest = compute_digest(self.directory)
+        except OSError:
+            rejected_digest = ""
+        result = ReloadResult(False, self._current.digest, rejected_digest=rejected_digest,
+                              problems=problems)
+        self.rejected = result
+        _log.error("policy reload rejected; the last good set %s stays in force: %s",
+                   self._current.digest[:16], "; ".join(problems)[:1000])
+        return result
+
+    def _report(self, result: ReloadResult) -> None:
+        if self._on_reload is None:
+            return
+        try:
+            self._on_reload(result)
+        except Exception:  # noqa: BLE001 - a failed report must not undo the reload
+            _log.critical("policy reload could not be audited", exc_info=True)

@@ -137,11 +137,13 @@ def test_encoded_traversal_cannot_borrow_a_bypass(client, uri: str) -> None:  # 
     assert client.get("/verify", headers=verify_headers(uri)).status_code == 403
 
 
-def test_policy_read_error_is_refused_and_audited(client, auth, services, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """A reload that fails with an I/O error happens inside the fail-closed path: 403 and an
-    audit record, never an allow and never an unaudited refusal."""
+def test_policy_read_error_keeps_the_last_good_set_and_is_audited(  # type: ignore[no-untyped-def]
+        client, auth, services, monkeypatch) -> None:
+    """A reload that fails with an I/O error (issue 14 item 5) is a rejected reload: the
+    last good set keeps judging, and the rejection is audited; never an unaudited error."""
     auth.login()
     assert client.get("/verify", headers=verify_headers()).status_code == 200
+    good = services.policies.current.digest
 
     def unreadable(_directory):  # type: ignore[no-untyped-def]
         raise PermissionError("policy file unreadable")
@@ -149,7 +151,10 @@ def test_policy_read_error_is_refused_and_audited(client, auth, services, monkey
     monkeypatch.setattr("authgate.policy.live.load_policy_set", unreadable)
     services.policies.request_reload()  # what SIGHUP asks for
     r = client.get("/verify", headers=verify_headers())
-    assert r.status_code == 403 and "Remote-User" not in r.headers
-    row = audit_rows(services)[-1]
-    assert (row["event"], row["outcome"], row["reason"]) == ("verify", "error", "internal_error")
+    assert r.status_code == 200 and services.policies.current.digest == good
+    rows = audit_rows(services)
+    assert (rows[-2]["event"], rows[-2]["outcome"], rows[-2]["reason"]) == (
+        "policy.reload", "deny", "policy_rejected")
+    row = rows[-1]
+    assert (row["event"], row["outcome"]) == ("verify", "allow")
     assert row["policy_digest"] == services.policies.current.digest
