@@ -66,6 +66,7 @@ REASONS: dict[str, str] = {
     "reauth_idle": "the session was idle too long", "denied_by_rule": "a deny rule matched",
     "default_deny": "no rule matched", "bad_request": "the proxy did not say what was asked",
     "ambiguous_path": "a path that reads differently to authgate and the app (denied)",
+    "unprotected_host": "the proxy asked about a host outside server.protected_domains",
     "storage_error": "the database failed (fail closed)",
     "internal_error": "an unexpected error (fail closed)",
     "error": "an error authgate raised without a finer reason (fail closed)",
