@@ -12,12 +12,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from authgate.access.return_url import host_matches
 from authgate.core.errors import UntrustedRequest
 from authgate.core.values import Resource
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _MAX_URI = 8192
+_DEFAULT_PORTS = {"https": 443, "http": 80}
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
 
 
@@ -99,9 +101,43 @@ def original_resource(headers: Mapping[str, str], *, peer_trusted: bool) -> Reso
     if method not in _METHODS:
         raise UntrustedRequest("unknown original method")
     host, port = split_host(host_header)
+    port = forwarded_port(headers.get("X-Forwarded-Port"), proto=proto, default=port)
     path, _, query = uri.partition("#")[0].partition("?")
     return Resource(scheme=proto, host=host, port=port, path=path or "/", query=query,
                     method=method)
+
+
+def forwarded_port(value: str | None, *, proto: str, default: int | None) -> int | None:
+    """``X-Forwarded-Port`` (nginx: ``$server_port``, the port that accepted the request)
+    wins over a port in ``X-Forwarded-Host``; the scheme's default port is left out so
+    return URLs stay canonical."""
+    if value is None:
+        return default
+    text = value.strip()
+    if not text.isdigit() or not text.isascii() or not 0 < int(text) < 65536:
+        raise UntrustedRequest("bad X-Forwarded-Port")
+    port = int(text)
+    return None if _DEFAULT_PORTS.get(proto) == port else port
+
+
+class UnprotectedHost(UntrustedRequest):
+    """The proxy asked about a host authgate does not protect (``server.protected_domains``).
+
+    Defence in depth for issue #14 finding 1: a proxy that forwards the client's ``Host``
+    instead of the host it routed on is refused here rather than judged for that host."""
+
+    reason = "unprotected_host"
+
+
+def require_protected_host(resource: Resource, *, protected_domains: tuple[str, ...]) -> None:
+    """Raises :class:`UnprotectedHost` unless the judged host is one authgate protects."""
+    if not _protected(resource.host, protected_domains):
+        raise UnprotectedHost("forwarded host is not in server.protected_domains")
+
+
+@functools.lru_cache(maxsize=1024)
+def _protected(host: str, protected_domains: tuple[str, ...]) -> bool:
+    return host_matches(host, protected_domains)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -67,6 +67,7 @@ REASONS: dict[str, str] = {
     "default_deny": "no rule matched", "bad_request": "the proxy did not say what was asked",
     "control_character_in_header": "a control character in User-Agent or Cookie (refused)",
     "ambiguous_path": "a path that reads differently to authgate and the app (denied)",
+    "unprotected_host": "the proxy asked about a host outside server.protected_domains",
     "storage_error": "the database failed (fail closed)",
     "internal_error": "an unexpected error (fail closed)",
     "error": "an error authgate raised without a finer reason (fail closed)",

@@ -88,7 +88,8 @@ def demo_command(instance: Path, gateway_port: int, app_port: int) -> None:
     gateway = create_app({"settings": settings})
     enrolment = _demo_enrolment_code(gateway, username)
     servers = [make_server("localhost", gateway_port, gateway, threaded=True),
-               make_server("localhost", app_port, ForwardAuthProxy(gateway, sample_app),
+               make_server("localhost", app_port,
+                           ForwardAuthProxy(gateway, sample_app, host=f"localhost:{app_port}"),
                            threaded=True)]
     for server in servers[1:]:
         threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -1,5 +1,11 @@
 """A forward-auth proxy for the demo, doing what nginx ``auth_request`` does: ask the gateway's
-``/verify``, then serve the app (200), redirect to the login URL (401) or refuse (403)."""
+``/verify``, then serve the app (200), redirect to the login URL (401) or refuse (403).
+
+Like the nginx template (issue #14), it judges what it serves: the host is the sample app's
+configured one, never the client's ``Host`` header (which the app is then given, so judged
+and served host are one); the path is the request target exactly as the client sent it;
+the client address is the socket peer, never a client-sent ``X-Forwarded-For``.
+"""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
@@ -13,19 +19,22 @@ _IDENTITY = ("Remote-User", "Remote-Groups", "Remote-Name", "Remote-Email")
 
 
 class ForwardAuthProxy:
-    def __init__(self, gateway: Any, upstream: Any) -> None:
+    def __init__(self, gateway: Any, upstream: Any, *, host: str) -> None:
+        """``host`` is the sample app's own ``name:port``: the only host this proxy serves."""
         self._gateway = Client(gateway, use_cookies=False)
         self._upstream = upstream
+        self._host = host
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse
                  ) -> Iterable[bytes]:
-        uri = quote(environ.get("PATH_INFO", "/"), safe="/%:@!$&'()*+,;=-._~")
-        if environ.get("QUERY_STRING"):
-            uri += "?" + environ["QUERY_STRING"]
+        uri = original_uri(environ)
+        if uri is None:  # absolute-form, authority-form (CONNECT) or asterisk: not ours
+            return _refuse(start_response, "400 Bad Request")
+        environ["HTTP_HOST"] = self._host  # the app serves the host that was judged
         headers = {
             "X-Original-URI": uri, "X-Original-Method": environ.get("REQUEST_METHOD", "GET"),
             "X-Forwarded-Proto": environ.get("wsgi.url_scheme", "http"),
-            "X-Forwarded-Host": environ.get("HTTP_HOST", ""),
+            "X-Forwarded-Host": self._host,
             "X-Forwarded-For": environ.get("REMOTE_ADDR", ""),
             "Cookie": environ.get("HTTP_COOKIE", ""),
             "User-Agent": environ.get("HTTP_USER_AGENT", ""),
@@ -43,7 +52,23 @@ class ForwardAuthProxy:
             start_response("302 Found", [("Location", verdict.headers["Location"]),
                                          ("Content-Length", "0")])
             return [b""]
-        body = b"403 Forbidden: authgate refused this request.\n"
-        start_response("403 Forbidden", [("Content-Type", "text/plain"),
-                                         ("Content-Length", str(len(body)))])
-        return [body]
+        return _refuse(start_response, "403 Forbidden")
+
+
+def original_uri(environ: dict[str, Any]) -> str | None:
+    """The request target as sent (werkzeug's server keeps it in ``REQUEST_URI``), so the
+    gateway judges ``;``, ``%2F`` or ``..`` exactly as the client wrote them; None unless
+    it is origin-form (``/path?query``)."""
+    raw = environ.get("REQUEST_URI") or environ.get("RAW_URI")
+    if raw is None:  # another WSGI server: rebuild it from the decoded parts
+        raw = quote(environ.get("PATH_INFO", "/"), safe="/%:@!$&'()*+,;=-._~")
+        if environ.get("QUERY_STRING"):
+            raw += "?" + environ["QUERY_STRING"]
+    text = str(raw)
+    return text if text.startswith("/") and not text.startswith("//") else None
+
+
+def _refuse(start_response: StartResponse, status: str) -> list[bytes]:
+    body = b"authgate refused this request.\n"
+    start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]

@@ -16,11 +16,13 @@ StartResponse = Callable[..., Any]
 def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
     """Plain WSGI: ``/whoami.json`` answers JSON (for tests), everything else HTML."""
     seen = {h: _header(environ, h) for h in _IDENTITY}
-    path = environ.get("PATH_INFO", "/")
+    path = _text(environ.get("PATH_INFO", "/"))
     query = environ.get("QUERY_STRING", "")
     if path.endswith("/whoami.json"):
-        body = json.dumps({"app": "sample", "path": path, "query": query,
-                           "method": environ.get("REQUEST_METHOD"), "headers": seen}).encode()
+        # host and path as served, so tests can compare them with the audited decision
+        body = json.dumps({"app": "sample", "host": _host(environ), "path": path,
+                           "query": query, "method": environ.get("REQUEST_METHOD"),
+                           "headers": seen}).encode()
         start_response("200 OK", [("Content-Type", "application/json"),
                                   ("Content-Length", str(len(body)))])
         return [body]
@@ -42,8 +44,17 @@ def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[byte
 
 
 def _header(environ: dict[str, Any], name: str) -> str:
-    raw = environ.get("HTTP_" + name.upper().replace("-", "_"), "")
+    return _text(environ.get("HTTP_" + name.upper().replace("-", "_"), ""))
+
+
+def _text(raw: object) -> str:
+    """WSGI strings are bytes carried as latin-1 (PEP 3333); the app reads them as UTF-8."""
     try:
         return str(raw).encode("latin-1").decode("utf-8")
     except UnicodeError:
         return str(raw)
+
+
+def _host(environ: dict[str, Any]) -> str:
+    host = str(environ.get("HTTP_HOST") or environ.get("SERVER_NAME", ""))
+    return host.rsplit(":", 1)[0] if not host.endswith("]") else host

@@ -12,9 +12,10 @@ Reading policy files, approving them and running their test cases live in
 from __future__ import annotations
 
 from authgate.core.errors import PolicyError
-from authgate.policy.engine import decide, normalize_path
+from authgate.policy.engine import decide
 from authgate.policy.explain import Explanation, explain
 from authgate.policy.globals import PolicyGlobals
+from authgate.policy.paths import normalize_path
 from authgate.policy.values import Decision, PolicySet, Requirement, Rule, Subject, Verdict
 
 __all__ = [

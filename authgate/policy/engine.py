@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from authgate.core.values import Level, Resource
+from authgate.policy.paths import normalize_path, path_problem
 from authgate.policy.values import (
     Decision,
     IPAddress,
@@ -25,8 +26,6 @@ from authgate.policy.values import (
 )
 
 _CACHE_LIMIT = 4096  # hosts are attacker-chosen (Host header): keep the cache bounded
-_UNRESERVED = re.compile(r"%(2[dDeE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|7[eE])")
-_SLASHES = re.compile(r"/{2,}")
 
 DEFAULT_DENY = Decision(
     Verdict.DENY, None, None, "default_deny", ("no rule matched: default deny",)
@@ -136,27 +135,6 @@ def literal_prefix(pattern: re.Pattern[str]) -> str | None:
     return "".join(prefix) or None
 
 
-def normalize_path(path: str) -> str:
-    """The path as a back end will route it, so ``/public/../admin`` cannot borrow the
-    bypass of ``/public/`` (ASVS 4.1.3): decode percent-encoded unreserved characters
-    (RFC 3986 2.3), treat backslashes as slashes (IIS), merge slashes, remove dot segments
-    (RFC 3986 5.2.4). Encoded slashes (``%2F``) stay encoded."""
-    path = _UNRESERVED.sub(lambda m: chr(int(m.group(1), 16)), path).replace("\\", "/")
-    path = _SLASHES.sub("/", path if path.startswith("/") else "/" + path)
-    if "/." not in path:
-        return path
-    out: list[str] = []
-    segments = path.split("/")[1:]
-    for segment in segments:
-        if segment == "..":
-            if out:
-                out.pop()
-        elif segment != ".":
-            out.append(segment)
-    trailing = "/" if segments[-1] in (".", "..") else ""
-    return "/" + "/".join(out) + (trailing if out else "")
-
-
 class Request:
     """Per-decision view of the inputs, normalised once: host, path, groups, local times."""
 
@@ -255,18 +233,18 @@ def match_subjects(rule: Rule, req: Request) -> bool:
     return False
 
 
-#: Paths a back end may route differently from what the policy sees: encoded slash,
-#: backslash or NUL, double encoding of those or of a dot, and path parameters on dot
-#: segments (Tomcat's ``..;``). Refused whatever the rules say (CWE-22, ASVS 4.1.3).
-AMBIGUOUS_PATH = re.compile(r"%(?:2f|5c|00)|%25(?:2f|5c|2e|00)|(?:^|/)\.{1,2};", re.IGNORECASE)
-AMBIGUOUS = Decision(Verdict.DENY, None, None, "ambiguous_path",
-                     ("the path hides a slash, backslash, NUL or dot segment behind encoding",))
+def ambiguous(problem: str) -> Decision:
+    """Refused before any rule: some back end could serve the path as another one
+    (``authgate.policy.paths``; CWE-436, ASVS 4.1.3)."""
+    return Decision(Verdict.DENY, None, None, "ambiguous_path",
+                    (f"refused before any rule: the path has {problem}",))
 
 
 def decide(ps: PolicySet, *, subject: Subject, resource: Resource, now: datetime) -> Decision:
     """First matching rule wins; nothing matched → deny. Raises ValueError on a naive ``now``."""
-    if AMBIGUOUS_PATH.search(resource.path):
-        return AMBIGUOUS
+    problem = path_problem(resource.path)
+    if problem is not None:
+        return ambiguous(problem)
     req = Request(subject, resource, now)
     for rule, checks in ps.index.candidates(req.host, req.path):
         for check in checks:  # a plain loop: this is the hot path of every request

@@ -14,7 +14,12 @@ from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.access.forward_auth import AccessRequest, error_event
-from authgate.access.proxy_headers import client_ip, original_resource, parse_ip
+from authgate.access.proxy_headers import (
+    client_ip,
+    original_resource,
+    parse_ip,
+    require_protected_host,
+)
 from authgate.access.return_url import validate_return_url
 from authgate.composition.root import Services
 from authgate.core.errors import AuthgateError, RedirectRefused, UntrustedRequest
@@ -70,6 +75,8 @@ def verify() -> BaseResponse:
         svc.policies.maybe_reload()  # a policy file that cannot be read is refused, audited
         resource = original_resource(headers, peer_trusted=trusted)
         refuse_control_characters(headers)
+        require_protected_host(resource,
+                               protected_domains=svc.settings.server.protected_domains)
         result = svc.forward_auth.decide(AccessRequest(
             resource=resource, token=req.cookies.get(cookie_name_for(svc.settings.session)),
             client_ip=client_ip(req.remote_addr, headers.get("X-Forwarded-For"),

@@ -146,9 +146,9 @@ class TlsFiles:
     key: Path
 
 
-def make_tls(directory: Path) -> TlsFiles:
-    """A throwaway CA and a server certificate for localhost, 127.0.0.1 and ::1 (with the
-    extensions Python's strict X.509 verification expects)."""
+def make_tls(directory: Path, names: tuple[str, ...] = ()) -> TlsFiles:
+    """A throwaway CA and a server certificate for localhost, 127.0.0.1, ::1 and ``names``
+    (with the extensions Python's strict X.509 verification expects)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -178,7 +178,8 @@ def make_tls(directory: Path) -> TlsFiles:
             .not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + dt.timedelta(days=2))
             .add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                x509.DNSName("localhost"), *(x509.DNSName(name) for name in names),
+                x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
                 x509.IPAddress(ipaddress.ip_address("::1"))]), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
@@ -376,11 +377,12 @@ def _unescape(value: str) -> str:
 
 # -- raw requests (bytes requests refuses to send) --------------------------------------
 def raw_https(port: int, request: bytes, ca_file: Path, host: str = "localhost",
-              timeout: float = 5.0) -> tuple[int, bytes]:
-    """Send ``request`` bytes as-is over TLS; return (status, whole response)."""
+              timeout: float = 5.0, sni: str | None = None) -> tuple[int, bytes]:
+    """Send ``request`` bytes as-is over TLS to ``host`` (TLS server name ``sni``, default
+    ``host``); return (status, whole response)."""
     context = ssl.create_default_context(cafile=str(ca_file))
     with socket.create_connection((host, port), timeout=timeout) as sock, \
-            context.wrap_socket(sock, server_hostname=host) as tls:
+            context.wrap_socket(sock, server_hostname=sni or host) as tls:
         tls.sendall(request)
         chunks = []
         while True:

@@ -158,3 +158,49 @@ def test_policy_read_error_keeps_the_last_good_set_and_is_audited(  # type: igno
     row = rows[-1]
     assert (row["event"], row["outcome"]) == ("verify", "allow")
     assert row["policy_digest"] == services.policies.current.digest
+
+
+# -- issue #14: the host and path judged are the ones the app serves -----------------------
+def test_a_host_outside_protected_domains_is_refused_and_audited(client, auth, services  # type: ignore[no-untyped-def]
+                                                                 ) -> None:
+    """Defence in depth for finding 1: a proxy that forwards a client-chosen host is refused
+    (fail closed), and the audit record names the host it was asked about."""
+    auth.login()
+    for host in ("evil.example", "localhost.evil.example", "city.test", "a.city.test.evil"):
+        r = client.get("/verify", headers=verify_headers("/public/x", host=host, proto="https"))
+        assert r.status_code == 403 and "Remote-User" not in r.headers, host
+        row = audit_rows(services)[-1]
+        assert (row["outcome"], row["reason"], row["host"]) == ("error", "unprotected_host", host)
+    ok = client.get("/verify",
+                    headers=verify_headers("/public/x", host="LocalHost.", proto="https"))
+    assert ok.status_code == 200
+
+
+def test_the_port_comes_from_x_forwarded_port(client) -> None:  # type: ignore[no-untyped-def]
+    """nginx sends ``$host`` (no port) and ``$server_port``: the return URL keeps the port
+    that accepted the request, never one the client wrote into ``Host``."""
+    def rd(extra: dict[str, str], host: str = "localhost") -> str:
+        headers = {**verify_headers("/a?b=1", host=host, proto="https"), **extra}
+        r = client.get("/verify", headers=headers)
+        assert r.status_code == 401, extra
+        return parse_qs(urlsplit(r.headers["Location"]).query)["rd"][0]
+
+    assert rd({"X-Forwarded-Port": "8443"}) == "https://localhost:8443/a?b=1"
+    assert rd({"X-Forwarded-Port": "443"}) == "https://localhost/a?b=1"
+    assert rd({"X-Forwarded-Port": "8443"}, host="localhost:9999") == "https://localhost:8443/a?b=1"
+    assert rd({}, host="localhost:9999") == "https://localhost:9999/a?b=1"
+    for bad in ("0", "65536", "x", "80,443", "", "８０"):
+        r = client.get("/verify", headers={**verify_headers("/a", proto="https"),
+                                           "X-Forwarded-Port": bad})
+        assert r.status_code == 403, bad
+
+
+@pytest.mark.parametrize("uri", ["/admin;x/", "/forbidden;x/y", "/public/%2e%2e;/forbidden/",
+                                 "/forbidden%3bx/", "/public//forbidden", "/public/./x",
+                                 "/public/..%c0%afforbidden", "/public\\..\\forbidden"])
+def test_path_parameters_and_dot_segments_are_refused_and_audited(client, services,  # type: ignore[no-untyped-def]
+                                                                   uri: str) -> None:
+    r = client.get("/verify", headers=verify_headers(uri))
+    assert r.status_code == 403 and "Remote-User" not in r.headers
+    row = audit_rows(services)[-1]
+    assert (row["outcome"], row["reason"], row["path"]) == ("deny", "ambiguous_path", uri)
