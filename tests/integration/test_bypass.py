@@ -308,3 +308,17 @@ def test_generated_paths_against_real_tomcat(stack: Stack) -> None:
                     for _ in range(rng.randint(1, 4))]
         raw = fill(request("/" + "/".join(segments) + "/whoami.json"), stack)
         assert_judged_as_served(stack, tomcat, raw)
+
+
+@pytest.mark.parametrize("header", ["User-Agent: probe\x01tool\r\n",
+                                    "User-Agent: probe\x7f\r\n",
+                                    "X-Probe: x\r\nCookie: a=b\x1bc\r\n"])
+def test_a_control_character_in_a_header_is_refused_and_audited(stack: Stack,
+                                                                  header: str) -> None:
+    """Pen test #14.5: gunicorn answers 400 to such a header, which auth_request made an
+    unaudited 500. The template hands authgate a clean value and says what was wrong."""
+    raw = request("/whoami.json", cookie=False, extra=header)
+    for outcome in both(stack, raw):
+        assert outcome.status == 403
+        [record] = outcome.audited
+        assert record["reason"] == "control_character_in_header"
