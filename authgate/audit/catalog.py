@@ -38,6 +38,9 @@ EVENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "enrol.totp.start": ("a TOTP set-up began (inactive until confirmed)", ("info",)),
     "enrol.totp.confirm": ("a TOTP set-up confirmation failed", ("failure",)),
     "enrol.webauthn": ("a WebAuthn registration failed", ("failure",)),
+    "enrol.refused": ("the enrolment rule refused to bind a factor (NIST 63B 6.1.2.1: a "
+                      "security key needs an admin code or a fresh security-key login)",
+                      ("failure",)),
     "factor.added": ("an authenticator was bound to an account (totp or webauthn)",
                      ("success",)),
     "factor.removed": ("an authenticator removed (by its owner or an admin, with reason); "
@@ -124,6 +127,10 @@ REASONS: dict[str, str] = {
     "unknown_code": "no such enrolment code", "other_users_code": "another user's code",
     "code_reused": "an enrolment code used twice", "code_revoked": "a revoked code",
     "code_refused": "an enrolment code refused", "totp_seeds": "TOTP seeds re-encrypted",
+    "code_throttled": "too many wrong enrolment codes for the user: none is looked at",
+    "webauthn_needs_code": "a security key without an admin code or a fresh key login",
+    "login_not_fresh": "adding a factor needs a login at mfa or above in the last minutes",
+    "no_enrolment_code": "a first factor without an admin code (or a first-enrolment network)",
     # portal and consoles
     "user_logout": "signed out by the user", "redirect_refused": "unsafe return URL",
     "auditor_role_missing": "not in an auditor group",
