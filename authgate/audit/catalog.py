@@ -29,7 +29,8 @@ EVENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "login.factor": ("a second-factor attempt refused by the per-user throttle", ("deny",)),
     "session.refresh": ("a session re-read its account from the directory (groups changed, "
                         "or the directory was down when due)", ("info", "error")),
-    "session.revoked": ("a session ended because the account is disabled, locked, expired "
+    "session.revoked": ("a session ended because its password was changed or reset since "
+                        "sign-in, or the account is disabled, locked, expired "
                         "or gone in the directory", ("deny",)),
     "enrol.code_issued": ("an admin issued an enrolment code (the code is never recorded)",
                           ("success",)),
