@@ -123,6 +123,10 @@ REASONS: dict[str, str] = {
     "unsupported_algorithm": "the credential's key algorithm is not accepted",
     "bad_attestation": "the attestation statement does not verify",
     "aaguid_not_allowed": "an authenticator model outside the allow-list",
+    "attestation_required": "the policy requires attestation: none or self attestation sent",
+    "attestation_untrusted": "the policy requires attestation but no roots are configured",
+    "webauthn_below_policy": "a verified key that does not meet the policy's attestation "
+                             "rule: mfa, not phishing-resistant",
     "passkey_uv": "a passkey sign-in with user verification",
     # enrolment codes and factors
     "unknown_code": "no such enrolment code", "other_users_code": "another user's code",
