@@ -29,7 +29,8 @@ EVENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "login.factor": ("a second-factor attempt refused by the per-user throttle", ("deny",)),
     "session.refresh": ("a session re-read its account from the directory (groups changed, "
                         "or the directory was down when due)", ("info", "error")),
-    "session.revoked": ("a session ended because the account is disabled, locked, expired "
+    "session.revoked": ("a session ended because its password was changed or reset since "
+                        "sign-in, or the account is disabled, locked, expired "
                         "or gone in the directory", ("deny",)),
     "enrol.code_issued": ("an admin issued an enrolment code (the code is never recorded)",
                           ("success",)),
@@ -38,6 +39,9 @@ EVENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "enrol.totp.start": ("a TOTP set-up began (inactive until confirmed)", ("info",)),
     "enrol.totp.confirm": ("a TOTP set-up confirmation failed", ("failure",)),
     "enrol.webauthn": ("a WebAuthn registration failed", ("failure",)),
+    "enrol.refused": ("the enrolment rule refused to bind a factor (NIST 63B 6.1.2.1: a "
+                      "security key needs an admin code or a fresh security-key login)",
+                      ("failure",)),
     "factor.added": ("an authenticator was bound to an account (totp or webauthn)",
                      ("success",)),
     "factor.removed": ("an authenticator removed (by its owner or an admin, with reason); "
@@ -121,11 +125,19 @@ REASONS: dict[str, str] = {
     "unsupported_algorithm": "the credential's key algorithm is not accepted",
     "bad_attestation": "the attestation statement does not verify",
     "aaguid_not_allowed": "an authenticator model outside the allow-list",
+    "attestation_required": "the policy requires attestation: none or self attestation sent",
+    "attestation_untrusted": "the policy requires attestation but no roots are configured",
+    "webauthn_below_policy": "a verified key that does not meet the policy's attestation "
+                             "rule: mfa, not phishing-resistant",
     "passkey_uv": "a passkey sign-in with user verification",
     # enrolment codes and factors
     "unknown_code": "no such enrolment code", "other_users_code": "another user's code",
     "code_reused": "an enrolment code used twice", "code_revoked": "a revoked code",
     "code_refused": "an enrolment code refused", "totp_seeds": "TOTP seeds re-encrypted",
+    "code_throttled": "too many wrong enrolment codes for the user: none is looked at",
+    "webauthn_needs_code": "a security key without an admin code or a fresh key login",
+    "login_not_fresh": "adding a factor needs a login at mfa or above in the last minutes",
+    "no_enrolment_code": "a first factor without an admin code (or a first-enrolment network)",
     # portal and consoles
     "user_logout": "signed out by the user", "redirect_refused": "unsafe return URL",
     "auditor_role_missing": "not in an auditor group",

@@ -6,6 +6,7 @@ TOTP and WebAuthn parameters come from the policy set, re-read on every use
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
@@ -54,7 +55,20 @@ def factor_params(settings: Settings, policy_set: PolicySet) -> FactorParams:
         rp_id=settings.webauthn.rp_id, rp_name=settings.webauthn.rp_name, origins=origins,
         user_verification=webauthn.user_verification, attestation=webauthn.attestation,
         aaguid_allowlist=frozenset(webauthn.aaguid_allowlist),
-        challenge_ttl_seconds=int(webauthn.challenge_ttl.total_seconds()))
+        challenge_ttl_seconds=int(webauthn.challenge_ttl.total_seconds()),
+        attestation_roots=attestation_roots(settings.webauthn.attestation_roots_file))
+
+
+def attestation_roots(path: str) -> tuple[bytes, ...]:
+    """The PEM certificates of ``webauthn.attestation_roots_file`` (none when unset; the
+    loader has checked the file is readable). Without roots, a policy that requires
+    attestation refuses every registration (fail closed)."""
+    if not path:
+        return ()
+    begin, end = b"-----BEGIN CERTIFICATE-----", b"-----END CERTIFICATE-----"
+    blocks = Path(path).read_bytes().split(end)
+    return tuple(begin + block.split(begin, 1)[1] + end + b"\n" for block in blocks
+                 if begin in block)
 
 
 def live_factor_params(settings: Settings, policies: PolicyRuntime

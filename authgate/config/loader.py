@@ -209,6 +209,9 @@ def _check_semantics(s: Settings, problems: list[str]) -> None:
         problems.append("server.public_url: expected http(s)://host[:port] with no path")
     if s.mode == "production" and s.server.public_url.startswith("http://"):
         problems.append("server.public_url: must be https outside demo mode")
+    roots = s.webauthn.attestation_roots_file
+    if roots and not Path(roots).is_file():
+        problems.append(f"webauthn.attestation_roots_file: cannot read {roots}")
     if s.server.identity_key_file and not Path(s.server.identity_key_file).is_file():
         problems.append(f"server.identity_key_file: cannot read {s.server.identity_key_file}")
     if s.server.max_form_bytes < 1024:

@@ -64,6 +64,10 @@ class WebAuthnSettings:
     #: offer "sign in with a passkey" (discoverable credential, user verification required)
     #: on the login page, without typing a username or password; off by default
     passkey_sign_in: bool = False
+    #: PEM file of attestation root certificates (e.g. the FIDO Metadata Service roots the
+    #: city downloads): the trust anchors when the policy requires attested authenticators
+    #: (``factors.webauthn.attestation`` other than ``none``, or an ``aaguid_allowlist``)
+    attestation_roots_file: str = ""
 
 
 @dataclass(frozen=True)

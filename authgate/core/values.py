@@ -47,6 +47,9 @@ class Identity:
     groups: frozenset[str] = frozenset()
     stable_id: str = ""  # e.g. AD objectGUID; the file directory uses the username
     source: str = "file"  # which directory vouched for it
+    #: when the password was last set, as the directory writes it (AD ``pwdLastSet``, the
+    #: users file's ``password_changed_at``); opaque, compared for change only; "" unknown
+    password_set_at: str = ""
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from authgate.core.values import Level, Outcome, RequestMeta, SessionRecord
 from authgate.credentials.factor_audit import FactorAudit, new_id
@@ -15,6 +16,7 @@ from authgate.factors import hash_enrolment_code, new_enrolment_code
 from authgate.factors.errors import FactorError
 from authgate.policy.globals import PolicyGlobals
 from authgate.policy.values import IPAddress
+from authgate.regulation import FactorOutcome, Regulator
 from authgate.storage.interfaces import EnrolmentCodeStore
 from authgate.storage.rows import EnrolmentCodeRow
 
@@ -48,8 +50,24 @@ class EnrolmentService:
                      expires_at=row.expires_at.isoformat())
         return IssuedCode(code, username, row.expires_at)
 
-    def redeem(self, *, username: str, code: str, meta: RequestMeta) -> bool:
-        """Spend the code if it is live and this user's; audit the precise reason if not."""
+    def redeem(self, *, username: str, code: str, meta: RequestMeta,
+               regulator: Regulator) -> bool:
+        """Spend the code if it is live and this user's; audit the precise reason if not.
+
+        Guesses are throttled per user by the regulator's second-factor counter (a code is
+        a second secret like a TOTP code; ASVS 2.2.1, NIST 63B 5.2.2): once it refuses, no
+        code is even looked at, and the answer is the same as for a wrong code."""
+        admission = regulator.admit_factor(username=username)
+        if not admission.allowed:
+            self._record("enrol.code_redeemed", Outcome.FAILURE, "code_throttled",
+                         username=username, meta=meta)
+            return False
+        redeemed = self._spend(username=username, code=code, meta=meta)
+        regulator.record_factor(admission=admission, outcome=FactorOutcome.SUCCESS
+                                if redeemed else FactorOutcome.FAILURE)
+        return redeemed
+
+    def _spend(self, *, username: str, code: str, meta: RequestMeta) -> bool:
         now = self._record.clock.now()
         try:
             code_hash = hash_enrolment_code(code, key=self._key)
@@ -78,6 +96,11 @@ class EnrolmentService:
                      "revoked" if ok else "not_live", username=username, meta=meta,
                      code_id=code_id, actor=by, why=reason)
         return ok
+
+    def refuse(self, *, username: str, kind: str, reason: str, meta: RequestMeta) -> None:
+        """Audit a binding the enrolment rule (``may_enrol``) refused, with its reason."""
+        self._record("enrol.refused", Outcome.FAILURE, reason, username=username, meta=meta,
+                     factor=kind)
 
     def codes_for(self, username: str) -> list[EnrolmentCodeRow]:
         return self._codes.list_for(username)
@@ -110,18 +133,44 @@ def fresh_strong_login(session: SessionRecord, *, now: datetime, within: timedel
         session, now=now, within=within)
 
 
-def may_enrol(*, session: SessionRecord, now: datetime, policy: PolicyGlobals,
-              has_factors: bool, ip: IPAddress | None) -> bool:
-    """NIST 63B 6.1.2.1: bind a new authenticator only after an admin code (this session),
-    or with a fresh login at mfa or above, or from a first-enrolment network if the policy
-    names one and the user has no factor yet. Pure: the caller looks the facts up."""
+#: what a user may bind: an authenticator app (and recovery codes, also typed codes) or a
+#: WebAuthn credential, which can make a session ``phishing_resistant``
+FactorKind = Literal["totp", "recovery", "webauthn"]
+
+
+@dataclass(frozen=True)
+class EnrolPermit:
+    """The enrolment rule's answer; ``reason`` names the rule that decided (for the audit)."""
+
+    allowed: bool
+    reason: str
+
+
+def may_enrol(*, kind: FactorKind, session: SessionRecord, now: datetime,
+              policy: PolicyGlobals, has_factors: bool, ip: IPAddress | None) -> EnrolPermit:
+    """NIST 63B 6.1.2.1 (binding an additional authenticator needs authentication at the
+    AAL the new one confers), issue 14 finding 3. Pure: the caller looks the facts up.
+
+    * A live admin code (redeemed by this session) allows any factor.
+    * A WebAuthn credential can confer ``phishing_resistant`` (AAL3), so without a code it
+      needs a fresh ``phishing_resistant`` login: a password + TOTP session (what a
+      real-time phisher can have) never adds a key.
+    * A typed-code factor (TOTP, recovery codes) needs a fresh login at ``mfa`` or above, or,
+      for a user with no factor yet, a first-enrolment network the policy names.
+    """
     until = session.data.get("enrol_until", "")
     if until and datetime.fromisoformat(until) > now:
-        return True
+        return EnrolPermit(True, "admin_code")
+    within = policy.enrolment.fresh_auth_for_new_factor
+    if kind == "webauthn":
+        strong = session.level.satisfies(Level.PHISHING_RESISTANT) and authenticated_within(
+            session, now=now, within=within)
+        return EnrolPermit(strong, "fresh_phishing_resistant" if strong
+                           else "webauthn_needs_code")
     if has_factors:
-        return fresh_strong_login(session, now=now,
-                                  within=policy.enrolment.fresh_auth_for_new_factor)
-    if ip is None:
-        return False
-    return any(ip in net for name in policy.enrolment.first_enrolment_networks
-               for net in policy.networks.get(name, ()))
+        fresh = fresh_strong_login(session, now=now, within=within)
+        return EnrolPermit(fresh, "fresh_strong_login" if fresh else "login_not_fresh")
+    trusted = ip is not None and any(
+        ip in net for name in policy.enrolment.first_enrolment_networks
+        for net in policy.networks.get(name, ()))
+    return EnrolPermit(trusted, "first_enrolment_network" if trusted else "no_enrolment_code")

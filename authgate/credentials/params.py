@@ -22,3 +22,17 @@ class FactorParams:
     attestation: Literal["none", "indirect", "direct", "enterprise"] = "none"
     aaguid_allowlist: frozenset[str] = frozenset()
     challenge_ttl_seconds: int = 120
+    #: PEM attestation roots (configuration ``webauthn.attestation_roots_file``)
+    attestation_roots: tuple[bytes, ...] = ()
+
+    @property
+    def attestation_required(self) -> bool:
+        """The policy asks for attested authenticators: a conveyance other than ``none`` or
+        an AAGUID allow-list (an AAGUID means nothing unless attestation proved it)."""
+        return self.attestation != "none" or bool(self.aaguid_allowlist)
+
+    @property
+    def conveyance(self) -> Literal["none", "indirect", "direct", "enterprise"]:
+        """What registration options ask for: ``direct`` when only an allow-list is set."""
+        return "direct" if self.attestation == "none" and self.aaguid_allowlist else \
+            self.attestation

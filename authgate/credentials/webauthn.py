@@ -26,6 +26,8 @@ from authgate.factors.errors import WebAuthnFailed
 from authgate.storage.interfaces import ChallengeStore, CredentialStore
 from authgate.storage.rows import CredentialRow
 
+#: the AAGUID of an authenticator that hides its model (and of every ``none`` attestation)
+ZERO_AAGUID = "00000000-0000-0000-0000-000000000000"
 #: expired challenges (abandoned ceremonies) are deleted once every this many new ones
 PURGE_EVERY = 200
 
@@ -41,6 +43,19 @@ def unb64url(text: str) -> bytes:
 def user_handle(username: str) -> bytes:
     """A stable, opaque user handle (no personal data in the authenticator, §14.6.1)."""
     return hashlib.sha256(b"authgate-user:" + username.encode()).digest()[:16]
+
+
+def meets_policy(row: CredentialRow, params: FactorParams) -> bool:
+    """May a sign-in with this credential count as ``phishing_resistant`` under the policy in
+    force? With attestation required, only a credential whose attestation was verified at
+    registration (its AAGUID stored) and, with an allow-list, whose model is on it; a key
+    registered before the policy asked stays a second factor (``mfa``) until re-registered."""
+    if not params.attestation_required:
+        return True
+    if row.aaguid in ("", ZERO_AAGUID):
+        return False
+    return not params.aaguid_allowlist or row.aaguid.lower() in {
+        a.lower() for a in params.aaguid_allowlist}
 
 
 class WebAuthnService:
@@ -84,7 +99,7 @@ class WebAuthnService:
             rp_id=p.rp_id, rp_name=p.rp_name, user_id=user_handle(username),
             user_name=username, user_display_name=display_name or username,
             exclude_credential_ids=existing, user_verification="required",
-            attestation=p.attestation, resident_key="preferred")
+            attestation=p.conveyance, resident_key="preferred")
         self._keep(key, "register", username, options.challenge, p.challenge_ttl_seconds)
         return options.options_json
 
@@ -98,7 +113,8 @@ class WebAuthnService:
             verified = verify_registration(
                 credential_json=credential_json, expected_challenge=challenge,
                 expected_rp_id=p.rp_id, expected_origins=list(p.origins),
-                require_user_verification=True, aaguid_allowlist=p.aaguid_allowlist)
+                require_user_verification=True, aaguid_allowlist=p.aaguid_allowlist,
+                attestation_roots=p.attestation_roots if p.attestation_required else None)
             if self._store.by_credential_id(b64url(verified.credential_id)) is not None:
                 raise WebAuthnFailed("credential_exists", "already registered (§7.1 step 26)")
         except WebAuthnFailed as exc:
@@ -110,7 +126,8 @@ class WebAuthnService:
             active=True, created_at=self._record.clock.now(), last_used_at=None,
             credential_id=b64url(verified.credential_id),
             public_key=b64url(verified.public_key), sign_count=verified.sign_count,
-            aaguid=verified.aaguid, transports=",".join(verified.transports),
+            aaguid=verified.aaguid if verified.attested else "",  # a claim proves nothing
+            transports=",".join(verified.transports),
             user_verified=verified.user_verified)
         self._store.add(row)
         self._record("factor.added", Outcome.SUCCESS, "webauthn", username=username, meta=meta,
@@ -134,7 +151,8 @@ class WebAuthnService:
 
     def finish_authentication(self, *, key: str, credential_json: str, require_uv: bool,
                               meta: RequestMeta) -> tuple[CredentialRow, bool]:
-        """The credential used and whether the user was verified; audits every outcome."""
+        """The credential used and whether the sign-in is phishing-resistant (the user was
+        verified and the key meets the policy's attestation rule); audits every outcome."""
         p = self._params()
         username = ""
         try:
@@ -156,10 +174,12 @@ class WebAuthnService:
             self._record("login.webauthn", Outcome.FAILURE, exc.reason, username=username,
                          meta=meta)
             raise
+        strong = verified.user_verified and meets_policy(row, p)
         self._record("login.webauthn", Outcome.SUCCESS,
-                     "webauthn_uv" if verified.user_verified else "webauthn_up",
+                     "webauthn_uv" if strong else
+                     "webauthn_below_policy" if verified.user_verified else "webauthn_up",
                      username=row.username, meta=meta, credential=row.id)
-        return row, verified.user_verified
+        return row, strong
 
     def _lookup(self, credential_json: str, username: str) -> CredentialRow:
         row = self._store.by_credential_id(b64url(credential_id_of(credential_json)))

@@ -8,7 +8,11 @@ File format::
         email: alice@city.test
         groups: [City-Staff, IT-Dept]
         password: $argon2id$v=19$...
+        password_changed_at: '2026-01-05T12:00:00.123456+00:00'
         disabled: false
+
+``password_changed_at`` is written with every password set: a session whose sign-in saw
+another value ends at its next directory re-read (``sessions.refresh``, issue 14).
 
 The file is re-read when its modification time changes, so ``authgate users ...`` edits take
 effect without a restart. Writes go through a temporary file and ``os.replace`` (atomic).
@@ -19,6 +23,7 @@ import os
 import tempfile
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +40,7 @@ from authgate.core.errors import (
 from authgate.core.values import Identity
 from authgate.directory import normalise_username
 
-_USER_KEYS = {"display_name", "email", "groups", "password", "disabled"}
+_USER_KEYS = {"display_name", "email", "groups", "password", "disabled", "password_changed_at"}
 
 
 @dataclass(frozen=True)
@@ -105,13 +110,15 @@ class FileDirectory:
             users[name] = {
                 "display_name": display_name or name, "email": email,
                 "groups": sorted(groups or []), "password": self._hasher.hash(password),
-                "disabled": False,
+                "password_changed_at": _now_text(), "disabled": False,
             }
         self._modify(change)
 
     def set_password(self, username: str, password: str) -> None:
         hashed = self._hasher.hash(password)
-        self._modify(lambda users: self._require(users, username).update(password=hashed))
+        changed = _now_text()
+        self._modify(lambda users: self._require(users, username).update(
+            password=hashed, password_changed_at=changed))
 
     def set_disabled(self, username: str, disabled: bool) -> None:
         self._modify(lambda users: self._require(users, username).update(disabled=disabled))
@@ -176,6 +183,11 @@ class FileDirectory:
             return self._entries
 
 
+def _now_text() -> str:
+    """A changed-at stamp; microseconds, so two changes in one second still differ."""
+    return datetime.now(UTC).isoformat()
+
+
 def _parse(users: dict[str, Any]) -> dict[str, _Entry]:
     entries: dict[str, _Entry] = {}
     for raw_name, spec in users.items():
@@ -189,6 +201,7 @@ def _parse(users: dict[str, Any]) -> dict[str, _Entry]:
             username=name, display_name=str(spec.get("display_name") or name),
             email=str(spec.get("email") or ""), groups=frozenset(str(g) for g in groups),
             stable_id=f"file:{name}", source="file",
+            password_set_at=str(spec.get("password_changed_at") or ""),
         )
         entries[name] = _Entry(identity, str(spec["password"]), bool(spec.get("disabled")))
     return entries

@@ -222,8 +222,15 @@ class LdapDirectory:
             username=sam.lower(), display_name=str(_first(a, "displayName") or sam),
             email=str(_first(a, "mail") or ""), groups=self._groups(user.dn),
             stable_id=guid_text(guid) if isinstance(guid, bytes) and len(guid) == 16 else "",
-            source="ldap",
+            source="ldap", password_set_at=_pwd_last_set(a),
         )
+
+
+def _pwd_last_set(attrs: dict[str, list[Any]]) -> str:
+    """``pwdLastSet`` (MS-ADA3: FILETIME of the last set; 0 = must change at next logon) as
+    an opaque stamp: a reset, a change or "must change" moves it."""
+    value = _int_or_none(attrs, "pwdLastSet")
+    return "" if value is None else str(value)
 
 
 def _paged(conn: Connection, base: str, flt: str, attrs: list[str]) -> Iterator[_User]:

@@ -73,4 +73,6 @@ WEBAUTHN_REASONS: Final = frozenset({
     "unsupported_algorithm", # credential key algorithm not accepted
     "bad_attestation",       # attestation statement does not verify
     "aaguid_not_allowed",    # authenticator model not in the configured allow-list
+    "attestation_required",  # policy requires attestation: none / self attestation refused
+    "attestation_untrusted",  # policy requires attestation but no trust anchors configured
 })

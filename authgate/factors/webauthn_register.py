@@ -25,6 +25,7 @@ from webauthn.helpers.parse_registration_credential_json import (
 )
 from webauthn.helpers.structs import (
     AttestationConveyancePreference,
+    AttestationFormat,
     AttestedCredentialData,
     AuthenticatorSelectionCriteria,
     ClientDataType,
@@ -90,6 +91,9 @@ class VerifiedRegistration:
     #: ``"single_device"`` or ``"multi_device"`` (BE flag: a syncable passkey)
     device_type: str
     attestation_format: str
+    #: the attestation chained to a configured root (only with ``attestation_roots``): the
+    #: AAGUID is then the authenticator model's, not the client's claim
+    attested: bool = False
 
 
 def registration_options(*, rp_id: str, rp_name: str, user_id: bytes, user_name: str,
@@ -123,13 +127,18 @@ def registration_options(*, rp_id: str, rp_name: str, user_id: bytes, user_name:
 
 def verify_registration(*, credential_json: str, expected_challenge: bytes, expected_rp_id: str,
                         expected_origins: Sequence[str], require_user_verification: bool,
-                        aaguid_allowlist: frozenset[str] | None = None) -> VerifiedRegistration:
+                        aaguid_allowlist: frozenset[str] | None = None,
+                        attestation_roots: Sequence[bytes] | None = None
+                        ) -> VerifiedRegistration:
     """Verify a ``navigator.credentials.create()`` response (§7.1).
 
     ``aaguid_allowlist``: the authenticator models accepted (case-insensitive); empty or
     None accepts any, since the allow-list is optional. It is only meaningful with verified
     attestation (``attestation="direct"``): under ``"none"`` the AAGUID is self-asserted and
-    browsers zero it. Raises :class:`WebAuthnFailed` with a precise reason.
+    browsers zero it. ``attestation_roots`` (PEM certificates) requires attestation (§7.1
+    steps 21-23): a ``none`` statement, self attestation (a key vouching for itself) or a
+    chain to no given root is refused, and so is everything when no root is given (py_webauthn
+    skips the chain check without roots). Raises :class:`WebAuthnFailed` with a precise reason.
     """
     origins = check_origins_arg(expected_origins)
     credential = parse_or_malformed(parse_registration_credential_json,
@@ -137,12 +146,13 @@ def verify_registration(*, credential_json: str, expected_challenge: bytes, expe
     attested = _precheck(credential, expected_challenge=expected_challenge,
                          expected_rp_id=expected_rp_id, expected_origins=origins,
                          require_user_verification=require_user_verification)
+    roots = None if attestation_roots is None else _roots(credential, attestation_roots)
     try:
         verified = verify_registration_response(
             credential=credential, expected_challenge=expected_challenge,
             expected_rp_id=expected_rp_id, expected_origin=origins,
             require_user_verification=require_user_verification,
-            supported_pub_key_algs=list(SUPPORTED_ALGORITHMS))
+            supported_pub_key_algs=list(SUPPORTED_ALGORITHMS), pem_root_certs_bytes_by_fmt=roots)
     except Exception as exc:  # noqa: BLE001 - all else was prechecked: the attestation failed
         raise WebAuthnFailed("bad_attestation", type(exc).__name__) from exc
     aaguid = verified.aaguid.lower()
@@ -154,7 +164,21 @@ def verify_registration(*, credential_json: str, expected_challenge: bytes, expe
         transports=tuple(t.value for t in credential.response.transports or ()),
         backed_up=verified.credential_backed_up,
         device_type=enum_text(verified.credential_device_type),
-        attestation_format=enum_text(verified.fmt))
+        attestation_format=enum_text(verified.fmt), attested=roots is not None)
+
+
+def _roots(credential: RegistrationCredential, roots: Sequence[bytes]
+           ) -> dict[AttestationFormat, list[bytes]]:
+    """The trust anchors for every format, once the statement is one that a root can vouch
+    for: a certificate chain (x5c), not ``none`` and not self attestation."""
+    statement = parse_or_malformed(parse_attestation_object,
+                                   credential.response.attestation_object)
+    if statement.fmt == AttestationFormat.NONE or not statement.att_stmt.x5c:
+        raise WebAuthnFailed("attestation_required", f"format {enum_text(statement.fmt)}, "
+                             "no certificate chain")
+    if not roots:
+        raise WebAuthnFailed("attestation_untrusted", "no attestation roots configured")
+    return {fmt: list(roots) for fmt in AttestationFormat if fmt != AttestationFormat.NONE}
 
 
 def _precheck(credential: RegistrationCredential, *, expected_challenge: bytes,

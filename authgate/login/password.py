@@ -147,8 +147,19 @@ class LoginService:
             return PasswordChange(False, "The username or password is incorrect.")
         self._settle(admission, attempt, AttemptOutcome.PASSWORD_CHANGED)
         self._record(attempt, username, Outcome.SUCCESS, "password_changed",
-                     event="password.change")
+                     event="password.change", sessions_ended=str(self._end_sessions(username)))
         return PasswordChange(True, "")
+
+    def _end_sessions(self, username: str) -> int:
+        """After a change: end every session of the account (issue 14 finding 4, ASVS
+        3.3.3). The change page takes no session, so none is kept. Sessions are keyed by the
+        directory's canonical name (``alice`` for ``alice@city.test``); if the directory
+        cannot say it now, the re-read ends them when it sees ``pwdLastSet`` moved."""
+        try:
+            identity = self._directory.lookup(username)
+        except DirectoryUnavailable:
+            identity = None
+        return self._sessions.end_all_for(identity.username if identity else username)
 
     def _settle(self, admission: Admission, attempt: LoginAttempt,
                 outcome: AttemptOutcome) -> None:

@@ -2,6 +2,11 @@
 ``refresh_interval`` (policy, default 5 minutes), so a user disabled or locked in Active
 Directory, or removed from a group, loses that access within the interval (issue: AD).
 
+A password changed or reset since the sign-in (AD ``pwdLastSet`` moved, including an admin's
+"must change at next logon"; the users file's changed-at time) ends the session: a thief who
+had the old password, or the session, loses it at the next re-read (issue 14 finding 4,
+ASVS 3.3.3).
+
 Fail closed: when the refresh is due and no directory answers, the session is refused until
 one does (it is not ended: service resumes when a DC comes back).
 """
@@ -16,7 +21,15 @@ from authgate.core.clock import Clock
 from authgate.core.errors import DirectoryUnavailable
 from authgate.core.values import AuditEvent, Identity, Outcome, SessionRecord
 from authgate.directory import AccountStatusSource, Directory
+from authgate.sessions.service import PASSWORD_STAMP
 from authgate.storage.interfaces import SessionStore
+
+
+def _password_moved(session: SessionRecord, identity: Identity) -> bool:
+    """The directory's password-set stamp differs from the one seen at sign-in. A session
+    that recorded none (started before stamps were kept) is judged by its groups alone."""
+    seen = session.data.get(PASSWORD_STAMP)
+    return seen is not None and seen != identity.password_set_at
 
 
 class AccountRefresher:
@@ -42,9 +55,10 @@ class AccountRefresher:
         except DirectoryUnavailable as exc:
             self._record(session, Outcome.ERROR, exc.reason, "session.refresh")
             return None
-        if identity is None:
+        if identity is None or _password_moved(session, identity):
             self._store.delete(session.id_hash)
-            self._record(session, Outcome.DENY, state, "session.revoked")
+            self._record(session, Outcome.DENY,
+                         state if identity is None else "password_changed", "session.revoked")
             return None
         refreshed = dataclasses.replace(
             session, groups=identity.groups, display_name=identity.display_name,

@@ -25,6 +25,12 @@ _MAX_TOKEN_LENGTH = 64
 PURGE_EVERY = 200
 
 
+#: the session data key holding the directory's password-set stamp seen at sign-in
+#: (``Identity.password_set_at``): when the directory reports another, the password was
+#: changed or reset since, and the session ends (``sessions.refresh``)
+PASSWORD_STAMP = "pwd_set"  # noqa: S105 - a data key, not a password
+
+
 class Refresher(Protocol):
     def refresh(self, session: SessionRecord) -> SessionRecord | None: ...
 
@@ -64,6 +70,7 @@ class SessionService:
             client_ip=client_ip, user_agent=user_agent[:512],
             display_name=identity.display_name, email=identity.email,
             stable_id=identity.stable_id, source=identity.source, refreshed_at=now,
+            data={PASSWORD_STAMP: identity.password_set_at},
         )
         issued = _with_new_token(record)
         self.store.add(issued.record)

@@ -1,22 +1,28 @@
 """Binding a new factor: an admin's enrolment code first (or a fresh strong login to add
-another one), then an authenticator app (TOTP, QR code) or a security key / passkey."""
+another one), then an authenticator app (TOTP, QR code) or a security key / passkey.
+
+Registering never raises the session that registered it (issue 14 finding 3): the new
+factor is proven afterwards, in the normal sign-in or step-up step (``/login/next``). Who
+may bind what is ``credentials.enrolment.may_enrol``.
+"""
 from __future__ import annotations
 
 import segno
-from flask import Blueprint, abort, redirect, render_template, request
+from flask import Blueprint, abort, jsonify, make_response, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from authgate.core.values import Level, SessionRecord
-from authgate.credentials.enrolment import ENROL_CODE_WINDOW
+from authgate.core.values import SessionRecord
+from authgate.credentials.enrolment import (
+    ENROL_CODE_WINDOW,
+    EnrolPermit,
+    FactorKind,
+    may_enrol,
+)
 from authgate.factors.errors import FactorError
-from authgate.web.context import meta, rd_param, services
+from authgate.web.context import meta, rd_param, remote_ip, services
 from authgate.web.steps import (
     challenge_key,
-    may_enrol_now,
-    next_json,
-    next_redirect,
     options_json,
-    raise_level,
     refused_json,
     require_session,
     with_rd,
@@ -25,11 +31,36 @@ from authgate.web.steps import (
 bp = Blueprint("enrol", __name__, url_prefix="/enrol")
 
 
-def _allowed_session() -> SessionRecord:
+_KEY_NEEDS_CODE = ("A security key can only be added with an enrolment code from the IT "
+                   "service desk, or right after signing in with a security key you have.")
+
+
+def _permit(session: SessionRecord, kind: FactorKind) -> EnrolPermit:
+    """The enrolment rule with this request's facts."""
+    svc = services()
+    return may_enrol(kind=kind, session=session, now=svc.clock.now(),
+                     policy=svc.policies.current.settings,
+                     has_factors=svc.mfa.factors.has_factors(session.username), ip=remote_ip())
+
+
+def _allowed_session(kind: FactorKind) -> SessionRecord:
+    """The session, if the enrolment rule lets it bind ``kind``; else audited and refused
+    (a script gets 403 JSON, a form goes back to the enrolment page)."""
     session = require_session()
-    if not may_enrol_now(session):
+    permit = _permit(session, kind)
+    if not permit.allowed:
+        services().mfa.enrolment.refuse(username=session.username, kind=kind,
+                                        reason=permit.reason, meta=meta())
+        if kind == "webauthn":
+            abort(make_response(jsonify(ok=False, error=_KEY_NEEDS_CODE), 403))
         abort(redirect(with_rd("/enrol", rd_param()), code=303))
     return session
+
+
+def _registered(rd: str) -> BaseResponse:
+    """After binding: on to recovery codes, then ``/login/next``, which asks the user to
+    prove the new factor. The session keeps its level and its id (nothing was proven)."""
+    return redirect(with_rd("/enrol/finish", rd), code=303)
 
 
 @bp.get("")
@@ -37,8 +68,10 @@ def start() -> str | BaseResponse:
     session = require_session()
     rd = rd_param()
     svc = services()
-    if may_enrol_now(session):
-        return render_template("enrol_choose.html", session=session, rd=rd)
+    key = _permit(session, "webauthn").allowed
+    if key or _permit(session, "totp").allowed:
+        return render_template("enrol_choose.html", session=session, rd=rd, key=key,
+                               key_note=None if key else _KEY_NEEDS_CODE)
     if svc.mfa.factors.has_factors(session.username):
         # Adding a factor needs a fresh strong login (ASVS 3.7.1): sign in again.
         return redirect(with_rd("/login", with_rd("/enrol", rd) if not rd else rd), code=303)
@@ -51,7 +84,8 @@ def code_submit() -> BaseResponse | tuple[str, int]:
     rd = rd_param()
     svc = services()
     if not svc.mfa.enrolment.redeem(username=session.username,
-                                    code=request.form.get("code", ""), meta=meta()):
+                                    code=request.form.get("code", ""), meta=meta(),
+                                    regulator=svc.regulator):
         return render_template("enrol_code.html", session=session, rd=rd,
                                error="That enrolment code was not accepted. Codes work once, "
                                "for one person, until they expire. Ask the IT service desk "
@@ -63,7 +97,7 @@ def code_submit() -> BaseResponse | tuple[str, int]:
 
 @bp.post("/totp/start")
 def totp_start() -> str:
-    session = _allowed_session()
+    session = _allowed_session("totp")
     pending = services().mfa.totp.start(username=session.username,
                                         name=request.form.get("name", "Authenticator app"),
                                         meta=meta())
@@ -75,7 +109,7 @@ def totp_start() -> str:
 
 @bp.post("/totp/confirm")
 def totp_confirm() -> BaseResponse | tuple[str, int]:
-    session = _allowed_session()
+    session = _allowed_session("totp")
     rd = rd_param()
     try:
         services().mfa.totp.confirm(username=session.username,
@@ -85,12 +119,12 @@ def totp_confirm() -> BaseResponse | tuple[str, int]:
         return render_template("message.html", title="Code not accepted",
                                message="The code did not match. Start the set-up again and "
                                "type the code your app shows now."), 401
-    return next_redirect(raise_level(session, Level.MFA), with_rd("/enrol/finish", rd))
+    return _registered(rd)
 
 
 @bp.post("/webauthn/options")
 def webauthn_options() -> BaseResponse:
-    session = _allowed_session()
+    session = _allowed_session("webauthn")
     options = services().mfa.webauthn.begin_registration(
         key=challenge_key(session, "register"), username=session.username,
         display_name=session.display_name)
@@ -99,16 +133,15 @@ def webauthn_options() -> BaseResponse:
 
 @bp.post("/webauthn/verify")
 def webauthn_verify() -> BaseResponse | tuple[BaseResponse, int]:
-    session = _allowed_session()
+    session = _allowed_session("webauthn")
     name = request.args.get("name", "Security key")
     try:
-        row = services().mfa.webauthn.finish_registration(
+        services().mfa.webauthn.finish_registration(
             key=challenge_key(session, "register"), username=session.username, name=name,
             credential_json=request.get_data(as_text=True), meta=meta())
     except FactorError:
         return refused_json("The security key could not be registered.", 400)
-    level = Level.PHISHING_RESISTANT if row.user_verified else Level.MFA
-    return next_json(raise_level(session, level), with_rd("/enrol/finish", rd_param()))
+    return jsonify(ok=True, redirect=with_rd("/enrol/finish", rd_param()))
 
 
 @bp.route("/finish", methods=["GET", "POST"])
@@ -116,7 +149,7 @@ def finish() -> str:
     """Recovery codes: generated on request (POST) and shown once (ASVS 2.6.x)."""
     svc = services()
     codes: tuple[str, ...] = ()
-    session = _allowed_session() if request.method == "POST" else require_session()
+    session = _allowed_session("recovery") if request.method == "POST" else require_session()
     if request.method == "POST":
         codes = svc.mfa.recovery.regenerate(username=session.username, meta=meta())
     left = svc.mfa.recovery.remaining(session.username)

@@ -17,7 +17,6 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.access.next_step import Step, next_step, resource_of
 from authgate.core.values import Level, Resource, SessionRecord
-from authgate.credentials.enrolment import may_enrol
 from authgate.sessions.service import Issued
 from authgate.web.access import portal_resource
 from authgate.web.context import meta as meta  # re-exported: views import it from here
@@ -97,12 +96,3 @@ def options_json(options: str) -> BaseResponse:
 def refused_json(message: str, status: int) -> tuple[BaseResponse, int]:
     """A WebAuthn script's refusal: one generic message; the reason is in the audit log."""
     return jsonify(ok=False, error=message), status
-
-
-def may_enrol_now(session: SessionRecord) -> bool:
-    """The enrolment rule (``credentials.enrolment.may_enrol``) with this request's facts."""
-    svc = services()
-    return may_enrol(session=session, now=svc.clock.now(),
-                     policy=svc.policies.current.settings,
-                     has_factors=svc.mfa.factors.has_factors(session.username),
-                     ip=remote_ip())

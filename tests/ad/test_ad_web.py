@@ -319,6 +319,36 @@ def test_disabled_in_ad_loses_the_session_within_the_interval(web, ad, clock,  #
     assert browser.login("alice", ad.password("alice")).status_code == 303
 
 
+def test_password_reset_in_ad_ends_the_session_at_the_next_refresh(  # type: ignore[no-untyped-def]
+        web, ad, clock, dc_admin: DcAdmin) -> None:
+    """Issue 14 finding 4: the service desk resets a password in AD ("must change at next
+    logon"): pwdLastSet moves, and the session signed in with the old password ends at the
+    next re-read, whoever holds it."""
+    app, services = web
+    user = "user17"  # spray tests only send it wrong passwords
+    browser = WebUser(app, "10.20.8.7")
+    assert browser.login(user, ad.password(user)).status_code == 303
+    assert browser.verify().status_code == 200
+    dn = dc_admin.dn(user)
+    try:
+        dc_admin._modify(dn, {"unicodePwd": [("MODIFY_REPLACE", [
+            '"Reset-By-Desk-2026!"'.encode("utf-16-le")])]})
+        dc_admin._modify(dn, {"pwdLastSet": [("MODIFY_REPLACE", ["0"])]})
+        clock.advance(minutes=4)
+        assert browser.verify().status_code == 200  # not due yet
+        clock.advance(minutes=2)
+        assert browser.verify().status_code == 401
+        revoked = audit(services, "session.revoked")
+        assert [(e.username, e.outcome, e.reason) for e in revoked] == [
+            (user, "deny", "password_changed")]
+        assert services.sessions.store.list_for_user(user) == []
+    finally:
+        dc_admin._modify(dn, {"unicodePwd": [("MODIFY_REPLACE", [
+            f'"{ad.password(user)}"'.encode("utf-16-le")])]})
+        dc_admin._modify(dn, {"pwdLastSet": [("MODIFY_REPLACE", ["-1"])]})
+    assert browser.verify().status_code == 401  # the old session does not come back
+
+
 def test_group_removed_in_ad_reaches_remote_groups(web, ad, clock, dc_admin: DcAdmin) -> None:  # type: ignore[no-untyped-def]
     app, services = web
     browser = WebUser(app, "10.20.9.1")

@@ -56,6 +56,8 @@ PASSWORD = "browser-test-password-for-staff"  # noqa: S105 - test accounts
 #: (5 failures / 15 min) of one test never leaks into another
 STAFF = ("alice", "bruno", "chen", "dana", "emil", "farah", "gita", "hugo", "ines", "jon")
 ADMIN = "adam"
+#: an admin whose only factor at first is an authenticator app (issue 14 finding 3)
+TOTP_ADMIN = "kai"
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
@@ -95,6 +97,8 @@ def _write_users(path: Path) -> None:
                            email=f"{name}@city.test", groups=["City-Staff"])
     directory.add_user(ADMIN, PASSWORD, display_name="Adam Admin", email="adam@city.test",
                        groups=["authgate-admins"])
+    directory.add_user(TOTP_ADMIN, PASSWORD, display_name="Kai Admin", email="kai@city.test",
+                       groups=["City-Staff", "authgate-admins"])
 
 
 @dataclass

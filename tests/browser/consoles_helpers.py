@@ -155,6 +155,9 @@ def continue_after_key(page: Page, stack: Stack) -> None:
     page.wait_url(f"{stack.portal}/enrol/finish")
     page.wait_text("Your sign-in device is ready")
     page.click("a.button.secondary")  # "Continue to the application"
+    # Registering raised nothing (issue 14): the new key is proven in the normal step.
+    page.wait_for("#webauthn-login")
+    page.click("#webauthn-login")
 
 
 def detail(row: Any) -> dict[str, str]:

@@ -110,6 +110,10 @@ def test_every_page_is_labelled_and_loads_nothing_from_elsewhere(stack: Stack,
     browser.wait_url(f"{stack.portal}/enrol/finish")
     browser.wait_for("h1")
     audit_page(browser, stack, seen)  # device ready
+    browser.click("a.button.secondary")  # continue: prove the new key (issue 14)
+    browser.wait_for("#webauthn-login")
+    browser.click("#webauthn-login")
+    browser.wait_url(f"{stack.app}{MFA_APP}")
     browser.open(f"{stack.portal}/account")
     browser.wait_for("#devices")
     audit_page(browser, stack, seen)  # self-service

@@ -57,7 +57,8 @@ def test_issue_code_shown_once_and_usable(admin, services) -> None:  # type: ign
     r = admin.post("/admin/users/alice/codes", data={"csrf_token": csrf(page), "ttl": "1h",
                                                      "reason": "new phone, ID checked"})
     code = re.search(r'id="enrolment-code">([^<]+)<', r.get_data(as_text=True)).group(1)
-    assert services.mfa.enrolment.redeem(username="alice", code=code, meta=RequestMeta())
+    assert services.mfa.enrolment.redeem(username="alice", code=code, meta=RequestMeta(),
+                                          regulator=services.regulator)
     issued = events(services, "enrol.code_issued")[-1]
     assert issued["username"] == "alice" and '"actor": "adam"' in issued["detail"]
     assert "new phone, ID checked" in issued["detail"]

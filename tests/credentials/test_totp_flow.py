@@ -20,6 +20,9 @@ def audit(services, event: str) -> list[tuple[str, str]]:  # type: ignore[no-unt
 def test_password_session_is_stepped_up_then_allowed(mfa, client, services) -> None:  # type: ignore[no-untyped-def]
     assert mfa.verify().status_code == 401
     secret = mfa.enrol_totp(mfa.issue_code())
+    assert mfa.verify().status_code == 401  # registered, not yet proven (issue 14)
+    page = mfa.factor_page().get_data(as_text=True)
+    assert mfa.post("/login/totp", page, code=mfa.totp(secret, 1), rd=MFA_URL).status_code == 303
     assert mfa.verify().status_code == 200
     with services.engine.connect() as conn:
         row = conn.execute(select(credentials)).mappings().one()
@@ -85,7 +88,7 @@ def test_no_code_no_enrolment(mfa, client, services) -> None:  # type: ignore[no
     r = mfa.post("/enrol/totp/start", page, name="Attacker phone")
     assert r.status_code == 303 and r.headers["Location"].startswith("/enrol")
     r = client.post("/enrol/webauthn/options", headers={"X-CSRFToken": mfa.csrf(page)})
-    assert r.status_code == 303
+    assert r.status_code == 403 and not r.get_json()["ok"]
     with services.engine.connect() as conn:
         assert conn.execute(select(credentials)).all() == []
 
@@ -132,7 +135,9 @@ def test_recovery_codes_single_use_and_regeneration(mfa, client, clock, services
 
 
 def test_removing_a_factor_ends_sessions(mfa, client, clock, services) -> None:  # type: ignore[no-untyped-def]
-    mfa.enrol_totp(mfa.issue_code())
+    secret = mfa.enrol_totp(mfa.issue_code())
+    page = mfa.factor_page().get_data(as_text=True)
+    assert mfa.post("/login/totp", page, code=mfa.totp(secret, 1), rd=MFA_URL).status_code == 303
     other = services.sessions.start(services.directory.lookup("alice"),
                                     level=services.sessions.store.list_for_user("alice")[0].level,
                                     client_ip="10.9.9.9", user_agent="other device")
@@ -178,3 +183,26 @@ def test_user_sees_and_ends_other_sessions(mfa, client, services) -> None:  # ty
     assert r.status_code == 303
     assert services.sessions.resolve(other.token) is None
     assert client.get("/account").status_code == 200  # this one lives on
+
+
+def test_enrolment_code_guessing_is_throttled_per_user(mfa, client, clock, services) -> None:  # type: ignore[no-untyped-def]
+    """Issue 14: someone with the password guesses enrolment codes. After the second-factor
+    limit (5 in the window) even the right code is refused, with the same message, and the
+    refusal is audited; the user's own throttle is the regulator's factor counter."""
+    good = mfa.issue_code()
+    mfa.login_to()
+    page = client.get("/enrol").get_data(as_text=True)
+    for n in range(5):
+        r = mfa.post("/enrol/code", page, code=f"guess-{n}")
+        assert r.status_code == 401
+    r = mfa.post("/enrol/code", page, code=good)
+    assert r.status_code == 401
+    assert "That enrolment code was not accepted" in r.get_data(as_text=True)
+    reasons = [r for _, r in audit(services, "enrol.code_redeemed")]
+    assert reasons[-1] == "code_throttled" and len(reasons) == 6
+    assert audit(services, "login.factor")[-1][0] == "deny"
+    assert services.mfa.enrolment.codes_for("alice")[0].used_at is None  # not spent
+    clock.advance(minutes=31)  # the ban (15 min) and the window (15 min) pass
+    mfa.login_to()
+    page = client.get("/enrol").get_data(as_text=True)
+    assert mfa.post("/enrol/code", page, code=good).status_code == 303

@@ -9,7 +9,12 @@ from types import MappingProxyType
 import pytest
 
 from authgate.core.values import AuditEvent, Level, Outcome, RequestMeta, SessionRecord
-from authgate.credentials.enrolment import authenticated_within, fresh_strong_login, may_enrol
+from authgate.credentials.enrolment import (
+    FactorKind,
+    authenticated_within,
+    fresh_strong_login,
+    may_enrol,
+)
 from authgate.policy.globals import Enrolment, PolicyGlobals
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -28,9 +33,10 @@ def session(level: Level = Level.MFA, *, age: timedelta = timedelta(minutes=1),
                          data=data or {})
 
 
-def allowed(s: SessionRecord, *, has_factors: bool, ip: str | None = None) -> bool:
-    return may_enrol(session=s, now=NOW, policy=POLICY, has_factors=has_factors,
-                     ip=ipaddress.ip_address(ip) if ip else None)
+def allowed(s: SessionRecord, *, has_factors: bool, ip: str | None = None,
+            kind: FactorKind = "totp") -> bool:
+    return may_enrol(kind=kind, session=s, now=NOW, policy=POLICY, has_factors=has_factors,
+                     ip=ipaddress.ip_address(ip) if ip else None).allowed
 
 
 @pytest.mark.parametrize(("level", "age", "expected"), [
@@ -58,8 +64,28 @@ def test_first_enrolment_only_from_a_named_network() -> None:
     assert allowed(first, has_factors=False, ip="10.1.2.3")
     assert not allowed(first, has_factors=False, ip="192.0.2.1")
     assert not allowed(first, has_factors=False, ip=None)
-    assert not may_enrol(session=first, now=NOW, policy=PolicyGlobals(), has_factors=False,
-                         ip=ipaddress.ip_address("10.1.2.3"))
+    assert not may_enrol(kind="totp", session=first, now=NOW, policy=PolicyGlobals(),
+                         has_factors=False, ip=ipaddress.ip_address("10.1.2.3")).allowed
+
+
+@pytest.mark.parametrize(("level", "age", "has_factors", "ip", "expected"), [
+    (Level.MFA, timedelta(minutes=1), True, None, "webauthn_needs_code"),  # password + TOTP
+    (Level.PASSWORD, timedelta(minutes=1), False, "10.1.2.3", "webauthn_needs_code"),
+    (Level.PHISHING_RESISTANT, timedelta(minutes=6), True, None, "webauthn_needs_code"),
+    (Level.PHISHING_RESISTANT, timedelta(minutes=5), True, None, "fresh_phishing_resistant"),
+])
+def test_a_security_key_needs_an_admin_code_or_a_fresh_key_login(
+        level: Level, age: timedelta, has_factors: bool, ip: str | None,
+        expected: str) -> None:
+    """Issue 14 finding 3: a key can confer phishing_resistant, so a password + TOTP
+    session (a real-time phisher's) never binds one; an admin code always may."""
+    permit = may_enrol(kind="webauthn", session=session(level, age=age), now=NOW,
+                       policy=POLICY, has_factors=has_factors,
+                       ip=ipaddress.ip_address(ip) if ip else None)
+    assert permit.reason == expected
+    assert permit.allowed is (expected == "fresh_phishing_resistant")
+    live = {"enrol_until": (NOW + timedelta(minutes=1)).isoformat()}
+    assert allowed(session(Level.PASSWORD, data=live), has_factors=True, kind="webauthn")
 
 
 def test_authenticated_within_is_inclusive() -> None:

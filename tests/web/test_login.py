@@ -124,3 +124,56 @@ def test_passkey_sign_in_is_off_unless_configured(client, auth) -> None:  # type
     assert "passkey-login" not in client.get("/login").get_data(as_text=True)
     r = client.post("/login/passkey/options", headers={"X-CSRFToken": token})
     assert r.status_code == 404
+
+
+# -- issue 14 finding 4: sessions do not survive a password change --------------------------
+def _revoked(services) -> list[str]:  # type: ignore[no-untyped-def]
+    with services.engine.connect() as conn:
+        return [r.reason for r in conn.execute(
+            select(audit_events).where(audit_events.c.event == "session.revoked"))]
+
+
+def test_a_password_change_ends_every_session_of_the_account(client, auth, services) -> None:  # type: ignore[no-untyped-def]
+    """The thief's session (another device) ends when the owner changes the password."""
+    from authgate.core.values import Level
+
+    thief = services.sessions.start(services.directory.lookup("alice"), level=Level.MFA,
+                                    client_ip="203.0.113.9", user_agent="thief")
+    other = services.sessions.start(services.directory.lookup("bob"), level=Level.MFA,
+                                    client_ip="10.0.0.2", user_agent="bob")
+    r = client.post("/password/change", data={
+        "csrf_token": auth.csrf(), "username": "Alice", "old_password": ALICE_PASSWORD,
+        "new_password": "a brand new long password", "confirm_password":
+        "a brand new long password"})
+    assert r.status_code == 200 and "Your password was changed" in r.get_data(as_text=True)
+    assert services.sessions.resolve(thief.token) is None
+    assert services.sessions.resolve(other.token) is not None  # other users keep theirs
+    record = last_audit(services)
+    assert (record["event"], record["reason"]) == ("password.change", "password_changed")
+    assert '"sessions_ended": "1"' in record["detail"]
+
+
+def test_an_operator_reset_ends_the_session_at_the_next_re_read(client, auth, clock,  # type: ignore[no-untyped-def]
+                                                                 services, users_file) -> None:
+    """``authgate users set-password`` (the users file's changed-at time moves): the session
+    that signed in with the old password ends at the next directory re-read."""
+    from authgate.core.values import Level
+    from authgate.directory.file import FileDirectory
+    from tests.conftest import FAST_HASHER, verify_headers
+
+    auth.login()
+    bob = services.sessions.start(services.directory.lookup("bob"), level=Level.PASSWORD,
+                                  client_ip="10.0.0.2", user_agent="bob")
+    assert services.directory.lookup("alice").password_set_at  # the file keeps a stamp
+    FileDirectory(users_file, hasher=FAST_HASHER).set_password("alice", "reset by operator!")
+    clock.advance(minutes=4)
+    assert client.get("/verify", headers=verify_headers()).status_code == 200  # not due yet
+    clock.advance(minutes=2)
+    assert client.get("/verify", headers=verify_headers()).status_code == 401
+    assert _revoked(services) == ["password_changed"]
+    assert services.sessions.store.list_for_user("alice") == []
+    assert services.sessions.resolve(bob.token) is not None
+    # Signing in with the new password gives a session that lasts.
+    auth.login(password="reset by operator!")
+    clock.advance(minutes=6)
+    assert client.get("/verify", headers=verify_headers()).status_code == 200
