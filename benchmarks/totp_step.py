@@ -83,8 +83,8 @@ def sessions_for(config: Path, base: str, users: list[tuple[str, str]]) -> list[
                             headers={"Cookie": cookie}, allow_redirects=False, timeout=10)
         token = re.search(r'data-csrf="([^"]+)"', page.text)
         assert page.status_code == 200 and token, (page.status_code, page.text[:200])
-        csrf_cookie = page.cookies.get("__Host-authgate_session_csrf")
-        prepared.append({"cookie": f"{cookie}; __Host-authgate_session_csrf={csrf_cookie}",
+        csrf_cookie = page.cookies.get("__Host-csrf-authgate_session")
+        prepared.append({"cookie": f"{cookie}; __Host-csrf-authgate_session={csrf_cookie}",
                          "csrf": token.group(1), "secret": secret})
     services.engine.dispose()
     return prepared

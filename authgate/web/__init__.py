@@ -76,7 +76,7 @@ def _flask_config(services: Services) -> dict[str, Any]:
         # Flask's own signed cookie carries only the CSRF secret (ASVS 4.2.2). It is always
         # host-only (no SESSION_COOKIE_DOMAIN), Secure and Path=/, so it always takes the
         # ``__Host-`` prefix (RFC 6265bis 4.1.3.2): a sibling sub-domain cannot plant one.
-        SESSION_COOKIE_NAME=f"__Host-{settings.session.cookie_name}_csrf",
+        SESSION_COOKIE_NAME=f"__Host-csrf-{settings.session.cookie_name}",
         SESSION_COOKIE_PATH="/", SESSION_COOKIE_DOMAIN=None,
         SESSION_COOKIE_SECURE=True, SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax", SESSION_REFRESH_EACH_REQUEST=False,

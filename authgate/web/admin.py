@@ -45,9 +45,8 @@ DONE = {
     "code_revoked": "Enrolment code revoked.",
     "factors_reset": "All factors removed; the user's sessions ended.",
     "factor_removed": "Factor removed; the user's sessions ended.",
-    "sessions_ended": "The user's sessions ended.",
-    "bans_lifted": "The matching bans were lifted.",
-    "no_ban": "No active ban matched.",
+    "sessions_ended": "{count} session(s) ended.",
+    "bans_lifted": "{count} ban(s) lifted.",
 }
 ERRORS = {
     "bad_ttl": "The lifetime must look like 2h or 24h.",
@@ -61,9 +60,13 @@ ERRORS = {
 
 
 def banners() -> dict[str, str]:
-    """The fixed banner texts the query string names (the keys are looked up, not shown)."""
-    return {"done": DONE.get(request.args.get("done", ""), ""),
-            "error": ERRORS.get(request.args.get("error", ""), "")}
+    """The fixed banner texts the query string names (the keys are looked up, not shown;
+    ``count`` fills a number in, and only a small number)."""
+    done = DONE.get(request.args.get("done", ""), "")
+    if "{count}" in done:
+        count = request.args.get("count", "")
+        done = done.format(count=int(count)) if count.isdigit() and len(count) <= 6 else ""
+    return {"done": done, "error": ERRORS.get(request.args.get("error", ""), "")}
 
 
 def _user_url(username: str) -> str:
@@ -110,9 +113,12 @@ def _bans() -> list[Ban]:
     return services().regulator.active_bans()
 
 
-def _after(username: str, done: str = "", error: str = "") -> BaseResponse:
+def _after(username: str, done: str = "", error: str = "", count: int | None = None
+           ) -> BaseResponse:
     """Back to the user's page with a banner *key* (see ``DONE`` and ``ERRORS``)."""
     suffix = f"?done={done}" if done in DONE else f"?error={error}" if error in ERRORS else ""
+    if count is not None and suffix.startswith("?done="):
+        suffix += f"&count={int(count)}"
     return redirect(_user_url(username) + suffix, code=303)
 
 
@@ -195,10 +201,11 @@ def end_sessions(username: str) -> BaseResponse:
     if (back := _fresh_or_reauth(_user_url(name))) is not None:
         return back
     try:
-        actions().end_sessions(admin=_admin(), username=name, reason=_reason(), meta=meta())
+        ended = actions().end_sessions(admin=_admin(), username=name, reason=_reason(),
+                                       meta=meta())
     except ReasonRequired:
         return _after(name, error=_NO_REASON)
-    return _after(name, done="sessions_ended")
+    return _after(name, done="sessions_ended", count=ended)
 
 
 @bp.get("/bans")
@@ -217,7 +224,7 @@ def lift_ban() -> BaseResponse:
                                     reason=request.form.get("reason", ""), meta=meta())
     except ReasonRequired:
         return redirect("/admin/bans?error=reason", code=303)
-    return redirect("/admin/bans?done=" + ("bans_lifted" if lifted else "no_ban"), code=303)
+    return redirect(f"/admin/bans?done=bans_lifted&count={len(lifted)}", code=303)
 
 
 @bp.post("/sessions/end-all")

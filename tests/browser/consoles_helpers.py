@@ -64,7 +64,7 @@ def settle(page: Page) -> None:
     seen, since = None, time.monotonic()
     deadline = since + 5
     while time.monotonic() < deadline:
-        value = next((v for k, v in page.cookies().items() if k.endswith("_csrf")), None)
+        value = next((v for k, v in page.cookies().items() if k.startswith("__Host-csrf-")), None)
         if value != seen:
             seen, since = value, time.monotonic()
         elif value and time.monotonic() - since >= 0.4:

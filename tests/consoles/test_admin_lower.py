@@ -61,8 +61,12 @@ def test_banners_never_echo_the_query_string(admin, path: str, param: str) -> No
 
 
 def test_known_banner_keys_show_their_fixed_text(admin) -> None:  # type: ignore[no-untyped-def]
-    page = admin.get("/admin/users/alice?done=sessions_ended").get_data(as_text=True)
-    assert "The user&#39;s sessions ended." in page
+    page = admin.get("/admin/users/alice?done=sessions_ended&count=3").get_data(as_text=True)
+    assert "3 session(s) ended." in page
+    for count in ("", "-1", "3 sessions, call 555-0100", "1234567"):
+        page = admin.get("/admin/users/alice", query_string={
+            "done": "sessions_ended", "count": count}).get_data(as_text=True)
+        assert "session(s) ended" not in page and "555-0100" not in page
     page = admin.get("/admin/bans?error=reason").get_data(as_text=True)
     assert "Give a reason: it goes to the audit trail." in page
 

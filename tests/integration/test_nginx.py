@@ -281,7 +281,7 @@ def _forged_cookie_headers() -> list[str]:
         f"{COOKIE}=; {COOKIE}={secrets.token_urlsafe(32)}",
         f"{COOKIE}=..%2F..%2Fetc%2Fpasswd",
         f"authgate_session={secrets.token_urlsafe(32)}",  # without the __Host- prefix
-        "authgate_session_csrf=eyJjc3JmX3Rva2VuIjoiZm9yZ2VkIn0.forged.signature",
+        "__Host-csrf-authgate_session=eyJjc3JmX3Rva2VuIjoiZm9yZ2VkIn0.forged.signature",
         "=;=;;;===",
     ]
 

@@ -11,14 +11,14 @@ from tests.fixtures.net import csrf_token
 
 def _csrf_set_cookie(client) -> str:  # type: ignore[no-untyped-def]
     r = client.get("/login")
-    [cookie] = [c for c in r.headers.getlist("Set-Cookie") if "_csrf=" in c]
+    [cookie] = [c for c in r.headers.getlist("Set-Cookie") if c.startswith("__Host-csrf-")]
     return cookie
 
 
 def _assert_host_prefixed(cookie: str) -> None:
     name, _, rest = cookie.partition("=")
     attrs = [a.strip().lower() for a in rest.split(";")[1:]]
-    assert name == "__Host-authgate_session_csrf"
+    assert name == "__Host-csrf-authgate_session"
     assert "secure" in attrs and "path=/" in attrs and "httponly" in attrs
     assert not any(a.startswith("domain=") for a in attrs)
 
@@ -40,7 +40,7 @@ def test_csrf_cookie_is_host_prefixed_with_a_shared_session_domain(
 def test_demo_login_over_http_localhost_works_with_the_prefixed_cookie(client) -> None:  # type: ignore[no-untyped-def]
     """The test client sends Secure cookies over http://localhost, as Chromium does."""
     page = client.get("http://localhost:9091/login").get_data(as_text=True)
-    assert client.get_cookie("__Host-authgate_session_csrf") is not None
+    assert client.get_cookie("__Host-csrf-authgate_session") is not None
     r = client.post("http://localhost:9091/login", data={
         "csrf_token": csrf_token(page), "username": "alice", "password": ALICE_PASSWORD,
         "rd": ""})
