@@ -27,18 +27,29 @@ def resource_of(url: str) -> Resource:
 
 
 def next_step(policy_set: PolicySet, *, session: SessionRecord | None, target: Resource,
-              ip: IPAddress | None, now: datetime) -> Step:
+              ip: IPAddress | None, now: datetime, floor: Level | None = None) -> Step:
+    """``floor``: the least level the target needs whatever the policy allows (authgate's
+    own consoles, ``access.console_floor``)."""
     if session is not None and break_glass_pending(session):
         return Step.PHISHING_RESISTANT  # break-glass accounts: WebAuthn with UV, always
     decision = decide(policy_set, subject=subject_of(session, ip), resource=target, now=now)
     if decision.verdict is Verdict.ALLOW:
-        return Step.DONE
+        if floor is None or (session is not None and session.level.satisfies(floor)):
+            return Step.DONE
+        return _step_to(floor) if session is not None else Step.PASSWORD
     if decision.verdict is Verdict.DENY:
         return Step.DENIED
     if session is None or decision.reason != "step_up" or decision.required is None:
         return Step.PASSWORD  # login_required, reauth_age, reauth_idle
-    if decision.required is Level.PHISHING_RESISTANT:
+    required = decision.required
+    if floor is not None and not required.satisfies(floor):
+        required = floor
+    return _step_to(required)
+
+
+def _step_to(level: Level) -> Step:
+    if level is Level.PHISHING_RESISTANT:
         return Step.PHISHING_RESISTANT
-    if decision.required is Level.MFA:
+    if level is Level.MFA:
         return Step.MFA
     return Step.PASSWORD

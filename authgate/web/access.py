@@ -15,6 +15,7 @@ from urllib.parse import quote, urlsplit
 
 from flask import abort, g, redirect, request
 
+from authgate.access.console_floor import console_floor
 from authgate.access.forward_auth import subject_of
 from authgate.core.values import AuditEvent, Outcome, Resource, SessionRecord
 from authgate.policy import Verdict, decide
@@ -69,6 +70,9 @@ def require(role: Role) -> Callable[[F], F]:
             if decision.verdict is Verdict.DENY:
                 _audit_refusal(session, resource, decision.reason, decision.rule_id or "")
                 abort(403)
+            floor = console_floor(resource, portal_host=resource.host)
+            if floor is not None and not session.level.satisfies(floor):
+                return login_redirect(resource)  # the login flow asks for the floor
             g.session = session
             return view(*args, **kwargs)
         return wrapped  # type: ignore[return-value]

@@ -15,6 +15,7 @@ from urllib.parse import quote
 from flask import Response, abort, jsonify, redirect
 from werkzeug.wrappers import Response as BaseResponse
 
+from authgate.access.console_floor import console_floor
 from authgate.access.next_step import Step, next_step, resource_of
 from authgate.core.values import Level, Resource, SessionRecord
 from authgate.sessions.service import Issued
@@ -48,8 +49,10 @@ def step_for(session: SessionRecord | None, rd: str) -> Step:
     """What is missing for ``rd``. Without one, the portal's home page: a signed-in user may
     always see their own status there, even where no rule covers the portal host."""
     svc = services()
-    step = next_step(svc.policies.current, session=session, target=target_of(rd),
-                     ip=remote_ip(), now=svc.clock.now())
+    target = target_of(rd)
+    step = next_step(svc.policies.current, session=session, target=target,
+                     ip=remote_ip(), now=svc.clock.now(),
+                     floor=console_floor(target, portal_host=portal_resource().host))
     if not rd and step is Step.DENIED and session is not None:
         return Step.DONE
     return step

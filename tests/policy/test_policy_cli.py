@@ -46,14 +46,25 @@ def test_check_lists_every_error_and_exits_1(policies: Path) -> None:
     )
 
 
-def test_check_strict_fails_on_warnings(policies: Path) -> None:
+def test_a_shadowed_rule_fails_the_check(policies: Path) -> None:
+    """A rule that can never match is an error, not a warning (pen test of #14: a later,
+    stricter rule behind a catch-all silently lowered the level)."""
     (policies / "50-shadow.yaml").write_text(
         "version: 1\nrules:\n  - {id: late, domains: [x.city.test],"
         ' subjects: ["group:City-Staff"], level: mfa}\n'
     )
+    result = run("check", "--policies", str(policies))
+    assert result.exit_code == 1 and "shadowed by earlier rule" in result.output
+
+
+def test_check_strict_fails_on_warnings(policies: Path) -> None:
+    (policies / "50-long.yaml").write_text(
+        "version: 1\nrules:\n  - {id: long, domains: [long.city.test], level: mfa,"
+        " max_session_age: 13h}\n"
+    )
     assert run("check", "--policies", str(policies)).exit_code == 0
     result = run("check", "--strict", "--policies", str(policies))
-    assert result.exit_code == 1 and "shadowed by earlier rule" in result.output
+    assert result.exit_code == 1 and "exceeds the NIST SP 800-63B cap" in result.output
 
 
 def test_policies_dir_from_environment(policies: Path) -> None:

@@ -211,8 +211,7 @@ def test_merge_keys_and_unquoted_times(make_policies) -> None:
         """)
 
 
-def test_warnings_shadowing_and_nist_caps(make_policies) -> None:
-    ps = make_policies("""
+SHADOWING_RULES = """
         - id: all-city
           domains: ["*.city.test"]
           level: mfa
@@ -267,11 +266,23 @@ def test_warnings_shadowing_and_nist_caps(make_policies) -> None:
         - id: after-catch-all
           domains: [late.test]
           level: mfa
-    """)
-    text = "\n".join(ps.warnings)
+"""
+
+
+def _without(rules: str, ids: set[str]) -> str:
+    """``rules`` less the rules with these ids (each rule starts with ``- id:``)."""
+    blocks = re.split(r"(?m)^(?=\s*- id: )", rules)
+    return "".join(b for b in blocks
+                   if not any(re.match(rf"\s*- id: {i}\s*$", b.splitlines()[0] if b.strip()
+                                       else "") for i in ids))
+
+
+def test_shadowed_rules_are_errors_and_nist_caps_warn(make_policies) -> None:
+    with pytest.raises(PolicyError) as refused:
+        make_policies(SHADOWING_RULES)
     shadowed = {
         re.search(r" (\S+): shadowed by earlier rule (\S+)", w).groups()
-        for w in ps.warnings
+        for w in refused.value.problems
         if "shadowed" in w
     }
     assert shadowed == {
@@ -281,6 +292,9 @@ def test_warnings_shadowing_and_nist_caps(make_policies) -> None:
         ("net-narrower", "net-rule"),
         ("after-catch-all", "catch-all"),
     }
+    ps = make_policies(_without(SHADOWING_RULES, {rule for rule, _ in shadowed}))
+    text = "\n".join(ps.warnings)
+    assert "shadowed by" not in text
     assert "long-mfa: max_session_age 13h exceeds the NIST SP 800-63B cap 12h for mfa" in text
     assert "long-mfa: idle_timeout 45m exceeds" in text
     assert (
@@ -377,8 +391,8 @@ def test_rules_concatenated_in_file_order(tmp_path: Path) -> None:
         tmp_path / "p",
         {
             "20-late.yaml": "version: 1\nrules:\n  - {id: late, level: deny}\n",
-            "10-early.yaml": "version: 1\nrules:\n"
-            "  - {id: early, level: mfa}\n  - {id: early2, level: mfa}\n",
+            "10-early.yaml": "version: 1\nrules:\n  - {id: early, domains: [a.test], level: mfa}"
+            "\n  - {id: early2, domains: [b.test], level: mfa}\n",
         },
     )
     assert [r.id for r in load_policy_set(directory).rules] == ["early", "early2", "late"]

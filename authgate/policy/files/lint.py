@@ -1,10 +1,14 @@
-"""Warnings a reviewer must see but that do not make a policy invalid.
+"""What a reviewer must see beyond syntax.
 
-* Shadowed rules: an earlier rule matches everything a later one does, so the later one can
-  never apply. The check is conservative (criterion by criterion, superset or equal); it
-  never reports a rule that can match, and may miss exotic overlaps.
-* Rules looser than NIST SP 800-63B re-authentication caps (4.2.3 AAL2: 12 h / 30 min idle;
-  4.3.3 AAL3: 12 h / 15 min idle; password treated like AAL2), ASVS 3.3.2.
+* Shadowed rules are **errors** (``shadowed_rules``): an earlier rule matches everything a
+  later one does, so the later one can never apply. That is always a mistake, and a
+  dangerous one: a stricter rule placed after a catch-all silently lowers the level (found by
+  the pen test of issue #14, where a later ``mfa`` rule never ran). The check is
+  conservative (criterion by criterion, superset or equal); it never reports a rule that can
+  match, and may miss exotic overlaps.
+* Warnings (``lint_rules``): rules looser than NIST SP 800-63B re-authentication caps
+  (4.2.3 AAL2: 12 h / 30 min idle; 4.3.3 AAL3: 12 h / 15 min idle; password treated like
+  AAL2), ASVS 3.3.2.
 """
 
 from __future__ import annotations
@@ -16,19 +20,18 @@ from authgate.policy.globals import NIST_CAPS, PolicyGlobals
 from authgate.policy.values import Rule
 
 
+def shadowed_rules(rules: Sequence[Rule]) -> list[str]:
+    """An error per rule that can never match, as ``file:line rule-id: message``."""
+    shadows = _ShadowFinder(rules)
+    return [f"{rule.source} {rule.id}: shadowed by earlier rule {earlier.id} "
+            f"({earlier.source}); it can never match: move it before that rule or remove it"
+            for rule in rules if (earlier := shadows.shadowing(rule)) is not None]
+
+
 def lint_rules(rules: Sequence[Rule], settings: PolicyGlobals) -> list[str]:
     """Every warning for the rules, in rule order, as ``file:line rule-id: message``."""
-    warnings: list[str] = []
-    shadows = _ShadowFinder(rules)
-    for rule in rules:
-        earlier = shadows.shadowing(rule)
-        if earlier is not None:
-            warnings.append(
-                f"{rule.source} {rule.id}: shadowed by earlier rule {earlier.id} "
-                f"({earlier.source}); it can never match"
-            )
-        warnings.extend(f"{rule.source} {rule.id}: {message}" for message in nist_problems(rule))
-    return warnings
+    return [f"{rule.source} {rule.id}: {message}" for rule in rules
+            for message in nist_problems(rule)]
 
 
 def nist_problems(rule: Rule) -> list[str]:

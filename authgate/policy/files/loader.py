@@ -26,7 +26,7 @@ from authgate.policy.files.globals import (
     parse_settings,
     parse_tz,
 )
-from authgate.policy.files.lint import lint_rules
+from authgate.policy.files.lint import lint_rules, shadowed_rules
 from authgate.policy.files.nodes import Problems, Where
 from authgate.policy.globals import GLOBAL_SECTIONS, SLUG
 from authgate.policy.values import HoursWindow, IPNetwork, PolicySet, Requirement, Rule
@@ -104,6 +104,7 @@ def load_policy_set(directory: Path) -> PolicySet:
     default_tz = ZoneInfo(settings.defaults.tz) if settings.defaults.tz else None
     context = _Context(settings.networks, default_tz)
     rules = _parse_rules(rule_lists, context)
+    problems.errors.extend(shadowed_rules(rules))
     if problems.errors:
         raise PolicyError(problems.errors)
     warnings = lint_rules(rules, settings)
