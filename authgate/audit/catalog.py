@@ -59,6 +59,9 @@ EVENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "audit.checkpoint": ("a signed checkpoint was written (copied to the SIEM)", ("info",)),
     "audit.purge": ("records older than the retention age were removed", ("success",)),
     "audit.chain.close": ("a writer closed its chain at process exit", ("info",)),
+    "directory.service_bind": ("AD refused or accepted the service account's password (the "
+                               "circuit opened or closed), or an operator reset the circuit",
+                               ("deny", "success")),
 }
 
 #: reason codes, by the component that writes them
@@ -97,6 +100,12 @@ REASONS: dict[str, str] = {
     "malformed_input": "a login name or password authgate refuses to send",
     "bind_interrupted": "the directory's answer to the bind was lost",
     "too_many_sids": "the account is in too many groups for a logon token",
+    # the service account (issue 15): authgate never locks it
+    "service_bind_refused": "AD refused the service password; no bind is sent with it again "
+                            "until it changes or an operator resets the circuit",
+    "service_bind_accepted": "AD accepted a new service password (the circuit closed)",
+    "service_bind_reset": "an operator reset the service-bind circuit",
+    "service_bind_pending": "another process was verifying the service password",
     # regulation (brute force, AD lockout guard)
     "repeated_password": "a password already known to be wrong, tried again",
     "user_throttled": "too many failures for this account",

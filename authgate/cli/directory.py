@@ -14,8 +14,9 @@ from typing import Any
 
 import click
 
+from authgate.config import Settings
 from authgate.config.settings import LdapDirectorySettings, Secret
-from authgate.core.errors import DirectoryUnavailable
+from authgate.core.errors import AuthgateError, DirectoryUnavailable
 from authgate.directory import Directory, roles_of
 from authgate.directory.ldap import LdapDirectory
 
@@ -55,11 +56,12 @@ def _settings_from(options: dict[str, Any]) -> LdapDirectorySettings:
     opts = dict(options)
     password_file: Path | None = opts.pop("bind_password_file")
     if password_file is not None:
-        password = password_file.read_text(encoding="utf-8").rstrip("\r\n")
+        secret = Secret(password_file.read_text(encoding="utf-8").strip(),
+                        source=str(password_file.resolve()))
     else:
-        password = os.environ.get("AUTHGATE_LDAP_BIND_PASSWORD", "")
+        secret = Secret(os.environ.get("AUTHGATE_LDAP_BIND_PASSWORD", ""))
     opts["urls"] = tuple(opts["urls"])
-    return LdapDirectorySettings(bind_password=Secret(password), **opts)
+    return LdapDirectorySettings(bind_password=secret, **opts)
 
 
 def _resolve(ctx: click.Context, options: dict[str, Any], build: Builder) -> Directory:
@@ -71,11 +73,24 @@ def _resolve(ctx: click.Context, options: dict[str, Any], build: Builder) -> Dir
     if ctx.obj is None:  # the group used on its own, outside ``authgate``
         raise click.UsageError(
             "no directory: give --url/--base-dn/... or AUTHGATE_LDAP_* variables")
+    return configured_directory(ctx.obj.settings)
+
+
+def configured_directory(settings: Settings) -> Directory:
+    """The configured directory, its service binds through the circuit shared in the
+    database and audited, as the gateway's own (issue 15)."""
+    from authgate.composition.audit import build_audit_log
     from authgate.composition.directory import build_directory
+    from authgate.core.clock import SystemClock
+    from authgate.storage.engine import make_engine
 
     try:
-        return build_directory(ctx.obj.settings)
-    except (ValueError, OSError) as exc:
+        if settings.directory.backend != "ldap":
+            return build_directory(settings)
+        engine = make_engine(settings.storage.url)
+        audit = build_audit_log(settings, engine, SystemClock())
+        return build_directory(settings, engine=engine, audit=audit)
+    except (ValueError, OSError, AuthgateError) as exc:
         raise click.UsageError(str(exc)) from exc
 
 
@@ -116,16 +131,41 @@ def make_directory_group(build: Builder = lambda s: LdapDirectory(settings=s)) -
             ctx.exit(2)
         ctx.exit(0 if found else 1)
 
+    group.add_command(reset_service_bind)
     return group
 
 
+@click.command("reset-service-bind")
+@click.pass_context
+def reset_service_bind(ctx: click.Context) -> None:
+    """Forget AD's refusal of the service password (audited), e.g. after an AD admin
+    fixed the account; the next service bind tries the configured password once."""
+    from authgate.composition.directory import active_directory
+
+    directory = active_directory(ctx.meta["authgate.directory"]())
+    if not isinstance(directory, LdapDirectory):
+        raise click.UsageError("the directory is not Active Directory")
+    try:
+        removed = directory.reset_service_bind()
+    except AuthgateError as exc:
+        raise click.ClickException(f"not reset: {exc}") from exc
+    click.echo(f"service-bind circuit reset for {directory.settings.bind_dn} "
+               f"({removed} record(s) removed)")
+
+
 def _print_diagnosis(directory: LdapDirectory) -> bool:
-    diagnosis = directory.diagnose()
+    """Each DC's answer; a wrong service password is sent to AD at most once, ever."""
+    try:
+        diagnosis = directory.diagnose()
+    except AuthgateError as exc:  # e.g. the circuit's table is missing: `authgate db upgrade`
+        click.echo(f"FAIL  service-bind circuit unusable: {exc}", err=True)
+        return False
     click.echo(f"service account: {diagnosis.bind_dn}")
     for e in diagnosis.endpoints:
         if e.ok:
             click.echo(f"ok    {e.url}  dc={e.dc_host or '?'}  {e.tls_version} {e.cipher}  "
-                       f"connect {e.connect_ms} ms, bind {e.bind_ms} ms, search {e.search_ms} ms")
+                       f"service bind accepted; connect {e.connect_ms} ms, bind {e.bind_ms} ms, "
+                       f"search {e.search_ms} ms")
         else:
             click.echo(f"FAIL  {e.url}  {e.error}  (after {e.connect_ms} ms)")
     if not diagnosis.ok:

@@ -46,24 +46,34 @@ def check_config(obj: Context) -> None:
 
 
 def _lockout_margin_ok(settings: Settings, runtime: PolicyRuntime) -> bool:
-    """authgate must throttle before Active Directory locks the account (issue 7)."""
-    from authgate.composition.directory import ad_roles, build_directory
+    """authgate must throttle before Active Directory locks the account (issue 7).
+
+    Reading AD's lockout policy needs the service bind, which passes the shared circuit
+    (issue 15): a wrong service password costs AD one failure in all, however often
+    check-config runs, and it fails the check with what AD answered."""
+    from authgate.cli.directory import configured_directory
+    from authgate.composition.directory import ad_roles
     from authgate.core.errors import AuthgateError
+    from authgate.directory.ldap_circuit import ServiceBindPending, ServiceBindRefused
     from authgate.regulation.adpolicy import lockout_margin
 
     try:
-        directory = build_directory(settings)
-    except (ValueError, OSError) as exc:  # e.g. a CA file that is not PEM: no traceback
-        click.echo(f"error: directory: {exc}")
+        directory = configured_directory(settings)
+    except click.UsageError as exc:  # e.g. a CA file that is not PEM: no traceback
+        click.echo(f"error: directory: {exc.message}")
         return False
     try:
         margin = lockout_margin(ad_roles(directory).lockout_policy,
                                 runtime.current.settings.regulation)
+    except (ServiceBindRefused, ServiceBindPending) as exc:
+        click.echo(f"error: directory: service account: {exc}")
+        return False
     except AuthgateError as exc:
-        click.echo(f"warning: regulation: AD lockout policy not read: {exc}")
+        click.echo(f"warning: directory: not verified, AD lockout policy not read: {exc}")
         return True
     if margin is None:
         return True
+    click.echo("directory: service bind accepted (one bind, through the service-bind circuit)")
     for message in margin.messages:
         click.echo(f"{margin.severity}: regulation: {message}")
     return bool(margin.ok)

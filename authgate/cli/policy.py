@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from authgate.cli.context import Context
 from authgate.core.errors import PolicyError
 from authgate.core.values import Level
 from authgate.policy.explain import explain
@@ -28,18 +29,39 @@ from authgate.policy.files.cases import (
 from authgate.policy.files.nodes import parse_duration
 from authgate.policy.values import PolicySet
 
+
+def _configured_dir(ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path:
+    """The policy directory, first match wins: ``--policies``, the configuration's
+    ``policy.path`` when ``--config``/``$AUTHGATE_CONFIG`` names one (the directory the
+    gateway serves: approving another one would be meaningless, issue 15 item 8),
+    ``$AUTHGATE_POLICIES``, else ``policies``. Each command names the directory it used."""
+    if value is None:
+        value = _from_config(ctx) or Path(os.environ.get("AUTHGATE_POLICIES") or "policies")
+    return value
+
+
+def _from_config(ctx: click.Context) -> Path | None:
+    root = ctx.find_root().obj
+    if not isinstance(root, Context) or not root.config_path:
+        return None
+    return Path(root.settings.policy.path)
+
+
 policies_option = click.option(
     "--policies",
     "policies_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=lambda: os.environ.get("AUTHGATE_POLICIES", "policies"),
-    show_default="$AUTHGATE_POLICIES or policies",
+    default=None,
+    callback=_configured_dir,
+    show_default="policy.path of --config, else $AUTHGATE_POLICIES, else policies",
     help="Policy directory.",
 )
 
 
-def _load(policies_dir: Path) -> PolicySet:
-    """Load or exit 1 with every problem listed."""
+def _load(policies_dir: Path, *, announce: bool = True) -> PolicySet:
+    """Load or exit 1 with every problem listed; name the directory used."""
+    if announce:
+        click.echo(f"policy directory: {policies_dir}")
     try:
         return load_policy_set(policies_dir)
     except PolicyError as exc:
@@ -170,7 +192,7 @@ def explain_command(
     as_json: bool,
 ) -> None:
     """Show the decision for a request and why each earlier rule did not match."""
-    ps = _load(policies_dir)
+    ps = _load(policies_dir, announce=not as_json)
     try:
         at = parse_instant(at_text) if at_text else datetime.now(UTC)
         if ip:

@@ -78,7 +78,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
     policies = PolicyRuntime(Path(settings.policy.path),
                              require_approval=settings.policy.require_approval,
                              on_reload=lambda result: _audit_reload(audit, result))
-    directory = directory or build_directory(settings)
+    directory = directory or build_directory(settings, engine=engine, audit=audit, clock=clock)
     roles = roles_of(directory)
     sessions = _build_sessions(settings, engine=engine, clock=clock, directory=directory,
                                roles=roles, audit=audit, policies=policies)

@@ -67,11 +67,23 @@ def settings_from_mapping(data: Mapping[str, Any], *, base_dir: Path | None = No
                           problems: list[str] | None = None) -> Settings:
     problems = [] if problems is None else problems
     ctx = _Ctx(base_dir or Path.cwd(), problems)
-    settings = ctx.build(Settings, data, "")
+    settings = _resolve_paths(ctx.build(Settings, data, ""), ctx.base_dir)
     _check_semantics(settings, problems)
     if problems:
         raise ConfigError(problems)
-    return settings  # type: ignore[no-any-return]
+    return settings
+
+
+def _resolve_paths(settings: Settings, base_dir: Path) -> Settings:
+    """A relative ``directory.ldap.ca_file`` names a file beside the configuration file, as
+    ``*_file`` secrets do (issue 15 item 4), never one in whatever directory the command
+    happened to start in."""
+    ldap = settings.directory.ldap
+    if not ldap.ca_file or Path(ldap.ca_file).is_absolute():
+        return settings
+    resolved = dataclasses.replace(ldap, ca_file=str(base_dir / ldap.ca_file))
+    return dataclasses.replace(
+        settings, directory=dataclasses.replace(settings.directory, ldap=resolved))
 
 
 def _apply_env(data: dict[str, Any], env: Mapping[str, str], problems: list[str]) -> None:
@@ -139,7 +151,7 @@ class _Ctx:
             return () if many else None
         if many:
             return tuple(Secret(line.strip()) for line in text.splitlines() if line.strip())
-        return Secret(text.strip())
+        return Secret(text.strip(), source=str(file.resolve()))
 
     def convert(self, tp: Any, value: Any, path: str) -> Any:  # noqa: C901 - a type switch
         origin = typing.get_origin(tp)
@@ -238,8 +250,30 @@ def _check_ldap(s: Settings, problems: list[str]) -> None:
     problems.extend(f"directory.ldap.{name}: {message}" for name, message in ldap_problems(ldap)
                     if name != "urls")
     uses_tls = any(not plain_url(u, start_tls=ldap.start_tls) for u in ldap.urls)
-    if uses_tls and ldap.ca_file and not Path(ldap.ca_file).is_file():
-        problems.append(f"directory.ldap.ca_file: cannot read {ldap.ca_file}")
+    if uses_tls and ldap.ca_file:
+        problem = _ca_file_problem(ldap.ca_file)
+        if problem:
+            problems.append(f"directory.ldap.ca_file: {problem}")
+
+
+def _ca_file_problem(path: str) -> str:
+    """Why the CA file cannot verify the DC ("" when it can): missing, unreadable or not
+    PEM certificates, found here with its path instead of as a traceback later."""
+    import ssl
+
+    file = Path(path)
+    if not file.is_file():
+        return f"cannot read {path}: not a file"
+    try:
+        file.read_bytes()
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
+    except ssl.SSLError as exc:
+        return f"{path} holds no PEM certificate ({exc.reason or exc})"
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or exc}"
+    except ValueError as exc:
+        return f"cannot read {path}: {exc}"
+    return ""
 
 
 def _check_audit(s: Settings, problems: list[str]) -> None:

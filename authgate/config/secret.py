@@ -7,13 +7,23 @@ import hmac
 class Secret:
     """A secret string that does not print itself."""
 
-    __slots__ = ("_value",)
+    __slots__ = ("_value", "source")
 
-    def __init__(self, value: str) -> None:
+    def __init__(self, value: str, *, source: str = "") -> None:
         self._value = value
+        #: the ``*_file`` it was read from (absolute), or "" for an inline/env value
+        self.source = source
 
     def reveal(self) -> str:
         return self._value
+
+    def current(self) -> str:
+        """The value now: a secret from a file is read again (a fixed file takes effect
+        without a restart). Raises ``OSError`` when the file cannot be read."""
+        if not self.source:
+            return self._value
+        with open(self.source, encoding="utf-8") as f:
+            return f.read().strip()
 
     def __repr__(self) -> str:
         return "Secret('***')"

@@ -21,6 +21,7 @@ from authgate.config.settings import LdapDirectorySettings
 from authgate.core.clock import Clock, SystemClock
 from authgate.core.errors import AuthenticationFailed, DirectoryUnavailable, PasswordChangeRejected
 from authgate.core.values import Identity
+from authgate.directory.ldap_circuit import ServiceBindCircuit, local_circuit
 from authgate.directory.ldap_conn import Connector, ServicePool, close_quietly
 from authgate.directory.ldap_diag import Diagnosis, diagnose
 from authgate.directory.ldap_states import (
@@ -55,13 +56,15 @@ class LdapDirectory:
     change, the domain lockout policy and login-name canonicalisation."""
 
     def __init__(self, *, settings: LdapDirectorySettings, clock: Clock | None = None,
-                 name: str = "ldap") -> None:
+                 name: str = "ldap", circuit: ServiceBindCircuit | None = None) -> None:
         self.settings = settings
         self.name = name
         self._clock = clock or SystemClock()
         # refuses unsafe settings and builds the TLS context: a bad CA file fails here
         self._connector = Connector(settings)
-        self._pool = ServicePool(self._connector)
+        #: every service bind passes it (issue 15); composition shares it between processes
+        self.circuit = circuit or local_circuit()
+        self._pool = ServicePool(self._connector, self.circuit)
 
     # -- Directory contract ----------------------------------------------------------------
     def authenticate(self, *, username: str, password: str) -> Identity:
@@ -154,7 +157,11 @@ class LdapDirectory:
 
     def diagnose(self) -> Diagnosis:
         """Every configured DC, tried in turn: service bind, TLS details, timings."""
-        return diagnose(self._connector, self.settings)
+        return diagnose(self._connector, self.settings, self.circuit)
+
+    def reset_service_bind(self) -> int:
+        """The operator's reset: forget AD's refusals of the service password."""
+        return self.circuit.reset(self.settings.bind_dn)
 
     def close(self) -> None:
         self._pool.clear(close_quietly)

@@ -32,6 +32,8 @@ from ldap3.core.exceptions import LDAPCommunicationError, LDAPException
 from authgate.config.ldap_rules import check_ldap_settings
 from authgate.config.settings import LdapDirectorySettings
 from authgate.core.errors import DirectoryUnavailable
+from authgate.directory.ldap_circuit import BindRefusedByAd, ServiceBindCircuit
+from authgate.directory.ldap_states import data_code
 
 log = logging.getLogger("authgate.directory.ldap")
 T = TypeVar("T")
@@ -40,8 +42,16 @@ _TLS_VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TL
 
 
 def bind_password_of(settings: LdapDirectorySettings) -> str:
-    """The service account's password, revealed only to hand it to a bind."""
-    return settings.bind_password.reveal() if settings.bind_password is not None else ""
+    """The service account's password, revealed only to hand it to a bind. A password from
+    ``bind_password_file`` is read again each time: an operator who fixes the file fixes the
+    running gateway (issue 15), and the circuit sees a new password."""
+    secret = settings.bind_password
+    if secret is None:
+        return ""
+    try:
+        return secret.current()
+    except OSError as exc:
+        raise DirectoryUnavailable(f"service password file unreadable: {exc.strerror}") from exc
 
 
 @dataclass(frozen=True)
@@ -176,6 +186,16 @@ class Connector:
         return conn
 
 
+def service_bind_failure(url: str, result: dict[str, Any]) -> Exception:
+    """invalidCredentials (49, any ``data`` code: 52e, 775, 533, 701, 773, 532...) is AD's
+    verdict on the password and opens the circuit; anything else is an outage."""
+    message = str(result.get("message") or "")
+    detail = f"{result.get('description')} {message}".strip()
+    if result.get("result") == 49:
+        return BindRefusedByAd(data_code(message) or "49", detail[:250])
+    return DirectoryUnavailable(f"service account bind refused by {url}: {detail}")
+
+
 def close_quietly(conn: Connection) -> None:
     """Unbind and close; errors on a connection being thrown away do not matter."""
     conn.password = None
@@ -201,8 +221,9 @@ class ServicePool:
 
     max_idle = 300.0  # seconds; AD drops idle connections after MaxConnIdleTime (900 s)
 
-    def __init__(self, connector: Connector) -> None:
+    def __init__(self, connector: Connector, circuit: ServiceBindCircuit) -> None:
         self._connector = connector
+        self._circuit = circuit
         self._size = connector.settings.pool_size
         self._idle: list[_Idle] = []
         self._lock = threading.Lock()
@@ -241,9 +262,15 @@ class ServicePool:
         return result
 
     def open_bound(self) -> Connection:
-        """A new connection bound as the service account."""
+        """A new connection bound as the service account, through the circuit: a password AD
+        refused once is never sent again (``ldap_circuit``)."""
         s = self._connector.settings
-        conn, endpoint = self._connector.open(user=s.bind_dn, password=bind_password_of(s))
+        password = bind_password_of(s)
+        return self._circuit.bind(bind_dn=s.bind_dn, password=password,
+                                  attempt=lambda: self._bind_new(s.bind_dn, password))
+
+    def _bind_new(self, bind_dn: str, password: str) -> Connection:
+        conn, endpoint = self._connector.open(user=bind_dn, password=password)
         try:
             ok = conn.bind(read_server_info=False)
         except LDAPException as exc:
@@ -251,9 +278,7 @@ class ServicePool:
             raise DirectoryUnavailable(f"service bind to {endpoint.url} failed: {exc}") from exc
         if not ok:
             close_quietly(conn)
-            raise DirectoryUnavailable(
-                f"service account bind refused by {endpoint.url}: {conn.result.get('description')} "
-                f"{conn.result.get('message', '')}".strip())
+            raise service_bind_failure(endpoint.url, dict(conn.result or {}))
         return conn
 
     def _take(self) -> tuple[Connection, bool]:

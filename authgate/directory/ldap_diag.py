@@ -1,7 +1,8 @@
 """``authgate directory check``: try every configured DC and report what happened.
 
 Troubleshooting without guessing (issue 3, operator tools): each DC gets its own connection,
-outside the failover ring and the service pool, so one report shows every DC's state.
+outside the failover ring and the service pool, so one report shows every DC's state. The
+service binds still pass the circuit (issue 15): the check never spends a second bad password.
 """
 from __future__ import annotations
 
@@ -13,7 +14,15 @@ from ldap3 import BASE, Connection
 from ldap3.core.exceptions import LDAPException
 
 from authgate.config.settings import LdapDirectorySettings
-from authgate.directory.ldap_conn import Connector, Endpoint, bind_password_of, close_quietly
+from authgate.core.errors import DirectoryUnavailable
+from authgate.directory.ldap_circuit import ServiceBindCircuit, ServiceBindRefused
+from authgate.directory.ldap_conn import (
+    Connector,
+    Endpoint,
+    bind_password_of,
+    close_quietly,
+    service_bind_failure,
+)
 
 _ROOT_ATTRIBUTES = ["dnsHostName", "serverName", "defaultNamingContext"]
 
@@ -50,41 +59,65 @@ class Diagnosis:
         return next((e.url for e in self.endpoints if e.ok), "")
 
 
-def diagnose(connector: Connector, settings: LdapDirectorySettings) -> Diagnosis:
-    checks = tuple(_check(connector, settings, e) for e in connector.ring.endpoints)
+def diagnose(connector: Connector, settings: LdapDirectorySettings,
+             circuit: ServiceBindCircuit) -> Diagnosis:
+    """Each DC in turn, every service bind through the circuit: a wrong service password
+    costs AD one failure on the first DC, and the others are not tried with it."""
+    try:
+        password = bind_password_of(settings)
+    except DirectoryUnavailable as exc:
+        failed = tuple(EndpointCheck(e.url, False, str(exc)) for e in connector.ring.endpoints)
+        return Diagnosis(failed, settings.bind_dn, settings.base_dn)
+    checks = tuple(_check(connector, settings, e, circuit, password)
+                   for e in connector.ring.endpoints)
     return Diagnosis(checks, settings.bind_dn, settings.base_dn)
 
 
-def _check(connector: Connector, settings: LdapDirectorySettings,
-           endpoint: Endpoint) -> EndpointCheck:
-    t0 = time.perf_counter()
+def _check(connector: Connector, settings: LdapDirectorySettings, endpoint: Endpoint,
+           circuit: ServiceBindCircuit, password: str) -> EndpointCheck:
+    timings: dict[str, float] = {}
     try:
-        conn = connector.open_to(endpoint, user=settings.bind_dn,
-                                 password=bind_password_of(settings))
-    except (LDAPException, OSError) as exc:
+        conn = circuit.bind(bind_dn=settings.bind_dn, password=password,
+                            attempt=lambda: _open_and_bind(connector, endpoint, settings.bind_dn,
+                                                           password, timings))
+    except ServiceBindRefused as exc:
+        return EndpointCheck(endpoint.url, False, f"service bind refused: {exc}",
+                             connect_ms=timings.get("connect", 0.0),
+                             bind_ms=timings.get("bind", 0.0))
+    except (DirectoryUnavailable, LDAPException, OSError) as exc:
         return EndpointCheck(endpoint.url, False, f"connect/TLS failed: {exc}",
-                             connect_ms=_ms(t0))
-    connect_ms = _ms(t0)
+                             connect_ms=timings.get("connect", 0.0))
     try:
-        return _bind_and_search(conn, endpoint, settings, connect_ms)
+        return _search(conn, endpoint, settings, timings)
     except (LDAPException, OSError) as exc:
         return EndpointCheck(endpoint.url, False, f"connection failed: {exc}",
-                             connect_ms=connect_ms)
+                             connect_ms=timings.get("connect", 0.0))
     finally:
         close_quietly(conn)
 
 
-def _bind_and_search(conn: Connection, endpoint: Endpoint, settings: LdapDirectorySettings,
-                     connect_ms: float) -> EndpointCheck:
-    version, cipher = _tls_details(conn)
+def _open_and_bind(connector: Connector, endpoint: Endpoint, bind_dn: str, password: str,
+                   timings: dict[str, float]) -> Connection:
+    """One connection to this DC and one service bind; AD's refusal as ``BindRefusedByAd``."""
+    t0 = time.perf_counter()
+    conn = connector.open_to(endpoint, user=bind_dn, password=password)
+    timings["connect"] = _ms(t0)
     t1 = time.perf_counter()
-    if not conn.bind(read_server_info=False):
-        result = conn.result or {}
-        return EndpointCheck(endpoint.url, False,
-                             f"service bind refused: {result.get('description')} "
-                             f"{result.get('message', '')}".strip(),
-                             version, cipher, connect_ms=connect_ms, bind_ms=_ms(t1))
-    bind_ms = _ms(t1)
+    try:
+        ok = conn.bind(read_server_info=False)
+    except BaseException:
+        close_quietly(conn)
+        raise
+    timings["bind"] = _ms(t1)
+    if not ok:
+        close_quietly(conn)
+        raise service_bind_failure(endpoint.url, dict(conn.result or {}))
+    return conn
+
+
+def _search(conn: Connection, endpoint: Endpoint, settings: LdapDirectorySettings,
+            timings: dict[str, float]) -> EndpointCheck:
+    version, cipher = _tls_details(conn)
     t2 = time.perf_counter()
     conn.search("", "(objectClass=*)", BASE, attributes=_ROOT_ATTRIBUTES)
     root = next((r.get("attributes") or {} for r in conn.response or []
@@ -95,7 +128,7 @@ def _bind_and_search(conn: Connection, endpoint: Endpoint, settings: LdapDirecto
     host = root.get("dnsHostName") or ""
     return EndpointCheck(endpoint.url, ok, error, version, cipher,
                          str(host[0] if isinstance(host, list) and host else host),
-                         connect_ms, bind_ms, _ms(t2))
+                         timings.get("connect", 0.0), timings.get("bind", 0.0), _ms(t2))
 
 
 def _tls_details(conn: Connection) -> tuple[str, str]:

@@ -37,6 +37,7 @@ from authgate.storage.rows import (
     RecoveryCodeRow,
     SealedSecret,
 )
+from authgate.storage.service_bind_rows import BindClaim, BindState, ServiceBindRow
 
 
 class SessionStore(Protocol):
@@ -320,3 +321,26 @@ class RegulationStore(Protocol):
     def lift(self, subjects: Sequence[str], *, prefixes: Sequence[str] = ()) -> list[str]: ...
 
     def purge(self, now: datetime, horizon: datetime) -> int: ...
+
+
+class ServiceBindStore(Protocol):
+    """The service-bind circuit, shared by every worker and instance (issue 15 item 1).
+
+    ``claim`` is atomic: of all callers that find a password fingerprint unknown, exactly one
+    gets ``TRIAL`` until it settles or its lease ends; the others get ``BUSY``."""
+
+    def claim(self, *, bind_dn: str, fingerprint: str, now: datetime,
+              lease: timedelta) -> BindClaim: ...
+
+    def settle(self, *, bind_dn: str, fingerprint: str, state: BindState, code: str,
+               detail: str, now: datetime) -> None: ...
+
+    def release(self, *, bind_dn: str, fingerprint: str) -> None:
+        """Give up a trial that never reached AD's verdict (the DC did not answer)."""
+        ...
+
+    def refused(self, bind_dn: str) -> list[ServiceBindRow]: ...
+
+    def reset(self, bind_dn: str) -> int:
+        """Forget every fingerprint of ``bind_dn`` (the operator's reset); rows removed."""
+        ...

@@ -38,6 +38,9 @@ def identity_key() -> BaseResponse:
 
 @bp.get("/readyz")
 def readyz() -> tuple[BaseResponse, int]:
+    """503 with the precise reason. The directory probe reuses a pooled service connection
+    and passes the service-bind circuit, so probing never spends a bad service password
+    (issue 15); ``directory_detail`` says what AD answered and what to do."""
     svc = services()
     checks: dict[str, str] = {}
     for name, probe in (("storage", svc.sessions.ping), ("directory", svc.directory.check)):
@@ -46,6 +49,8 @@ def readyz() -> tuple[BaseResponse, int]:
             checks[name] = "ok"
         except AuthgateError as exc:
             checks[name] = exc.reason
+            if name == "directory":
+                checks["directory_detail"] = str(exc)[:400]
         except Exception:  # noqa: BLE001 - a probe must never crash readiness
             _log.exception("readiness probe %s failed", name)
             checks[name] = "error"

@@ -33,7 +33,7 @@ def test_list_then_lift_a_user_and_an_ip(tmp_path: Path, users_file: Path) -> No
     services = build_services(load_settings(config))
     regulator = services.regulator
     regulator.floor = NoFloor()  # type: ignore[attr-defined]
-    for n in range(5):
+    for n in range(2):  # the shipped max_failures_per_user
         admission = regulator.admit_password(username="bob", ip="198.51.100.4")
         assert admission.allowed
         regulator.record_password(admission=admission, outcome=AttemptOutcome.WRONG_PASSWORD,

@@ -118,7 +118,7 @@ def test_repeated_wrong_password_is_refused_before_the_bind(build: Build) -> Non
 
 def test_margin_is_checked_at_start_up(build: Build, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="authgate.regulation"):
-        build()  # the shipped default (5 per user) against AD's threshold of 3
+        build(max_failures_per_user=5)  # a policy at 5 per user against AD's threshold of 3
     assert any("AD locks accounts at 3" in r.getMessage() and r.levelno == logging.ERROR
                for r in caplog.records)
 
@@ -195,7 +195,7 @@ def test_unreadable_ad_policy_falls_back_to_one_bind_per_hour(build: Build,
 
 
 def test_password_change_gives_its_slot_back_but_resets_nothing(build: Build) -> None:
-    services, fake = build()
+    services, fake = build(max_failures_per_user=5)
     regulator = services.regulator
     admission = regulator.admit_password(username="bob", ip="10.6.6.6")
     assert admission.allowed
@@ -213,7 +213,7 @@ def test_password_change_gives_its_slot_back_but_resets_nothing(build: Build) ->
 def test_an_admission_is_settled_once(build: Build) -> None:
     """The reservation travels with the Admission: a second record is ignored (it would
     give back a slot twice), and a refusal carries nothing to record."""
-    services, _ = build()
+    services, _ = build(max_failures_per_user=5)
     regulator = services.regulator
     first = regulator.admit_password(username="bob", ip="10.5.5.5")  # chain 1
     assert first.allowed and regulator.admit_password(username="bob", ip="10.5.5.5").allowed

@@ -9,6 +9,7 @@ import pytest
 
 from authgate.config import load_settings, settings_from_mapping
 from authgate.core.errors import ConfigError
+from tests.unit.test_ad_operations import write_test_ca
 
 GOOD_SECRET = "s" * 40
 KEY = "k1:" + "A" * 43 + "="
@@ -135,7 +136,7 @@ def test_ldap_rules_reported_with_paths() -> None:
 
 def test_ldap_rules_apply_only_to_the_ldap_backend(tmp_path: Path) -> None:
     ca = tmp_path / "ca.pem"
-    ca.write_text("not checked here\n")
+    write_test_ca(ca)
     good = {**LDAP, "upn_suffix": "city.test", "ca_file": str(ca)}
     assert not [p for p in problems_of({"directory": {"backend": "ldap", "ldap": good}})
                 if p.startswith("directory.")]
@@ -143,7 +144,7 @@ def test_ldap_rules_apply_only_to_the_ldap_backend(tmp_path: Path) -> None:
                 if p.startswith("directory.")]
     missing = problems_of({"directory": {"backend": "ldap", "ldap": {
         **good, "ca_file": str(tmp_path / "missing.pem")}}})
-    assert f"directory.ldap.ca_file: cannot read {tmp_path / 'missing.pem'}" in missing
+    assert f"directory.ldap.ca_file: cannot read {tmp_path / 'missing.pem'}: not a file" in missing
 
 
 def test_check_config_reports_ldap_problems_and_exits_1(tmp_path: Path) -> None:
