@@ -53,6 +53,16 @@ def session_cookie(client, services, username: str, level) -> str:  # type: igno
     return issued.token
 
 
+def pending_change(client, services, username: str) -> None:  # type: ignore[no-untyped-def]
+    """The marker the password step leaves when the directory says the password must change
+    (the file directory has no such state): only then may ``/password/change`` be used."""
+    from authgate.web.password_change import PENDING, PENDING_FOR
+
+    with client.session_transaction() as page_session:
+        page_session[PENDING] = {"user": username.lower(),
+                                 "until": (services.clock.now() + PENDING_FOR).isoformat()}
+
+
 def make_settings(tmp_path: Path, users_file: Path, **overrides: object) -> Settings:
     data: dict[str, object] = {
         "mode": "production",

@@ -94,6 +94,7 @@ REASONS: dict[str, str] = {
     "invalid_recovery_code": "wrong recovery code", "webauthn_failed": "assertion refused",
     "password_change_rejected": "the directory refused the new password",
     "password_changed": "the password was just changed at the directory",
+    "no_pending_change": "the password change page was used without sign-in asking for a change",
     "unknown_user": "no such account (no bind was sent)",
     "empty_password": "an empty password (no bind was sent)",
     "ambiguous_user": "the login name matched more than one account",

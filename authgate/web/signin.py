@@ -17,7 +17,7 @@ from authgate.web.context import (
     user_agent,
 )
 from authgate.web.cookies import clear_session_cookie, set_session_cookie
-from authgate.web.password_change import change_page
+from authgate.web.password_change import offer_change
 from authgate.web.steps import current_session, step_for, with_rd
 
 bp = Blueprint("portal", __name__)
@@ -52,7 +52,7 @@ def login_submit() -> BaseResponse | tuple[str, int]:
         username=request.form.get("username", ""), password=request.form.get("password", ""),
         client_ip=remote_ip_text(), user_agent=user_agent(), request_id=request_id()))
     if result.status is LoginStatus.CHANGE_PASSWORD:
-        return change_page(result.username, rd, _FAILURE_PAGES[result.status][1])
+        return offer_change(result.username, rd, _FAILURE_PAGES[result.status][1])
     if result.status is not LoginStatus.OK or result.issued is None:
         status, message = _FAILURE_PAGES[result.status]
         return render_template("login.html", rd=rd, error=message, session=None), status

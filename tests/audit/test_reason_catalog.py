@@ -37,6 +37,11 @@ def written_reasons() -> Iterator[tuple[str, str]]:
     for path in PACKAGE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and _name(node) in RECORDING_CALLS:
+                # for_request(meta, event, outcome, reason, ...)
+                if (_name(node) == "for_request" and len(node.args) > 3
+                        and isinstance(node.args[3], ast.Constant)
+                        and isinstance(node.args[3].value, str)):
+                    yield node.args[3].value, f"{path.relative_to(PACKAGE)}:{node.lineno}"
                 for kw in node.keywords:
                     if (kw.arg == "reason" and isinstance(kw.value, ast.Constant)
                             and isinstance(kw.value.value, str)):

@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from authgate.directory.file import FileDirectory
 from authgate.storage.tables import audit_events
-from tests.conftest import ALICE_PASSWORD, FAST_HASHER, verify_headers
+from tests.conftest import ALICE_PASSWORD, FAST_HASHER, pending_change, verify_headers
 
 
 def events(services, name: str) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
@@ -60,6 +60,7 @@ def test_expired_password_can_be_changed_then_used(client, auth, services) -> No
         LoginAttempt("alice", "wrong old password", "127.0.0.1", "UA", "r2"),
         "a brand new long password")
     assert not result.changed and result.message == "The username or password is incorrect."
+    pending_change(client, services, "alice")
     token = auth.csrf()
     r = client.post("/password/change", data={
         "csrf_token": token, "username": "alice", "old_password": ALICE_PASSWORD,

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from authgate.storage.tables import audit_events
-from tests.conftest import ALICE_PASSWORD
+from tests.conftest import ALICE_PASSWORD, pending_change
 
 
 def last_audit(services):  # type: ignore[no-untyped-def]
@@ -141,6 +141,7 @@ def test_a_password_change_ends_every_session_of_the_account(client, auth, servi
                                     client_ip="203.0.113.9", user_agent="thief")
     other = services.sessions.start(services.directory.lookup("bob"), level=Level.MFA,
                                     client_ip="10.0.0.2", user_agent="bob")
+    pending_change(client, services, "alice")
     r = client.post("/password/change", data={
         "csrf_token": auth.csrf(), "username": "Alice", "old_password": ALICE_PASSWORD,
         "new_password": "a brand new long password", "confirm_password":
@@ -177,3 +178,36 @@ def test_an_operator_reset_ends_the_session_at_the_next_re_read(client, auth, cl
     auth.login(password="reset by operator!")
     clock.advance(minutes=6)
     assert client.get("/verify", headers=verify_headers()).status_code == 200
+
+
+# -- outside attack on #14's stack: the change page with a stolen password ------------------
+def _change(client, auth, username: str = "alice"):  # type: ignore[no-untyped-def]
+    return client.post("/password/change", data={
+        "csrf_token": auth.csrf(), "username": username, "old_password": ALICE_PASSWORD,
+        "new_password": "the thief's new password", "confirm_password":
+        "the thief's new password"})
+
+
+def test_a_stolen_password_cannot_change_the_password_without_the_directory_asking(  # type: ignore[no-untyped-def]
+        client, auth, services, clock) -> None:
+    """Only a login the directory answered "expired"/"must change" may change it here; a
+    thief with the password alone could otherwise take the domain password and end the
+    owner's strong sessions."""
+    from authgate.core.values import Level
+
+    owner = services.sessions.start(services.directory.lookup("alice"),
+                                    level=Level.PHISHING_RESISTANT, client_ip="10.0.0.5",
+                                    user_agent="owner")
+    r = _change(client, auth)
+    assert r.status_code == 403 and "Sign in first" in r.get_data(as_text=True)
+    pending_change(client, services, "bob")  # a marker for another account changes nothing
+    assert _change(client, auth).status_code == 403
+    pending_change(client, services, "alice")
+    clock.advance(minutes=11)  # too late
+    assert _change(client, auth).status_code == 403
+    with services.engine.connect() as conn:
+        refusals = conn.execute(select(audit_events.c.outcome, audit_events.c.reason).where(
+            audit_events.c.event == "password.change")).all()
+    assert [tuple(r) for r in refusals] == [("deny", "no_pending_change")] * 3
+    assert services.sessions.resolve(owner.token) is not None
+    assert auth.login().status_code == 303  # the old password still works
