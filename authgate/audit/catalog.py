@@ -26,7 +26,13 @@ EVENTS: dict[str, tuple[str, tuple[str, ...]]] = {
                       "verification), when enabled", ("success", "failure")),
     "login.break_glass": ("a break-glass account passed its password step (severity high)",
                           ("info",)),
-    "login.factor": ("a second-factor attempt refused by the per-user throttle", ("deny",)),
+    "login.factor": ("a second-factor attempt refused before it was checked: the per-user "
+                     "throttle, or a typed code where the target needs a security key",
+                     ("deny", "failure")),
+    "login.next": ("the login flow refused a target the policy denies this user",
+                   ("failure",)),
+    "request.refused": ("a page request refused before any use case ran: a missing or "
+                        "expired CSRF token, a malformed or oversized request", ("deny",)),
     "session.refresh": ("a session re-read its account from the directory (groups changed, "
                         "or the directory was down when due)", ("info", "error")),
     "session.revoked": ("a session ended because its password was changed or reset since "
@@ -94,6 +100,11 @@ REASONS: dict[str, str] = {
     "invalid_recovery_code": "wrong recovery code", "webauthn_failed": "assertion refused",
     "password_change_rejected": "the directory refused the new password",
     "password_changed": "the password was just changed at the directory",
+    "strong_factor_required": "a typed code was offered where the target needs a key",
+    "csrf_failed": "the form's CSRF token was missing, expired or from elsewhere",
+    "http_400": "a malformed request", "http_405": "a method the page does not take",
+    "http_413": "a request body too large", "http_414": "a request line too long",
+    "http_431": "request headers too large",
     "no_pending_change": "the password change page was used without sign-in asking for a change",
     "unknown_user": "no such account (no bind was sent)",
     "empty_password": "an empty password (no bind was sent)",

@@ -9,7 +9,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.core.errors import AuthgateError, DirectoryUnavailable, StorageError
-from authgate.web.context import is_verify
+from authgate.core.values import AuditEvent, Outcome
+from authgate.web.context import is_verify, meta, services
 
 _log = logging.getLogger("authgate.web")
 
@@ -24,6 +25,24 @@ _MESSAGES = {
 }
 
 
+#: refusals audited here; their views record nothing themselves. 403 is audited where it is
+#: decided (the console guard), 404 is not a refusal, /verify audits its own answers.
+_AUDITED = frozenset({400, 405, 413, 414, 431})
+
+
+def _audit_refusal(status: int, reason: str) -> None:
+    """Every refused request leaves a record (pen test of #14: CSRF failures and malformed
+    bodies were answered 4xx but never audited). Never raises: the page must still go out."""
+    if is_verify(request.path):
+        return
+    try:
+        services().audit.record(AuditEvent.for_request(
+            meta(), "request.refused", Outcome.DENY, reason, status=str(status),
+            method=request.method, path=request.path[:256]))
+    except Exception:  # noqa: BLE001 - the refusal stands even if the audit store is down
+        _log.exception("could not audit a refused request")
+
+
 def _page(status: int, title: str, message: str) -> tuple[str, int]:
     if is_verify(request.path):  # the proxy reads only the status: never a page, never 5xx
         return f"{title}\n", 403 if status >= 500 else status
@@ -33,12 +52,15 @@ def _page(status: int, title: str, message: str) -> tuple[str, int]:
 def init_app(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(_exc: CSRFError) -> tuple[str, int]:
+        _audit_refusal(400, "csrf_failed")
         return _page(400, "Form expired",
                      "This form was open too long or came from elsewhere. Please try again.")
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[str, int] | BaseResponse:
         status = exc.code or 500
+        if status in _AUDITED:
+            _audit_refusal(status, f"http_{status}")
         title, message = _MESSAGES.get(status, ("Error", "Something went wrong."))
         return _page(status, title, message)
 

@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.access.next_step import Step
 from authgate.audit.signins import sign_in_history
-from authgate.core.values import Level, SessionRecord
+from authgate.core.values import AuditEvent, Level, Outcome, SessionRecord
 from authgate.factors.errors import FactorError
 from authgate.regulation import Admission, FactorOutcome
 from authgate.web.context import meta, rd_param, services
@@ -42,6 +42,7 @@ def next_page() -> BaseResponse | str | tuple[str, int]:
     if step is Step.DONE:
         return _arrive(session, rd)
     if step is Step.DENIED:
+        _audit_factor_refusal(session, "denied_by_rule", event="login.next")
         return render_template("message.html", title="Not allowed",
                                message="Your account may not open this application. If you "
                                "need it, ask your manager or the IT service desk."), 403
@@ -78,6 +79,15 @@ def _strong_needed(session: SessionRecord, rd: str) -> bool:
     return step_for(session, rd) is Step.PHISHING_RESISTANT
 
 
+def _audit_factor_refusal(session: SessionRecord, reason: str, *,
+                          event: str = "login.factor") -> None:
+    """A step refused before anything was checked (the target needs a key, the user is
+    throttled, or the policy refuses the target): audited like every other refusal."""
+    services().audit.record(AuditEvent.for_request(
+        meta(), event, Outcome.FAILURE, reason, username=session.username,
+        target=rd_param()[:256]))
+
+
 def _admit(session: SessionRecord) -> Admission:
     """Second-factor failures are throttled per user, apart from passwords (they never
     reach Active Directory); a refusal is audited by the regulator."""
@@ -96,6 +106,8 @@ def _typed_code(check: Callable[..., object]) -> BaseResponse | tuple[str, int]:
     rd = rd_param()
     admission = None if _strong_needed(session, rd) else _admit(session)
     if admission is None or not admission.allowed:
+        _audit_factor_refusal(session, "strong_factor_required" if admission is None
+                              else admission.reason or "factor_throttled")
         return _factor_page(session, rd, step_for(session, rd), error=GENERIC, status=401)
     try:
         check(username=session.username, code=request.form.get("code", ""), meta=meta())
