@@ -29,6 +29,7 @@ from authgate.storage.regulation_rows import (
     Settlement,
     Snapshot,
     Verdict,
+    VerifierRow,
 )
 from authgate.storage.rows import (
     ChallengeRow,
@@ -320,3 +321,15 @@ class RegulationStore(Protocol):
     def lift(self, subjects: Sequence[str], *, prefixes: Sequence[str] = ()) -> list[str]: ...
 
     def purge(self, now: datetime, horizon: datetime) -> int: ...
+
+
+class PasswordVerifierStore(Protocol):
+    """One verifier per account (``regulation_verifiers``), replaced on each success."""
+
+    def get(self, username: str) -> VerifierRow | None: ...
+
+    def put(self, row: VerifierRow) -> None:
+        """Insert or replace the account's verifier."""
+        ...
+
+    def delete(self, username: str) -> bool: ...
