@@ -11,14 +11,16 @@ from collections.abc import Callable
 from typing import Any
 
 from authgate.composition.directory import ad_roles
-from authgate.core.errors import AuthgateError
+from authgate.core.errors import AuthgateError, DirectoryUnavailable
 from authgate.core.keys import derive_subkey
-from authgate.directory import LockoutPolicySource, LoginNameCanonicaliser
+from authgate.directory import Directory, LockoutPolicySource, LoginNameCanonicaliser
 from authgate.regulation import Regulator
 from authgate.regulation.adpolicy import AdLockoutSource, lockout_margin
-from authgate.regulation.regulator import StoreRegulator
+from authgate.regulation.regulator import PasswordStamp, StoreRegulator, Vouching
 from authgate.regulation.timing import Floor
+from authgate.regulation.verifier import PasswordVerifier
 from authgate.storage.sql_regulation import SqlRegulationStore  # also registers its tables
+from authgate.storage.sql_verifiers import SqlPasswordVerifierStore
 
 _log = logging.getLogger("authgate.regulation")
 
@@ -28,8 +30,8 @@ def build_regulator(settings: Any, *, engine: Any, policies: Any, clock: Any, au
     secret = settings.secrets.session_key
     # Without a configured secret (demo only) a per-process key: repeats are still found
     # within one process, and nothing keyed outlives it.
-    key = derive_subkey(secret.reveal() if secret is not None else secrets.token_hex(32),
-                        b"regulation")
+    root_secret = secret.reveal() if secret is not None else secrets.token_hex(32)
+    key = derive_subkey(root_secret, b"regulation")
     ad = ad_roles(directory)
     lockout = ad.lockout_policy
     regulator = StoreRegulator(
@@ -37,9 +39,25 @@ def build_regulator(settings: Any, *, engine: Any, policies: Any, clock: Any, au
         regulation=lambda: policies.current.settings.regulation,
         ad=AdLockoutSource(lockout.domain_lockout_policy if lockout else None, clock=clock),
         clock=clock, audit=audit, key=key, canonical=canonical_names(ad.login_names),
-        floor=floor)
+        floor=floor, vouching=Vouching(
+            PasswordVerifier(store=SqlPasswordVerifierStore(engine), clock=clock,
+                             pepper=derive_subkey(root_secret, b"password-verifier")),
+            password_stamp(directory)))
     log_margin(lockout, policies.current.settings.regulation)
     return regulator
+
+
+def password_stamp(directory: Directory) -> PasswordStamp:
+    """``pwdLastSet`` as the directory says it now (a search as the service account, never
+    a user bind, so it costs the account nothing in AD); None when the account may not sign
+    in (``lookup`` gives None for disabled, locked, expired) or the directory is down."""
+    def stamp(name: str) -> str | None:
+        try:
+            identity = directory.lookup(name)
+        except DirectoryUnavailable:
+            return None
+        return identity.password_set_at if identity is not None else None
+    return stamp
 
 
 def canonical_names(names: LoginNameCanonicaliser | None) -> Callable[[str], str]:

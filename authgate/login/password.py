@@ -31,7 +31,7 @@ MAX_PASSWORD = 1024
 class LoginStatus(str, Enum):
     OK = "ok"
     INVALID = "invalid"  # wrong password, unknown user, malformed input: one message
-    CONTACT_IT = "contact_it"  # disabled, locked, expired account
+    CONTACT_IT = "contact_it"  # disabled or expired account, the right password (533, 701)
     CHANGE_PASSWORD = "change_password"  # noqa: S105 - a status name  # expired or must-change password
     UNAVAILABLE = "unavailable"  # no directory server answered
 
@@ -61,9 +61,10 @@ class LoginResult:
 _STATUS_BY_ERROR: tuple[tuple[type[Exception], LoginStatus], ...] = (
     (PasswordExpired, LoginStatus.CHANGE_PASSWORD),
     (PasswordMustChange, LoginStatus.CHANGE_PASSWORD),
-    (AccountDisabled, LoginStatus.CONTACT_IT),
-    (AccountLocked, LoginStatus.CONTACT_IT),
-    (AccountExpired, LoginStatus.CONTACT_IT),
+    (AccountDisabled, LoginStatus.CONTACT_IT),  # 533: AD sends it for the right password only
+    (AccountExpired, LoginStatus.CONTACT_IT),  # 701: likewise
+    # AccountLocked (775) is not here: AD sends it for any password, so it is answered as a
+    # wrong password (issue 15 finding 5; docs/active-directory.md "Account states").
     (AuthenticationFailed, LoginStatus.INVALID),
 )
 
@@ -101,12 +102,14 @@ class LoginService:
             self._settle(admission, attempt, outcome_for(exc))
             self._record(attempt, username, Outcome.FAILURE, exc.reason, detail=str(exc)[:200])
             return LoginResult(_status_for(exc), username=username)
-        self._settle(admission, attempt, AttemptOutcome.SUCCESS)
+        self._settle(admission, attempt, AttemptOutcome.SUCCESS,
+                     password_stamp=identity.password_set_at)
         issued = self._sessions.start(identity, level=Level.PASSWORD,
                                       client_ip=attempt.client_ip,
                                       user_agent=attempt.user_agent)
+        vouched = {"ad_guard": admission.reason} if admission.reason else {}
         self._record(attempt, identity.username, Outcome.SUCCESS, "password_ok",
-                     source=identity.source)
+                     source=identity.source, **vouched)
         if identity.source == "break_glass":  # every use is a high-severity event
             self._record(attempt, identity.username, Outcome.INFO, "break_glass_used",
                          event="login.break_glass", severity="high")
@@ -162,11 +165,12 @@ class LoginService:
         return self._sessions.end_all_for(identity.username if identity else username)
 
     def _settle(self, admission: Admission, attempt: LoginAttempt,
-                outcome: AttemptOutcome) -> None:
+                outcome: AttemptOutcome, *, password_stamp: str = "") -> None:
         """Close the regulator's reservation for this attempt (every admitted attempt is
         settled exactly once, or it would hold an AD slot until it expires)."""
         self._regulator.record_password(admission=admission, outcome=outcome,
-                                        password=attempt.password)
+                                        password=attempt.password,
+                                        password_stamp=password_stamp)
 
     def _record(self, attempt: LoginAttempt, username: str, outcome: Outcome, reason: str,
                 *, event: str = "login.password", **detail: str) -> None:

@@ -82,12 +82,16 @@ class Regulator(BanRegistry, Protocol):
                        ) -> Admission:
         """May this attempt reach the directory? Called before the bind. With ``password``
         (reduced to a keyed hash at once) a repeat of a recent wrong password and a sprayed
-        password are refused before they cost the account an AD bad-password count."""
+        password are refused before they cost the account an AD bad-password count.
+        While the AD guard holds the account, a password matching the verifier of the one
+        AD last accepted is still admitted (``Admission.reason`` ``password_verifier``)."""
         ...
 
     def record_password(self, *, admission: Admission, outcome: AttemptOutcome,
-                        password: str) -> None:
-        """Settle the admitted attempt by its outcome. ``password`` is only ever reduced to
+                        password: str, password_stamp: str = "") -> None:
+        """Settle the admitted attempt by its outcome. On a success ``password_stamp`` is the
+        directory's ``Identity.password_set_at`` (AD ``pwdLastSet``): the password verifier
+        is replaced under it (issue 15 finding 6). ``password`` is only ever reduced to
         a keyed hash."""
         ...
 
@@ -106,7 +110,7 @@ class NoRegulation:
         return ADMIT
 
     def record_password(self, *, admission: Admission, outcome: AttemptOutcome,
-                        password: str) -> None:
+                        password: str, password_stamp: str = "") -> None:
         return None
 
     def admit_factor(self, *, username: str) -> Admission:

@@ -7,7 +7,9 @@ mirror of AD's failure chain that never lets authgate lock an account in Active 
 ASVS 2.2.1 (anti-automation without lockout abuse), NIST SP 800-63B 5.2.2 (rate limiting).
 
 Passwords are only ever reduced to HMAC-SHA256 under a key derived from the session secret;
-the keyed hashes live for the policy window, at most ``PASSWORD_MEMORY`` per user.
+the keyed hashes live for the policy window, at most ``PASSWORD_MEMORY`` per user. While the
+AD guard holds an account, the verifier of the password AD last accepted (``verifier.py``)
+lets the rightful user through without a bind that AD could count (issue 15 finding 6).
 """
 from __future__ import annotations
 
@@ -31,10 +33,11 @@ from authgate.regulation import (
 )
 from authgate.regulation.adpolicy import AdLockoutSource
 from authgate.regulation.limits import Limits, ip_subject
-from authgate.regulation.rules import PolicyRules
+from authgate.regulation.rules import AD_GUARD, PolicyRules
 from authgate.regulation.timing import FailureFloor, Floor
+from authgate.regulation.verifier import PasswordVerifier
 from authgate.storage.interfaces import RegulationStore
-from authgate.storage.regulation_rows import Ban, Reservation
+from authgate.storage.regulation_rows import Ban, Reservation, Verdict
 
 _log = logging.getLogger("authgate.regulation")
 #: Not a guess authgate could judge: the attempt is taken back (``settle_neutral``).
@@ -43,6 +46,11 @@ GIVEN_BACK = frozenset({AttemptOutcome.RIGHT_PASSWORD_REFUSED,
                         AttemptOutcome.INTERRUPTED})
 SPRAY_REASONS = frozenset({"spray_source", "password_spray"})
 PURGE_EVERY = 256
+#: ``Admission.reason`` of an attempt the AD guard held but the password verifier vouched for.
+VOUCHED = "password_verifier"  # noqa: S105 - a reason name
+#: ``pwdLastSet`` of an account as the directory says it now; None when it cannot say (the
+#: account may not sign in, is unknown, or the directory is down).
+PasswordStamp = Callable[[str], "str | None"]
 
 
 @dataclass
@@ -52,7 +60,16 @@ class _Ticket:
     reservation: Reservation
     started: float  # monotonic, for the failure floor
     client_ip: str  # as seen, for the ban's audit record
+    vouched: bool = False  # admitted past the AD guard by the password verifier
     settled: bool = False
+
+
+@dataclass(frozen=True)
+class Vouching:
+    """The password verifier and the directory's current ``pwdLastSet``; both or neither."""
+
+    verifier: PasswordVerifier
+    stamp: PasswordStamp
 
 
 @dataclass
@@ -68,7 +85,7 @@ class StoreRegulator:
     def __init__(self, *, store: RegulationStore, regulation: Callable[[], Any],
                  ad: AdLockoutSource, clock: Clock, audit: AuditLog, key: bytes,
                  canonical: Callable[[str], str] = lambda name: name,
-                 floor: Floor | None = None) -> None:
+                 floor: Floor | None = None, vouching: Vouching | None = None) -> None:
         self.store = store
         self._regulation = regulation  # re-read per call: a policy reload applies at once
         self.ad = ad
@@ -77,6 +94,7 @@ class StoreRegulator:
         self._key = key
         self._canonical = canonical
         self.floor: Floor = floor or FailureFloor()
+        self.vouching = vouching
         self._records = 0
 
     def limits(self) -> Limits:
@@ -91,20 +109,45 @@ class StoreRegulator:
                        ) -> Admission:
         """Before the bind: bans, counters and the AD budget, and a reservation if admitted.
         A refusal is padded to the failure floor so that it cannot be told from a wrong
-        password by its timing."""
+        password by its timing. An attempt held only by the AD guard is admitted when the
+        password verifier vouches for it (``_vouched``)."""
         started = self.floor.monotonic()
+        name, limits = self._canonical(username), self.limits()
         mac = self.password_mac(password) if password else None
-        verdict = self.store.admit(attempt=secrets.token_hex(16),
-                                   username=self._canonical(username), ip=ip_subject(ip),
-                                   password_mac=mac, rules=PolicyRules(self.limits()),
-                                   now=self._clock.now())
+        verdict = self._admit(name, ip, mac, PolicyRules(limits))
+        vouched = False
+        if verdict.reason == AD_GUARD and password:
+            vouched = self._vouched(name, password)
+            if vouched:
+                verdict = self._admit(name, ip, mac, PolicyRules(limits, ad_guard=False))
         if verdict.reservation is None:
             self.floor.pad(started)
             return Admission(False, verdict.reason)
-        return Admission(True, reservation=_Ticket(verdict.reservation, started, ip))
+        return Admission(True, VOUCHED if vouched else "",
+                         reservation=_Ticket(verdict.reservation, started, ip, vouched))
+
+    def _admit(self, name: str, ip: str, mac: str | None, rules: PolicyRules) -> Verdict:
+        return self.store.admit(attempt=secrets.token_hex(16), username=name,
+                                ip=ip_subject(ip), password_mac=mac, rules=rules,
+                                now=self._clock.now())
+
+    def _vouched(self, name: str, password: str) -> bool:
+        """Would AD accept this password? Only if it matches the verifier of the password AD
+        last accepted (one argon2id verification, also when there is none) and
+        ``pwdLastSet`` has not moved since: then the bind cannot add a bad-password count.
+        A moved stamp means a change or an admin reset: the verifier is deleted."""
+        if self.vouching is None:
+            return False
+        proof = self.vouching.verifier.match(username=name, password=password)
+        if proof is None:
+            return False
+        current = self.vouching.stamp(name)
+        if current is not None and current != proof.password_stamp:
+            self.vouching.verifier.forget(name)
+        return bool(current) and current == proof.password_stamp
 
     def record_password(self, *, admission: Admission, outcome: AttemptOutcome,
-                        password: str) -> None:
+                        password: str, password_stamp: str = "") -> None:
         """Settle the admitted attempt by its outcome: a guess (counted once), not a guess
         (``GIVEN_BACK``; the AD slot kept only when the bind may have reached AD), or a
         success. Every admission is settled at most once."""
@@ -114,6 +157,7 @@ class StoreRegulator:
             return
         ticket.settled = True
         r, now = ticket.reservation, self._clock.now()
+        self._keep_verifier(ticket, outcome, password=password, stamp=password_stamp)
         if outcome in GIVEN_BACK:
             self.store.settle_neutral(r, keep_ad_slot=outcome is AttemptOutcome.INTERRUPTED,
                                       now=now)
@@ -132,6 +176,21 @@ class StoreRegulator:
             self._audit_ban(ban, username=r.username, ip=ticket.client_ip)
         self._maybe_purge(limits)
         self.floor.pad(ticket.started)
+
+    def _keep_verifier(self, ticket: _Ticket, outcome: AttemptOutcome, *, password: str,
+                       stamp: str) -> None:
+        """Replace the verifier on each success (only where AD can lock: an AD budget
+        source); delete it when the password changed or a vouched password failed."""
+        if self.vouching is None or not self.ad.present:
+            return
+        name = ticket.reservation.username
+        if outcome is AttemptOutcome.SUCCESS:
+            if stamp:
+                self.vouching.verifier.remember(username=name, password=password,
+                                                password_stamp=stamp)
+        elif outcome is AttemptOutcome.PASSWORD_CHANGED or (
+                ticket.vouched and outcome is not AttemptOutcome.UNAVAILABLE):
+            self.vouching.verifier.forget(name)
 
     # -- second factors -----------------------------------------------------------------------
     def admit_factor(self, *, username: str) -> Admission:

@@ -19,9 +19,15 @@ from authgate.storage.regulation_rows import (
     Snapshot,
 )
 
+AD_GUARD = "ad_lockout_guard"
 
-def judge(s: Snapshot, limits: Limits) -> str:
-    """The reason to refuse, or "" to admit. Order: bans, policy counters, the AD guard."""
+
+def judge(s: Snapshot, limits: Limits, *, ad_guard: bool = True) -> str:
+    """The reason to refuse, or "" to admit. Order: bans, policy counters, the AD guard.
+
+    ``ad_guard=False`` only for an attempt that matched the verifier of the password AD
+    last accepted, under an unchanged ``pwdLastSet`` (``regulation.verifier``): AD will
+    accept it, so it cannot raise badPwdCount; bans and policy counters still apply."""
     for ban in s.bans:
         return ban.reason
     if s.repeat:  # already known wrong: AD would count it again, authgate learns nothing
@@ -31,12 +37,12 @@ def judge(s: Snapshot, limits: Limits) -> str:
     if s.ip_failures >= limits.per_ip:
         return "ip_throttled"
     ad = limits.ad
-    if ad is not None:
+    if ad is not None and ad_guard:
         if s.chain >= ad.total:
-            return "ad_lockout_guard"
+            return AD_GUARD
         if not s.familiar and s.chain_unfamiliar >= ad.unfamiliar_limit(
                 has_familiar=s.has_familiar):
-            return "ad_lockout_guard"
+            return AD_GUARD
     return ""
 
 
@@ -93,6 +99,8 @@ class PolicyRules:
     """The ``RegulationRules`` the store asks: these functions over one ``Limits``."""
 
     limits: Limits
+    #: False for an attempt vouched for by the password verifier (see ``judge``).
+    ad_guard: bool = True
 
     @property
     def window(self) -> timedelta:
@@ -103,7 +111,7 @@ class PolicyRules:
         return self.limits.ad.window if self.limits.ad is not None else None
 
     def judge(self, snapshot: Snapshot) -> str:
-        return judge(snapshot, self.limits)
+        return judge(snapshot, self.limits, ad_guard=self.ad_guard)
 
     def escalations(self, counts: FailureCounts) -> tuple[BanOrder, ...]:
         return escalations(counts, self.limits)

@@ -29,6 +29,7 @@ from authgate.storage.regulation_rows import (
     Settlement,
     Snapshot,
     Verdict,
+    VerifierRow,
 )
 from authgate.storage.rows import (
     ChallengeRow,
@@ -344,3 +345,15 @@ class ServiceBindStore(Protocol):
     def reset(self, bind_dn: str) -> int:
         """Forget every fingerprint of ``bind_dn`` (the operator's reset); rows removed."""
         ...
+
+
+class PasswordVerifierStore(Protocol):
+    """One verifier per account (``regulation_verifiers``), replaced on each success."""
+
+    def get(self, username: str) -> VerifierRow | None: ...
+
+    def put(self, row: VerifierRow) -> None:
+        """Insert or replace the account's verifier."""
+        ...
+
+    def delete(self, username: str) -> bool: ...

@@ -130,3 +130,14 @@ class Settlement:
 
     repeat: bool
     bans: tuple[Ban, ...] = ()
+
+
+@dataclass(frozen=True)
+class VerifierRow:
+    """The stored verifier of the last password AD accepted for ``username`` (never the
+    password): an argon2id string and the ``pwdLastSet`` stamp it was accepted under."""
+
+    username: str
+    verifier: str
+    password_stamp: str
+    set_at: datetime

@@ -58,3 +58,14 @@ regulation_passwords = Table(
     Column("seen_at", BigInteger, nullable=False),
     Index("ix_regulation_passwords_mac", "mac", "seen_at"),
 )
+
+#: One verifier per account of the last password Active Directory accepted (issue 15
+#: finding 6): argon2id over HMAC-SHA256 under a pepper that is not in the database, with
+#: the ``pwdLastSet`` stamp it was accepted under. Never the password.
+regulation_verifiers = Table(
+    "regulation_verifiers", metadata,
+    Column("username", String(256), primary_key=True),
+    Column("verifier", String(256), nullable=False),  # argon2id PHC string
+    Column("password_stamp", String(64), nullable=False),  # pwdLastSet when AD accepted it
+    Column("set_at", BigInteger, nullable=False),  # µs
+)

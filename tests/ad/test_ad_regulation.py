@@ -157,3 +157,40 @@ def test_spray_over_twenty_users_is_banned_and_audited(build: Build, ad: Any, ad
         assert counting.binds == 5
     finally:
         reset(directory, ad, *users[:5])
+
+
+def test_rightful_user_gets_in_while_the_guard_holds(build: Build, ad: Any, admin: Any,
+                                                     directory: LdapDirectory) -> None:
+    """Issue 15 finding 6: 1,000 wrong passwords, each from a new address, put the AD guard
+    on alice; her right password from yet another new address still gets in (it matches the
+    verifier of the password AD last accepted, and pwdLastSet has not moved), AD's
+    badPwdCount never reaches the threshold and nothing is locked."""
+    services, counting = build(max_failures_per_user=2, max_failures_per_ip=5)
+    threshold = int(ad.lockout_threshold)
+    try:
+        assert login(services, "alice", ad.password("alice"), "10.15.0.1") is LoginStatus.OK
+        worst = 0
+        for n in range(1000):
+            ip = f"198.18.{n // 200}.{n % 200 + 1}"
+            assert login(services, "alice", f"guess-{n}", ip) is LoginStatus.INVALID
+            if n % 100 == 0:
+                worst = max(worst, admin.bad_password_count("alice"))
+        worst = max(worst, admin.bad_password_count("alice"))
+        assert worst < threshold
+        guard = [r for r in _login_reasons(services) if r == "ad_lockout_guard"]
+        assert len(guard) >= 990  # the guard held
+        binds = counting.binds
+        assert login(services, "alice", ad.password("alice"), "203.0.113.77") is \
+            LoginStatus.OK
+        assert counting.binds == binds + 1
+        assert admin.bad_password_count("alice") == 0  # her success reset it in AD
+        assert int(admin.attribute("alice", "lockoutTime") or 0) == 0
+        assert binds <= 1 + 2  # her first sign-in + at most T - 1 guesses ever reached AD
+    finally:
+        reset(directory, ad, "alice")
+
+
+def _login_reasons(services: Services) -> list[str]:
+    with services.engine.connect() as conn:
+        return list(conn.execute(select(audit_events.c.reason).where(
+            audit_events.c.event == "login.password")).scalars())

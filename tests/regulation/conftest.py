@@ -55,6 +55,7 @@ class FakeAd:
         self._bad_time: dict[str, object] = {}
         self.locked: set[str] = set()
         self.binds = 0
+        self._changes: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def domain_lockout_policy(self) -> tuple[int, timedelta]:
@@ -83,10 +84,24 @@ class FakeAd:
                     self.locked.add(name)
                 raise AuthenticationFailed("invalid_credentials")
             self.bad[name] = 0
-        return Identity(username=name, source="fake-ad")
+        return Identity(username=name, source="fake-ad", password_set_at=self.stamp(name))
 
     def lookup(self, username: str) -> Identity | None:
-        return Identity(username=username) if username in self._passwords else None
+        """As AD's ``lookup``: None for an unknown or locked account; ``password_set_at``
+        stands for ``pwdLastSet`` (moved by ``set_password``)."""
+        name = self.canonical_login_name(username)
+        if name not in self._passwords or name in self.locked:
+            return None
+        return Identity(username=name, password_set_at=self.stamp(name))
+
+    def stamp(self, name: str) -> str:
+        return str(self._changes.get(name, 0))
+
+    def set_password(self, name: str, password: str) -> None:
+        """An administrator's reset in AD: a new password, pwdLastSet moves."""
+        with self._lock:
+            self._passwords[name] = password
+            self._changes[name] = self._changes.get(name, 0) + 1
 
     def check(self) -> None:
         return None

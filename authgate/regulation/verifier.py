@@ -1,0 +1,71 @@
+"""The verifier of the last password Active Directory accepted (issue 15 finding 6).
+
+While the AD lockout guard holds an account, a password attempt goes to AD only when it
+matches this verifier and AD's ``pwdLastSet`` has not moved since (so AD would accept it:
+the bind cannot add a bad-password count). Every other guarded attempt is refused without a
+bind, so the rightful user signs in during an attack and the attacker still never reaches AD.
+
+What is kept, per account, one row: ``argon2id(HMAC-SHA256(pepper, password))`` (RFC 9106,
+OWASP's m = 19 MiB, t = 2, p = 1) and the ``pwdLastSet`` stamp. The pepper is
+``derive_subkey(secret, b"password-verifier")`` (core/keys.py, RFC 5869): it is not in the
+database, so a stolen database alone allows no guessing at all; with the secret too, each
+guess costs a salted argon2id. NIST SP 800-63B 5.1.1.2 (salted, costly, keyed verifiers).
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from authgate.core.clock import Clock
+from authgate.storage.interfaces import PasswordVerifierStore
+from authgate.storage.regulation_rows import VerifierRow
+
+#: RFC 9106 / OWASP Password Storage Cheat Sheet: argon2id, 19 MiB, 2 passes, 1 lane
+#: (about 25 ms here). The pepper, not the cost, is what protects a stolen database.
+VERIFIER_HASHER = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
+
+
+@dataclass(frozen=True)
+class VerifiedPassword:
+    """The attempt matched the account's verifier, stored under ``password_stamp``."""
+
+    password_stamp: str
+
+
+class PasswordVerifier:
+    """Remembers, checks and forgets the verifier; every check costs one argon2id
+    verification, against a dummy when the account has none, so the time does not tell."""
+
+    def __init__(self, *, store: PasswordVerifierStore, pepper: bytes, clock: Clock,
+                 hasher: PasswordHasher = VERIFIER_HASHER) -> None:
+        self._store = store
+        self._pepper = pepper
+        self._clock = clock
+        self._hasher = hasher
+        self._dummy = hasher.hash(secrets.token_hex(16))
+
+    def _peppered(self, password: str) -> str:
+        return hmac.new(self._pepper, password.encode("utf-8", "surrogatepass"),
+                        hashlib.sha256).hexdigest()
+
+    def remember(self, *, username: str, password: str, password_stamp: str) -> None:
+        """After AD accepted ``password``: replace the account's verifier."""
+        self._store.put(VerifierRow(username, self._hasher.hash(self._peppered(password)),
+                                    password_stamp, self._clock.now()))
+
+    def match(self, *, username: str, password: str) -> VerifiedPassword | None:
+        row = self._store.get(username)
+        try:
+            self._hasher.verify(row.verifier if row else self._dummy, self._peppered(password))
+        except (VerificationError, InvalidHashError):
+            return None
+        return VerifiedPassword(row.password_stamp) if row else None
+
+    def forget(self, username: str) -> bool:
+        """The password changed (or AD no longer takes it): the verifier is worthless."""
+        return self._store.delete(username)
