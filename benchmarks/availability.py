@@ -1,6 +1,6 @@
 """Benchmark: forward auth under a login flood (issue 15 item 7). Not a test.
 
-``/verify`` for a signed-in user is loaded at low concurrency (``wrk -t1 -c4``), once quiet
+``/verify`` for a signed-in user is loaded at low concurrency (``wrk -t1 -c2``), once quiet
 and once while a second wrk floods ``POST /login`` with wrong passwords (real CSRF token,
 real accounts, a new ``X-Forwarded-For`` address per attempt, as a botnet would), in the
 same run. Each refused attempt is padded to the failure floor (``regulation/timing.py``),
@@ -61,7 +61,11 @@ PASSWORD = "correct horse battery staple"
 #: the answers by status (printed by done()).
 FLOOD_LUA = r"""
 local counter = 0
-local statuses = {}
+statuses = {}
+local threads = {}
+setup = function(thread)
+  table.insert(threads, thread)
+end
 local users = {%(users)s}
 request = function()
   counter = counter + 1
@@ -81,7 +85,11 @@ response = function(status, headers, body)
   statuses[status] = (statuses[status] or 0) + 1
 end
 done = function(summary, latency, requests)
-  for status, n in pairs(statuses) do io.write(string.format("status %%d: %%d\n", status, n)) end
+  for _, thread in ipairs(threads) do
+    for status, n in pairs(thread:get("statuses")) do
+      io.write(string.format("status %%d: %%d\n", status, n))
+    end
+  end
 end
 """
 
@@ -181,7 +189,8 @@ def _start_shapes(work: Path, config: Path, args: argparse.Namespace,
     env = {"AUTHGATE_CONFIG": str(config)}
     portal, verify = free_port(), free_port()
     procs.append(start_authgate(env, portal_port=portal, verify_port=verify, run_dir=work,
-                                workers=args.workers, name="serve"))
+                                workers=args.workers, name="serve",
+                                extra=("--portal-nice", str(args.portal_nice))))
     shapes = [Shape("serve", f"http://127.0.0.1:{verify}/verify", portal,
                     _flood_script(work, portal), [], [], [])]
     if args.one_pool:
@@ -213,9 +222,10 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="per run (default 10)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads on /verify")
-    parser.add_argument("--connections", type=int, default=4, help="wrk connections on /verify")
-    parser.add_argument("--flood-connections", type=int, default=24)
+    parser.add_argument("--connections", type=int, default=2, help="wrk connections on /verify")
+    parser.add_argument("--flood-connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--portal-nice", type=int, default=5, help="authgate serve's")
     parser.add_argument("--no-one-pool", dest="one_pool", action="store_false")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()

@@ -12,6 +12,7 @@ from flask import request as current_request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 from flask_wtf.csrf import CSRFProtect
 
+from authgate.composition.regulation import seed_failure_floor
 from authgate.composition.root import Services, build_services
 from authgate.config import Settings, load_settings
 from authgate.policy.live import PolicyRuntime
@@ -62,6 +63,8 @@ def _create(test_config: dict[str, Any] | None, *, portal: bool) -> Flask:
     if not app.config.get("TESTING"):
         _reload_on_sighup(services.policies)
     _register_blueprints(app, portal=portal)
+    if portal and not app.config.get("TESTING"):
+        seed_failure_floor(services.regulator, services.directory)
     if not app.config.get("TESTING"):
         # Everything built so far lives as long as the worker: keep it out of the cyclic
         # collector's full passes, which otherwise walk it all every few thousand requests.

@@ -139,8 +139,8 @@ def start_gunicorn(app_spec: str, port: int, env: Mapping[str, str], workers: in
 
 
 def start_authgate(env: Mapping[str, str], *, portal_port: int, verify_port: int,
-                   run_dir: Path, workers: int = 2, threads: int = 8,
-                   name: str = "authgate") -> Proc:
+                   run_dir: Path, workers: int = 2, threads: int = 16,
+                   name: str = "authgate", extra: tuple[str, ...] = ()) -> Proc:
     """The gateway as deployed: ``authgate serve`` (docs/deployment.md), i.e. the portal pool
     on ``portal_port`` and the forward-auth pool on ``verify_port`` under one supervising
     process; nginx's template routes ``auth_request`` to ``VERIFY_PORT``. Ready when both
@@ -154,7 +154,7 @@ def start_authgate(env: Mapping[str, str], *, portal_port: int, verify_port: int
     args = [authgate, "serve", "--bind", f"127.0.0.1:{portal_port}",
             "--verify-bind", f"127.0.0.1:{verify_port}", "--workers", str(workers),
             "--threads", str(threads), "--verify-workers", str(workers),
-            "--access-logfile", str(access)]
+            "--access-logfile", str(access), *extra]
     full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1",
                 "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT),
                                                             os.environ.get("PYTHONPATH"))))}
