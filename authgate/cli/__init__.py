@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import click
+from click.core import ParameterSource
 
 from authgate.cli.context import Context
 
@@ -14,11 +15,13 @@ __all__ = ["Context", "main"]
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None) -> None:
     """authgate: an authentication hardening gateway."""
-    ctx.obj = Context(config_path)
+    given = ctx.get_parameter_source("config_path") is ParameterSource.COMMANDLINE
+    ctx.obj = Context(config_path, from_command_line=given)
 
 
 def _register() -> None:
-    from authgate.cli.operate import check_config, db_group, serve_command, users_group
+    from authgate.cli.operate import check_config, db_group, users_group
+    from authgate.cli.serve import serve_command
 
     main.add_command(check_config)
     main.add_command(db_group)

@@ -1,6 +1,7 @@
 """What every subcommand receives as ``ctx.obj``."""
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -10,10 +11,14 @@ from authgate.core.errors import ConfigError
 
 
 class Context:
-    """Lazily loaded settings for subcommands; ``--config`` or ``$AUTHGATE_CONFIG``."""
+    """Lazily loaded settings for subcommands; ``--config`` or ``$AUTHGATE_CONFIG``.
 
-    def __init__(self, config_path: str | None) -> None:
-        self.config_path = config_path
+    ``config_path`` is absolute: commands that start other processes (``serve``) hand it on,
+    and those may run from another directory (issue 15 item 3)."""
+
+    def __init__(self, config_path: str | None, *, from_command_line: bool = False) -> None:
+        self.config_path = os.path.abspath(config_path) if config_path else None
+        self.from_command_line = from_command_line
         self._settings: Settings | None = None
 
     @property

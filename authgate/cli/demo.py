@@ -4,9 +4,13 @@ from __future__ import annotations
 import secrets
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import yaml
+
+if TYPE_CHECKING:  # the package imports this module while it registers the commands
+    from authgate.cli.context import Context
 
 DEMO_BANNER = "DEMO MODE: a labelled demo secret and plain http on localhost. Not for production."
 
@@ -71,8 +75,12 @@ def _demo_enrolment_code(gateway: object, username: str) -> str:
               type=click.Path(file_okay=False, path_type=Path))
 @click.option("--gateway-port", default=9091, show_default=True)
 @click.option("--app-port", default=8080, show_default=True)
-def demo_command(instance: Path, gateway_port: int, app_port: int) -> None:
+@click.pass_obj
+def demo_command(obj: Context, instance: Path, gateway_port: int, app_port: int) -> None:
     """Serve the gateway and a sample protected app on localhost (demo only)."""
+    if obj.from_command_line:  # never serve something other than what the operator named
+        raise click.UsageError(f"demo writes its own configuration (under {instance}); "
+                               f"--config is not used: drop it, or run `authgate serve`")
     from werkzeug.serving import make_server
 
     from authgate.config import load_settings

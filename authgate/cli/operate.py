@@ -1,4 +1,4 @@
-"""Operator commands: configuration check, database migration, users file, serve."""
+"""Operator commands: configuration check, database migration, users file."""
 from __future__ import annotations
 
 import getpass
@@ -170,18 +170,3 @@ def users_list(obj: Context) -> None:
     for identity, disabled in _file_directory(obj).list_users():
         state = "disabled" if disabled else "active"
         click.echo(f"{identity.username:20} {state:8} {','.join(sorted(identity.groups))}")
-
-
-@click.command("serve")
-@click.option("--bind", default="127.0.0.1:9091", show_default=True)
-@click.option("--workers", default=2, show_default=True)
-@click.pass_obj
-def serve_command(obj: Context, bind: str, workers: int) -> None:
-    """Run the gateway under gunicorn (production server)."""
-    import os
-
-    _ = obj.settings  # fail fast with readable errors
-    args = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers),
-            "--worker-class", "sync", "--no-control-socket", "--access-logfile", "-",
-            "authgate.web:create_app()"]
-    os.execv(args[0], args)  # noqa: S606 - fixed argv, no shell

@@ -10,14 +10,14 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
-from authgate.composition.directory import ad_roles
+from authgate.composition.directory import active_directory, ad_roles
 from authgate.core.errors import AuthgateError, DirectoryUnavailable
 from authgate.core.keys import derive_subkey
 from authgate.directory import Directory, LockoutPolicySource, LoginNameCanonicaliser
 from authgate.regulation import Regulator
 from authgate.regulation.adpolicy import AdLockoutSource, lockout_margin
 from authgate.regulation.regulator import PasswordStamp, StoreRegulator, Vouching
-from authgate.regulation.timing import Floor
+from authgate.regulation.timing import Floor, seed_from
 from authgate.regulation.verifier import PasswordVerifier
 from authgate.storage.sql_regulation import SqlRegulationStore  # also registers its tables
 from authgate.storage.sql_verifiers import SqlPasswordVerifierStore
@@ -58,6 +58,34 @@ def password_stamp(directory: Directory) -> PasswordStamp:
             return None
         return identity.password_set_at if identity is not None else None
     return stamp
+
+
+def seed_failure_floor(regulator: Regulator, directory: Any) -> None:
+    """A portal worker's failure floor before its first real failure (issue 15 item 9): the
+    slowest of three dummy verifications of the directory that binds. Never fatal: with the
+    directory down, the floor stays unseeded until the first real failure."""
+    from authgate.directory.ldap import LdapDirectory  # the one directory with a probe
+
+    if not isinstance(regulator, StoreRegulator):
+        return
+    bound = active_directory(directory)
+
+    def probe() -> None:
+        if isinstance(bound, LdapDirectory):
+            bound.timing_probe()
+            return
+        try:  # the file directory verifies an unknown name against a dummy argon2id hash
+            bound.authenticate(username=f"timing-probe-{secrets.token_hex(8)}",
+                               password=secrets.token_urlsafe(24))
+        except AuthgateError:
+            return
+
+    try:
+        seed = seed_from(regulator.floor, probe)
+    except AuthgateError as exc:
+        _log.warning("failure floor not seeded at start-up (directory: %s)", exc)
+        return
+    _log.info("failure floor seeded at %.1f ms", seed * 1000)
 
 
 def canonical_names(names: LoginNameCanonicaliser | None) -> Callable[[str], str]:

@@ -8,6 +8,7 @@ multiply a user's bad-password count into a lockout.
 """
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,7 +20,12 @@ from ldap3.utils.conv import escape_filter_chars
 
 from authgate.config.settings import LdapDirectorySettings
 from authgate.core.clock import Clock, SystemClock
-from authgate.core.errors import AuthenticationFailed, DirectoryUnavailable, PasswordChangeRejected
+from authgate.core.errors import (
+    AuthenticationFailed,
+    AuthgateError,
+    DirectoryUnavailable,
+    PasswordChangeRejected,
+)
 from authgate.core.values import Identity
 from authgate.directory.ldap_circuit import ServiceBindCircuit, local_circuit
 from authgate.directory.ldap_conn import Connector, ServicePool, close_quietly
@@ -77,6 +83,18 @@ class LdapDirectory:
             raise AuthenticationFailed("unknown_user")
         self._bind_once(dn=user.dn, password=password)
         return self._identity(user)
+
+    def timing_probe(self) -> None:
+        """A failed login's work without its victim: a search for a name no account has,
+        then one bind as a DN no account has, which the DC refuses (52e) and counts against
+        nobody. Its duration seeds the failure floor at start (issue 15 item 9)."""
+        name = f"authgate-timing-probe-{secrets.token_hex(8)}"
+        self._find(name)
+        try:
+            self._bind_once(dn=f"CN={name},{self.settings.base_dn}",
+                            password=secrets.token_urlsafe(24))
+        except AuthgateError:
+            return
 
     def lookup(self, username: str) -> Identity | None:
         """The identity of an account that may keep a session (not disabled, locked or

@@ -9,6 +9,13 @@ Padded to p90, all three paths share one median, and only one real failure in te
 slower than the floor; the padding is measured only from real binds, so it cannot drift
 upwards by itself. Successes are never padded (they are told apart by the session anyway).
 ``NoFloor`` is the null object for tests that measure nothing (never an ``enabled`` flag).
+
+The samples live in each worker process and start empty: right after a restart, an unknown
+name (no bind) answered faster than a real one until that worker had seen a real failed
+bind (issue 15 item 9). So every portal worker seeds its floor at start (``seed_from``) with
+the slowest of a few dummy verifications shaped like a real failure (a refused AD bind for
+a DN that names no account, or the file directory's dummy argon2id), which count against
+no account. Real samples replace the seed as soon as there are any.
 """
 from __future__ import annotations
 
@@ -27,6 +34,8 @@ class Floor(Protocol):
     def observe(self, seconds: float) -> None: ...
 
     def floor(self) -> float: ...
+
+    def seed(self, seconds: float) -> None: ...
 
     def pad(self, started: float) -> float: ...
 
@@ -58,6 +67,11 @@ class FailureFloor:
         index = min(len(ordered) - 1, int(self._quantile * len(ordered)))
         return min(ordered[index], self._ceiling)
 
+    def seed(self, seconds: float) -> None:
+        """The floor until the first real sample (never lowered, never above the ceiling)."""
+        with self._lock:
+            self._initial = max(self._initial, min(max(seconds, 0.0), self._ceiling))
+
     def pad(self, started: float) -> float:
         """Sleep until ``started + floor``; returns the time slept."""
         remaining = started + self.floor() - self.monotonic()
@@ -65,6 +79,18 @@ class FailureFloor:
             self._sleep(remaining)
             return remaining
         return 0.0
+
+
+def seed_from(floor: Floor, probe: Callable[[], object], *, runs: int = 3) -> float:
+    """Seed ``floor`` with the slowest of ``runs`` timed calls of ``probe`` (a dummy
+    verification that fails like a wrong password). Returns the seed, in seconds."""
+    slowest = 0.0
+    for _ in range(runs):
+        started = floor.monotonic()
+        probe()
+        slowest = max(slowest, floor.monotonic() - started)
+    floor.seed(slowest)
+    return slowest
 
 
 class NoFloor:
@@ -78,6 +104,9 @@ class NoFloor:
 
     def floor(self) -> float:
         return 0.0
+
+    def seed(self, seconds: float) -> None:
+        return None
 
     def pad(self, started: float) -> float:
         return 0.0

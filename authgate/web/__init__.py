@@ -12,6 +12,7 @@ from flask import request as current_request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 from flask_wtf.csrf import CSRFProtect
 
+from authgate.composition.regulation import seed_failure_floor
 from authgate.composition.root import Services, build_services
 from authgate.config import Settings, load_settings
 from authgate.policy.live import PolicyRuntime
@@ -37,6 +38,17 @@ class _PageSessionInterface(SecureCookieSessionInterface):
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """App factory. ``test_config`` may carry ``settings`` (a Settings), ``services`` (a
     prebuilt Services) or ``config_path``; nothing connects at import time."""
+    return _create(test_config, portal=True)
+
+
+def create_verify_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """The forward-auth pool (``authgate serve --verify-bind``): ``/verify`` and the health
+    and key endpoints only. Its workers never take a login, so attackers' login attempts
+    (and their padded failures) cannot occupy them (issue 15 item 7)."""
+    return _create(test_config, portal=False)
+
+
+def _create(test_config: dict[str, Any] | None, *, portal: bool) -> Flask:
     test_config = dict(test_config or {})
     services = _services_for(test_config)
     _configure_logging(services.settings)
@@ -50,7 +62,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.before_request(_check_csrf)
     if not app.config.get("TESTING"):
         _reload_on_sighup(services.policies)
-    _register_blueprints(app)
+    _register_blueprints(app, portal=portal)
+    if portal and not app.config.get("TESTING"):
+        seed_failure_floor(services.regulator, services.directory)
     if not app.config.get("TESTING"):
         # Everything built so far lives as long as the worker: keep it out of the cyclic
         # collector's full passes, which otherwise walk it all every few thousand requests.
@@ -89,7 +103,7 @@ def _flask_config(services: Services) -> dict[str, Any]:
     )
 
 
-def _register_blueprints(app: Flask) -> None:
+def _register_blueprints(app: Flask, *, portal: bool) -> None:
     from authgate.web import (
         account,
         admin,
@@ -110,8 +124,9 @@ def _register_blueprints(app: Flask) -> None:
     security.init_app(app)
     labels.init_app(app)
     errors.init_app(app)
-    for module in (verify, wellknown, signin, factor_login, enrol, account, password_change,
-                   passkey, admin, auditor, auditor_views):
+    pages = (signin, factor_login, enrol, account, password_change, passkey, admin, auditor,
+             auditor_views) if portal else ()
+    for module in (verify, wellknown, *pages):
         app.register_blueprint(module.bp)
     csrf.exempt(verify.bp)
     csrf.exempt(wellknown.bp)

@@ -37,6 +37,7 @@ from tests.integration.harness import (
     Proc,
     free_port,
     make_prefix,
+    start_authgate,
     start_gunicorn,
     start_nginx,
     stop,
@@ -178,8 +179,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     prefix = make_prefix()
     stack = Stack(run_dir, config, db, app_port, portal_port, gateway_port, upstream_port)
     try:
-        stack.procs.append(start_gunicorn("wsgi:app", gateway_port, env, workers=2,
-                                          run_dir=run_dir, name="authgate"))
+        verify_port = free_port()
+        stack.procs.append(start_authgate(env, portal_port=gateway_port,
+                                          verify_port=verify_port, run_dir=run_dir))
         stack.procs.append(start_gunicorn(
             "authgate.demo.sample_app:app", upstream_port, {}, workers=2, run_dir=run_dir,
             name="upstream", ready_path="/ready/whoami.json",
@@ -188,8 +190,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "LISTEN_V4": "127.0.0.1", "LISTEN_V6": "[::1]",
             "APP_HOST": "localhost", "APP_PORT": app_port,
             "PORTAL_HOST": "localhost", "PORTAL_PORT": portal_port,
-            "GATEWAY_PORT": gateway_port, "UPSTREAM_PORT": upstream_port,
-            "TLS_CERT": "unused", "TLS_KEY": "unused",
+            "GATEWAY_PORT": gateway_port, "VERIFY_PORT": verify_port,
+            "UPSTREAM_PORT": upstream_port, "TLS_CERT": "unused", "TLS_KEY": "unused",
         }, prefix, ready_url=f"http://localhost:{portal_port}/healthz", ca_file=config))
         stack.services = build_services(load_settings(config))
         yield stack

@@ -138,6 +138,35 @@ def start_gunicorn(app_spec: str, port: int, env: Mapping[str, str], workers: in
     return proc
 
 
+def start_authgate(env: Mapping[str, str], *, portal_port: int, verify_port: int,
+                   run_dir: Path, workers: int = 2, threads: int = 16,
+                   name: str = "authgate", extra: tuple[str, ...] = ()) -> Proc:
+    """The gateway as deployed: ``authgate serve`` (docs/deployment.md), i.e. the portal pool
+    on ``portal_port`` and the forward-auth pool on ``verify_port`` under one supervising
+    process; nginx's template routes ``auth_request`` to ``VERIFY_PORT``. Ready when both
+    answer ``/healthz``. ``stop()`` ends the supervisor and both pools (one process group).
+    ``extra["access_log"]`` is the access log both pools write."""
+    authgate = shutil.which("authgate", path=str(VENV_BIN)) or shutil.which("authgate")
+    if authgate is None:
+        raise RuntimeError("the authgate command is not installed (pip install -e .[test])")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    access, log = run_dir / f"{name}.access.log", run_dir / f"{name}.log"
+    args = [authgate, "serve", "--bind", f"127.0.0.1:{portal_port}",
+            "--verify-bind", f"127.0.0.1:{verify_port}", "--workers", str(workers),
+            "--threads", str(threads), "--verify-workers", str(workers),
+            "--access-logfile", str(access), *extra]
+    full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1",
+                "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT),
+                                                            os.environ.get("PYTHONPATH"))))}
+    proc = Proc(name, _spawn(name, args, log, full_env, cwd=ROOT), log,
+                extra={"access_log": access, "portal_port": portal_port,
+                       "verify_port": verify_port})
+    for port in (verify_port, portal_port):
+        url = f"http://127.0.0.1:{port}/healthz"
+        wait_until(lambda u=url: requests.get(u, timeout=1).text.strip() == "ok", proc)  # type: ignore[misc]
+    return proc
+
+
 # -- TLS ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TlsFiles:

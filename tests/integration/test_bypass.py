@@ -39,6 +39,7 @@ from tests.integration.harness import (
     make_prefix,
     make_tls,
     raw_https,
+    start_authgate,
     start_gunicorn,
     start_nginx,
     stop,
@@ -107,11 +108,12 @@ def _policies(run_dir: Path) -> Path:
 
 
 def _nginx(name: str, port: int, gateway_port: int, upstream_port: int, tls: TlsFiles,
-           procs: list[Proc]) -> None:
+           procs: list[Proc], verify_port: int) -> None:
     prefix = make_prefix()
     procs.append(start_nginx(NGINX_TEMPLATE, {
         "LISTEN_V4": "127.0.0.1", "LISTEN_V6": "[::1]", "APP_HOST": APP, "APP_PORT": port,
         "PORTAL_HOST": PORTAL, "PORTAL_PORT": port, "GATEWAY_PORT": gateway_port,
+        "VERIFY_PORT": verify_port,
         "UPSTREAM_PORT": upstream_port, "TLS_CERT": tls.cert, "TLS_KEY": tls.key,
     }, prefix, ready_url=f"https://localhost:{port}/healthz", ca_file=tls.ca_cert))
     procs[-1].extra["prefix"] = prefix
@@ -121,9 +123,9 @@ def _nginx(name: str, port: int, gateway_port: int, upstream_port: int, tls: Tls
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     run_dir = tmp_path_factory.mktemp("authgate-attack")
     ports = set()
-    while len(ports) < 5:
+    while len(ports) < 6:
         ports.add(free_port())
-    gateway_port, py_port, tc_port, py_front, tc_front = sorted(ports)
+    gateway_port, py_port, tc_port, py_front, tc_front, verify_port = sorted(ports)
     config = write_authgate_config(
         run_dir, public_url=f"https://localhost:{py_front}",
         server={"protected_domains": [PORTAL, APP]},
@@ -135,8 +137,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tls = make_tls(run_dir / "tls", names=(APP,))
     procs: list[Proc] = []
     try:
-        procs.append(start_gunicorn("wsgi:app", gateway_port, env, run_dir=run_dir,
-                                    name="authgate"))
+        procs.append(start_authgate(env, portal_port=gateway_port, verify_port=verify_port,
+                                    run_dir=run_dir))
         py = start_gunicorn(
             "authgate.demo.sample_app:app", py_port, {"GUNICORN_CMD_ARGS":
                                                       "--access-logformat='%({x-request-id}i)s'"},
@@ -144,8 +146,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             ready=lambda r: r.status_code == 200 and r.json().get("app") == "sample")
         procs.append(py)
         procs.append(start_tomcat(tc_port))
-        _nginx("python", py_front, gateway_port, py_port, tls, procs)
-        _nginx("tomcat", tc_front, gateway_port, tc_port, tls, procs)
+        _nginx("python", py_front, gateway_port, py_port, tls, procs, verify_port)
+        _nginx("tomcat", tc_front, gateway_port, tc_port, tls, procs, verify_port)
         browser = Browser(tls.ca_cert)
         rd = quote(f"https://{APP}:{py_front}/start", safe="")
         done = browser.login(f"https://localhost:{py_front}/login?rd={rd}", "alice", PASSWORD)

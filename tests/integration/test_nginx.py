@@ -38,6 +38,7 @@ from tests.integration.harness import (
     make_prefix,
     make_tls,
     raw_https,
+    start_authgate,
     start_gunicorn,
     start_nginx,
     stop,
@@ -65,6 +66,7 @@ class Stack:
     gateway: Proc
     upstream: Proc
     nginx: Proc
+    verify_port: int = 0
 
     @property
     def app(self) -> str:
@@ -89,8 +91,8 @@ class Stack:
         return self.audit("request_id = ? AND event = 'verify'", (rid,))
 
     def start_gateway(self) -> None:
-        self.gateway = start_gunicorn("wsgi:app", self.gateway_port, self.env, workers=2,
-                                      run_dir=self.run_dir, name="authgate")
+        self.gateway = start_authgate(self.env, portal_port=self.gateway_port,
+                                      verify_port=self.verify_port, run_dir=self.run_dir)
 
 
 def _authgate(env: dict[str, str], *args: str, stdin: str = "") -> None:
@@ -102,10 +104,10 @@ def _authgate(env: dict[str, str], *args: str, stdin: str = "") -> None:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     run_dir = tmp_path_factory.mktemp("authgate-stack")
-    ports = [free_port() for _ in range(4)]
-    while len(set(ports)) < 4:
-        ports = [free_port() for _ in range(4)]
-    app_port, portal_port, gateway_port, upstream_port = ports
+    ports = [free_port() for _ in range(5)]
+    while len(set(ports)) < 5:
+        ports = [free_port() for _ in range(5)]
+    app_port, portal_port, gateway_port, upstream_port, verify_port = ports
     config = write_authgate_config(run_dir, public_url=f"https://localhost:{portal_port}")
     env = {"AUTHGATE_CONFIG": str(config)}
     _authgate(env, "db", "upgrade")
@@ -117,8 +119,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     procs: list[Proc] = []
     stack: Stack | None = None
     try:
-        gateway = start_gunicorn("wsgi:app", gateway_port, env, workers=2, run_dir=run_dir,
-                                 name="authgate")
+        gateway = start_authgate(env, portal_port=gateway_port, verify_port=verify_port,
+                                 run_dir=run_dir)
         procs.append(gateway)
         upstream = start_gunicorn(
             "authgate.demo.sample_app:app", upstream_port, {}, workers=2, run_dir=run_dir,
@@ -129,12 +131,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "LISTEN_V4": "127.0.0.1", "LISTEN_V6": "[::1]",
             "APP_HOST": "localhost", "APP_PORT": app_port,
             "PORTAL_HOST": "localhost", "PORTAL_PORT": portal_port,
-            "GATEWAY_PORT": gateway_port, "UPSTREAM_PORT": upstream_port,
+            "GATEWAY_PORT": gateway_port, "VERIFY_PORT": verify_port,
+            "UPSTREAM_PORT": upstream_port,
             "TLS_CERT": tls.cert, "TLS_KEY": tls.key,
         }, prefix, ready_url=f"https://localhost:{portal_port}/healthz", ca_file=tls.ca_cert)
         procs.append(nginx)
         stack = Stack(tls, app_port, portal_port, gateway_port, upstream_port,
-                      run_dir / "authgate.db", env, run_dir, prefix, gateway, upstream, nginx)
+                      run_dir / "authgate.db", env, run_dir, prefix, gateway, upstream, nginx,
+                      verify_port)
         yield stack
     finally:
         if stack is not None:

@@ -1,0 +1,131 @@
+"""``authgate serve``: the gateway as two gunicorn pools under one supervising process.
+
+Forward auth and the portal do not share workers (issue 15 item 7). A refused login is
+padded to the failure floor (``regulation/timing.py``) and so holds whatever serves it for
+tens of milliseconds; with one pool, about 60 refusals a second made ``/verify`` 100x slower.
+
+- the **verify pool** (``--verify-bind``, sync workers) runs ``create_verify_app()``:
+  ``/verify``, ``/healthz``, ``/readyz``, keys. nginx sends only its ``auth_request``
+  subrequests there (``deploy/nginx/authgate.conf.template``, upstream ``authgate_verify``);
+- the **portal pool** (``--bind``, gthread workers) runs ``create_app()``: sign-in and the
+  consoles. A padded refusal sleeps in one of its threads, not in a whole worker, and the
+  pool runs at a lower CPU priority (``--portal-nice``) so a flood of logins cannot starve
+  forward auth of the cores either.
+
+Both get the configuration file as an absolute ``$AUTHGATE_CONFIG`` (issue 15 item 3). The
+supervisor forwards SIGTERM, SIGINT, SIGQUIT and SIGHUP to both masters and, when one pool
+stops, stops the other and exits with its status: a half-running gateway is not left behind.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import FrameType
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:  # the package imports this module while it registers the commands
+    from authgate.cli.context import Context
+
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)
+
+
+@dataclass(frozen=True)
+class Pool:
+    """One gunicorn instance of the gateway."""
+
+    name: str
+    bind: str
+    workers: int
+    app: str
+    threads: int = 0  # 0: sync workers; more: gthread workers with that many threads
+    nice: int = 0
+
+    def argv(self, *, access_log: str) -> list[str]:
+        args = [sys.executable, "-m", "gunicorn", "--name", f"authgate-{self.name}",
+                "--bind", self.bind, "--workers", str(self.workers), "--no-control-socket",
+                "--access-logfile", access_log]
+        if self.threads:
+            args += ["--worker-class", "gthread", "--threads", str(self.threads)]
+        else:
+            args += ["--worker-class", "sync"]
+        return [*args, self.app]
+
+
+@click.command("serve")
+@click.option("--bind", default="127.0.0.1:9091", show_default=True,
+              help="The portal pool: sign-in, consoles (nginx: upstream authgate).")
+@click.option("--verify-bind", default="127.0.0.1:9092", show_default=True,
+              help="The forward-auth pool: /verify only (nginx: upstream authgate_verify).")
+@click.option("--workers", default=2, show_default=True, help="Portal worker processes.")
+@click.option("--threads", default=16, show_default=True, help="Threads per portal worker.")
+@click.option("--verify-workers", default=2, show_default=True,
+              help="Verify worker processes (sync; about one per core).")
+@click.option("--portal-nice", default=5, show_default=True,
+              type=click.IntRange(0, 19), help="CPU niceness of the portal pool.")
+@click.option("--access-logfile", default="-", show_default=True)
+@click.pass_obj
+def serve_command(obj: Context, bind: str, verify_bind: str, workers: int, threads: int,
+                  verify_workers: int, portal_nice: int, access_logfile: str) -> None:
+    """Run the gateway under gunicorn: a verify pool and a portal pool (production)."""
+    _ = obj.settings  # fail fast, with readable errors, before any worker tries
+    pools = [Pool("verify", verify_bind, verify_workers, "authgate.web:create_verify_app()"),
+             Pool("portal", bind, workers, "authgate.web:create_app()",
+                  threads=max(threads, 1), nice=portal_nice)]
+    env = dict(os.environ)
+    if obj.config_path:
+        env["AUTHGATE_CONFIG"] = obj.config_path
+    sys.exit(supervise(pools, env=env, access_log=access_logfile))
+
+
+def supervise(pools: Sequence[Pool], *, env: Mapping[str, str], access_log: str) -> int:
+    """Start every pool, forward signals, and return when the first one ends (the others
+    are then stopped)."""
+    children: list[subprocess.Popen[bytes]] = []
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    for signum in FORWARDED:
+        signal.signal(signum, forward)
+    for pool in pools:
+        children.append(subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            pool.argv(access_log=access_log), env=dict(env), stdin=subprocess.DEVNULL,
+            preexec_fn=_niceness(pool.nice)))  # noqa: PLW1509 - single-threaded here
+    code = _first_exit(children)
+    for child in children:
+        _stop(child)
+    return code
+
+
+def _niceness(increment: int) -> Callable[[], object] | None:
+    if not increment:
+        return None
+    return lambda: os.nice(increment)
+
+
+def _first_exit(children: Sequence[subprocess.Popen[bytes]]) -> int:
+    pids = {child.pid: child for child in children}
+    while True:
+        pid, status = os.wait()  # retried after a forwarded signal (PEP 475)
+        if pid in pids:
+            code = pids[pid].returncode = os.waitstatus_to_exitcode(status)
+            return code if code >= 0 else 1  # killed by a signal: not a clean stop
+
+
+def _stop(child: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    if child.poll() is not None:
+        return
+    child.terminate()
+    try:
+        child.wait(timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()

@@ -1,0 +1,291 @@
+"""Benchmark: forward auth under a login flood (issue 15 item 7). Not a test.
+
+``/verify`` for a signed-in user is loaded at low concurrency (``wrk -t1 -c2``), once quiet
+and once while a second wrk floods ``POST /login`` with wrong passwords (real CSRF token,
+real accounts, a new ``X-Forwarded-For`` address per attempt, as a botnet would), in the
+same run. Each refused attempt is padded to the failure floor (``regulation/timing.py``),
+which is what used to occupy the gateway's sync workers. Shapes, all in one run:
+
+- ``serve``: the gateway as ``authgate serve`` starts it (tests/integration/harness.py
+  ``start_authgate``): a verify pool of sync workers, a portal pool of gthread workers at a
+  lower CPU priority; the flood goes to the portal, ``/verify`` to the verify pool, as the
+  nginx template routes them;
+- ``one-pool``: the former shape, one gunicorn (``-w 2`` sync) serving both (``--no-one-pool``
+  skips it);
+- ``bare``: bare Flask checking a signed cookie (benchmarks/bare_flask.py), quiet: the
+  baseline the other benchmarks print.
+
+Target: under attack, p99 <= 2x the quiet p99 and req/s >= 0.8x quiet, with a flood of at
+least 100 attempts/s. Compare ratios within one run: 2 shared cores, wrk on the same cores.
+
+    .venv/bin/python benchmarks/availability.py               # 10 s per run, 2 rounds
+    .venv/bin/python benchmarks/availability.py --seconds 5 --rounds 1
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.bare_flask import COOKIE_NAME as BARE_COOKIE  # noqa: E402
+from benchmarks.bare_flask import signed_cookie  # noqa: E402
+from benchmarks.verify import HEADERS, Result, _check, _session_token, _wait_idle, _wrk  # noqa: E402
+from tests.integration.harness import (  # noqa: E402
+    Proc,
+    free_port,
+    start_authgate,
+    start_gunicorn,
+    stop,
+    write_authgate_config,
+)
+
+P99_TARGET, RPS_TARGET, FLOOD_TARGET = 2.0, 0.8, 100.0
+USERS = ("alice", "bob", "carol", "dave")
+PASSWORD = "correct horse battery staple"
+
+#: wrk script: POST /login with a wrong password, a new source address per attempt; counts
+#: the answers by status (printed by done()).
+FLOOD_LUA = r"""
+local counter = 0
+statuses = {}
+local threads = {}
+setup = function(thread)
+  table.insert(threads, thread)
+end
+local users = {%(users)s}
+request = function()
+  counter = counter + 1
+  local headers = {}
+  headers["Content-Type"] = "application/x-www-form-urlencoded"
+  headers["Cookie"] = "%(cookie)s"
+  headers["Host"] = "auth.localhost"
+  headers["X-Forwarded-Proto"] = "https"
+  headers["X-Forwarded-Host"] = "auth.localhost"
+  headers["X-Forwarded-For"] = string.format("10.%%d.%%d.%%d", math.random(0, 255),
+                                             math.random(0, 255), math.random(1, 254))
+  local body = "csrf_token=%(token)s&rd=&username=" .. users[counter %% #users + 1] ..
+               "&password=wrong-guess-" .. counter
+  return wrk.format("POST", "/login", headers, body)
+end
+response = function(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+done = function(summary, latency, requests)
+  for _, thread in ipairs(threads) do
+    for status, n in pairs(thread:get("statuses")) do
+      io.write(string.format("status %%d: %%d\n", status, n))
+    end
+  end
+end
+"""
+
+
+@dataclass(frozen=True)
+class Flood:
+    rate: float
+    statuses: str
+
+
+def _users_file(work: Path) -> Path:
+    from authgate.directory.file import FileDirectory
+
+    path = work / "users.yaml"
+    directory = FileDirectory(path)  # argon2id defaults, as deployed
+    for user in USERS:
+        directory.add_user(user, PASSWORD, groups=["City-Staff"])
+    return path
+
+
+def _login_form(port: int) -> tuple[str, str]:
+    """A CSRF token and the cookie it belongs to, fetched once (an attacker reuses them)."""
+    page = requests.get(f"http://127.0.0.1:{port}/login", timeout=10, headers={
+        "Host": "auth.localhost", "X-Forwarded-Proto": "https",
+        "X-Forwarded-Host": "auth.localhost"})
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    cookie = page.headers.get("Set-Cookie", "").split(";", 1)[0]
+    if page.status_code != 200 or token is None or not cookie:
+        raise SystemExit(f"no login form on port {port}: {page.status_code}")
+    return token.group(1), cookie
+
+
+def _flood_script(work: Path, port: int) -> Path:
+    token, cookie = _login_form(port)
+    script = work / f"flood-{port}.lua"
+    script.write_text(FLOOD_LUA % {"users": ", ".join(f'"{u}"' for u in USERS),
+                                   "cookie": cookie, "token": token}, encoding="utf-8")
+    return script
+
+
+def _start_flood(port: int, script: Path, args: argparse.Namespace,
+                 seconds: float) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        ["wrk", "-t1", f"-c{args.flood_connections}", f"-d{max(1, round(seconds))}s",
+         "--timeout", "10s", "-s", str(script), f"http://127.0.0.1:{port}/login"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _flood_result(proc: subprocess.Popen[str]) -> Flood:
+    out, _ = proc.communicate()
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    statuses = ", ".join(f"{code}: {n}" for code, n in re.findall(r"status (\d+): (\d+)", out))
+    return Flood(float(rate.group(1)) if rate else 0.0, statuses or out[-300:])
+
+
+def _attacked(name: str, verify_url: str, flood_port: int, script: Path,
+              headers: dict[str, str], args: argparse.Namespace,
+              procs: list[Proc]) -> tuple[Result, Flood]:
+    """wrk on /verify while the flood runs (started 2 s earlier, so the floor is learnt and
+    the attacked accounts are banned: the steady state of an attack)."""
+    _wait_idle(procs)
+    flood = _start_flood(flood_port, script, args, args.seconds + 3)
+    time.sleep(2)
+    result = _wrk(name, verify_url, headers, args, args.seconds)
+    return result, _flood_result(flood)
+
+
+def _quiet(name: str, url: str, headers: dict[str, str], args: argparse.Namespace,
+           procs: list[Proc]) -> Result:
+    _wait_idle(procs)
+    return _wrk(name, url, headers, args, args.seconds)
+
+
+def _line(label: str, r: Result, flood: Flood | None = None) -> str:
+    text = (f"  {label:22} {r.rps:7,.0f} req/s   p50 {r.p50_ms:7.2f} ms   p99 "
+            f"{r.p99_ms:8.2f} ms")
+    if r.non_2xx or r.errors:
+        text += f"   non-2xx {r.non_2xx} {r.errors}"
+    if flood is not None:
+        text += f"\n  {'':22} flood: {flood.rate:,.0f} attempts/s ({flood.statuses})"
+    return text
+
+
+@dataclass
+class Shape:
+    name: str
+    verify_url: str
+    flood_port: int
+    script: Path
+    quiet: list[Result]
+    attacked: list[Result]
+    floods: list[Flood]
+
+
+def _start_shapes(work: Path, config: Path, args: argparse.Namespace,
+                  procs: list[Proc]) -> list[Shape]:
+    env = {"AUTHGATE_CONFIG": str(config)}
+    portal, verify = free_port(), free_port()
+    procs.append(start_authgate(env, portal_port=portal, verify_port=verify, run_dir=work,
+                                workers=args.workers, name="serve",
+                                extra=("--portal-nice", str(args.portal_nice))))
+    shapes = [Shape("serve", f"http://127.0.0.1:{verify}/verify", portal,
+                    _flood_script(work, portal), [], [], [])]
+    if args.one_pool:
+        single = free_port()
+        procs.append(start_gunicorn("wsgi:app", single, env, workers=args.workers,
+                                    run_dir=work, name="one-pool"))
+        shapes.append(Shape("one-pool", f"http://127.0.0.1:{single}/verify", single,
+                            _flood_script(work, single), [], [], []))
+    return shapes
+
+
+def _verdict(shape: Shape, bare_rps: float) -> None:
+    def med(results: list[Result], attr: str) -> float:
+        return float(statistics.median(getattr(r, attr) for r in results))
+
+    p99 = med(shape.attacked, "p99_ms") / med(shape.quiet, "p99_ms")
+    rps = med(shape.attacked, "rps") / med(shape.quiet, "rps")
+    flood = statistics.median(f.rate for f in shape.floods)
+    ok = p99 <= P99_TARGET and rps >= RPS_TARGET and flood >= FLOOD_TARGET
+    print(f"  {shape.name:9} quiet {med(shape.quiet, 'rps'):6,.0f} req/s p99 "
+          f"{med(shape.quiet, 'p99_ms'):7.2f} ms | attacked {med(shape.attacked, 'rps'):6,.0f}"
+          f" req/s p99 {med(shape.attacked, 'p99_ms'):8.2f} ms | flood {flood:5,.0f}/s | "
+          f"p99 x{p99:.2f} (<= {P99_TARGET}), req/s x{rps:.2f} (>= {RPS_TARGET}), quiet/bare "
+          f"{med(shape.quiet, 'rps') / bare_rps:.2f}: {'MEETS' if ok else 'MISSES'} the target")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="per run (default 10)")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads on /verify")
+    parser.add_argument("--connections", type=int, default=2, help="wrk connections on /verify")
+    parser.add_argument("--flood-connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--portal-nice", type=int, default=5, help="authgate serve's")
+    parser.add_argument("--no-one-pool", dest="one_pool", action="store_false")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (apt-get install -y wrk)")
+    work = Path(tempfile.mkdtemp(prefix="authgate-availability-"))
+    procs: list[Proc] = []
+    try:
+        return _run(work, args, procs)
+    finally:
+        for proc in procs:
+            stop(proc)
+        if args.keep:
+            print(f"work directory kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(work: Path, args: argparse.Namespace, procs: list[Proc]) -> int:
+    config = write_authgate_config(work, public_url="https://auth.localhost",
+                                   users_file=_users_file(work), log_level="WARNING")
+    cookie_name, token = _session_token(config)
+    bare_key = secrets.token_urlsafe(48)
+    headers = {**HEADERS, "Cookie": f"{cookie_name}={token}; "
+               f"{BARE_COOKIE}={signed_cookie(bare_key, 'alice')}"}
+    shapes = _start_shapes(work, config, args, procs)
+    bare_port = free_port()
+    procs.append(start_gunicorn(
+        "benchmarks.bare_flask:app", bare_port, {"BARE_SECRET_KEY": bare_key},
+        workers=args.workers, run_dir=work, name="bare",
+        ready=lambda r: r.status_code == 200 and r.text.strip() == "bare-ok"))
+    bare_url = f"http://127.0.0.1:{bare_port}/verify"
+    for url in [bare_url, *(s.verify_url for s in shapes)]:
+        _check(url, headers, "alice")
+        _wrk("warm-up", url, headers, args, 2)
+    print(f"/verify: wrk -t{args.threads} -c{args.connections} -d{args.seconds:g}s; flood: wrk "
+          f"-t1 -c{args.flood_connections} POST /login, wrong passwords for {len(USERS)} "
+          f"accounts from random addresses; {os.cpu_count()} CPUs, gunicorn -w {args.workers}")
+    bare: list[Result] = []
+    for round_no in range(1, args.rounds + 1):
+        print(f"round {round_no}:")
+        bare.append(_quiet("bare", bare_url, headers, args, procs))
+        print(_line("bare (quiet)", bare[-1]))
+        for shape in shapes:
+            shape.quiet.append(_quiet(shape.name, shape.verify_url, headers, args, procs))
+            print(_line(f"{shape.name} (quiet)", shape.quiet[-1]))
+            result, flood = _attacked(shape.name, shape.verify_url, shape.flood_port,
+                                      shape.script, headers, args, procs)
+            shape.attacked.append(result)
+            shape.floods.append(flood)
+            print(_line(f"{shape.name} (under attack)", result, flood))
+    bare_rps = float(statistics.median(r.rps for r in bare))
+    print(f"\nmedian over rounds (bare Flask {bare_rps:,.0f} req/s):")
+    for shape in shapes:
+        _verdict(shape, bare_rps)
+    load1 = os.getloadavg()[0]
+    if load1 > (os.cpu_count() or 1) + 1:
+        print(f"  NOTE: load average {load1:.1f}: other jobs were competing")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
