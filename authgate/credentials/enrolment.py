@@ -146,13 +146,6 @@ class EnrolPermit:
     reason: str
 
 
-def spend_code_window(data: dict[str, str]) -> dict[str, str]:
-    """What the session keeps after a factor was bound under an admin code: the code binds
-    ONE factor (a leaked or phished code cannot add a second one), and its window still
-    allows that factor's recovery codes."""
-    return {"enrol_until": "", "enrol_recovery_until": data.get("enrol_until", "")}
-
-
 def _live(until: str, now: datetime) -> bool:
     return bool(until) and datetime.fromisoformat(until) > now
 
@@ -162,8 +155,9 @@ def may_enrol(*, kind: FactorKind, session: SessionRecord, now: datetime,
     """NIST 63B 6.1.2.1 (binding an additional authenticator needs authentication at the
     AAL the new one confers), issue 14 finding 3. Pure: the caller looks the facts up.
 
-    * A live admin code (redeemed by this session) allows one factor of any kind, then that
-      factor's recovery codes (``spend_code_window``).
+    * A live admin code (redeemed by this session) allows any factor while its window lasts
+      (``ENROL_CODE_WINDOW``): the person the service desk checked sets up their devices
+      (typically an app and a key) in one sitting, in this session only.
     * A WebAuthn credential can confer ``phishing_resistant`` (AAL3), so without a code it
       needs a fresh ``phishing_resistant`` login: a password + TOTP session (what a
       real-time phisher can have) never adds a key.
@@ -172,8 +166,6 @@ def may_enrol(*, kind: FactorKind, session: SessionRecord, now: datetime,
     """
     if _live(session.data.get("enrol_until", ""), now):
         return EnrolPermit(True, "admin_code")
-    if kind == "recovery" and _live(session.data.get("enrol_recovery_until", ""), now):
-        return EnrolPermit(True, "admin_code")  # the code's factor is bound: its backup codes
     within = policy.enrolment.fresh_auth_for_new_factor
     if kind == "webauthn":
         strong = session.level.satisfies(Level.PHISHING_RESISTANT) and authenticated_within(

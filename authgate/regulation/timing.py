@@ -15,7 +15,9 @@ name (no bind) answered faster than a real one until that worker had seen a real
 bind (issue 15 item 9). So every portal worker seeds its floor at start (``seed_from``) with
 the slowest of a few dummy verifications shaped like a real failure (a refused AD bind for
 a DN that names no account, or the file directory's dummy argon2id), which count against
-no account. Real samples replace the seed as soon as there are any.
+no account. The seed stays a lower bound until ``trusted_after`` real samples are in: a
+quantile of one or two samples says little (a single fast bind would lower the floor below
+what an unknown name costs), then the real samples alone decide.
 """
 from __future__ import annotations
 
@@ -44,13 +46,15 @@ class FailureFloor:
     """A quantile of the last ``samples`` failed-bind durations, in seconds."""
 
     def __init__(self, *, samples: int = 101, quantile: float = 0.9, ceiling: float = 2.0,
-                 initial: float = 0.0, sleep: Callable[[float], None] = time.sleep,
+                 initial: float = 0.0, trusted_after: int = 10,
+                 sleep: Callable[[float], None] = time.sleep,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self._samples: deque[float] = deque(maxlen=samples)
         self._lock = threading.Lock()
         self._ceiling = ceiling
         self._quantile = quantile
         self._initial = initial
+        self._trusted_after = trusted_after
         self._sleep = sleep
         self.monotonic = monotonic
 
@@ -65,7 +69,10 @@ class FailureFloor:
                 return self._initial
             ordered = sorted(self._samples)
         index = min(len(ordered) - 1, int(self._quantile * len(ordered)))
-        return min(ordered[index], self._ceiling)
+        measured = ordered[index]
+        if len(ordered) < self._trusted_after:  # too few real binds yet: the seed still holds
+            measured = max(measured, self._initial)
+        return min(measured, self._ceiling)
 
     def seed(self, seconds: float) -> None:
         """The floor until the first real sample (never lowered, never above the ceiling)."""

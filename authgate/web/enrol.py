@@ -17,7 +17,6 @@ from authgate.credentials.enrolment import (
     EnrolPermit,
     FactorKind,
     may_enrol,
-    spend_code_window,
 )
 from authgate.factors.errors import FactorError
 from authgate.web.context import meta, rd_param, remote_ip, services
@@ -58,12 +57,9 @@ def _allowed_session(kind: FactorKind) -> SessionRecord:
     return session
 
 
-def _registered(session: SessionRecord, rd: str) -> BaseResponse:
+def _registered(rd: str) -> BaseResponse:
     """After binding: on to recovery codes, then ``/login/next``, which asks the user to
-    prove the new factor. The session keeps its level and its id (nothing was proven); an
-    admin code's window is spent on this one factor."""
-    if session.data.get("enrol_until"):
-        services().sessions.annotate(session, **spend_code_window(session.data))
+    prove the new factor. The session keeps its level and its id (nothing was proven)."""
     return redirect(with_rd("/enrol/finish", rd), code=303)
 
 
@@ -123,7 +119,7 @@ def totp_confirm() -> BaseResponse | tuple[str, int]:
         return render_template("message.html", title="Code not accepted",
                                message="The code did not match. Start the set-up again and "
                                "type the code your app shows now."), 401
-    return _registered(session, rd)
+    return _registered(rd)
 
 
 @bp.post("/webauthn/options")
@@ -145,7 +141,7 @@ def webauthn_verify() -> BaseResponse | tuple[BaseResponse, int]:
             credential_json=request.get_data(as_text=True), meta=meta())
     except FactorError:
         return refused_json("The security key could not be registered.", 400)
-    return jsonify(ok=True, redirect=_registered(session, rd_param()).location)
+    return jsonify(ok=True, redirect=with_rd("/enrol/finish", rd_param()))
 
 
 @bp.route("/finish", methods=["GET", "POST"])

@@ -207,18 +207,3 @@ def test_enrolment_code_guessing_is_throttled_per_user(mfa, client, clock, servi
     page = client.get("/enrol").get_data(as_text=True)
     assert mfa.post("/enrol/code", page, code=good).status_code == 303
 
-
-def test_one_enrolment_code_binds_one_factor_and_its_recovery_codes(  # type: ignore[no-untyped-def]
-        mfa, client, services) -> None:
-    """Outside attack on #14's stack: one "once" code added a TOTP app and two keys. A code
-    now binds ONE factor; its window still lets the user take recovery codes for it."""
-    mfa.enrol_totp(mfa.issue_code())
-    page = client.get("/enrol/finish").get_data(as_text=True)
-    r = mfa.post("/enrol/finish", page)
-    assert r.status_code == 200 and 'id="recovery-codes"' in r.get_data(as_text=True)
-    r = mfa.post("/enrol/totp/start", page, name="A second phone")
-    assert r.status_code == 303 and not r.headers["Location"].startswith("/enrol/totp")
-    r = client.post("/enrol/webauthn/options", headers={"X-CSRFToken": mfa.csrf(page)})
-    assert r.status_code == 403
-    with services.engine.connect() as conn:
-        assert len(conn.execute(select(credentials)).all()) == 1
