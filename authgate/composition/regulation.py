@@ -81,7 +81,7 @@ def seed_failure_floor(regulator: Regulator, directory: Any) -> None:
             return
 
     try:
-        seed = seed_from(regulator.floor, probe)
+        seed = seed_from(regulator.floor, lambda: regulator.rehearse_failure(probe))
     except AuthgateError as exc:
         _log.warning("failure floor not seeded at start-up (directory: %s)", exc)
         return

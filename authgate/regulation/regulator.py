@@ -126,6 +126,20 @@ class StoreRegulator:
         return Admission(True, VOUCHED if vouched else "",
                          reservation=_Ticket(verdict.reservation, started, ip, vouched))
 
+    def rehearse_failure(self, bind: Callable[[], object]) -> float:
+        """One dummy failed attempt shaped like a real one, for the failure floor's seed
+        (issue 15 item 9): the admission's database work, ``bind`` (a refused bind for a
+        name no account has) and a settlement, for a probe name from a documentation
+        address (RFC 5737). It counts against nothing: the reservation is given back."""
+        started = self.floor.monotonic()
+        verdict = self._admit(f"timing-probe-{secrets.token_hex(8)}", "192.0.2.1", None,
+                              PolicyRules(self.limits()))
+        bind()
+        if verdict.reservation is not None:
+            self.store.settle_neutral(verdict.reservation, keep_ad_slot=False,
+                                      now=self._clock.now())
+        return self.floor.monotonic() - started
+
     def _admit(self, name: str, ip: str, mac: str | None, rules: PolicyRules) -> Verdict:
         return self.store.admit(attempt=secrets.token_hex(16), username=name,
                                 ip=ip_subject(ip), password_mac=mac, rules=rules,
