@@ -13,6 +13,7 @@ from ldap3 import BASE, NONE, Connection, Server, Tls
 from authgate.config.settings import LdapDirectorySettings, Secret
 from authgate.directory.ldap import LdapDirectory
 from tests.ad.samba import DcFacts, SambaUnavailable, samba_dc
+from tests.ad.web_helpers import DcAdmin, ad_app
 
 
 @pytest.fixture(scope="session")
@@ -93,3 +94,16 @@ class Admin:
 @pytest.fixture(scope="session")
 def admin(ad: DcFacts) -> Admin:
     return Admin(ad)
+
+
+@pytest.fixture(scope="module")
+def dc_admin(ad) -> DcAdmin:  # type: ignore[no-untyped-def]
+    return DcAdmin(ad)
+
+
+@pytest.fixture
+def web(tmp_path, ad, clock):  # type: ignore[no-untyped-def]
+    """(app, services) over the real DC, a fresh database per test."""
+    app, services = ad_app(tmp_path, ad, clock)
+    yield app, services
+    services.directory.close()

@@ -21,7 +21,6 @@ from tests.ad.web_helpers import (
     GENERIC_FAILURE,
     DcAdmin,
     WebUser,
-    ad_app,
     audit,
     strip_tokens,
 )
@@ -31,17 +30,6 @@ STATES = ("carol", "dave", "erin", "frank", "grace")  # disabled, locked, must c
 #: Headers whose value is per request (a new CSRF cookie, the date).
 PER_REQUEST = {"Set-Cookie", "Date"}
 
-
-@pytest.fixture(scope="module")
-def dc_admin(ad) -> DcAdmin:  # type: ignore[no-untyped-def]
-    return DcAdmin(ad)
-
-
-@pytest.fixture
-def web(tmp_path, ad, clock):  # type: ignore[no-untyped-def]
-    app, services = ad_app(tmp_path, ad, clock)
-    yield app, services
-    services.directory.close()
 
 
 @pytest.fixture

@@ -32,18 +32,6 @@ from tests.ad.web_helpers import (
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def dc_admin(ad) -> DcAdmin:  # type: ignore[no-untyped-def]
-    return DcAdmin(ad)
-
-
-@pytest.fixture
-def web(tmp_path, ad, clock):  # type: ignore[no-untyped-def]
-    """(app, services) over the real DC, a fresh database per test."""
-    app, services = ad_app(tmp_path, ad, clock)
-    yield app, services
-    services.directory.close()
-
 
 def login_events(services):  # type: ignore[no-untyped-def]
     return audit(services, "login.password")
