@@ -87,11 +87,15 @@ def _event(request: AccessRequest, decision: Decision, session: SessionRecord | 
 
 
 def error_event(*, reason: str, request_id: str, client_ip: str, user_agent: str,
-                resource: Resource | None, digest: str) -> AuditEvent:
-    """The record for a /verify request that could not be decided (always a refusal)."""
+                resource: Resource | None, digest: str,
+                raw: tuple[tuple[str, str], ...] = ()) -> AuditEvent:
+    """The record for a /verify request that could not be decided (always a refusal).
+    Without a parsed resource, ``raw`` keeps what the proxy said (host, URI, method), cut
+    and neutralised like every field, so an investigator still sees what was attempted."""
     return AuditEvent(
         event="verify", outcome=Outcome.ERROR, reason=reason, client_ip=client_ip,
         user_agent=user_agent, host=resource.host if resource else "",
         path=resource.path if resource else "", method=resource.method if resource else "",
         rule_id="", policy_digest=digest, request_id=request_id,
+        detail=() if resource else raw,
     )

@@ -20,7 +20,8 @@ EVENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "logout": ("the user signed out", ("success",)),
     "session.ended_by_user": ("the user ended one or all of their sessions", ("success",)),
     "redirect.refused": ("an unsafe return URL was refused", ("deny",)),
-    "console.access": ("a refused visit to the admin or audit console", ("deny",)),
+    "console.access": ("a visit to the admin or audit console refused, or sent to sign in or "
+                       "step up", ("deny", "challenge")),
     "policy.reload": ("a policy set loaded or rejected", ("success", "deny")),
     "login.passkey": ("a sign-in with a passkey alone (discoverable WebAuthn credential, user "
                       "verification), when enabled", ("success", "failure")),

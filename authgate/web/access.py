@@ -58,6 +58,7 @@ def require(role: Role) -> Callable[[F], F]:
             session = svc.sessions.resolve(session_token())
             resource = portal_resource()
             if session is None:
+                _audit_challenge(None, resource, "login_required")
                 return login_redirect(resource)
             if not has_role(session, role):
                 _audit_refusal(session, resource, f"{role}_role_missing", "")
@@ -66,17 +67,29 @@ def require(role: Role) -> Callable[[F], F]:
             decision = decide(policy_set, subject=subject_of(session, remote_ip()),
                               resource=resource, now=svc.clock.now())
             if decision.verdict is Verdict.AUTHENTICATE:
+                _audit_challenge(session, resource, decision.reason)
                 return login_redirect(resource)
             if decision.verdict is Verdict.DENY:
                 _audit_refusal(session, resource, decision.reason, decision.rule_id or "")
                 abort(403)
             floor = console_floor(resource, portal_host=resource.host)
             if floor is not None and not session.level.satisfies(floor):
+                _audit_challenge(session, resource, "step_up")
                 return login_redirect(resource)  # the login flow asks for the floor
             g.session = session
             return view(*args, **kwargs)
         return wrapped  # type: ignore[return-value]
     return decorator
+
+
+def _audit_challenge(session: SessionRecord | None, resource: Resource, reason: str) -> None:
+    """A console visit sent to sign in or step up: audited as /verify audits its challenges."""
+    services().audit.record(AuditEvent(
+        event="console.access", outcome=Outcome.CHALLENGE, reason=reason,
+        username=session.username if session else "", client_ip=remote_ip_text(),
+        user_agent=user_agent(), host=resource.host, path=resource.path,
+        method=resource.method, policy_digest=services().policies.current.digest,
+        request_id=request_id()))
 
 
 def _audit_refusal(session: SessionRecord, resource: Resource, reason: str, rule: str) -> None:

@@ -131,9 +131,13 @@ def _refuse_on_error(exc: Exception, resource: Resource | None) -> BaseResponse:
     if not isinstance(exc, UntrustedRequest):
         _log.error("verify failed closed: %s", type(exc).__name__, exc_info=exc)
     try:
+        headers = request.headers
         svc.audit.record(error_event(
             reason=reason, request_id=request_id(), client_ip=str(remote_ip() or ""),
-            user_agent=user_agent(), resource=resource, digest=svc.policies.current.digest))
+            user_agent=user_agent(), resource=resource, digest=svc.policies.current.digest,
+            raw=(("sent_host", headers.get("X-Forwarded-Host", "")[:256]),
+                 ("sent_method", headers.get("X-Original-Method", "")[:16]),
+                 ("sent_uri", headers.get("X-Original-URI", "")[:512]))))
     except Exception:  # noqa: BLE001 - the audit store itself is down: still refuse
         _log.critical("audit write failed while refusing a /verify request", exc_info=True)
     return _text(403, "Request refused")

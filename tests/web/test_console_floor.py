@@ -84,3 +84,21 @@ def test_the_login_flow_asks_for_the_floor(lenient_client) -> None:  # type: ign
 def test_console_floor_table(host: str, path: str, floor: Level | None) -> None:
     target = Resource(scheme="https", host=host, port=None, path=path, query="", method="GET")
     assert console_floor(target, portal_host="auth.city.test") is floor
+
+
+def test_a_console_challenge_is_audited(lenient_client) -> None:  # type: ignore[no-untyped-def]
+    """Second outside attack: the consoles' redirects to sign in were not in the trail."""
+    from sqlalchemy import select
+
+    from authgate.storage.tables import audit_events
+
+    client, services = lenient_client
+    client.get("/admin")
+    session_cookie(client, services, "adam", Level.PASSWORD)
+    client.get("/admin/users")
+    with services.engine.connect() as conn:
+        rows = conn.execute(select(audit_events).where(
+            audit_events.c.event == "console.access")).all()
+    assert [(r.outcome, r.reason, r.username, r.path) for r in rows] == [
+        ("challenge", "login_required", "", "/admin"),
+        ("challenge", "step_up", "adam", "/admin/users")]

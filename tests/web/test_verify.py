@@ -204,3 +204,21 @@ def test_path_parameters_and_dot_segments_are_refused_and_audited(client, servic
     assert r.status_code == 403 and "Remote-User" not in r.headers
     row = audit_rows(services)[-1]
     assert (row["outcome"], row["reason"], row["path"]) == ("deny", "ambiguous_path", uri)
+
+
+def test_an_undecidable_request_keeps_what_the_proxy_sent(client, auth, services) -> None:  # type: ignore[no-untyped-def]
+    """Second outside attack: a refused ``PROPFIND /admin/x`` was audited with no host and
+    no path; the record now keeps what the proxy said, cut and neutralised."""
+    import json
+
+    auth.login()
+    r = client.get("/verify", headers={"X-Original-URI": "/admin/whoami.json",
+                                       "X-Forwarded-Proto": "https",
+                                       "X-Forwarded-Host": "localhost",
+                                       "X-Original-Method": "PROPFIND"})
+    assert r.status_code == 403
+    row = audit_rows(services)[-1]
+    assert (row["reason"], row["path"]) == ("bad_request", "")
+    detail = json.loads(row["detail"])
+    assert detail == {"sent_host": "localhost", "sent_method": "PROPFIND",
+                      "sent_uri": "/admin/whoami.json"}
