@@ -189,8 +189,8 @@ def _start_shapes(work: Path, config: Path, args: argparse.Namespace,
     env = {"AUTHGATE_CONFIG": str(config)}
     portal, verify = free_port(), free_port()
     procs.append(start_authgate(env, portal_port=portal, verify_port=verify, run_dir=work,
-                                workers=args.workers, name="serve",
-                                extra=("--portal-nice", str(args.portal_nice))))
+                                workers=args.workers, threads=args.portal_threads,
+                                name="serve", extra=("--portal-nice", str(args.portal_nice))))
     shapes = [Shape("serve", f"http://127.0.0.1:{verify}/verify", portal,
                     _flood_script(work, portal), [], [], [])]
     if args.one_pool:
@@ -226,6 +226,8 @@ def main() -> int:
     parser.add_argument("--flood-connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--portal-nice", type=int, default=5, help="authgate serve's")
+    parser.add_argument("--portal-threads", type=int, default=16,
+                        help="authgate serve --threads (per portal worker)")
     parser.add_argument("--no-one-pool", dest="one_pool", action="store_false")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()

@@ -137,6 +137,24 @@ def _active_ban(row: Row[Any] | None, now: int) -> Ban | None:
     return Ban(row.subject, row.ban_reason, from_micros(row.ban_until), row.ban_level)
 
 
+def _ban_rows(conn: Connection, username: str, ip: str, mac: str | None, now: datetime, *,
+             lock: bool) -> tuple[tuple[set[str], bool, str], list[Row[Any] | None]]:
+    """The user's familiar IPs, whether ``ip`` is one, the bucket, and the rows whose bans
+    apply, in ``judge``'s order (bucket, IP, password); locked (upserted) or only read."""
+    ips = set(conn.execute(select(fam.c.ip).where(
+        fam.c.username == username,
+        fam.c.last_success > to_micros(now - FAMILIAR_TTL))).scalars())
+    bucket = familiar_subject(username, ip) if ip in ips else user_subject(username)
+    subjects = [bucket, ip_key(ip)] + ([password_subject(mac)] if mac else [])
+    rows = [_lock_subject(conn, s, to_micros(now)) if lock and i < 2 else conn.execute(
+        select(subj).where(subj.c.subject == s)).one_or_none() for i, s in enumerate(subjects)]
+    return (ips, ip in ips, bucket), rows
+
+
+def _bans(rows: Sequence[Row[Any] | None], now: int) -> tuple[Ban, ...]:
+    return tuple(b for b in (_active_ban(r, now) for r in rows) if b)
+
+
 def _count(conn: Connection, subject: str, since: int, *, distinct: bool = False) -> int:
     statement = _prepared(conn, "count_distinct" if distinct else "count")
     return int(conn.execute(statement, {"subject": subject, "since": since}).scalar_one())
@@ -192,27 +210,26 @@ class SqlRegulationStore:
     # -- passwords ---------------------------------------------------------------------------
     def admit(self, *, attempt: str, username: str, ip: str, password_mac: str | None,
               rules: RegulationRules, now: datetime) -> Verdict:
-        """Check bans, counters and the AD budget, and reserve the attempt, atomically."""
+        """Check bans, counters and the AD budget, and reserve the attempt, atomically. A ban
+        (a flood's steady state) refuses on a read, no write lock (issue 15 item 7: /verify's
+        audit appends share SQLite's writer); an admission is re-judged under the locks."""
         t = to_micros(now)
         since = t - to_micros_delta(rules.window)
         chained = rules.chain_window is not None
+        with storage_guard(), self._engine.connect() as conn:
+            bans = _bans(_ban_rows(conn, username, ip, password_mac, now, lock=False)[1], t)
+        if bans:
+            return Verdict(rules.judge(Snapshot(
+                familiar=False, has_familiar=False, bans=bans, bucket_failures=0,
+                ip_failures=0, chain=0, chain_unfamiliar=0, repeat=False)))
         with storage_guard(), self._engine.begin() as conn:
             user = _lock_user(conn, username)
-            ips = set(conn.execute(select(fam.c.ip).where(
-                fam.c.username == username,
-                fam.c.last_success > to_micros(now - FAMILIAR_TTL))).scalars())
-            familiar = ip in ips
-            bucket = familiar_subject(username, ip) if familiar else user_subject(username)
-            rows: list[Row[Any] | None] = [_lock_subject(conn, bucket, t),
-                                           _lock_subject(conn, ip_key(ip), t)]
-            if password_mac:
-                rows.append(conn.execute(select(subj).where(
-                    subj.c.subject == password_subject(password_mac))).one_or_none())
+            (ips, familiar, bucket), rows = _ban_rows(conn, username, ip, password_mac, now,
+                                                      lock=True)
             chain, unfamiliar, pending = _chain(user, rules, t)
             snapshot = Snapshot(
                 familiar=familiar, has_familiar=bool(ips),
-                bans=tuple(b for b in (_active_ban(r, t) for r in rows) if b),
-                bucket_failures=_count(conn, bucket, since),
+                bans=_bans(rows, t), bucket_failures=_count(conn, bucket, since),
                 ip_failures=_count(conn, ip_key(ip), since),
                 chain=chain, chain_unfamiliar=unfamiliar,
                 repeat=bool(password_mac) and _failed_before(conn, username, password_mac, since))

@@ -200,3 +200,22 @@ def test_neutral_settlement_gives_back_the_attempt(store: SqlRegulationStore) ->
     store.settle_neutral(admit(store, user="bob", ad=ad(2)).reservation,
                          keep_ad_slot=True, now=T0)  # a lost answer: AD may have counted
     assert admit(store, user="bob", ad=ad(2)).reason == "ad_lockout_guard"
+
+
+def test_a_banned_attempt_is_refused_without_the_write_lock(store: SqlRegulationStore,
+                                                             engine: Engine) -> None:
+    """Issue 15 item 7: under a flood most attempts are banned; refusing them must not take
+    the database's write lock (SQLite has one writer, shared with /verify's audit appends),
+    so a refusal answers while another transaction holds the account's row."""
+    for n in range(3):
+        fail(store, admit(store, per_user=3).reservation, mac=f"p{n}", per_user=3)
+    with engine.connect() as holder, ThreadPoolExecutor(1) as pool:
+        holder.execute(regulation_users.update().where(regulation_users.c.username == "alice")
+                       .values(pending=regulation_users.c.pending))  # holds the write lock
+        future = pool.submit(admit, store, per_user=3)
+        try:
+            verdict = future.result(timeout=5)
+        finally:
+            holder.rollback()
+    assert (verdict.allowed, verdict.reason) == (False, "user_banned")
+    assert admit(store, user="bob", per_user=3).allowed  # others still take the locked path
