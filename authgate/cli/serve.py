@@ -25,9 +25,11 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
+
+from authgate.cli.reload_guard import reload_problems
 
 if TYPE_CHECKING:  # the package imports this module while it registers the commands
     from authgate.cli.context import Context
@@ -87,12 +89,7 @@ def supervise(pools: Sequence[Pool], *, env: Mapping[str, str], access_log: str)
     """Start every pool, forward signals, and return when the first one ends (the others
     are then stopped)."""
     children: list[subprocess.Popen[bytes]] = []
-
-    def forward(signum: int, _frame: FrameType | None) -> None:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signum)
-
+    forward = forwarder(children, config_path=env.get("AUTHGATE_CONFIG"))
     for signum in FORWARDED:
         signal.signal(signum, forward)
     for pool in pools:
@@ -103,6 +100,25 @@ def supervise(pools: Sequence[Pool], *, env: Mapping[str, str], access_log: str)
     for child in children:
         _stop(child)
     return code
+
+
+def forwarder(children: Sequence[Any], *, config_path: str | None
+              ) -> Callable[[int, FrameType | None], None]:
+    """The supervisor's signal handler: every signal goes on to both masters, except a
+    SIGHUP that new workers would not survive (``reload_guard``): that one is refused and
+    reported, and the running workers keep serving the last good state."""
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            problems = reload_problems(config_path)
+            if problems:
+                for problem in problems:
+                    print(f"authgate serve: reload refused, the running workers keep "
+                          f"serving: {problem}", file=sys.stderr, flush=True)
+                return
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+    return forward
 
 
 def _niceness(increment: int) -> Callable[[], object] | None:

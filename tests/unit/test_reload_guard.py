@@ -43,3 +43,34 @@ def test_an_unapproved_set_does_not_reload_where_approval_is_required(tmp_path: 
     shutil.copytree(TEST_POLICIES, policies)
     problems = reload_problems(str(_config(tmp_path, policies, approval=True)))
     assert problems and "approv" in " ".join(problems).lower()
+
+
+class _Child:
+    def __init__(self) -> None:
+        self.signals: list[int] = []
+
+    def poll(self) -> None:
+        return None
+
+    def send_signal(self, signum: int) -> None:
+        self.signals.append(signum)
+
+
+def test_serve_passes_on_a_safe_reload_and_holds_back_a_broken_one(tmp_path: Path,
+                                                                   capsys) -> None:  # type: ignore[no-untyped-def]
+    import signal
+
+    from authgate.cli.serve import forwarder
+
+    policies = tmp_path / "policies"
+    shutil.copytree(TEST_POLICIES, policies)
+    children = [_Child(), _Child()]
+    forward = forwarder(children, config_path=str(_config(tmp_path, policies)))
+    forward(signal.SIGHUP, None)
+    assert [c.signals for c in children] == [[signal.SIGHUP]] * 2
+    (policies / "50-broken.yaml").write_text("version: 1\nrules:\n  - {id: x, level: maybe}\n")
+    forward(signal.SIGHUP, None)
+    assert [c.signals for c in children] == [[signal.SIGHUP]] * 2  # held back
+    assert "reload refused" in capsys.readouterr().err
+    forward(signal.SIGTERM, None)  # stopping is never held back
+    assert [c.signals for c in children] == [[signal.SIGHUP, signal.SIGTERM]] * 2
