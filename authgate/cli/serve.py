@@ -65,7 +65,8 @@ class Pool:
 @click.option("--verify-bind", default="127.0.0.1:9092", show_default=True,
               help="The forward-auth pool: /verify only (nginx: upstream authgate_verify).")
 @click.option("--workers", default=2, show_default=True, help="Portal worker processes.")
-@click.option("--threads", default=16, show_default=True, help="Threads per portal worker.")
+@click.option("--threads", default=64, show_default=True,
+              help="Threads per portal worker (a padded refusal sleeps in one).")
 @click.option("--verify-workers", default=2, show_default=True,
               help="Verify worker processes (sync; about one per core).")
 @click.option("--portal-nice", default=5, show_default=True,
