@@ -322,11 +322,8 @@ def test_password_reset_in_ad_ends_the_session_at_the_next_refresh(  # type: ign
     browser = WebUser(app, "10.20.8.7")
     assert browser.login(user, ad.password(user)).status_code == 303
     assert browser.verify().status_code == 200
-    dn = dc_admin.dn(user)
     try:
-        dc_admin._modify(dn, {"unicodePwd": [("MODIFY_REPLACE", [
-            '"Reset-By-Desk-2026!"'.encode("utf-16-le")])]})
-        dc_admin._modify(dn, {"pwdLastSet": [("MODIFY_REPLACE", ["0"])]})
+        dc_admin.reset_password(user, "Reset-By-Desk-2026!", must_change=True)
         clock.advance(minutes=4)
         assert browser.verify().status_code == 200  # not due yet
         clock.advance(minutes=2)
@@ -336,9 +333,7 @@ def test_password_reset_in_ad_ends_the_session_at_the_next_refresh(  # type: ign
             (user, "deny", "password_changed")]
         assert services.sessions.store.list_for_user(user) == []
     finally:
-        dc_admin._modify(dn, {"unicodePwd": [("MODIFY_REPLACE", [
-            f'"{ad.password(user)}"'.encode("utf-16-le")])]})
-        dc_admin._modify(dn, {"pwdLastSet": [("MODIFY_REPLACE", ["-1"])]})
+        dc_admin.reset_password(user, ad.password(user), must_change=False)
     assert browser.verify().status_code == 401  # the old session does not come back
 
 
