@@ -231,3 +231,21 @@ def public_key_command(ctx: click.Context) -> None:
     click.echo(f"key id: {signer.key_id}")
     click.echo(signer.public_pem() or "(no signing key: checkpoints use the HMAC key)",
                nl=False)
+
+
+@audit_group.command("user-hash")
+@click.argument("name")
+@click.pass_context
+def user_hash_command(ctx: click.Context, name: str) -> None:
+    """Print the pseudonym the trail keeps for NAME when the directory did not confirm it
+    (unknown, refused before the bind): search or export with it (docs/audit.md
+    "User names"). One line per chain key, the current one first."""
+    from authgate.audit.names import NameMask
+    from authgate.directory import normalise_username
+
+    keyring = keyring_for(ctx.obj.settings)
+    typed = normalise_username(name)
+    for key_id in sorted(keyring.keys, key=lambda kid: kid != keyring.current_id):
+        mask = NameMask.for_keyring(keyring, key_id)
+        click.echo(f"{mask.pseudonym(typed)}" + ("" if key_id == keyring.current_id
+                                                   else f"  (earlier key {key_id})"))

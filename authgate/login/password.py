@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from authgate.audit import AuditLog
+from authgate.audit.names import NameMask
 from authgate.core.errors import (
     AccountDisabled,
     AccountExpired,
@@ -79,6 +80,7 @@ class LoginService:
         self._password_changer = password_changer
         self._sessions = sessions
         self._audit = audit
+        self._names = NameMask.for_keyring(audit.keyring)  # unconfirmed names: pseudonyms
         self._regulator: Regulator = regulator or NoRegulation()
 
     def password_step(self, attempt: LoginAttempt) -> LoginResult:
@@ -100,7 +102,8 @@ class LoginService:
             return LoginResult(LoginStatus.UNAVAILABLE)
         except AuthenticationFailed as exc:
             self._settle(admission, attempt, outcome_for(exc))
-            self._record(attempt, username, Outcome.FAILURE, exc.reason, detail=str(exc)[:200])
+            self._record(attempt, username, Outcome.FAILURE, exc.reason, detail=str(exc)[:200],
+                         confirmed=_confirms(exc))
             return LoginResult(_status_for(exc), username=username)
         self._settle(admission, attempt, AttemptOutcome.SUCCESS,
                      password_stamp=identity.password_set_at)
@@ -109,10 +112,10 @@ class LoginService:
                                       user_agent=attempt.user_agent)
         vouched = {"ad_guard": admission.reason} if admission.reason else {}
         self._record(attempt, identity.username, Outcome.SUCCESS, "password_ok",
-                     source=identity.source, **vouched)
+                     confirmed=True, source=identity.source, **vouched)
         if identity.source == "break_glass":  # every use is a high-severity event
             self._record(attempt, identity.username, Outcome.INFO, "break_glass_used",
-                         event="login.break_glass", severity="high")
+                         confirmed=True, event="login.break_glass", severity="high")
         return LoginResult(LoginStatus.OK, issued, identity.username)
 
     def change_password(self, attempt: LoginAttempt, new_password: str) -> PasswordChange:
@@ -138,7 +141,8 @@ class LoginService:
                                     new_password=new_password)
         except PasswordChangeRejected as exc:  # the old password was right: not a guess
             self._settle(admission, attempt, outcome_for(exc))
-            self._record(attempt, username, Outcome.FAILURE, exc.reason, event="password.change")
+            self._record(attempt, username, Outcome.FAILURE, exc.reason, event="password.change",
+                         confirmed=True)
             return PasswordChange(False, str(exc))
         except DirectoryUnavailable as exc:
             self._settle(admission, attempt, outcome_for(exc))
@@ -146,11 +150,13 @@ class LoginService:
             return PasswordChange(False, "Sign-in is unavailable right now. Try again later.")
         except AuthenticationFailed as exc:
             self._settle(admission, attempt, outcome_for(exc))
-            self._record(attempt, username, Outcome.FAILURE, exc.reason, event="password.change")
+            self._record(attempt, username, Outcome.FAILURE, exc.reason, event="password.change",
+                         confirmed=_confirms(exc))
             return PasswordChange(False, "The username or password is incorrect.")
         self._settle(admission, attempt, AttemptOutcome.PASSWORD_CHANGED)
         self._record(attempt, username, Outcome.SUCCESS, "password_changed",
-                     event="password.change", sessions_ended=str(self._end_sessions(username)))
+                     event="password.change", confirmed=True,
+                     sessions_ended=str(self._end_sessions(username)))
         return PasswordChange(True, "")
 
     def _end_sessions(self, username: str) -> int:
@@ -173,9 +179,14 @@ class LoginService:
                                         password_stamp=password_stamp)
 
     def _record(self, attempt: LoginAttempt, username: str, outcome: Outcome, reason: str,
-                *, event: str = "login.password", **detail: str) -> None:
+                *, event: str = "login.password", confirmed: bool = False,
+                **detail: str) -> None:
+        """One audit record of this step. ``confirmed``: the directory knew the name (it
+        answered for the account); otherwise the typed text, perhaps a password, is kept
+        only as its pseudonym (``audit.names``, ASVS 7.1.1)."""
         self._audit.record(AuditEvent(
-            event=event, outcome=outcome, reason=reason, username=username,
+            event=event, outcome=outcome, reason=reason,
+            username=self._names.recorded(username, confirmed=confirmed),
             client_ip=attempt.client_ip, user_agent=attempt.user_agent,
             request_id=attempt.request_id, detail=tuple(sorted(detail.items())),
         ))
@@ -193,6 +204,12 @@ _RIGHT_PASSWORD_STATES: tuple[type[AuthenticationFailed], ...] = (
 #: Failures AD counted no bad password for: no bind was sent (the name was not found, or
 #: the password was empty).
 _NO_BIND = frozenset({"unknown_user", "empty_password", "ambiguous_user"})
+
+
+def _confirms(exc: AuthenticationFailed) -> bool:
+    """Whether the directory's refusal shows the account exists (it was found and
+    answered): every refusal but the no-bind ones, where the name may be anything typed."""
+    return exc.reason not in _NO_BIND
 
 
 def outcome_for(exc: Exception) -> AttemptOutcome:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from authgate.audit import AuditLog
+from authgate.audit.names import NameMask
 from authgate.core.clock import Clock
 from authgate.core.values import AuditEvent, Outcome, RequestMeta
 from authgate.regulation import (
@@ -45,6 +46,9 @@ GIVEN_BACK = frozenset({AttemptOutcome.RIGHT_PASSWORD_REFUSED,
                         AttemptOutcome.PASSWORD_CHANGED, AttemptOutcome.UNAVAILABLE,
                         AttemptOutcome.INTERRUPTED})
 SPRAY_REASONS = frozenset({"spray_source", "password_spray"})
+#: Outcomes that show the directory found the account: only then is the name a ban's audit
+#: record shows the typed name itself, not its pseudonym (``audit.names``).
+NAME_CONFIRMED = frozenset({AttemptOutcome.WRONG_PASSWORD, AttemptOutcome.BIND_REFUSED})
 PURGE_EVERY = 256
 #: ``Admission.reason`` of an attempt the AD guard held but the password verifier vouched for.
 VOUCHED = "password_verifier"  # noqa: S105 - a reason name
@@ -187,7 +191,8 @@ class StoreRegulator:
             bind_reached=outcome is not AttemptOutcome.NOT_SENT, rules=PolicyRules(limits),
             now=now)
         for ban in settlement.bans:
-            self._audit_ban(ban, username=r.username, ip=ticket.client_ip)
+            self._audit_ban(ban, username=r.username, ip=ticket.client_ip,
+                            confirmed=outcome in NAME_CONFIRMED)
         self._maybe_purge(limits)
         self.floor.pad(ticket.started)
 
@@ -229,7 +234,7 @@ class StoreRegulator:
                                        rules=PolicyRules(self.limits_without_ad()),
                                        now=self._clock.now())
         if ban is not None:
-            self._audit_ban(ban, username=ticket.username, ip="")
+            self._audit_ban(ban, username=ticket.username, ip="", confirmed=True)
 
     def limits_without_ad(self) -> Limits:
         """Second factors never reach AD: their throttle does not depend on reading it."""
@@ -254,14 +259,19 @@ class StoreRegulator:
                     ("why", reason))))
         return lifted
 
-    def _audit_ban(self, ban: Ban, *, username: str, ip: str) -> None:
+    def _audit_ban(self, ban: Ban, *, username: str, ip: str, confirmed: bool) -> None:
+        """The ban's audit record; a name the directory did not confirm appears (as user
+        and inside the subject) only as its pseudonym (``audit.names``)."""
         spray = ban.reason in SPRAY_REASONS
         kind = "spray" if spray else ban.subject.split(":", 1)[0].replace("userip", "user")
+        shown = NameMask.for_keyring(self._audit.keyring).recorded(username,
+                                                                   confirmed=confirmed)
         self._audit.record(AuditEvent(
-            event=f"ban.{kind}", outcome=Outcome.DENY, reason=ban.reason, username=username,
+            event=f"ban.{kind}", outcome=Outcome.DENY, reason=ban.reason, username=shown,
             client_ip=ip,
             detail=(("severity", "high" if spray else "medium"),
-                    ("subject", shown_subject(ban.subject)), ("until", ban.until.isoformat()),
+                    ("subject", audited_subject(ban.subject, username, shown)),
+                    ("until", ban.until.isoformat()),
                     ("level", str(ban.level)))))
 
     def _maybe_purge(self, limits: Limits) -> None:
@@ -271,6 +281,16 @@ class StoreRegulator:
         now = self._clock.now()
         keep = max(limits.window, limits.ad.window if limits.ad else limits.window)
         self.store.purge(now, now - keep)
+
+
+def audited_subject(subject: str, name: str, shown: str) -> str:
+    """``shown_subject`` with the user name of a ``user:``, ``factor:`` or ``userip:``
+    subject replaced by how the audit record shows it."""
+    kind, _, rest = subject.partition(":")
+    if name and name != shown and kind in ("user", "factor", "userip") and (
+            rest == name or rest.startswith(name + "|")):
+        return f"{kind}:{shown}{rest[len(name):]}"
+    return shown_subject(subject)
 
 
 def lift_subjects(target: str, canonical: Callable[[str], str]

@@ -16,6 +16,7 @@ from flask import Blueprint, Response, abort, g, render_template, request, strea
 from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.audit.export import MEDIA_TYPES, Format, export_event, stream_export
+from authgate.audit.names import NameMask, is_pseudonym
 from authgate.audit.render import iso_time
 from authgate.core.values import Outcome
 from authgate.storage.audit_rows import AuditFilter, AuditRow, stored_event
@@ -52,6 +53,15 @@ def _filter() -> AuditFilter:
                        event=args.get("event", "").strip()[:64], outcome=outcome)
 
 
+def pseudonym_of(user: str) -> str:
+    """The pseudonym under which attempts with this name the directory did not confirm
+    are recorded (``audit.names``); "" for no name or a pseudonym already."""
+    name = user.strip().lower()
+    if not name or is_pseudonym(name):
+        return ""
+    return NameMask.for_keyring(services().audit.keyring).pseudonym(name)
+
+
 def audit_store() -> AuditStore:
     """The store the composition root built (``Services.audit_store``)."""
     return services().audit_store
@@ -70,7 +80,8 @@ def search() -> str:
     query = {k: v for k, v in request.args.items() if k != "before" and v}
     return render_template("audit_search.html", rows=shown, query=query,
                            next_before=shown[-1]["id"] if more else None,
-                           outcomes=_OUTCOMES, session=g.session)
+                           outcomes=_OUTCOMES, session=g.session,
+                           pseudonym=pseudonym_of(wanted.username))
 
 
 def row_view(row: AuditRow) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from flask import Blueprint, render_template, request, session
 
+from authgate.audit.names import NameMask
 from authgate.core.values import AuditEvent, Outcome
 from authgate.directory import normalise_username
 from authgate.login.password import LoginAttempt
@@ -55,9 +56,11 @@ def change() -> tuple[str, int]:
     username = request.form.get("username", "")[:256]
     m = meta()
     if not _pending_for(username):
-        services().audit.record(AuditEvent.for_request(
+        audit = services().audit  # a typed name nobody confirmed: its pseudonym only
+        audit.record(AuditEvent.for_request(
             m, "password.change", Outcome.DENY, "no_pending_change",
-            username=normalise_username(username)))
+            username=NameMask.for_keyring(audit.keyring).recorded(
+                normalise_username(username), confirmed=False)))
         return render_template("login.html", rd=rd, session=None, error=(
             "Sign in first: a password can be changed here only when sign-in asks for it.")), 403
     new = request.form.get("new_password", "")
