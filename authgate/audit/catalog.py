@@ -113,6 +113,13 @@ REASONS: dict[str, str] = {
     "malformed_input": "a login name or password authgate refuses to send",
     "bind_interrupted": "the directory's answer to the bind was lost",
     "too_many_sids": "the account is in too many groups for a logon token",
+    "password_ok": "the password was accepted (a session at level password)",
+    "break_glass_used": "a break-glass account passed its password step",
+    "totp_ok": "the TOTP code was accepted", "recovery_code_used": "a recovery code was "
+    "accepted and spent", "webauthn_up": "a security-key assertion with user presence",
+    "webauthn_uv": "a security-key assertion with user verification",
+    "account_unavailable": "a passkey whose account the directory no longer offers",
+    "refused": "a passkey sign-in refused (not verified, or the user is throttled)",
     # the service account (issue 15): authgate never locks it
     "service_bind_refused": "AD refused the service password; no bind is sent with it again "
                             "until it changes or an operator resets the circuit",
@@ -125,6 +132,9 @@ REASONS: dict[str, str] = {
     "factor_throttled": "too many second-factor failures for the user in the window",
     "factor_banned": "second-factor attempts for the user are banned for a while",
     "ip_throttled": "too many failures from this address",
+    "user_banned": "a ban on an account after too many failures",
+    "user_ip_banned": "a ban on an account from one familiar address (smart lockout)",
+    "ip_banned": "a ban on an address after too many failures",
     "ad_lockout_guard": "refused before AD would lock the account",
     "spray_source": "a ban on an address spraying passwords",
     "password_spray": "one password tried against many accounts",
@@ -156,6 +166,14 @@ REASONS: dict[str, str] = {
     "unknown_code": "no such enrolment code", "other_users_code": "another user's code",
     "code_reused": "an enrolment code used twice", "code_revoked": "a revoked code",
     "code_refused": "an enrolment code refused", "totp_seeds": "TOTP seeds re-encrypted",
+    "issued": "an enrolment code issued", "redeemed": "an enrolment code spent",
+    "malformed_code": "an enrolment code that cannot be one (never looked up)",
+    "revoked": "an enrolment code revoked", "not_live": "a revoke of a code already spent, "
+    "revoked or expired", "pending": "a TOTP set-up waiting for its first code",
+    "totp": "an authenticator app (TOTP) was bound", "webauthn": "a security key was bound",
+    "renamed": "an authenticator renamed", "removed": "an authenticator removed",
+    "reset": "an administrator removed every factor of the user",
+    "regenerated": "a new set of recovery codes replaced the old one",
     "code_throttled": "too many wrong enrolment codes for the user: none is looked at",
     "webauthn_needs_code": "a security key without an admin code or a fresh key login",
     "login_not_fresh": "adding a factor needs a login at mfa or above in the last minutes",
@@ -183,6 +201,48 @@ REASONS: dict[str, str] = {
 }
 
 
+#: Syslog severity (RFC 5424 §6.2.1: 2 critical, 3 error, 4 warning, 5 notice, 6
+#: informational) as (event, outcome, reason, severity, why); ``*`` matches anything and
+#: ``area.*`` every event of the area. A record takes the most severe row it matches, 6 when
+#: none does: the event decides, not only the outcome (issue 16 item 7).
+SEVERITIES: tuple[tuple[str, str, str, int, str], ...] = (
+    ("*", "error", "*", 3, "authgate failed (closed)"),
+    ("*", "deny", "*", 4, "a refusal"),
+    ("*", "failure", "*", 4, "a failed check"),
+    ("*", "challenge", "*", 5, "sent to sign in or step up"),
+    ("audit.checkpoint", "*", "*", 5, "a signed checkpoint, kept outside the database"),
+    ("login.break_glass", "*", "*", 4, "a break-glass account was used"),
+    ("ban.spray", "*", "*", 4, "an address or password banned for spraying"),
+    ("admin.factors_reset", "*", "*", 4, "an administrator reset a user's factors"),
+    ("directory.service_bind", "*", "service_bind_refused", 3,
+     "the service account's circuit opened: no directory search until it closes"),
+    ("audit.verify", "failure", "*", 2, "the audit trail is damaged"),
+)
+#: a record no row matches
+DEFAULT_SEVERITY = 6
+
+
+def _matches(pattern: str, value: str) -> bool:
+    return pattern in ("*", value) or (pattern.endswith(".*") and value.startswith(pattern[:-1]))
+
+
+def severity(event: str, outcome: str, reason: str) -> int:
+    """The syslog severity of a record (``SEVERITIES``; the SIEM sinks use it)."""
+    return min((level for ev, out, why, level, _ in SEVERITIES
+                if _matches(ev, event) and _matches(out, outcome) and _matches(why, reason)),
+               default=DEFAULT_SEVERITY)
+
+
+def _severity_table() -> list[str]:
+    lines = ["### Syslog severity", "| event | outcome | reason | severity | why |",
+             "|---|---|---|---|---|"]
+    lines += [f"| `{ev}` | {out} | {why} | {level} | {text} |"
+              for ev, out, why, level, text in SEVERITIES]
+    return lines + ["", f"A record takes the most severe row it matches ({DEFAULT_SEVERITY}, "
+                        "informational, when none does); the number is RFC 5424's "
+                        "(2 critical, 3 error, 4 warning, 5 notice)."]
+
+
 def markdown() -> str:
     """The "Event types" and "Reason codes" sections of docs/audit.md, which are this
     output verbatim (``tests/audit/test_schema_doc.py`` compares them)."""
@@ -194,6 +254,7 @@ def markdown() -> str:
               "every event and reason code the code writes is listed.", "",
               "### Reason codes", "| code | meaning |", "|---|---|"]
     lines += [f"| `{code}` | {meaning} |" for code, meaning in REASONS.items()]
+    lines += ["", *_severity_table()]
     return "\n".join(lines) + "\n"
 
 

@@ -6,6 +6,11 @@ never breaks the frame (log injection, ASVS 7.3.1). Each value is cut to its own
 (``_PARAMS``; the database keeps them whole), but the total is not budgeted: a message may
 exceed the 2048 octets RFC 5426 §3.2 says UDP receivers SHOULD accept (about 3 KiB at most),
 so TCP with RFC 6587 octet counting is the recommended transport.
+
+The free-text MSG after the structured data is for people and for SIEM text parsers that
+split ``key=value`` pairs. Its values are percent-encoded (RFC 3986 §2.1) so none holds a
+space, ``=`` or quote: a user name like ``bob host=x reason=password_ok`` cannot forge
+another pair (issue 16 item 6). The severity is the event's (``catalog.severity``).
 """
 from __future__ import annotations
 
@@ -15,13 +20,16 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
+from authgate.audit.catalog import severity as severity_of
 from authgate.audit.render import iso_time
 from authgate.storage.audit_rows import ROW_COLUMNS
 
 FACILITIES = {"kern": 0, "user": 1, "daemon": 3, "auth": 4, "authpriv": 10,
               **{f"local{n}": 16 + n for n in range(8)}}
-_SEVERITY = {"error": 3, "deny": 4, "failure": 4, "challenge": 5}
+#: what a MSG value may show as is: no space, ``=``, quote, backslash, ``,`` or ``;``
+_MSG_SAFE = "@:/*#[]+!()"
 _NOT_PRINTABLE = re.compile(r"[^\x21-\x7e]")
 _PARAMS = (("id", "id", 20), ("chain", "chain_id", 32), ("seq", "seq", 20),
            ("key", "key_id", 32), ("outcome", "outcome", 16), ("reason", "reason", 64),
@@ -35,6 +43,11 @@ _INDEX = {name: i for i, name in enumerate(ROW_COLUMNS)}
 def _token(text: str, limit: int) -> str:
     """A header field: printable US-ASCII only, ``-`` when empty (RFC 5424 NILVALUE)."""
     return _NOT_PRINTABLE.sub("_", text)[:limit] or "-"
+
+
+def msg_value(text: str) -> str:
+    """A MSG ``key=value`` value: percent-encoded, ``-`` when empty (never two tokens)."""
+    return quote(text, safe=_MSG_SAFE) or "-"
 
 
 def sd_escape(text: str) -> str:
@@ -51,17 +64,17 @@ class SyslogFormat:
     def message(self, row: Sequence[Any], *, procid: int | None = None) -> str:
         outcome = str(row[_INDEX["outcome"]])
         event = str(row[_INDEX["event"]])
-        severity = 5 if event == "audit.checkpoint" else _SEVERITY.get(outcome, 6)
-        pri = FACILITIES[self.facility] * 8 + severity
+        fields = {name: str(row[_INDEX[col]] or "") for name, col in (
+            ("user", "username"), ("host", "host"), ("reason", "reason"))}
+        pri = FACILITIES[self.facility] * 8 + severity_of(event, outcome, fields["reason"])
         header = " ".join((
             f"<{pri}>1", iso_time(row[_INDEX["ts"]]),
             _token(self.hostname or socket.gethostname(), 255), _token(self.app_name, 48),
             _token(str(os.getpid() if procid is None else procid), 128), _token(event, 32)))
         params = " ".join(f'{name}="{sd_escape(str(row[_INDEX[col]])[:limit])}"'
                           for name, col, limit in _PARAMS)
-        user = str(row[_INDEX["username"]]) or "-"
-        text = (f"{event} {outcome} user={user} host={row[_INDEX['host']] or '-'} "
-                f"reason={row[_INDEX['reason']] or '-'}")
+        text = " ".join([msg_value(event), msg_value(outcome),
+                         *(f"{name}={msg_value(value)}" for name, value in fields.items())])
         return f"{header} [{_token(self.sd_id, 32)} {params}] {text}"
 
 
