@@ -6,6 +6,8 @@ are ``area.action``; reason codes are lower_snake and never contain user input.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 SCHEMA_VERSION = 1
 
 #: event → (what it records, outcomes it uses)
@@ -226,8 +228,10 @@ def _matches(pattern: str, value: str) -> bool:
     return pattern in ("*", value) or (pattern.endswith(".*") and value.startswith(pattern[:-1]))
 
 
+@lru_cache(maxsize=4096)
 def severity(event: str, outcome: str, reason: str) -> int:
-    """The syslog severity of a record (``SEVERITIES``; the SIEM sinks use it)."""
+    """The syslog severity of a record (``SEVERITIES``; the SIEM sinks use it). Cached:
+    a trail has a few hundred (event, outcome, reason) triples."""
     return min((level for ev, out, why, level, _ in SEVERITIES
                 if _matches(ev, event) and _matches(out, outcome) and _matches(why, reason)),
                default=DEFAULT_SEVERITY)

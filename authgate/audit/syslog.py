@@ -30,6 +30,7 @@ FACILITIES = {"kern": 0, "user": 1, "daemon": 3, "auth": 4, "authpriv": 10,
               **{f"local{n}": 16 + n for n in range(8)}}
 #: what a MSG value may show as is: no space, ``=``, quote, backslash, ``,`` or ``;``
 _MSG_SAFE = "@:/*#[]+!()"
+_MSG_PLAIN = re.compile(r"[A-Za-z0-9_.~@:/*#\[\]+!()-]+\Z")
 _NOT_PRINTABLE = re.compile(r"[^\x21-\x7e]")
 _PARAMS = (("id", "id", 20), ("chain", "chain_id", 32), ("seq", "seq", 20),
            ("key", "key_id", 32), ("outcome", "outcome", 16), ("reason", "reason", 64),
@@ -47,6 +48,8 @@ def _token(text: str, limit: int) -> str:
 
 def msg_value(text: str) -> str:
     """A MSG ``key=value`` value: percent-encoded, ``-`` when empty (never two tokens)."""
+    if _MSG_PLAIN.match(text):  # the usual case: nothing to encode
+        return text
     return quote(text, safe=_MSG_SAFE) or "-"
 
 
