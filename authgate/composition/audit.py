@@ -7,8 +7,9 @@ from sqlalchemy import Engine
 
 from authgate.audit.chain import Keyring
 from authgate.audit.checkpoints import Ed25519Signer, HmacSigner, Signer, TrustedKeys
+from authgate.audit.delivery import SinkLag, sink_lag
 from authgate.audit.log import AuditLog, close_at_exit
-from authgate.audit.sinks import NoSinks, SinkFanout
+from authgate.audit.sinks import NoSinks, SinkFanout, build_sink
 from authgate.config import Settings
 from authgate.config.audit import AuditSettings
 from authgate.config.loader import DEMO_SECRET_PREFIX
@@ -62,6 +63,14 @@ def build_sinks(audit: AuditSettings, engine: Engine, store: AuditStore, clock: 
     settle = 0.0 if engine.dialect.name == "sqlite" else audit.delivery.settle
     return SinkFanout(audit.sinks, store=store, cursors=SqlSinkCursorStore(engine),
                       clock=clock, options=audit.delivery, settle=settle)
+
+
+def sink_lags(settings: Settings, engine: Engine, clock: Clock) -> list[SinkLag]:
+    """Each configured sink's cursor and lag, without starting a deliverer (the CLI)."""
+    store, cursors = build_audit_store(engine), SqlSinkCursorStore(engine)
+    newest, now = store.max_id(), clock.now()
+    return [sink_lag(build_sink(s).name, store=store, cursors=cursors, now=now,
+                     newest=newest) for s in settings.audit.sinks]
 
 
 def build_audit_log(settings: Settings, engine: Engine, clock: Clock, *,

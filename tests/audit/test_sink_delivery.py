@@ -14,15 +14,25 @@ import socket
 import socketserver
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
 
+from authgate.audit.chain import Keyring
+from authgate.audit.delivery import Deliverer
+from authgate.audit.log import AuditLog
 from authgate.composition.root import Services, build_services
 from authgate.config import Settings
+from authgate.config.audit import DeliverySettings
+from authgate.core.clock import FixedClock
 from authgate.storage.engine import migrate
+from authgate.storage.sql_audit import SqlAuditStore
+from authgate.storage.sql_sink_cursors import SqlSinkCursorStore
+from tests.audit.conftest import event, sql, write
 from tests.audit.test_sinks import RFC5424
 from tests.conftest import make_settings, verify_headers
 from tests.fixtures.net import free_port
@@ -134,8 +144,7 @@ def _db_ids(settings: Settings) -> list[int]:
 def _sink_settings(tmp_path: Path, users_file: Path, sink: dict[str, object],
                    **delivery: object) -> Settings:
     audit: dict[str, object] = {"sinks": [sink]}
-    if delivery:
-        audit["delivery"] = {"poll_interval": 0.05, **delivery}
+    audit["delivery"] = {"poll_interval": 0.05, **delivery}
     settings = make_settings(tmp_path, users_file, audit=audit)
     migrate(settings.storage.url)
     return settings
@@ -220,5 +229,175 @@ def test_jsonl_sink_resumes_after_an_outage_and_a_restart(tmp_path: Path,
         second.engine.dispose()
 
 
-def _unused(engine: Engine) -> None:  # placeholder for the PostgreSQL tests below
-    return None
+def test_two_gateways_on_one_database_never_both_send(
+        tmp_path: Path, users_file: Path, receiver: SyslogReceiver) -> None:
+    """Two instances (or gunicorn workers) write to one database: one of them delivers
+    (one connection carries every frame); when it stops, the other takes over."""
+    settings = _sink_settings(tmp_path, users_file, _tcp(receiver.port))
+    one, two = build_services(settings), build_services(settings)
+    for _ in range(5):
+        _verify(one, 20)
+        _verify(two, 20)
+    _every_record_once_in_order(receiver, settings)
+    assert len(receiver.senders()) == 1, "two deliverers sent to the sink"
+    holder, other = ((one, two) if one.audit.sinks.deliverers[0].holder else (two, one))
+    assert other.audit.sinks.deliverers[0].holder is False
+    holder.audit.close()  # releases the lease
+    _verify(other, 50)
+    try:
+        _every_record_once_in_order(receiver, settings)
+        assert len(receiver.senders()) == 2
+    finally:
+        other.audit.close()
+        for svc in (one, two):
+            svc.engine.dispose()
+
+
+class ListSink:
+    """A sink that keeps the ids it was sent (it can be switched off)."""
+
+    def __init__(self) -> None:
+        self.name = "list"
+        self.ids: list[int] = []
+        self.down = False
+
+    def send(self, rows: Sequence[Sequence[Any]]) -> None:
+        if self.down:
+            raise ConnectionRefusedError("down")
+        self.ids.extend(int(r[0]) for r in rows)
+
+    def close(self) -> None:
+        return None
+
+
+def _deliverer(log: AuditLog, engine: Engine, clock: FixedClock, *, settle: float = 0.0,
+               monotonic: Callable[[], float] = time.monotonic) -> Deliverer:
+    return Deliverer(ListSink(), store=log.store, cursors=SqlSinkCursorStore(engine),
+                     clock=clock, options=DeliverySettings(batch=7), settle=settle,
+                     monotonic=monotonic)
+
+
+def _drain(d: Deliverer) -> list[int]:
+    while d.pump():
+        pass
+    assert isinstance(d.sink, ListSink)
+    return d.sink.ids
+
+
+def test_a_dead_holders_lease_runs_out_and_another_takes_over(
+        engine: Engine, keyring: Keyring) -> None:
+    clock = FixedClock()
+    log = AuditLog(SqlAuditStore(engine), clock, keyring=keyring)
+    first, second = _deliverer(log, engine, clock), _deliverer(log, engine, clock)
+    SqlSinkCursorStore(engine).ensure(first.name, now=clock.now())
+    ids = write(log, 20)
+    assert _drain(first) == ids and first.holder is True
+    more = write(log, 5)
+    assert second.pump() == 0 and second.holder is False  # never both
+    first.stop(release=False)  # killed: the lease stays taken until it runs out
+    clock.advance(seconds=8)
+    assert second.pump() == 0
+    clock.advance(seconds=8)
+    assert _drain(second) == more, "the new holder resumes after the cursor"
+    assert second.holder is True
+    assert first.pump() == 0 and first.holder is False  # back from a pause: not the holder
+
+
+def test_the_cursor_moves_only_for_the_lease_holder(engine: Engine) -> None:
+    cursors, now = SqlSinkCursorStore(engine), datetime(2026, 1, 5, tzinfo=UTC)
+    SqlAuditStore(engine).append(event(1, time=now))
+    start = cursors.ensure("s", now=now)
+    assert (start.last_id, start.owner) == (1, "")  # a new sink starts after what exists
+    later = now + timedelta(seconds=10)
+    assert cursors.claim("s", owner="a", now=now, until=later)
+    assert not cursors.claim("s", owner="b", now=now, until=later)
+    assert not cursors.advance("s", owner="b", expected=1, last_id=9, last_ts=0, now=now,
+                               until=later)
+    assert not cursors.advance("s", owner="a", expected=0, last_id=9, last_ts=0, now=now,
+                               until=later)  # a stale position never moves it
+    assert cursors.advance("s", owner="a", expected=1, last_id=9, last_ts=5, now=now,
+                           until=later)
+    cursors.release("s", owner="a")
+    assert cursors.claim("s", owner="b", now=now, until=later)
+    assert cursors.read("s") is not None and cursors.read("s").last_id == 9  # type: ignore[union-attr]
+
+
+def test_a_lower_id_that_commits_late_is_not_passed_over(engine: Engine,
+                                                         keyring: Keyring) -> None:
+    """PostgreSQL takes ids at insert and commits transactions in any order: a cursor
+    "after id N" would skip an id below N committed a moment later."""
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite serialises writers: its ids commit in id order")
+    clock, ticks = FixedClock(), [0.0]
+    log = AuditLog(SqlAuditStore(engine), clock, keyring=keyring)
+    settled = _deliverer(log, engine, clock, settle=1.0, monotonic=lambda: ticks[0])
+    naive = Deliverer(ListSink(), store=log.store, cursors=SqlSinkCursorStore(engine),
+                      clock=clock, options=DeliverySettings(), settle=0.0)
+    naive.name = naive.sink.name = "naive"
+    for d in (settled, naive):
+        SqlSinkCursorStore(engine).ensure(d.name, now=clock.now())
+    early = write(log, 3)
+    with engine.connect() as slow:  # a long transaction holds the next id
+        slow.execute(text("INSERT INTO audit_events (ts, event, outcome, reason, username, "
+                          "client_ip, user_agent, host, path, method, rule_id, policy_digest, "
+                          "request_id, detail) VALUES (1, 'verify', 'allow', 'allowed', '', "
+                          "'', '', '', '/', 'GET', '', '', '', '{}')"))
+        late = write(log, 2)
+        assert _drain(naive) == [*early, *late]  # the attack: the low id is passed over
+        assert _drain(settled) == []  # no id has been visible for a second yet
+        ticks[0] = 0.5
+        assert _drain(settled) == []
+        slow.commit()  # within the settle time
+    ticks[0] = 1.0
+    stored = [r[0] for r in sql(engine, "SELECT id FROM audit_events ORDER BY id")]
+    assert len(stored) == 6 and stored != [*early, *late]
+    assert _drain(settled) == stored, "every record, in id order, the late one included"
+
+
+def test_an_outage_shows_in_readyz_metrics_the_cli_and_the_log(
+        tmp_path: Path, users_file: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Nothing said the SIEM was missing records: no log line, /readyz ready, the drop
+    counter never served. Now the lag is served, /readyz stays 200 (logins go on) but says
+    "degraded", and the log says when the sink went down and what it caught up."""
+    from click.testing import CliRunner
+
+    from authgate.cli import Context
+    from authgate.cli.audit import audit_group
+    from authgate.web import create_verify_app
+
+    caplog.set_level("INFO", logger="authgate.audit.sinks")
+    receiver = SyslogReceiver(free_port())
+    name = f"syslog-tcp://127.0.0.1:{receiver.port}"
+    settings = _sink_settings(tmp_path, users_file, _tcp(receiver.port),
+                              degraded_after="1s")
+    svc = build_services(settings)
+    client = create_verify_app({"services": svc, "TESTING": True}).test_client()
+    _verify(svc, 30)
+
+    def sink_state() -> dict[str, Any]:
+        answer = client.get("/readyz")
+        assert answer.status_code == 200
+        return answer.get_json()["sinks"]["0:syslog-tcp"]  # type: ignore[no-any-return]
+
+    assert _until(lambda: sink_state()["state"] == "degraded", 10)
+    assert sink_state()["behind"] == 30 and client.get("/readyz").get_json()["degraded"]
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert f'authgate_audit_sink_lag_records{{sink="{name}"}} 30.0' in metrics
+    assert f'authgate_audit_sink_lag_seconds{{sink="{name}"}}' in metrics
+    context = Context(None)
+    context._settings = settings  # noqa: SLF001 - the settings the test built
+    shown = CliRunner().invoke(audit_group, ["sinks"], obj=context)
+    assert shown.exit_code == 0 and f"{name}: delivered up to record 0" in shown.output
+    assert "30 records behind" in shown.output
+    assert any("is down" in r.getMessage() for r in caplog.records)
+    receiver.start()
+    try:
+        _every_record_once_in_order(receiver, settings)
+        assert _until(lambda: sink_state() == {"last_id": _db_ids(settings)[-1], "behind": 0,
+                                               "lag_seconds": 0.0, "state": "ok"}, 10)
+        assert any("is back" in r.getMessage() and "caught up 30 records" in r.getMessage()
+                   for r in caplog.records)
+    finally:
+        svc.audit.close()
+        svc.engine.dispose()
+        receiver.stop()
