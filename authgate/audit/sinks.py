@@ -1,44 +1,83 @@
-"""SIEM streaming: every committed record is copied to the configured sinks.
+"""SIEM streaming: every committed record is copied to the configured sinks, from the
+database (``audit.delivery``: durable cursors, one deliverer per sink, issue 16 item 7).
 
-A sink never slows a login and never loses the stored record: ``emit`` only puts the row on
-a bounded in-memory queue (``put_nowait``); a daemon thread per sink formats and sends, retries
-with exponential backoff, and when a sink stays down its queue fills and new messages are
-dropped and counted (``authgate_audit_sink_dropped_total``, ``SinkFanout.dropped``). The
-database remains the record of truth; the copy is what makes deletion on the host visible.
-Threads start lazily and are re-created in a forked child (gunicorn preload).
+A sink never slows a login: ``emit`` only wakes the sinks' deliverers; they read what was
+committed after their cursor and send it, so a sink that is down for hours or a restart
+loses nothing. The copy off the host is what makes a deletion on the host visible.
+A sink's ``send`` returns only once the destination accepted the batch: TCP syslog waits
+until the receiver's TCP stack acknowledged every byte, the JSON-lines file is fsync'ed.
+Deliverers start lazily and are re-created in a forked child (gunicorn preload).
 """
 from __future__ import annotations
 
 import logging
 import os
-import queue
+import select
 import socket
+import struct
 import sys
-import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
-from prometheus_client import Counter
-
+from authgate.audit.delivery import Deliverer, Sink, SinkLag, sink_lag
 from authgate.audit.render import json_line
 from authgate.audit.syslog import SyslogFormat, octet_frame
-from authgate.config.audit import SinkSettings
+from authgate.config.audit import DeliverySettings, SinkSettings
+from authgate.core.clock import Clock
+from authgate.core.errors import AuthgateError
+from authgate.storage.interfaces import AuditStore, SinkCursorStore
 
 _log = logging.getLogger("authgate.audit.sinks")
-DROPPED = Counter("authgate_audit_sink_dropped_total",
-                  "Audit records not delivered to a SIEM sink (buffer full)", ["sink"])
-_BATCH = 200
+try:  # Linux: bytes written but not yet acknowledged by the peer (tcp(7) SIOCOUTQ)
+    import fcntl
+    import termios
+
+    _OUTQ: int | None = termios.TIOCOUTQ
+except (ImportError, AttributeError):  # pragma: no cover - elsewhere: sendall is the end
+    _OUTQ = None
 
 
-class Sink(Protocol):
-    name: str
+def tcp_peer_closed(sock: socket.socket) -> bool:
+    """Whether the receiver closed (or reset) the connection. A syslog receiver never
+    sends, so anything readable is its end of the stream. Writing into such a connection
+    succeeds locally and is then lost: the 51-of-100 finding."""
+    try:
+        if not _readable(sock):
+            return False
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
 
-    def send(self, rows: Sequence[Sequence[Any]]) -> None:
-        """Deliver the rows or raise ``OSError``."""
-        ...
 
-    def close(self) -> None: ...
+def _readable(sock: socket.socket) -> bool:
+    """Without waiting (a peek on a socket with a timeout would wait that long)."""
+    return bool(select.select([sock], [], [], 0)[0])
+
+
+def wait_acknowledged(sock: socket.socket, *, timeout: float) -> None:
+    """Return once the peer's TCP acknowledged every byte sent; raise ``OSError`` when the
+    connection failed or ``timeout`` passed (the batch is then sent again)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if error:
+            raise OSError(error, os.strerror(error))
+        if _OUTQ is None or not _unacknowledged(sock):
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError("the syslog receiver did not acknowledge the batch")
+        time.sleep(0.001)
+    # A reset purges the queue (acknowledged, then dropped unread): the peek raises. An
+    # orderly close (end of stream) comes only after the receiver read everything.
+    if _readable(sock):
+        sock.recv(1, socket.MSG_PEEK)
+
+
+def _unacknowledged(sock: socket.socket) -> int:
+    raw = fcntl.ioctl(sock.fileno(), _OUTQ, struct.pack("i", 0))  # type: ignore[arg-type]
+    return int(struct.unpack("i", raw)[0])
 
 
 class SyslogSink:
@@ -65,10 +104,15 @@ class SyslogSink:
         return sock
 
     def send(self, rows: Sequence[Sequence[Any]]) -> None:
+        """TCP: returns once the receiver's TCP stack acknowledged every byte. UDP (RFC
+        5426) cannot know: a datagram that left is counted as delivered (best effort)."""
+        if self._sock is not None and tcp_peer_closed(self._sock):
+            self.close()  # the receiver restarted: never write into a dead connection
         sock = self._sock = self._sock or self._connect()
         try:
             if self._settings.transport == "tcp":
                 sock.sendall(b"".join(octet_frame(self._format.message(r)) for r in rows))
+                wait_acknowledged(sock, timeout=self._settings.timeout)
             else:
                 for row in rows:
                     sock.send(self._format.message(row).encode())
@@ -94,6 +138,8 @@ class JsonlSink:
         fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         with open(fd, "a", encoding="utf-8") as out:
             out.write("".join(json_line(r) + "\n" for r in rows))
+            out.flush()
+            os.fsync(out.fileno())  # on disk before the cursor moves past these rows
 
     def close(self) -> None:
         return None
@@ -118,121 +164,85 @@ def build_sink(settings: SinkSettings) -> Sink:
     return StdoutSink()
 
 
-class SinkWorker:
-    """A bounded queue and the daemon thread that drains it into one sink."""
-
-    def __init__(self, sink: Sink, *, capacity: int, max_backoff: float = 5.0) -> None:
-        self.sink = sink
-        self.dropped = 0
-        self.failures = 0
-        self._queue: queue.Queue[Sequence[Any]] = queue.Queue(maxsize=max(1, capacity))
-        self._stop = threading.Event()
-        self._max_backoff = max_backoff
-        self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
-
-    def offer(self, row: Sequence[Any]) -> None:
-        if self._thread is None:
-            self._start()
-        try:
-            self._queue.put_nowait(row)
-        except queue.Full:
-            self.dropped += 1
-            DROPPED.labels(sink=self.sink.name).inc()
-
-    def _start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"audit-sink {self.sink.name}",
-                                        daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        delay = 0.05
-        while not self._stop.is_set():
-            try:
-                batch = [self._queue.get(timeout=0.5)]
-            except queue.Empty:
-                continue
-            while len(batch) < _BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            while not self._stop.is_set():
-                try:
-                    self.sink.send(batch)
-                    delay = 0.05
-                    break
-                except Exception as exc:  # noqa: BLE001 - a sink failure must not kill the thread
-                    self.failures += 1
-                    _log.warning("audit sink %s failed (%s); retrying in %.2fs",
-                                 self.sink.name, type(exc).__name__, delay)
-                    self._stop.wait(delay)
-                    delay = min(delay * 2, self._max_backoff)
-            for _ in batch:
-                self._queue.task_done()
-
-    def idle(self) -> bool:
-        return self._queue.unfinished_tasks == 0
-
-    def stop(self, timeout: float = 2.0) -> None:
-        self._stop.set()
-        if self._thread is not None and self._pid == os.getpid():
-            self._thread.join(timeout)
-        self.sink.close()
-
-
 class SinkHealth(NamedTuple):
     """One sink as the admin health page shows it."""
 
     label: str
-    dropped: int
+    state: str
 
 
 class SinkFanout:
-    """All sinks of one process. ``emit`` is O(sinks) and never blocks."""
+    """All sinks of one process. ``emit`` is O(sinks), never blocks, reads nothing."""
 
-    def __init__(self, settings: Sequence[SinkSettings], *, capacity: int = 10000) -> None:
+    def __init__(self, settings: Sequence[SinkSettings], *, store: AuditStore,
+                 cursors: SinkCursorStore, clock: Clock,
+                 options: DeliverySettings | None = None, settle: float = 0.0) -> None:
         self._settings = tuple(settings)
-        self._capacity = capacity
+        self._store, self._cursors, self._clock = store, cursors, clock
+        self.options = options or DeliverySettings()
+        self._settle = settle
+        self._last = 0
         self._pid = os.getpid()
-        self.workers = [SinkWorker(build_sink(s), capacity=capacity) for s in self._settings]
+        self.deliverers = self._build()
+        for deliverer in self.deliverers:  # records written from now on are this sink's
+            try:
+                cursors.ensure(deliverer.name, now=clock.now())
+            except AuthgateError as exc:
+                _log.warning("audit sink %s: no cursor yet (%s)", deliverer.name, exc.reason)
+
+    def _build(self) -> list[Deliverer]:
+        return [Deliverer(build_sink(s), store=self._store, cursors=self._cursors,
+                          clock=self._clock, options=self.options, settle=self._settle)
+                for s in self._settings]
+
+    @property
+    def names(self) -> list[str]:
+        return [d.name for d in self.deliverers]
 
     def emit(self, row: Sequence[Any]) -> None:
         if self._pid != os.getpid():  # forked: threads and sockets did not come along
             self._pid = os.getpid()
-            self.workers = [SinkWorker(build_sink(s), capacity=self._capacity)
-                            for s in self._settings]
-        for worker in self.workers:
-            worker.offer(row)
+            self.deliverers = self._build()
+        self._last = max(self._last, int(row[0]))
+        for deliverer in self.deliverers:
+            deliverer.wake()
 
-    @property
-    def dropped(self) -> int:
-        return sum(w.dropped for w in self.workers)
+    def lags(self) -> list[SinkLag]:
+        """Each sink's lag, from the database (and into the Prometheus gauges)."""
+        if not self.deliverers:
+            return []
+        newest, now = self._store.max_id(), self._clock.now()
+        return [sink_lag(name, store=self._store, cursors=self._cursors, now=now,
+                         newest=newest) for name in self.names]
 
     def health(self) -> list[SinkHealth]:
-        """Each sink's kind (``Syslog``, ``Jsonl``, ``Stdout``) and its dropped count."""
-        return [SinkHealth(type(w.sink).__name__.replace("Sink", "") or "sink", w.dropped)
-                for w in self.workers]
+        """Each sink and how far behind it is (the admin health page)."""
+        return [SinkHealth(lag.sink, "ok" if not lag.behind else
+                           f"{lag.behind} records behind, oldest {lag.seconds:.0f} s")
+                for lag in self.lags()]
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
-        """For tests and shutdown: wait until every queue is drained."""
-        done = threading.Event()
-        for _ in range(int(timeout / 0.01)):
-            if all(w.idle() for w in self.workers):
-                return True
-            done.wait(0.01)
-        return False
+        """For tests and shutdown: wait until what this process wrote was delivered (or
+        another process delivers for the sink)."""
+        return all(d.wait_delivered(self._last, timeout) for d in self.deliverers)
 
     def close(self) -> None:
-        for worker in self.workers:
-            worker.stop()
+        for deliverer in self.deliverers:
+            deliverer.stop()
 
 
 class NoSinks(SinkFanout):
     """No SIEM configured: a no-op instead of ``if enabled:`` branches (Warehouse)."""
 
     def __init__(self) -> None:
-        super().__init__(())
+        self.deliverers = []
+        self.options = DeliverySettings()
 
     def emit(self, row: Sequence[Any]) -> None:
         return None
+
+    def lags(self) -> list[SinkLag]:
+        return []
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        return True

@@ -17,7 +17,12 @@ from typing import Any, cast
 import click
 
 from authgate.audit.errors import AuditError, ChainDamage, ExportInvalid
-from authgate.composition.audit import build_audit_log, keyring_for, trusted_keys_for
+from authgate.composition.audit import (
+    build_audit_log,
+    keyring_for,
+    sink_lags,
+    trusted_keys_for,
+)
 from authgate.config.loader import parse_duration
 from authgate.core.clock import SystemClock
 from authgate.core.errors import AuthgateError
@@ -249,3 +254,26 @@ def user_hash_command(ctx: click.Context, name: str) -> None:
         mask = NameMask.for_keyring(keyring, key_id)
         click.echo(f"{mask.pseudonym(typed)}" + ("" if key_id == keyring.current_id
                                                    else f"  (earlier key {key_id})"))
+
+
+@audit_group.command("sinks")
+@click.pass_context
+def sinks_command(ctx: click.Context) -> None:
+    """Each SIEM sink's delivery cursor, how far behind it is, and which process delivers
+    (exit 2 when the database cannot be read)."""
+    settings = ctx.obj.settings
+    engine = make_engine(settings.storage.url)
+    try:
+        lags = sink_lags(settings, engine, SystemClock())
+    except AuthgateError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    finally:
+        engine.dispose()
+    if not lags:
+        click.echo("no SIEM sinks configured (audit.sinks)")
+    for lag in lags:
+        moved = lag.updated_at.isoformat(timespec="seconds") if lag.updated_at else "never"
+        click.echo(f"{lag.sink}: delivered up to record {lag.last_id} ({moved}); "
+                   f"{lag.behind} records behind, oldest {lag.seconds:.0f} s; "
+                   f"deliverer {lag.owner or '-'}")

@@ -7,14 +7,16 @@ from sqlalchemy import Engine
 
 from authgate.audit.chain import Keyring
 from authgate.audit.checkpoints import Ed25519Signer, HmacSigner, Signer, TrustedKeys
+from authgate.audit.delivery import SinkLag, sink_lag
 from authgate.audit.log import AuditLog, close_at_exit
-from authgate.audit.sinks import NoSinks, SinkFanout
+from authgate.audit.sinks import NoSinks, SinkFanout, build_sink
 from authgate.config import Settings
 from authgate.config.audit import AuditSettings
 from authgate.config.loader import DEMO_SECRET_PREFIX
 from authgate.core.clock import Clock
 from authgate.storage.interfaces import AuditStore
 from authgate.storage.sql_audit import SqlAuditStore
+from authgate.storage.sql_sink_cursors import SqlSinkCursorStore
 
 #: the labelled demo chain key (refused outside demo mode by the config loader's rules)
 DEMO_AUDIT_KEY = DEMO_SECRET_PREFIX + "audit-key-do-not-use-in-production"
@@ -53,15 +55,33 @@ def build_audit_store(engine: Engine) -> AuditStore:
     return SqlAuditStore(engine)
 
 
+def build_sinks(audit: AuditSettings, engine: Engine, store: AuditStore, clock: Clock
+                ) -> SinkFanout:
+    """The SIEM sinks, delivering from the database through durable cursors. The settle
+    window applies where ids can commit out of order (PostgreSQL; SQLite serialises
+    writers)."""
+    settle = 0.0 if engine.dialect.name == "sqlite" else audit.delivery.settle
+    return SinkFanout(audit.sinks, store=store, cursors=SqlSinkCursorStore(engine),
+                      clock=clock, options=audit.delivery, settle=settle)
+
+
+def sink_lags(settings: Settings, engine: Engine, clock: Clock) -> list[SinkLag]:
+    """Each configured sink's cursor and lag, without starting a deliverer (the CLI)."""
+    store, cursors = build_audit_store(engine), SqlSinkCursorStore(engine)
+    newest, now = store.max_id(), clock.now()
+    return [sink_lag(build_sink(s).name, store=store, cursors=cursors, now=now,
+                     newest=newest) for s in settings.audit.sinks]
+
+
 def build_audit_log(settings: Settings, engine: Engine, clock: Clock, *,
                     close_on_exit: bool = True) -> AuditLog:
     """The audit trail ``composition.root`` and the CLI use: the store, the chain keys,
     always a signer (checkpoints and export manifests need one), and the SIEM sinks."""
     audit = settings.audit
     keyring = keyring_for(settings)
-    sinks = (SinkFanout(audit.sinks, capacity=audit.buffer_size) if audit.sinks
-             else NoSinks())
-    log = AuditLog(build_audit_store(engine), clock, keyring=keyring,
+    store = build_audit_store(engine)
+    sinks = build_sinks(audit, engine, store, clock) if audit.sinks else NoSinks()
+    log = AuditLog(store, clock, keyring=keyring,
                    signer=signer_for(audit, keyring), sinks=sinks,
                    checkpoint_every=audit.checkpoint_every,
                    checkpoint_interval=audit.checkpoint_interval, lanes=audit.writer_lanes)

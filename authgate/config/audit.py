@@ -7,7 +7,7 @@ only authgate reads; auditors get the public key.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
 
@@ -37,6 +37,28 @@ class SinkSettings:
 
 
 @dataclass(frozen=True)
+class DeliverySettings:
+    """How records reach the sinks from the database (docs/audit.md, "SIEM streaming")."""
+
+    #: seconds between looks for records other workers and instances wrote (a record this
+    #: process writes wakes its deliverer at once)
+    poll_interval: float = 1.0
+    #: how long a deliverer's claim on a sink lasts without renewal; another worker or
+    #: instance takes over this long after a holder died without releasing it
+    lease: timedelta = timedelta(seconds=15)
+    #: PostgreSQL only: seconds a record id must have been visible before it is delivered,
+    #: so a lower id that commits a little later is not passed over (ids are taken at
+    #: insert, transactions commit in any order); SQLite commits in id order
+    settle: float = 2.0
+    #: ``/readyz`` reports a sink degraded once its oldest undelivered record is this old
+    degraded_after: timedelta = timedelta(minutes=5)
+    #: records per send
+    batch: int = 500
+    #: longest wait between attempts while a sink is down (seconds)
+    max_backoff: float = 5.0
+
+
+@dataclass(frozen=True)
 class AuditSettings:
     #: PEM file with the Ed25519 private key that signs checkpoints and export manifests
     #: (``authgate audit keygen``); unset → checkpoints are HMAC'd with the audit key only
@@ -51,9 +73,11 @@ class AuditSettings:
     checkpoint_interval: timedelta = timedelta(minutes=5)
     #: chains (writer lanes) per process: each has its own lock and database connection
     writer_lanes: int = 1
-    #: messages buffered per sink before new ones are dropped (and counted)
+    #: obsolete: sinks no longer buffer in memory (they read the database); kept so that
+    #: existing configuration files still load
     buffer_size: int = 10000
     sinks: tuple[SinkSettings, ...] = ()
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
     #: ``authgate audit purge`` default age (ASVS 7.x retention; city policy: 400 days)
     retention: timedelta = timedelta(days=400)
     #: rows per batch when streaming exports and verification (constant memory)
@@ -61,4 +85,4 @@ class AuditSettings:
 
 
 
-__all__ = ["AuditSettings", "SinkSettings"]
+__all__ = ["AuditSettings", "DeliverySettings", "SinkSettings"]

@@ -39,6 +39,7 @@ from authgate.storage.rows import (
     SealedSecret,
 )
 from authgate.storage.service_bind_rows import BindClaim, BindState, ServiceBindRow
+from authgate.storage.sink_rows import SinkCursor
 
 
 class SessionStore(Protocol):
@@ -255,6 +256,29 @@ class AuditStore(Protocol):
 
     def top_failing_sources(self, *, since: datetime, until: datetime,
                             limit: int = 10) -> list[FailingSource]: ...
+
+
+class SinkCursorStore(Protocol):
+    """Each SIEM sink's delivery cursor and its deliverer's lease (``tables_sinks``). The
+    lease is taken and the cursor moved by conditional UPDATEs: one deliverer at a time."""
+
+    def ensure(self, sink: str, *, now: datetime) -> SinkCursor:
+        """The sink's cursor; a new sink starts after the newest record stored now."""
+        ...
+
+    def read(self, sink: str) -> SinkCursor | None: ...
+
+    def claim(self, sink: str, *, owner: str, now: datetime, until: datetime) -> bool:
+        """Take or renew the lease if ``owner`` holds it or it ran out; False otherwise."""
+        ...
+
+    def advance(self, sink: str, *, owner: str, expected: int, last_id: int, last_ts: int,
+                now: datetime, until: datetime) -> bool:
+        """Move the cursor from ``expected`` to ``last_id`` (renewing the lease) only while
+        ``owner`` holds the lease; False when another deliverer took it."""
+        ...
+
+    def release(self, sink: str, *, owner: str) -> None: ...
 
 
 # -- Regulation ---------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Fixed, unauthenticated answers: ``/healthz`` (the process answers), ``/readyz`` (storage
-and directory usable), the identity-key PEM apps verify ``Remote-Identity`` with, and the
-favicon browsers ask for on their own."""
+and directory usable; each SIEM sink's lag), the identity-key PEM apps verify
+``Remote-Identity`` with, and the favicon browsers ask for on their own."""
 from __future__ import annotations
 
 import logging
@@ -56,4 +56,26 @@ def readyz() -> tuple[BaseResponse, int]:
             checks[name] = "error"
     checks["policy"] = svc.policies.current.digest[:16]
     ready = checks["storage"] == "ok" and checks["directory"] == "ok"
-    return jsonify(ready=ready, checks=checks), 200 if ready else 503
+    sinks, degraded = _sink_lags()
+    return jsonify(ready=ready, checks=checks, sinks=sinks, degraded=degraded), (
+        200 if ready else 503)
+
+
+def _sink_lags() -> tuple[dict[str, dict[str, object]], list[str]]:
+    """Each SIEM sink's lag, and the sinks whose oldest undelivered record is older than
+    ``audit.delivery.degraded_after``. A SIEM outage never makes the gateway unready:
+    logins must go on while the records wait in the database (issue 16 item 7)."""
+    audit = services().audit
+    bound = audit.sinks.options.degraded_after.total_seconds()
+    try:
+        lags = audit.sinks.lags()
+    except AuthgateError as exc:
+        return {}, [f"sinks: {exc.reason}"]
+    # keyed by position and kind: the SIEM's address is not for unauthenticated callers
+    report: dict[str, dict[str, object]] = {
+        f"{i}:{lag.sink.split(':')[0]}": {
+            "last_id": lag.last_id, "behind": lag.behind,
+            "lag_seconds": round(lag.seconds, 1),
+            "state": "degraded" if lag.seconds > bound else "ok"}
+        for i, lag in enumerate(lags)}
+    return report, [name for name, row in report.items() if row["state"] != "ok"]
