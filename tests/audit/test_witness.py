@@ -266,3 +266,88 @@ def test_two_processes_append_whole_lines(tmp_path: Path) -> None:
     lines = target.read_text().splitlines()
     assert len(lines) == 400 and all(json.loads(line)["witness"] == 1 for line in lines)
     assert len(lines[0]) > 4096
+
+
+@pytest.fixture
+def settings(tmp_path: Path, users_file: Path):  # type: ignore[no-untyped-def]
+    """The gateway's settings with a witness on a share that is not mounted yet."""
+    from tests.conftest import make_settings
+
+    return make_settings(tmp_path, users_file, audit={
+        "witness": str(tmp_path / "share" / "witness.jsonl"), "checkpoint_every": 5})
+
+
+def test_witness_outage_keeps_logins_counts_audits_once_and_catches_up(  # type: ignore[no-untyped-def]
+        client, services, tmp_path: Path) -> None:
+    from prometheus_client import REGISTRY
+
+    from tests.conftest import verify_headers
+
+    log = services.audit
+    failed = REGISTRY.get_sample_value("authgate_audit_witness_failed_total") or 0.0
+    for n in range(12):
+        log.record(event(n))
+    assert log.witness.wait_idle(5)
+    assert client.get("/verify", headers=verify_headers("/app/x")).status_code == 401
+    ready = client.get("/readyz")
+    assert ready.status_code == 200, ready.get_json()  # degraded, not down
+    assert ready.get_json()["checks"]["audit_witness"].startswith("degraded"), ready.get_json()
+    assert (REGISTRY.get_sample_value("authgate_audit_witness_failed_total") or 0) > failed
+    (tmp_path / "share").mkdir()  # the share is back
+    for n in range(12):
+        log.record(event(n))
+    assert log.witness.wait_idle(5)
+    assert client.get("/readyz").get_json()["checks"]["audit_witness"] == "ok"
+    reasons = [e.event.reason for e in log.store.query(event="audit.witness")]
+    assert reasons == ["witness_write_failed", "witness_restored"]
+    lines = (tmp_path / "share" / "witness.jsonl").read_text().splitlines()
+    assert [json.loads(x)["seq"] for x in lines] == [
+        row.seq for row in log.store.checkpoints()]  # nothing lost in the outage
+
+
+def test_idle_gateway_signs_its_last_records_on_a_timer(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from authgate.audit.chain import Keyring
+    from authgate.audit.checkpoints import Ed25519Signer
+    from authgate.audit.log import AuditLog
+    from authgate.audit.witness_writer import WitnessWriter
+    from authgate.storage.sql_audit import SqlAuditStore
+
+    url = f"sqlite:///{tmp_path / 'idle.db'}"
+    migrate(url)
+    engine = make_engine(url)
+    log = AuditLog(SqlAuditStore(engine), SystemClock(), keyring=Keyring.from_secrets("k" * 40),
+                   signer=Ed25519Signer.from_file(generate_key_file(tmp_path / "k.pem") and
+                                                  tmp_path / "k.pem"),
+                   checkpoint_interval=timedelta(milliseconds=300),
+                   witness=WitnessWriter(tmp_path))
+    log.record(event(1))
+    log.record(event(2))
+    assert log.store.checkpoints() == []
+    import time
+
+    time.sleep(1.0)  # no record follows: the timer signs them
+    cps = log.store.checkpoints()
+    assert len(cps) == 1 and cps[0].kind == "interval"
+    assert log.witness is not None and log.witness.wait_idle(5)
+    assert len((tmp_path / "checkpoints.jsonl").read_text().splitlines()) == 1
+    time.sleep(0.6)
+    assert len(log.store.checkpoints()) == 1  # the checkpoint's own record arms no timer
+    log.close()
+    engine.dispose()
+
+
+def test_check_config_witness_findings(tmp_path: Path) -> None:
+    from authgate.config import settings_from_mapping
+    from authgate.config.audit import AuditSettings, witness_findings
+
+    url = f"sqlite:///{tmp_path / 'db' / 'a.db'}"
+    (tmp_path / "db").mkdir()
+    assert witness_findings(AuditSettings(witness=str(tmp_path / "db")), url)[0][0] == "warning"
+    assert witness_findings(AuditSettings(witness=str(tmp_path / "nowhere" / "w")), url)[0][0] \
+        == "error"
+    assert witness_findings(AuditSettings(witness=str(tmp_path / "w.jsonl")), url) == []
+    relative = settings_from_mapping({"audit": {"witness": "w"}, "mode": "demo"},
+                                     base_dir=tmp_path)
+    assert relative.audit.witness == str(tmp_path / "w")
