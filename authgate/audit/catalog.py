@@ -66,6 +66,8 @@ EVENTS: dict[str, tuple[str, tuple[str, ...]]] = {
                      ("success",)),
     "audit.verify": ("a verification of the trail was run", ("success", "failure")),
     "audit.checkpoint": ("a signed checkpoint was written (copied to the SIEM)", ("info",)),
+    "audit.witness": ("the witness (audit.witness) failed or recovered, once per outage",
+                      ("error", "info")),
     "audit.purge": ("records older than the retention age were removed", ("success",)),
     "audit.chain.close": ("a writer closed its chain at process exit", ("info",)),
     "directory.service_bind": ("AD refused or accepted the service account's password (the "
@@ -199,7 +201,11 @@ REASONS: dict[str, str] = {
     # audit.verify failures use the damage kind as the reason (docs/audit.md)
     **{kind: f"audit.verify found damage: {kind}" for kind in (
         "altered", "forged", "missing", "reordered", "truncated", "head_cut",
-        "chain_deleted", "unsealed", "unknown_key", "checkpoint_invalid")},
+        "chain_deleted", "unsealed", "unknown_key", "checkpoint_invalid", "wiped",
+        "rolled_back", "checkpoint_deleted", "witness_invalid")},
+    "witness_write_failed": "a checkpoint could not be appended to audit.witness (once per "
+                            "outage; the checkpoint is kept in the database)",
+    "witness_restored": "checkpoints reach audit.witness again after an outage",
 }
 
 

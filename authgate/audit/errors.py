@@ -117,3 +117,27 @@ class ExportInvalid(AuditError):
     def __init__(self, message: str, *, line: int | None = None) -> None:
         self.line = line
         super().__init__(f"line {line}: {message}" if line is not None else message)
+
+
+class ChainWiped(ChainDamage):
+    """The database holds no record while a witness or anchor saw signed checkpoints."""
+
+    kind = "wiped"
+
+
+class RolledBack(ChainDamage):
+    """The database is an older copy: it ends before a witnessed checkpoint was signed."""
+
+    kind = "rolled_back"
+
+
+class CheckpointDeleted(ChainDamage):
+    """A witnessed checkpoint is missing from a database that holds later records."""
+
+    kind = "checkpoint_deleted"
+
+
+class WitnessInvalid(ChainDamage):
+    """A witness or anchor line is edited: bad signature, or not what the key signed."""
+
+    kind = "witness_invalid"

@@ -5,11 +5,15 @@ A failed write raises ``StorageError``; the web layer then denies (ASVS 7.1.3, 4
 Every record is chained (``writer.ChainWriter``); with a ``Signer``, signed checkpoints
 are written every ``checkpoint_every`` records of a chain or ``checkpoint_interval``
 (ASVS 7.3.3); a checkpoint failure is logged and retried later, never fails the decision.
+The interval is also a timer: an idle gateway signs its last records at most
+``checkpoint_interval`` after they were written. Each checkpoint goes to the witness too
+(``witness_writer``), off the request thread.
 """
 from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import weakref
 from datetime import datetime, timedelta
@@ -18,6 +22,7 @@ from typing import Any
 from authgate.audit.chain import Keyring
 from authgate.audit.checkpoints import Checkpoint, Signer, make_checkpoint
 from authgate.audit.sinks import NoSinks, SinkFanout, SinkHealth
+from authgate.audit.witness_writer import WitnessWriter
 from authgate.audit.writer import ChainWriter
 from authgate.core.clock import Clock
 from authgate.core.errors import AuthgateError
@@ -33,7 +38,8 @@ class AuditLog:
     def __init__(self, store: AuditStore, clock: Clock, *, keyring: Keyring,
                  signer: Signer | None = None, sinks: SinkFanout | None = None,
                  checkpoint_every: int = 1000,
-                 checkpoint_interval: timedelta = timedelta(minutes=5), lanes: int = 1) -> None:
+                 checkpoint_interval: timedelta = timedelta(minutes=5), lanes: int = 1,
+                 witness: WitnessWriter | None = None) -> None:
         self._store = store
         self._clock = clock
         self.sinks = sinks or NoSinks()
@@ -45,6 +51,10 @@ class AuditLog:
         self._interval = checkpoint_interval
         self._last_checkpoint: datetime | None = None
         self._checkpointing = threading.Lock()
+        #: appends every signed checkpoint outside the database (``audit.witness``)
+        self.witness = witness
+        self._timer: threading.Timer | None = None
+        self._timer_pid = 0
 
     @property
     def store(self) -> AuditStore:
@@ -60,6 +70,8 @@ class AuditLog:
         self.sinks.emit(row)
         if self._checkpoint_due(now):
             self._checkpoint_quietly()
+        elif event.event != "audit.checkpoint" and self.signer is not None:
+            self._arm_timer(now)
         if event.outcome is Outcome.ERROR:
             _log.warning("audit %s %s reason=%s", event.event, event.outcome.value,
                          event.reason)
@@ -72,6 +84,27 @@ class AuditLog:
             self._last_checkpoint = now
         return (self._writer.due(self._every)
                 or now - self._last_checkpoint >= self._interval)
+
+    def _arm_timer(self, now: datetime) -> None:
+        """A checkpoint at most ``checkpoint_interval`` after this record, even if no
+        record follows (the residual window is bounded in time, not only in records)."""
+        timer = self._timer
+        if timer is not None and self._timer_pid == os.getpid() and timer.is_alive():
+            return
+        since = now - (self._last_checkpoint or now)
+        delay = max((self._interval - since).total_seconds(), 0.0)
+        self._timer = threading.Timer(delay, self._on_timer)
+        self._timer.daemon = True
+        self._timer_pid = os.getpid()
+        self._timer.start()
+
+    def _on_timer(self) -> None:
+        if not self._writer.due(1):
+            return  # a checkpoint since has signed every record
+        try:
+            self._checkpoint_quietly()
+        except Exception:  # noqa: BLE001 - a timer thread has no caller to tell
+            _log.exception("audit interval checkpoint failed")
 
     def _checkpoint_quietly(self) -> None:
         if not self._checkpointing.acquire(blocking=False):
@@ -107,6 +140,8 @@ class AuditLog:
                 cut=to_micros(cut) if cut else None)
             if store.insert_checkpoint(seq=cp.seq, ts=cp.ts, kind=cp.kind, key_id=cp.key_id,
                                        payload=cp.payload, signature=cp.signature):
+                if self.witness is not None:
+                    self.witness.append(cp)
                 self.record(AuditEvent(
                     event="audit.checkpoint", outcome=Outcome.INFO, reason=f"checkpoint_{kind}",
                     detail=(("checkpoint", str(cp.seq)), ("key_id", cp.key_id),
@@ -124,6 +159,10 @@ class AuditLog:
                 self.sinks.emit(row)
         except AuthgateError as exc:
             _log.warning("audit chains not closed: %s", exc.reason)
+        if self._timer is not None and self._timer_pid == os.getpid():
+            self._timer.cancel()
+        if self.witness is not None:
+            self.witness.close()
         self._writer.close()
         self.sinks.wait_idle(2.0)
         self.sinks.close()

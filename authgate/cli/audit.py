@@ -75,9 +75,15 @@ def audit_group() -> None:
               type=click.Path(exists=True, dir_okay=False),
               help="A trusted Ed25519 public key (PEM) for --export.")
 @click.option("--jobs", type=int, default=os.cpu_count() or 1, show_default=True)
+@click.option("--witness", type=click.Path(exists=True),
+              help="The witness file or directory (audit.witness): prove the database holds "
+                   "every checkpoint it saw.")
+@click.option("--anchor", "anchors", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="An anchor saved earlier (authgate audit anchor, or an export).")
 @click.pass_context
 def verify_command(ctx: click.Context, since: str | None, until: str | None,
-                   export_file: str | None, public_keys: tuple[str, ...], jobs: int) -> None:
+                   export_file: str | None, public_keys: tuple[str, ...], jobs: int,
+                   witness: str | None, anchors: tuple[str, ...]) -> None:
     """Exit 0 when intact; 1 naming the first bad record and the kind of damage."""
     from authgate.audit.export_verify import verify_export
     from authgate.audit.verify import verify_store
@@ -98,11 +104,14 @@ def verify_command(ctx: click.Context, since: str | None, until: str | None,
                 trail = verify_store(log.store, keyring=keyring_for(settings),
                                      trusted=trusted, since=_when(since), until=_when(until),
                                      jobs=jobs, batch=settings.audit.batch_size)
+                seen = _witnessed(log.store, trusted, witness, anchors)
             except ChainDamage as exc:
                 log.record(_verify_event(Outcome.FAILURE, exc.kind, str(exc)[:400]))
+                click.echo(f"residual window: {_bound(settings)}", err=True)
                 raise
             log.record(_verify_event(Outcome.SUCCESS, "intact", f"{trail.records} records"))
             _report(trail)
+            click.echo(_window(settings, seen, trail))
     except (ChainDamage, ExportInvalid) as exc:
         click.echo(f"DAMAGED {exc}", err=True)
         sys.exit(1)
@@ -123,11 +132,46 @@ def _chain_keys_or_none(settings: Any) -> Any:
         return None
 
 
+def _witnessed(store: Any, trusted: Any, witness: str | None,
+               anchors: tuple[str, ...]) -> Any:
+    """The witness check (docs/audit.md, Witness); None when neither was given."""
+    from authgate.audit.witness import check_witness, read_anchor, read_witness
+
+    if not witness and not anchors:
+        return None
+    lines = [*(read_witness(witness) if witness else ()),
+             *(line for a in anchors for line in read_anchor(a))]
+    return check_witness(store, trusted=trusted, witnessed=lines)
+
+
+def _bound(settings: Any) -> str:
+    a = settings.audit
+    return (f"the gateway signs a checkpoint every {a.checkpoint_every} records of a chain "
+            f"and at most {a.checkpoint_interval} after any record (a timer, also when idle)")
+
+
+def _window(settings: Any, seen: Any, trail: Any) -> str:
+    """The residual window: what no witness protects yet (stated in every verdict)."""
+    bound = _bound(settings)
+    if seen is None or seen.newest is None:
+        return ("residual window: no witness or anchor checked; records after the database's "
+                f"newest checkpoint, or a wiped or rolled-back database, are exposed only by "
+                f"the SIEM copy or --witness; {bound}")
+    after = 0 if trail is None else sum(
+        c.records if c.chain_id not in seen.heads else max(0, c.last_seq - seen.heads[
+            c.chain_id]) for c in trail.chains)
+    return (f"{seen.describe()}\nresidual window: {after} records written after it are "
+            f"protected by the chain and the SIEM copy only; {bound}")
+
+
 def _report(trail: Any) -> None:
     cp = trail.latest_checkpoint
     click.echo(f"intact: {trail.records} records in {len(trail.chains)} chains; "
                f"{trail.checkpoints} signed checkpoints"
                + (f" (latest #{cp.seq}, key {cp.key_id})" if cp else ""))
+    if cp:
+        click.echo(f"anchor: checkpoint #{cp.seq}; keep it with "
+                   f"'authgate audit anchor --existing -o FILE'")
     open_chains = [c.chain_id for c in trail.chains if c.records and not c.closed]
     if trail.unanchored_tail:
         click.echo(f"note: {trail.unanchored_tail} newest records are not yet under a "
@@ -277,3 +321,27 @@ def sinks_command(ctx: click.Context) -> None:
         click.echo(f"{lag.sink}: delivered up to record {lag.last_id} ({moved}); "
                    f"{lag.behind} records behind, oldest {lag.seconds:.0f} s; "
                    f"deliverer {lag.owner or '-'}")
+
+
+@audit_group.command("anchor")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="The anchor file to write (one witness line).")
+@click.option("--existing", is_flag=True,
+              help="Copy the newest stored checkpoint instead of signing a new one.")
+@click.pass_context
+def anchor_command(ctx: click.Context, output: str, existing: bool) -> None:
+    """Write a signed checkpoint an auditor keeps; 'verify --anchor FILE' later proves the
+    database still holds everything it covers (docs/audit.md, Witness)."""
+    from authgate.audit.checkpoints import Checkpoint
+    from authgate.audit.witness import witness_line
+
+    with _audit_log(ctx) as log:
+        if existing:
+            row = log.store.last_checkpoint()
+            if row is None:
+                raise click.ClickException("no checkpoint yet")
+            cp = Checkpoint(*row)
+        else:
+            cp = log.checkpoint(kind="manual")
+        Path(output).write_bytes(witness_line(cp))
+        click.echo(f"anchor: checkpoint #{cp.seq} ({cp.key_id}) written to {output}")

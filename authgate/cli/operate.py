@@ -40,9 +40,19 @@ def check_config(obj: Context) -> None:
         sys.exit(1)
     for warning in runtime.current.warnings:
         click.echo(f"warning: policy: {warning}")
-    if not _lockout_margin_ok(settings, runtime):
+    if not _lockout_margin_ok(settings, runtime) or not _witness_ok(settings):
         sys.exit(1)
     click.echo(f"configuration OK (mode {settings.mode}, policy {runtime.current.digest[:16]})")
+
+
+def _witness_ok(settings: Settings) -> bool:
+    """audit.witness writable, and not beside the database (docs/audit.md, Witness)."""
+    from authgate.config.audit import witness_findings
+
+    findings = witness_findings(settings.audit, settings.storage.url)
+    for severity, message in findings:
+        click.echo(f"{severity}: {message}")
+    return all(severity != "error" for severity, _ in findings)
 
 
 def _lockout_margin_ok(settings: Settings, runtime: PolicyRuntime) -> bool:

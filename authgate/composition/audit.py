@@ -1,6 +1,7 @@
 """Builds the audit trail from settings: the one place that picks keys, signer and sinks."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -10,10 +11,12 @@ from authgate.audit.checkpoints import Ed25519Signer, HmacSigner, Signer, Truste
 from authgate.audit.delivery import SinkLag, sink_lag
 from authgate.audit.log import AuditLog, close_at_exit
 from authgate.audit.sinks import NoSinks, SinkFanout, build_sink
+from authgate.audit.witness_writer import WitnessWriter
 from authgate.config import Settings
 from authgate.config.audit import AuditSettings
 from authgate.config.loader import DEMO_SECRET_PREFIX
 from authgate.core.clock import Clock
+from authgate.core.values import AuditEvent, Outcome
 from authgate.storage.interfaces import AuditStore
 from authgate.storage.sql_audit import SqlAuditStore
 from authgate.storage.sql_sink_cursors import SqlSinkCursorStore
@@ -81,10 +84,26 @@ def build_audit_log(settings: Settings, engine: Engine, clock: Clock, *,
     keyring = keyring_for(settings)
     store = build_audit_store(engine)
     sinks = build_sinks(audit, engine, store, clock) if audit.sinks else NoSinks()
+    witness = WitnessWriter(audit.witness) if audit.witness else None
     log = AuditLog(store, clock, keyring=keyring,
                    signer=signer_for(audit, keyring), sinks=sinks,
                    checkpoint_every=audit.checkpoint_every,
-                   checkpoint_interval=audit.checkpoint_interval, lanes=audit.writer_lanes)
+                   checkpoint_interval=audit.checkpoint_interval, lanes=audit.writer_lanes,
+                   witness=witness)
+    if witness is not None:
+        witness.on_change = witness_outage_recorder(log)
     if close_on_exit:
         close_at_exit(log)
     return log
+
+
+def witness_outage_recorder(log: AuditLog) -> Callable[[bool, str], None]:
+    """One ``audit.witness`` record when the witness stops taking checkpoints, one when it
+    takes them again (not one per failed write)."""
+    def record(ok: bool, error: str) -> None:
+        log.record(AuditEvent(
+            event="audit.witness", outcome=Outcome.INFO if ok else Outcome.ERROR,
+            reason="witness_restored" if ok else "witness_write_failed",
+            detail=(("witness", log.witness.path if log.witness else ""),
+                    ("error", error[:200]))))
+    return record

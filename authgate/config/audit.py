@@ -82,7 +82,34 @@ class AuditSettings:
     retention: timedelta = timedelta(days=400)
     #: rows per batch when streaming exports and verification (constant memory)
     batch_size: int = 5000
+    #: append-only copy of every signed checkpoint outside the database: a file, or a
+    #: directory (``checkpoints.jsonl`` inside it), ideally on another host; a relative
+    #: path is beside the configuration file. ``audit verify --witness`` checks against it
+    witness: str = ""
+
+
+def witness_findings(audit: AuditSettings, storage_url: str) -> list[tuple[str, str]]:
+    """``(severity, message)`` for ``check-config``: an unwritable witness is an error (no
+    checkpoint would leave the host); one beside the SQLite database is a warning (whoever
+    can replace the database can replace it too). Not a load error: a share that is down
+    at start must not stop the gateway (the writes are retried)."""
+    import os
+    from pathlib import Path
+
+    if not audit.witness:
+        return [("warning", "audit.witness: not set; a rollback or a wiped database is "
+                            "detected only by the SIEM copy (docs/audit.md, Witness)")]
+    target = Path(audit.witness)
+    folder = target if target.is_dir() else target.parent
+    found = []
+    if not os.access(target if target.exists() else folder, os.W_OK):
+        found.append(("error", f"audit.witness: {target} is not writable"))
+    database = storage_url.split("///", 1)[1] if storage_url.startswith("sqlite:///") else ""
+    if database and folder.resolve() == Path(database).resolve().parent:
+        found.append(("warning", f"audit.witness: {target} is in the database's directory; "
+                                 "keep it on another host or share"))
+    return found
 
 
 
-__all__ = ["AuditSettings", "DeliverySettings", "SinkSettings"]
+__all__ = ["AuditSettings", "DeliverySettings", "SinkSettings", "witness_findings"]

@@ -78,6 +78,10 @@ def _resolve_paths(settings: Settings, base_dir: Path) -> Settings:
     """A relative ``directory.ldap.ca_file`` names a file beside the configuration file, as
     ``*_file`` secrets do (issue 15 item 4), never one in whatever directory the command
     happened to start in."""
+    witness = settings.audit.witness
+    if witness and not Path(witness).is_absolute():  # audit.witness: the same rule
+        settings = dataclasses.replace(settings, audit=dataclasses.replace(
+            settings.audit, witness=str(base_dir / witness)))
     ldap = settings.directory.ldap
     if not ldap.ca_file or Path(ldap.ca_file).is_absolute():
         return settings

@@ -40,7 +40,8 @@ def identity_key() -> BaseResponse:
 def readyz() -> tuple[BaseResponse, int]:
     """503 with the precise reason. The directory probe reuses a pooled service connection
     and passes the service-bind circuit, so probing never spends a bad service password
-    (issue 15); ``directory_detail`` says what AD answered and what to do."""
+    (issue 15); ``directory_detail`` says what AD answered and what to do. A failing
+    audit witness shows as ``audit_witness: degraded`` and leaves the gateway ready."""
     svc = services()
     checks: dict[str, str] = {}
     for name, probe in (("storage", svc.sessions.ping), ("directory", svc.directory.check)):
@@ -55,6 +56,12 @@ def readyz() -> tuple[BaseResponse, int]:
             _log.exception("readiness probe %s failed", name)
             checks[name] = "error"
     checks["policy"] = svc.policies.current.digest[:16]
+    witness = svc.audit.witness
+    if witness is not None:  # degraded, not down: logins go on, checkpoints are retried
+        health = witness.health()
+        checks["audit_witness"] = ("ok" if health.ok else
+                                   f"degraded: {health.pending} checkpoints not witnessed: "
+                                   f"{health.error}"[:300])
     ready = checks["storage"] == "ok" and checks["directory"] == "ok"
     sinks, degraded = _sink_lags()
     return jsonify(ready=ready, checks=checks, sinks=sinks, degraded=degraded), (
