@@ -1,29 +1,37 @@
 """Exports for auditors (ASVS 7.x): CSV or JSON lines, streamed in constant memory.
 
 Rows are read in keyset batches and written a batch at a time; nothing holds the whole
-result. The last line is a manifest: the filter, the count, the first and last record's
-MAC, the SHA-256 of every line before it, the latest signed checkpoint, and the signer's
-public key, all signed, so ``authgate audit verify --export FILE`` detects a hand edit,
-a cut, or a forged manifest offline. CSV cells that start like a formula are prefixed with
-``'`` (spreadsheet injection); ``'`` itself too, so the escape is reversible.
+result. The last line is a manifest signed with Ed25519 (RFC 8032): the filter and period,
+the count, the first and last record's chain position (id, chain, seq, MAC, time), the
+SHA-256 of every line before it, a CRC-32 per line (which locates an edit), the latest
+signed checkpoint, and the signer's key id, so the signer's public key alone proves the
+file is what authgate exported (``audit.export_offline``, also ``tools/verify-export.py``).
+CSV cells that start like a formula are prefixed with ``'`` (spreadsheet injection); ``'``
+itself too, so the escape is reversible.
 """
 from __future__ import annotations
 
+import base64
 import csv
 import hashlib
 import io
 import json
+import sys
+import zlib
+from array import array
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 from authgate.audit.checkpoints import Checkpoint, Signer
+from authgate.audit.export_offline import CSV_MANIFEST_CELL, MANIFEST_TYPE, canonical_manifest
 from authgate.audit.render import (
     CSV_HEADER,
     EXPORT_COLUMNS,
     _TimeText,
     csv_line,
     csv_lines,
+    iso_time,
     json_line,
     json_lines,
 )
@@ -38,16 +46,25 @@ from authgate.storage.audit_rows import (
 from authgate.storage.interfaces import AuditStore
 
 Format = ExportFormat
-MANIFEST_TYPE = "authgate-audit-manifest"
-MANIFEST_VERSION = 1
-CSV_MANIFEST_CELL = "#manifest"
+#: 2: ``line_crc32``, ``period`` and chain positions in ``first``/``last`` (issue 16)
+MANIFEST_VERSION = 2
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
 
 
-def canonical_manifest(manifest: dict[str, Any]) -> bytes:
-    """The signed bytes: the manifest without its signature, sorted, compact."""
-    body = {k: v for k, v in manifest.items() if k != "signature"}
-    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+def line_crcs(chunk: bytes) -> array[int]:
+    """CRC-32 of each ``\n``-terminated line of ``chunk`` (the ``\n`` excluded): they
+    locate an edit; the SHA-256 of the lines is what proves them."""
+    crcs = array("I", map(zlib.crc32, chunk.split(b"\n")))
+    crcs.pop()  # what follows the last line break: nothing
+    return crcs
+
+
+def pack_crcs(crcs: array[int]) -> str:
+    """The manifest's ``line_crc32``: base64 of the big-endian CRCs."""
+    packed = array("I", crcs)
+    if sys.byteorder == "little":
+        packed.byteswap()
+    return base64.b64encode(packed.tobytes()).decode()
 
 
 def export_event(wanted: AuditFilter, fmt: Format, *, via: str, username: str,
@@ -67,18 +84,21 @@ def stream_export(store: AuditStore, wanted: AuditFilter, *, fmt: Format, signer
                   manifest: dict[str, Any] | None = None) -> Iterator[bytes]:
     """Yield the export (UTF-8) a batch at a time, manifest last (also copied into
     ``manifest`` when given)."""
-    digest = hashlib.sha256()
+    digest, crcs = hashlib.sha256(), array("I")
     count, first, last = 0, None, None
     if fmt == "csv":
         digest.update(CSV_HEADER.encode())
+        crcs.extend(line_crcs(CSV_HEADER.encode()))
         yield CSV_HEADER.encode()
     for chunk, rows, head, tail in _batches(store, wanted, fmt, batch):
         first = first or head
         count, last = count + rows, tail
         digest.update(chunk)
+        crcs.extend(line_crcs(chunk))
         yield chunk
     signed = _manifest(store, wanted, fmt=fmt, signer=signer, generated_at=generated_at,
-                       count=count, first=first, last=last, rows_sha256=digest.hexdigest())
+                       count=count, first=first, last=last, rows_sha256=digest.hexdigest(),
+                       crcs=crcs)
     if manifest is not None:
         manifest.update(signed)
     yield _trailer(fmt, signed).encode()
@@ -111,7 +131,8 @@ def _batches(store: AuditStore, wanted: AuditFilter, fmt: Format, batch: int, *,
             if rows:
                 yield _from_rows(rows, fmt, when)
             continue
-        yield text, len(rendered), _rendered_end(rendered[0]), _rendered_end(rendered[-1])
+        yield (text, len(rendered), _rendered_end(rendered[0], fmt),
+               _rendered_end(rendered[-1], fmt))
 
 
 def _from_rows(rows: list[RawAuditRow], fmt: Format, when: _TimeText) -> Batch:
@@ -121,14 +142,21 @@ def _from_rows(rows: list[RawAuditRow], fmt: Format, when: _TimeText) -> Batch:
 
 
 def _row_end(row: RawAuditRow) -> dict[str, Any]:
-    """A batch's first or last record as the manifest names it."""
+    """A batch's first or last record as the manifest names it: its chain position."""
     stored = AuditRow._make(row)
-    return {"id": stored.id, "mac": stored.mac}
+    return {"id": stored.id, "chain_id": stored.chain_id, "seq": stored.seq,
+            "mac": stored.mac, "time": iso_time(stored.ts) if type(stored.ts) is int else ""}
 
 
-def _rendered_end(row: RenderedRow) -> dict[str, Any]:
-    record_id, _ts, mac, _body, _detail = row
-    return {"id": record_id, "mac": mac.decode()}
+def _rendered_end(row: RenderedRow, fmt: Format) -> dict[str, Any]:
+    """The same from a database-rendered row: the body is the JSON object of the columns
+    after ``id`` (JSON lines) or the JSON array from ``v`` on (CSV)."""
+    record_id, ts, mac, body, _detail = row
+    values = json.loads(body)
+    chain_id, seq = ((values["chain_id"], values["seq"]) if fmt == "jsonl"
+                     else (values[1], values[2]))
+    return {"id": record_id, "chain_id": chain_id, "seq": seq, "mac": mac.decode(),
+            "time": iso_time(ts)}
 
 
 def _json_record(row: RawAuditRow, when: _TimeText) -> str:
@@ -137,14 +165,19 @@ def _json_record(row: RawAuditRow, when: _TimeText) -> str:
 
 def _manifest(store: AuditStore, wanted: AuditFilter, *, fmt: Format, signer: Signer,
               generated_at: datetime, count: int, first: dict[str, Any] | None,
-              last: dict[str, Any] | None, rows_sha256: str) -> dict[str, Any]:
+              last: dict[str, Any] | None, rows_sha256: str, crcs: array[int]
+              ) -> dict[str, Any]:
     latest = store.last_checkpoint()
+    chosen = wanted.as_dict()
     manifest: dict[str, Any] = {
         "type": MANIFEST_TYPE, "version": MANIFEST_VERSION, "format": fmt,
-        "columns": list(EXPORT_COLUMNS), "filter": wanted.as_dict(),
+        "columns": list(EXPORT_COLUMNS), "filter": chosen,
+        "period": {"since": chosen["since"], "until": chosen["until"],
+                   "first": first["time"] if first else "",
+                   "last": last["time"] if last else ""},
         "generated_at": generated_at.isoformat(), "count": count,
         "first": first, "last": last,
-        "rows_sha256": rows_sha256,
+        "rows_sha256": rows_sha256, "line_crc32": pack_crcs(crcs),
         "checkpoint": Checkpoint(*latest).as_dict() if latest else None,
         "key_id": signer.key_id, "public_key": signer.public_pem(),
     }

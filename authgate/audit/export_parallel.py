@@ -2,7 +2,8 @@
 
 A million-record export is CPU-bound (the database renders each row, Python assembles it),
 so with ``jobs > 1`` the id range is split into spans and each span is rendered by its own
-forked process, exactly as ``stream_export`` renders it. The first span streams to the
+forked process, exactly as ``stream_export`` renders it, and the worker also computes the
+CRC-32 of each of its lines for the manifest. The first span streams to the
 parent through a pipe; the others are spooled to unnamed temporary files (unlinked from the
 start: no copy of a login history is ever left on disk), which the parent copies *as they
 grow*. The parent writes the spans in id order and keeps the single SHA-256 over all of
@@ -20,13 +21,21 @@ import json
 import multiprocessing
 import os
 import tempfile
+from array import array
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, BinaryIO
 
 from authgate.audit.checkpoints import Signer
 from authgate.audit.errors import AuditError
-from authgate.audit.export import Format, _batches, _manifest, _trailer, stream_export
+from authgate.audit.export import (
+    Format,
+    _batches,
+    _manifest,
+    _trailer,
+    line_crcs,
+    stream_export,
+)
 from authgate.audit.parallel import collector_paused, id_spans
 from authgate.audit.render import CSV_HEADER
 from authgate.storage.audit_rows import AuditFilter
@@ -57,17 +66,20 @@ def _write(out: BinaryIO, store: AuditStore, wanted: AuditFilter, *, fmt: Format
                                    generated_at=generated_at, batch=batch, manifest=manifest):
             out.write(chunk)
         return int(manifest["count"])
-    digest = hashlib.sha256()
+    digest, crcs = hashlib.sha256(), array("I")
     if fmt == "csv":
         _emit(out, digest, CSV_HEADER.encode())
+        crcs.extend(line_crcs(CSV_HEADER.encode()))
     parts = _run_parts(store, wanted, fmt, batch, spans,
                        lambda data: _emit(out, digest, data))
     count = int(sum(p["rows"] for p in parts))
+    for part in parts:  # each worker's CRC-32 per line, in id order
+        crcs.frombytes(part["crcs"])
     present = [p for p in parts if p["rows"]]
     manifest = _manifest(store, wanted, fmt=fmt, signer=signer, generated_at=generated_at,
                          count=count, first=present[0]["first"] if present else None,
                          last=present[-1]["last"] if present else None,
-                         rows_sha256=digest.hexdigest())
+                         rows_sha256=digest.hexdigest(), crcs=crcs)
     out.write(_trailer(fmt, manifest).encode())
     return count
 
@@ -150,6 +162,11 @@ def _result(receive: Any, proc: Any) -> dict[str, Any]:
         raise AuditError(f"an export worker died (exit code {proc.exitcode})") from exc
     if "error" in outcome:
         raise AuditError(f"an export worker failed: {outcome['error']}")
+    try:
+        outcome["crcs"] = receive.recv_bytes()
+    except (EOFError, OSError) as exc:
+        proc.join()
+        raise AuditError(f"an export worker died (exit code {proc.exitcode})") from exc
     return outcome  # type: ignore[no-any-return]
 
 
@@ -160,13 +177,15 @@ def _render_part(store: AuditStore, wanted: AuditFilter, fmt: Format, batch: int
     only once no process holds its write end."""
     for other in unused:
         os.close(other)
-    rows, first, last = 0, None, None
+    rows, first, last, crcs = 0, None, None, array("I")
     try:
         with open(fd, "wb", buffering=_COPY) as sink:  # noqa: PTH123 - the worker's own fd
             for text, count, head, tail in _batches(store, wanted, fmt, batch, span=span):
                 sink.write(text)
+                crcs.extend(line_crcs(text))
                 rows, first, last = rows + count, first or head, tail
         send.send(json.dumps({"rows": rows, "first": first, "last": last}))
+        send.send_bytes(crcs.tobytes())  # native order: the parent is this machine
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the export
         send.send(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
     finally:

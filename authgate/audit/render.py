@@ -95,10 +95,6 @@ def csv_line(row: Sequence[Any], when: _TimeText = iso_time) -> str:
                      for v in values]) + "\r\n"
 
 
-def csv_unescape(cell: str) -> str:
-    return cell[1:] if cell[:1] == "'" else cell
-
-
 def row_from_export(values: dict[str, Any]) -> RawAuditRow:
     """An exported record (JSON object or unescaped CSV cells) back to a stored row."""
     return tuple(int(values[n]) if n in _INTS else values[n] for n in ROW_COLUMNS)

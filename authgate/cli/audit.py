@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import click
 
-from authgate.audit.errors import AuditError, ChainDamage, ExportInvalid
+from authgate.audit.errors import AuditError, ChainDamage
 from authgate.composition.audit import (
     build_audit_log,
     keyring_for,
@@ -80,25 +80,21 @@ def audit_group() -> None:
                    "every checkpoint it saw.")
 @click.option("--anchor", "anchors", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="An anchor saved earlier (authgate audit anchor, or an export).")
+@click.option("--json", "as_json", is_flag=True, help="A machine-readable report.")
 @click.pass_context
 def verify_command(ctx: click.Context, since: str | None, until: str | None,
                    export_file: str | None, public_keys: tuple[str, ...], jobs: int,
-                   witness: str | None, anchors: tuple[str, ...]) -> None:
+                   witness: str | None, anchors: tuple[str, ...], as_json: bool) -> None:
     """Exit 0 when intact; 1 naming the first bad record and the kind of damage."""
-    from authgate.audit.export_verify import verify_export
     from authgate.audit.verify import verify_store
 
+    if export_file:
+        _verify_export_file(ctx.obj, export_file, public_keys, as_json=as_json)
+        return
     settings = ctx.obj.settings
     try:
         trusted = trusted_keys_for(settings, extra_public_pems=tuple(
             Path(p).read_text() for p in public_keys))
-        if export_file:
-            keys = _chain_keys_or_none(settings)
-            done = verify_export(export_file, trusted=trusted, chain_keys=keys)
-            click.echo(f"export intact: {done.count} records, signed by {done.key_id}, "
-                       f"checkpoint {done.checkpoint_seq}, record MACs "
-                       f"{'checked' if done.macs_checked else 'not checked (no key)'}")
-            return
         with _audit_log(ctx) as log:
             try:
                 trail = verify_store(log.store, keyring=keyring_for(settings),
@@ -112,7 +108,7 @@ def verify_command(ctx: click.Context, since: str | None, until: str | None,
             log.record(_verify_event(Outcome.SUCCESS, "intact", f"{trail.records} records"))
             _report(trail)
             click.echo(_window(settings, seen, trail))
-    except (ChainDamage, ExportInvalid) as exc:
+    except ChainDamage as exc:
         click.echo(f"DAMAGED {exc}", err=True)
         sys.exit(1)
     except AuthgateError as exc:
@@ -125,11 +121,41 @@ def _verify_event(outcome: Outcome, reason: str, result: str) -> AuditEvent:
                       username=getpass.getuser(), detail=(("result", result),))
 
 
-def _chain_keys_or_none(settings: Any) -> Any:
+def _verify_export_file(obj: Any, export_file: str, public_keys: tuple[str, ...], *,
+                        as_json: bool) -> None:
+    """``verify --export``: needs no configuration and no secret (issue 16 item 3): the
+    ``--public-key`` files are enough. With a configuration, its trusted keys count too,
+    and its chain keys (when set) check each record's MAC. Exit 0 / 1 / 2."""
+    import json
+    from dataclasses import asdict
+
+    from authgate.audit.export_offline import CannotCheck, ExportReport, report_text
+    from authgate.audit.export_verify import check_export_file
+
     try:
-        return keyring_for(settings).keys
+        pems = tuple(Path(p).read_text() for p in public_keys)
+        trusted, keys = _export_keys(obj, pems)
+        code, report = check_export_file(export_file, trusted=trusted, chain_keys=keys)
+    except (OSError, ValueError, CannotCheck, AuthgateError) as exc:
+        code, report = 2, ExportReport(verdict="cannot_check", reason=str(exc))
+    click.echo(json.dumps(asdict(report)) if as_json else report_text(report),
+               err=code != 0 and not as_json)
+    if code:
+        sys.exit(code)
+
+
+def _export_keys(obj: Any, pems: tuple[str, ...]) -> tuple[Any, Any]:
+    """The trusted keys and chain keys for an export check: the public keys alone when no
+    configuration is named (``--config`` / ``AUTHGATE_CONFIG``) or it holds no chain key."""
+    from authgate.audit.checkpoints import TrustedKeys
+
+    if obj.config_path is None:
+        return TrustedKeys.build(keyring=None, signer=None, public_pems=pems), None
+    settings = obj.settings
+    try:
+        return trusted_keys_for(settings, extra_public_pems=pems), keyring_for(settings).keys
     except AuditError:
-        return None
+        return TrustedKeys.build(keyring=None, signer=None, public_pems=pems), None
 
 
 def _witnessed(store: Any, trusted: Any, witness: str | None,

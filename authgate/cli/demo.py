@@ -86,10 +86,12 @@ def demo_command(obj: Context, instance: Path, gateway_port: int, app_port: int)
     from authgate.config import load_settings
     from authgate.demo.proxy import ForwardAuthProxy
     from authgate.demo.sample_app import app as sample_app
+    from authgate.demo.signing import ensure_signing_key
     from authgate.storage.engine import migrate
     from authgate.web import create_app
 
     config = _write_config(instance, gateway_port)
+    ensure_signing_key(config)
     settings = load_settings(config)
     migrate(settings.storage.url)
     username, password = _ensure_demo_user(instance, Path(settings.directory.file.path))

@@ -1,0 +1,1 @@
+../authgate/audit/export_offline.py
