@@ -10,7 +10,7 @@ most 5 reach the directory (ASVS 2.2.1, NIST SP 800-63B 5.2.2).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +19,6 @@ from sqlalchemy import (
     Engine,
     Row,
     and_,
-    bindparam,
     delete,
     func,
     insert,
@@ -49,6 +48,7 @@ from authgate.storage.regulation_rows import (
     password_subject,
     user_subject,
 )
+from authgate.storage.regulation_statements import prepared, upsert
 from authgate.storage.tables_regulation import (
     regulation_events as ev,
 )
@@ -67,68 +67,12 @@ from authgate.storage.tables_regulation import (
 from authgate.storage.timeconv import from_micros, to_micros
 
 
-def _upsert(conn: Connection) -> Any:
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-        return pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-    return sqlite_insert
-
-
-def _build_lock_user(conn: Connection) -> Any:
-    stmt = _upsert(conn)(users).values(username=bindparam("username"), chain=0,
-                                       chain_unfamiliar=0, pending=0, chain_at=0)
-    stmt = stmt.on_conflict_do_update(index_elements=[users.c.username],
-                                      set_={"username": stmt.excluded.username})
-    return stmt.returning(*users.c)
-
-
-def _build_lock_subject(conn: Connection) -> Any:
-    stmt = _upsert(conn)(subj).values(subject=bindparam("subject"), ban_until=None,
-                                      ban_level=0, ban_reason="", banned_at=None,
-                                      seen_at=bindparam("now"))
-    stmt = stmt.on_conflict_do_update(index_elements=[subj.c.subject],
-                                      set_={"seen_at": stmt.excluded.seen_at})
-    return stmt.returning(*subj.c)
-
-
-def _build_count(distinct: bool) -> Any:
-    what = func.count(func.distinct(ev.c.username)) if distinct else func.count()
-    return (select(what).select_from(ev)
-            .where(ev.c.subject == bindparam("subject"), ev.c.at > bindparam("since")))
-
-
-#: Statements built once per dialect: building an upsert costs far more CPU than running
-#: it, and these run on every password and second-factor attempt.
-_STATEMENTS: dict[tuple[str, str], Any] = {}
-def _build_plain_count(conn: Connection) -> Any:
-    return _build_count(False)
-
-
-def _build_distinct_count(conn: Connection) -> Any:
-    return _build_count(True)
-
-
-_BUILDERS: dict[str, Callable[[Connection], Any]] = {
-    "lock_user": _build_lock_user, "lock_subject": _build_lock_subject,
-    "count": _build_plain_count, "count_distinct": _build_distinct_count,
-}
-
-
-def _prepared(conn: Connection, kind: str) -> Any:
-    key = (conn.dialect.name, kind)
-    statement = _STATEMENTS.get(key)
-    if statement is None:
-        statement = _STATEMENTS[key] = _BUILDERS[kind](conn)
-    return statement
-
-
 def _lock_user(conn: Connection, username: str) -> Row[Any]:
-    return conn.execute(_prepared(conn, "lock_user"), {"username": username}).one()
+    return conn.execute(prepared(conn, "lock_user"), {"username": username}).one()
 
 
 def _lock_subject(conn: Connection, subject: str, now: int) -> Row[Any]:
-    return conn.execute(_prepared(conn, "lock_subject"), {"subject": subject, "now": now}).one()
+    return conn.execute(prepared(conn, "lock_subject"), {"subject": subject, "now": now}).one()
 
 
 def _active_ban(row: Row[Any] | None, now: int) -> Ban | None:
@@ -141,13 +85,13 @@ def _ban_rows(conn: Connection, username: str, ip: str, mac: str | None, now: da
              lock: bool) -> tuple[tuple[set[str], bool, str], list[Row[Any] | None]]:
     """The user's familiar IPs, whether ``ip`` is one, the bucket, and the rows whose bans
     apply, in ``judge``'s order (bucket, IP, password); locked (upserted) or only read."""
-    ips = set(conn.execute(select(fam.c.ip).where(
-        fam.c.username == username,
-        fam.c.last_success > to_micros(now - FAMILIAR_TTL))).scalars())
+    ips = set(conn.execute(prepared(conn, "familiar_ips"), {
+        "username": username, "since": to_micros(now - FAMILIAR_TTL)}).scalars())
     bucket = familiar_subject(username, ip) if ip in ips else user_subject(username)
     subjects = [bucket, ip_key(ip)] + ([password_subject(mac)] if mac else [])
     rows = [_lock_subject(conn, s, to_micros(now)) if lock and i < 2 else conn.execute(
-        select(subj).where(subj.c.subject == s)).one_or_none() for i, s in enumerate(subjects)]
+        prepared(conn, "subject"), {"subject": s}).one_or_none()
+        for i, s in enumerate(subjects)]
     return (ips, ip in ips, bucket), rows
 
 
@@ -156,7 +100,7 @@ def _bans(rows: Sequence[Row[Any] | None], now: int) -> tuple[Ban, ...]:
 
 
 def _count(conn: Connection, subject: str, since: int, *, distinct: bool = False) -> int:
-    statement = _prepared(conn, "count_distinct" if distinct else "count")
+    statement = prepared(conn, "count_distinct" if distinct else "count")
     return int(conn.execute(statement, {"subject": subject, "since": since}).scalar_one())
 
 
@@ -280,7 +224,7 @@ class SqlRegulationStore:
                     pending=pending))
             conn.execute(delete(ev).where(or_(
                 ev.c.attempt == r.attempt, and_(ev.c.subject == bucket, ev.c.ip == r.ip))))
-            stmt = _upsert(conn)(fam).values(username=r.username, ip=r.ip, last_success=t)
+            stmt = upsert(conn)(fam).values(username=r.username, ip=r.ip, last_success=t)
             conn.execute(stmt.on_conflict_do_update(
                 index_elements=[fam.c.username, fam.c.ip],
                 set_={"last_success": stmt.excluded.last_success}))
@@ -306,7 +250,7 @@ class SqlRegulationStore:
         conn.execute(update(users).where(users.c.username == r.username).values(**values))
 
     def _remember_password(self, conn: Connection, username: str, mac: str, t: int) -> None:
-        stmt = _upsert(conn)(pw).values(username=username, mac=mac, seen_at=t)
+        stmt = upsert(conn)(pw).values(username=username, mac=mac, seen_at=t)
         conn.execute(stmt.on_conflict_do_update(index_elements=[pw.c.username, pw.c.mac],
                                                 set_={"seen_at": stmt.excluded.seen_at}))
         keep = (select(pw.c.mac).where(pw.c.username == username)

@@ -18,11 +18,12 @@ from authgate.audit.chain import Keyring
 from authgate.audit.log import AuditLog
 from authgate.audit.sinks import SinkFanout
 from authgate.composition.root import build_services
-from authgate.config.audit import SinkSettings
+from authgate.config.audit import DeliverySettings, SinkSettings
 from authgate.core.clock import FixedClock
 from authgate.core.values import Outcome
 from authgate.storage.engine import make_engine, migrate
 from authgate.storage.sql_audit import SqlAuditStore
+from authgate.storage.sql_sink_cursors import SqlSinkCursorStore
 from tests.audit.conftest import TickingClock, event
 from tests.audit.test_sinks import RFC5424
 from tests.conftest import AuthActions, make_settings
@@ -75,10 +76,13 @@ def _first(listener: socket.socket, msgid: str) -> re.Match[str]:
 def _udp_log(tmp_path: Path, listener: socket.socket) -> tuple[AuditLog, SinkFanout]:
     url = f"sqlite:///{tmp_path / 'siem.db'}"
     migrate(url)
+    engine = make_engine(url)
+    store, clock = SqlAuditStore(engine), TickingClock()
     sinks = SinkFanout([SinkSettings(type="syslog", transport="udp", host="127.0.0.1",
-                                     port=listener.getsockname()[1])])
-    log = AuditLog(SqlAuditStore(make_engine(url)), TickingClock(),
-                   keyring=Keyring.from_secrets("s" * 40), sinks=sinks)
+                                     port=listener.getsockname()[1])],
+                       store=store, cursors=SqlSinkCursorStore(engine), clock=clock,
+                       options=DeliverySettings(poll_interval=0.05))
+    log = AuditLog(store, clock, keyring=Keyring.from_secrets("s" * 40), sinks=sinks)
     return log, sinks
 
 
@@ -125,9 +129,12 @@ def test_json_lines_keep_each_field_whole(tmp_path: Path) -> None:
     target = tmp_path / "siem.jsonl"
     url = f"sqlite:///{tmp_path / 'json.db'}"
     migrate(url)
-    sinks = SinkFanout([SinkSettings(type="jsonl", path=str(target))])
-    log = AuditLog(SqlAuditStore(make_engine(url)), TickingClock(),
-                   keyring=Keyring.from_secrets("s" * 40), sinks=sinks)
+    engine = make_engine(url)
+    store, clock = SqlAuditStore(engine), TickingClock()
+    sinks = SinkFanout([SinkSettings(type="jsonl", path=str(target))], store=store,
+                       cursors=SqlSinkCursorStore(engine), clock=clock,
+                       options=DeliverySettings(poll_interval=0.05))
+    log = AuditLog(store, clock, keyring=Keyring.from_secrets("s" * 40), sinks=sinks)
     name = FORGER + '","host":"finance.city.test","x":"\\'
     log.record(event(1, username=name, host="wiki.city.test"))
     assert sinks.wait_idle(5)
