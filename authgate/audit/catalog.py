@@ -179,7 +179,8 @@ REASONS: dict[str, str] = {
     # audit.verify failures use the damage kind as the reason (docs/audit.md)
     **{kind: f"audit.verify found damage: {kind}" for kind in (
         "altered", "forged", "missing", "reordered", "truncated", "head_cut",
-        "chain_deleted", "unsealed", "unknown_key", "checkpoint_invalid")},
+        "chain_deleted", "unsealed", "unknown_key", "checkpoint_invalid",
+        "checkpoint_deleted", "wiped")},
 }
 
 

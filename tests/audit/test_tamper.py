@@ -19,7 +19,6 @@ from authgate.audit.errors import (
     RecordsReordered,
     RecordUnsealed,
     UnknownKeyId,
-    UntrustedKey,
 )
 from authgate.audit.log import AuditLog
 from authgate.storage.audit_rows import ROW_COLUMNS
@@ -164,9 +163,11 @@ def test_checkpoints_edited_or_removed(engine: Engine, audit_log: AuditLog, keyr
 
 
 def test_checkpoint_signed_by_another_key(audit_log: AuditLog, keyring: Keyring) -> None:
+    """A key id no configured key knows, on a checkpoint row, is damage (exit 1), never
+    "cannot verify": an insider can write any key id (issue 16)."""
     write(audit_log, 3)
     audit_log.checkpoint()
-    with pytest.raises(UntrustedKey):
+    with pytest.raises(CheckpointInvalid, match="no configured key knows"):
         check(audit_log, keyring, TrustedKeys.build(keyring=keyring, signer=None))
 
 
