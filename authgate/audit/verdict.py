@@ -64,7 +64,7 @@ class Verdict:
         return json.dumps(asdict(self), sort_keys=True)
 
 
-def _iso(when: datetime | None) -> str | None:
+def iso(when: datetime | None) -> str | None:
     return when.isoformat().replace("+00:00", "Z") if when else None
 
 
@@ -75,8 +75,8 @@ def period_of(store: AuditStore, *, since: datetime | None,
     ends = [next(iter(store.stream_rows(wanted, batch=1, descending=d)), None)
             for d in (False, True)]
     first, last = (from_micros(r.ts) if r is not None else None for r in ends)
-    return {"first": _iso(first), "last": _iso(last), "since": _iso(since),
-            "until": _iso(until)}
+    return {"first": iso(first), "last": iso(last), "since": iso(since),
+            "until": iso(until)}
 
 
 def intact(trail: VerifiedTrail, *, period: dict[str, str | None]) -> Verdict:
@@ -87,7 +87,7 @@ def intact(trail: VerifiedTrail, *, period: dict[str, str | None]) -> Verdict:
         chains={"total": sum(1 for c in trail.chains if c.records), "open": open_chains},
         checkpoints={"count": trail.checkpoints,
                      "latest": None if cp is None else {
-                         "seq": cp.seq, "key_id": cp.key_id, "time": _iso(from_micros(cp.ts))}},
+                         "seq": cp.seq, "key_id": cp.key_id, "time": iso(from_micros(cp.ts))}},
         not_covered={"records": trail.unanchored_tail,
                      "after_checkpoint": cp.seq if cp else None,
                      "open_chains": open_chains, "why": _RESIDUAL})

@@ -80,7 +80,8 @@ def verify_store(store: AuditStore, *, keyring: Keyring, trusted: TrustedKeys,
     it: a range emptied by deletion is ``missing``). ``now`` (None: no grace) lets a
     checkpoint just written wait for its sealed record."""
     cps = verify_checkpoints(store.checkpoints(), trusted=trusted)
-    registered = store.registered_chains()
+    #: a registration is not sealed: one that is not text names no chain a writer made
+    registered = {c for c in store.registered_chains() if type(c) is str}
     ranged = since is not None or until is not None
     spans = id_spans(store, since=since, until=until, jobs=jobs)
     job = _Job(store, keyring, cps, registered, batch, spans)

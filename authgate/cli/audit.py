@@ -91,7 +91,7 @@ def verify_command(ctx: click.Context, since: str | None, until: str | None,
                        f"checkpoint {done.checkpoint_seq}, record MACs "
                        f"{'checked' if done.macs_checked else 'not checked (no key)'}")
             return
-    except ExportInvalid as exc:
+    except (ChainDamage, ExportInvalid) as exc:
         click.echo(f"DAMAGED {exc}", err=True)
         sys.exit(1)
     except (AuthgateError, OSError) as exc:
@@ -129,8 +129,8 @@ def _verify_database(settings: Any, trusted: Any, since: datetime | None,
             _record_run(log, _verify_event(Outcome.SUCCESS, "intact", f"{trail.records} "
                                            "records"))
         except ChainDamage as exc:
-            found = verdict.damaged(exc, period={"since": verdict._iso(since),
-                                                 "until": verdict._iso(until)})
+            found = verdict.damaged(exc, period={"since": verdict.iso(since),
+                                                 "until": verdict.iso(until)})
             _record_run(log, _verify_event(Outcome.FAILURE, exc.kind, str(exc)[:400]))
         finally:
             log.close()

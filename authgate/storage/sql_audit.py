@@ -38,7 +38,13 @@ from authgate.storage.audit_rows import (
 )
 from authgate.storage.fastpath import connections_for
 from authgate.storage.guard import storage_guard
-from authgate.storage.sql_audit_sealed import canonical_sql, v1_text
+from authgate.storage.sql_audit_sealed import (
+    SAFE_CHAIN_COLUMNS,
+    as_bytes,
+    canonical_sql,
+    decoded,
+    safe_row,
+)
 from authgate.storage.tables import audit_checkpoints, audit_events
 from authgate.storage.timeconv import to_micros
 
@@ -195,11 +201,11 @@ class SqlAuditStore:
         sql = f"SELECT {_CHAIN_COLUMNS}, {self._canonical} {rest}"  # noqa: S608
         safe = None
         if self._canonical_blob_safe is not None:
-            safe = f"SELECT {_CHAIN_COLUMNS}, {self._canonical_blob_safe} {rest}"  # noqa: S608
+            safe = f"SELECT {SAFE_CHAIN_COLUMNS}, {self._canonical_blob_safe} {rest}"  # noqa: S608
         end = 2**62 if last_id is None else last_id
         for rows in self.batches(sql, [end], after=first_id - 1, batch=batch, fallback=safe):
             if self.is_sqlite and len(rows[0]) == 8:  # the ``blob_safe`` fallback
-                yield from map(v1_text, rows)
+                yield from map(safe_row, rows)
             elif self.is_sqlite:
                 yield from rows
             else:  # text of both versions, and whether it is version 2
@@ -234,7 +240,10 @@ class SqlAuditStore:
         return sorted(ids)
 
     def registered_chains(self) -> set[str]:
-        return {r[0] for r in self.fetch("SELECT chain_id FROM audit_chains")}
+        """Every registered chain id (SQLite: text that is not UTF-8 is left out as bytes
+        rather than failing the read)."""
+        column = as_bytes("chain_id") if self.is_sqlite else "chain_id"
+        return {decoded(r[0]) for r in self.fetch(f"SELECT {column} FROM audit_chains")}  # noqa: S608
 
     def head_of(self, chain_id: str) -> ChainHead | None:
         """A chain's last record; its writer wrote recently, so the backward scan is short."""
@@ -269,12 +278,12 @@ class SqlAuditStore:
 
     # -- checkpoints ------------------------------------------------------------------
     def checkpoints(self) -> list[CheckpointRow]:
-        """Every checkpoint in seq order (few rows)."""
-        c = audit_checkpoints.c
-        with storage_guard(), self._engine.connect() as conn:
-            rows = [CheckpointRow._make(r) for r in conn.execute(
-                select(c.seq, c.ts, c.kind, c.key_id, c.payload, c.signature).order_by(c.seq))]
-        return rows
+        """Every checkpoint in seq order (few rows), as stored: SQLite text that is not
+        UTF-8 is handed over as bytes (verification refuses it) instead of failing."""
+        names = ("seq", "ts", "kind", "key_id", "payload", "signature")
+        cols = ", ".join(map(as_bytes, names)) if self.is_sqlite else ", ".join(names)
+        rows = self.fetch(f"SELECT {cols} FROM audit_checkpoints ORDER BY seq")  # noqa: S608
+        return [CheckpointRow._make(map(decoded, r)) for r in rows]
 
     def last_checkpoint(self) -> CheckpointRow | None:
         """The newest checkpoint."""

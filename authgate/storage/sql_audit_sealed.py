@@ -41,13 +41,35 @@ def canonical_sql(*, sqlite: bool, blob_safe: bool = False) -> str:
             f"ELSE concat_ws(chr(31), {names}) END, v = 2")
 
 
-def v1_text(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """A ``blob_safe`` row as ``stream_sealed`` hands rows over: version 1 as text (None
-    when it is not UTF-8: no writer stores such text)."""
-    sealed = row[6]
-    if row[7] != 1 and sealed is not None:
+def as_bytes(column: str) -> str:
+    """SQLite: a text value as a BLOB (Python's sqlite3 fails the whole query on text that
+    is not UTF-8, which no writer stores but an insider can); other values as they are."""
+    return f"iif(typeof({column}) = 'text', CAST({column} AS BLOB), {column})"
+
+
+#: ``stream_sealed``'s columns beside the sealed text, for the ``blob_safe`` fallback
+SAFE_CHAIN_COLUMNS = "id, " + ", ".join(map(as_bytes, ("seq", "mac", "chain_id", "key_id",
+                                                       "prev")))
+
+
+def decoded(value: Any) -> Any:
+    """Bytes read by ``as_bytes`` back as text; left as bytes when not UTF-8 (the record
+    then fails its checks as a value of the wrong type)."""
+    if type(value) is bytes:
         try:
-            sealed = sealed.decode()
+            return value.decode()
         except UnicodeDecodeError:
-            sealed = None
-    return (*row[:6], sealed)
+            return value
+    return value
+
+
+def safe_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A ``blob_safe`` row as ``stream_sealed`` hands rows over: text columns as text
+    (``seq`` stays as read: text there is damage), version 1 as text (None when it is not
+    UTF-8), version 2 as bytes."""
+    rid, seq, mac, chain_id, key_id, prev, sealed, v2 = row
+    if v2 != 1 and sealed is not None:
+        sealed = decoded(sealed)
+        sealed = sealed if type(sealed) is str else None
+    return (rid, seq, decoded(mac), decoded(chain_id), decoded(key_id), decoded(prev),
+            sealed)
