@@ -26,7 +26,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from authgate.audit.chain import GENESIS, Keyring, link_digest
-from authgate.audit.errors import AuditKeyMissing, CheckpointInvalid, UntrustedKey
+from authgate.audit.errors import (
+    AuditKeyMissing,
+    CheckpointDeleted,
+    CheckpointInvalid,
+    UntrustedKey,
+)
 
 PAYLOAD_VERSION = 1
 
@@ -184,25 +189,57 @@ class VerifiedCheckpoints:
     heads: dict[str, dict[int, str]]
     #: chain → (seq, mac) of the last record removed by a retention purge
     anchors: dict[str, tuple[int, str]]
+    #: checkpoint seq → (key id, signature): what its sealed ``audit.checkpoint`` names
+    signatures: dict[int, tuple[str, str]] = field(default_factory=dict)
 
 
 def verify_checkpoints(rows: Sequence[Sequence[Any]], *,
                        trusted: TrustedKeys) -> VerifiedCheckpoints:
+    """Every checkpoint row, in seq order: signed by a trusted key, numbered without a
+    gap, each naming its predecessor. A row the database could hold but authgate never
+    writes (a NULL, a BLOB, a key id no configured key knows) is tampering, reported
+    as damage to that checkpoint, never as a configuration problem (issue 16)."""
     heads: dict[str, dict[int, str]] = {}
     anchors: dict[str, tuple[int, str]] = {}
+    signatures: dict[int, tuple[str, str]] = {}
     expected_prev, latest = GENESIS, None
     for index, row in enumerate(rows, start=1):
-        cp = Checkpoint(*row)
-        trusted.verify(key_id=cp.key_id, data=cp.payload.encode(), signature=cp.signature)
-        data = cp.data
+        cp, data = _checked(row, index, trusted)
         if cp.seq != index or data.get("seq") != cp.seq:
-            raise CheckpointInvalid(f"checkpoint {index} missing (found {cp.seq})", seq=cp.seq)
-        if data.get("prev") != expected_prev or data.get("kind") != cp.kind:
+            raise CheckpointDeleted(f"checkpoint {index} missing (found {cp.seq})",
+                                    seq=index)
+        if (data.get("prev") != expected_prev or data.get("kind") != cp.kind
+                or data.get("ts") != cp.ts):
             raise CheckpointInvalid("checkpoint does not follow the previous one", seq=cp.seq)
         for chain, (seq, mac) in data.get("heads", {}).items():
             heads.setdefault(chain, {})[int(seq)] = mac
         for chain, (seq, mac) in data.get("anchors", {}).items():
             if chain not in anchors or anchors[chain][0] < seq:
                 anchors[chain] = (int(seq), mac)
+        signatures[cp.seq] = (cp.key_id, cp.signature)
         expected_prev, latest = link_digest(cp.signature), cp
-    return VerifiedCheckpoints(count=len(rows), latest=latest, heads=heads, anchors=anchors)
+    return VerifiedCheckpoints(count=len(rows), latest=latest, heads=heads, anchors=anchors,
+                               signatures=signatures)
+
+
+def _checked(row: Sequence[Any], index: int,
+             trusted: TrustedKeys) -> tuple[Checkpoint, dict[str, Any]]:
+    """One row as a ``Checkpoint`` whose signature verifies, and its signed payload."""
+    cp = Checkpoint(*row)
+    where = cp.seq if type(cp.seq) is int else index
+    if not all(type(v) is str for v in (cp.kind, cp.key_id, cp.payload, cp.signature)) or (
+            type(cp.seq) is not int or type(cp.ts) is not int):
+        raise CheckpointInvalid("a column holds a value of a type authgate never writes",
+                                seq=where)
+    try:
+        trusted.verify(key_id=cp.key_id, data=cp.payload.encode(), signature=cp.signature)
+    except UntrustedKey as exc:
+        raise CheckpointInvalid(f"signed by key {cp.key_id[:80]!r}, which no configured key "
+                                "knows (edited; or add its public key to "
+                                "audit.trusted_public_keys)", seq=where) from exc
+    except (CheckpointInvalid, TypeError) as exc:  # TypeError: a non-ASCII signature
+        raise CheckpointInvalid(f"bad signature: {exc}"[:120], seq=where) from exc
+    data = cp.data
+    if type(data) is not dict:
+        raise CheckpointInvalid("payload is not a checkpoint", seq=where)
+    return cp, data

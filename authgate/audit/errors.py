@@ -33,12 +33,14 @@ class ChainDamage(AuditError):
     def __init__(self, message: str, *, record_id: int | None = None, chain_id: str = "",
                  seq: int | None = None) -> None:
         self.message = message
-        self.record_id = record_id
-        self.chain_id = chain_id
-        self.seq = seq
-        where = f"record {record_id}" if record_id is not None else "chain"
-        super().__init__(f"{self.kind}: {where} (chain {chain_id or '-'} seq "
-                         f"{seq if seq is not None else '-'}): {message}")
+        self.record_id = record_id if type(record_id) is int else None
+        #: as the record holds them; a value of another type (an insider's edit) is
+        #: not repeated: the message and the record id say where
+        self.chain_id = chain_id if type(chain_id) is str else ""
+        self.seq = seq if type(seq) is int else None
+        where = f"record {self.record_id}" if self.record_id is not None else "chain"
+        super().__init__(f"{self.kind}: {where} (chain {self.chain_id or '-'} seq "
+                         f"{self.seq if self.seq is not None else '-'}): {message}")
 
     def __reduce__(self) -> tuple[object, ...]:  # survives the trip from a worker process
         return (_rebuild, (type(self), self.message, self.record_id, self.chain_id, self.seq))
@@ -104,9 +106,27 @@ class UnknownKeyId(ChainDamage):
 
 
 class CheckpointInvalid(ChainDamage):
-    """A checkpoint's signature fails, or the checkpoint sequence has a gap or a fork."""
+    """A checkpoint's signature fails, its key id is one no configured key knows, a column
+    holds a value authgate never writes, or the sequence has a fork."""
 
     kind = "checkpoint_invalid"
+
+
+class CheckpointDeleted(CheckpointInvalid):
+    """A checkpoint is gone: a gap in the sequence, or a sealed ``audit.checkpoint`` record
+    names a checkpoint the table no longer holds (deleting the newest ones hides a tail
+    cut, issue 16), or a witnessed checkpoint is missing from a database that holds later
+    records."""
+
+    kind = "checkpoint_deleted"
+
+
+class TrailWiped(ChainDamage):
+    """No record at all: a trail authgate has written to is never empty (every run writes,
+    and ``audit verify`` records itself), so an empty one was wiped or is a stale copy
+    (an SQLite file copied without its ``-wal``)."""
+
+    kind = "wiped"
 
 
 class ExportInvalid(AuditError):
@@ -119,7 +139,7 @@ class ExportInvalid(AuditError):
         super().__init__(f"line {line}: {message}" if line is not None else message)
 
 
-class ChainWiped(ChainDamage):
+class ChainWiped(TrailWiped):
     """The database holds no record while a witness or anchor saw signed checkpoints."""
 
     kind = "wiped"
@@ -129,12 +149,6 @@ class RolledBack(ChainDamage):
     """The database is an older copy: it ends before a witnessed checkpoint was signed."""
 
     kind = "rolled_back"
-
-
-class CheckpointDeleted(ChainDamage):
-    """A witnessed checkpoint is missing from a database that holds later records."""
-
-    kind = "checkpoint_deleted"
 
 
 class WitnessInvalid(ChainDamage):

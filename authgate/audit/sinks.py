@@ -52,8 +52,11 @@ def tcp_peer_closed(sock: socket.socket) -> bool:
 
 
 def _readable(sock: socket.socket) -> bool:
-    """Without waiting (a peek on a socket with a timeout would wait that long)."""
-    return bool(select.select([sock], [], [], 0)[0])
+    """Without waiting (a peek on a socket with a timeout would wait that long). ``poll``,
+    not ``select``: a busy worker's descriptors pass 1024, which ``select`` cannot watch."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+    return bool(poller.poll(0))
 
 
 def wait_acknowledged(sock: socket.socket, *, timeout: float) -> None:

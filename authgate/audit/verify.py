@@ -2,24 +2,27 @@
 
 One pass over the primary key in keyset batches (constant memory, a few bytes of state per
 chain): within a chain, id order is written order, since one lane writes it at a time. Every
-record's MAC is recomputed. The first damage raises the exception for its kind, naming the
-record: an edited or rewritten record (``altered``), a record no writer made (``forged``), a
-gap (``missing``), records out of written order (``reordered``), a chain that does not start
-at its beginning or a signed retention cut (``head_cut``), a chain shorter than a signed
-checkpoint saw (``truncated``), a chain gone (``chain_deleted``), a record outside any chain
-(``unsealed``), an unknown chain key (``unknown_key``), a bad or missing checkpoint
-(``checkpoint_invalid``).
+record's MAC is recomputed (``verify_scan``). The first damage raises the exception for its
+kind, naming the record: an edited or rewritten record (``altered``), a record no writer
+made (``forged``), a gap (``missing``), records out of written order (``reordered``), a
+chain that does not start at its beginning or a signed retention cut (``head_cut``), a
+chain shorter than a signed checkpoint saw (``truncated``), a chain gone
+(``chain_deleted``), a record outside any chain (``unsealed``), an unknown chain key
+(``unknown_key``), a bad checkpoint (``checkpoint_invalid``), a deleted one
+(``checkpoint_deleted``), no record at all (``wiped``).
+
+The verdict is the same whatever ``jobs`` (issue 16): each worker returns its states and
+its first damage; the parent joins the parts in id order and re-scans, serially and with
+the context of the parts before it, any part whose worker found damage (a worker starts
+mid-chain, so what it saw at its start may be an artefact of the split).
 """
 from __future__ import annotations
 
-import hmac
-import json
-from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from authgate.audit.chain import FIELDS, GENESIS, SEP, SEP_BYTE, SEPARATORS, Keyring
+from authgate.audit.chain import Keyring
 from authgate.audit.checkpoints import (
     Checkpoint,
     TrustedKeys,
@@ -27,21 +30,21 @@ from authgate.audit.checkpoints import (
     verify_checkpoints,
 )
 from authgate.audit.errors import (
+    ChainDamage,
     ChainDeleted,
-    ChainHeadCut,
     ChainTruncated,
-    RecordAltered,
-    RecordForged,
-    RecordsMissing,
-    RecordsReordered,
-    RecordUnsealed,
-    UnknownKeyId,
+    CheckpointDeleted,
+    CheckpointInvalid,
+    TrailWiped,
 )
 from authgate.audit.parallel import collector_paused, id_spans, parallel_map
+from authgate.audit.verify_scan import MacOf, State, States, event_of, join, raise_gap, scan
 from authgate.storage.audit_rows import SealedRow
 from authgate.storage.interfaces import AuditStore
+from authgate.storage.timeconv import to_micros
 
-_SAME = hmac.compare_digest
+#: a checkpoint younger than this may still be waiting (busy database) for its record
+RECORD_GRACE = timedelta(seconds=15)
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class VerifiedChain:
     last_seq: int
     closed: bool  # ends with ``audit.chain.close`` (else: a live writer, or a crash)
     after_checkpoint: int  # records after the newest signed head: chain-protected only
+    goes_on: bool = False  # a ranged check: the chain goes on after the range
 
 
 @dataclass(frozen=True)
@@ -67,40 +71,31 @@ class VerifiedTrail:
         return sum(c.after_checkpoint for c in self.chains)
 
 
-class _State:
-    """Where one chain stands during the pass."""
-
-    __slots__ = ("chain_id", "expected", "prev", "count", "first", "first_id", "first_prev",
-                 "last", "gap")
-
-    def __init__(self, chain_id: str, seq: int, prev: str | None) -> None:
-        self.chain_id, self.expected, self.prev = chain_id, seq + 1, prev
-        self.count, self.first, self.first_id, self.first_prev = 0, 0, 0, ""
-        self.last = b""  # the sealed bytes of the chain's last record so far
-        #: a record ahead of its place: (id, seq, at the head?); the chain's next record
-        #: tells a deletion (it comes later still) from a reordering (it fills the gap)
-        self.gap: tuple[int, int, bool] | None = None
-
-
 def verify_store(store: AuditStore, *, keyring: Keyring, trusted: TrustedKeys,
                  since: datetime | None = None, until: datetime | None = None,
-                 batch: int = 5000, jobs: int = 1) -> VerifiedTrail:
-    """Verify the checkpoints, then every record (or those in ``[since, until)``).
-
-    ``jobs > 1`` splits the id range over forked worker processes and joins the chains at
-    the seams (each seam's first record must follow the previous part's last).
-    """
+                 batch: int = 5000, jobs: int = 1, now: datetime | None = None,
+                 ) -> VerifiedTrail:
+    """Verify the checkpoints, then every record (or those in ``[since, until)``, with
+    each chain's record just outside the range on either side, which must link across
+    it: a range emptied by deletion is ``missing``). ``now`` (None: no grace) lets a
+    checkpoint just written wait for its sealed record."""
     cps = verify_checkpoints(store.checkpoints(), trusted=trusted)
-    registered = store.registered_chains()
+    #: a registration is not sealed: one that is not text names no chain a writer made
+    registered = {c for c in store.registered_chains() if type(c) is str}
     ranged = since is not None or until is not None
-    job = _Job(store, keyring, cps, registered, batch)
     spans = id_spans(store, since=since, until=until, jobs=jobs)
+    job = _Job(store, keyring, cps, registered, batch, spans)
+    if ranged:
+        job.add_edges(since is not None, until is not None)
     with collector_paused():
-        parts = parallel_map(job, [(a, b, ranged or i > 0) for i, (a, b) in enumerate(spans)],
-                             jobs=len(spans))
-    states = _join(parts, cps, ranged)
-    chains = [_finish(states.get(c), c, cps, registered, ranged)
+        parts = parallel_map(job, list(range(len(spans))), jobs=len(spans))
+    states = _settle(parts, job)
+    outside, going_on = job.edge_counts(), {row[3] for row in job.after}
+    chains = [_finish(states.get(c), c, cps, registered, outside, going_on)
               for c in sorted(set(states) | registered | set(cps.heads) | set(cps.anchors))]
+    if all(_verify_run_only(st) for st in states.values()):
+        raise TrailWiped(_wiped_detail(ranged), chain_id="")
+    _check_references(states, cps, ranged=ranged, now=now)
     return VerifiedTrail(records=sum(c.records for c in chains), chains=tuple(chains),
                          checkpoints=cps.count, latest_checkpoint=cps.latest, ranged=ranged)
 
@@ -109,175 +104,129 @@ class _Job:
     """One span's scan; run in the parent or a forked worker (inherits store and keys)."""
 
     def __init__(self, store: AuditStore, keyring: Keyring, cps: VerifiedCheckpoints,
-                 registered: set[str], batch: int) -> None:
-        self.store, self.keyring, self.cps = store, keyring, cps
-        self.registered, self.batch = registered, batch
+                 registered: set[str], batch: int, spans: list[tuple[int, int | None]]
+                 ) -> None:
+        self.store, self.cps, self.registered, self.batch = store, cps, registered, batch
+        self.macs: dict[str, MacOf] = {k: m.hexdigest for k, m in keyring.keyed.items()}
+        self.spans = spans
+        self.before: list[SealedRow] = []
+        self.after: list[SealedRow] = []
 
-    def __call__(self, span: tuple[int, int | None, bool]) -> dict[str, _State]:
-        lo, hi, mid = span
+    def add_edges(self, has_since: bool, has_until: bool) -> None:
+        """Each chain's record just before the range and just after it (few rows)."""
+        lo, hi = self.spans[0][0], self.spans[-1][1]
+        ids = self.store.chain_edges(below=lo if has_since else 1,
+                                     above=max(hi, lo - 1) if has_until and hi is not None
+                                     else None)
+        for rid in ids:
+            rows = list(self.store.stream_sealed(first_id=rid, last_id=rid))
+            (self.before if rid < lo else self.after).extend(rows)
+
+    def edge_counts(self) -> dict[Any, int]:
+        counts: dict[Any, int] = {}
+        for row in (*self.before, *self.after):
+            counts[row[3]] = counts.get(row[3], 0) + 1
+        return counts
+
+    def __call__(self, index: int) -> tuple[States, ChainDamage | None]:
+        states: States = {}
+        try:
+            self.run(index, states, mid=index > 0)
+        except ChainDamage as exc:
+            return states, exc
+        return states, None
+
+    def run(self, index: int, states: States, *, mid: bool) -> None:
+        """Scan span ``index`` into ``states`` (the first span after the records just
+        before the range, the last before those just after it)."""
+        lo, hi = self.spans[index]
+        common = (self.macs, self.cps, self.registered)
+        if index == 0 and self.before:
+            scan(self.before, *common, mid=True, states=states)
         rows = self.store.stream_sealed(first_id=lo, last_id=hi, batch=self.batch)
-        return _scan(rows, self.keyring, self.cps, self.registered, mid)
+        scan(rows, *common, mid=mid, states=states)
+        if index == len(self.spans) - 1 and self.after:
+            scan(self.after, *common, mid=mid, states=states)
 
 
-def _join(parts: list[dict[str, _State]], cps: VerifiedCheckpoints,
-          ranged: bool) -> dict[str, _State]:
-    """Chain the parts: each part's first record of a chain follows the previous last."""
-    merged: dict[str, _State] = dict(parts[0]) if parts else {}
-    for part in parts[1:]:
-        for chain_id, st in part.items():
-            before = merged.get(chain_id)
-            if before is None:
-                anchor_seq, anchor_mac = cps.anchors.get(chain_id, (0, GENESIS))
-                before = _State(chain_id, anchor_seq, None if ranged else anchor_mac)
-                before.first = st.first
-            _seam(before, st, ranged and chain_id not in merged)
-            st.first = before.first if before.count else st.first
-            st.count += before.count
-            merged[chain_id] = st
+def _settle(parts: list[tuple[States, ChainDamage | None]], job: _Job) -> States:
+    """Join the parts in id order; a part whose worker found damage is scanned again
+    here, continuing the joined states, so the damage reported is the serial one."""
+    merged: States = {}
+    for index, (states, damage) in enumerate(parts):
+        if damage is None:
+            merged = join(merged, states, job.cps) if index else states
+        elif index == 0:
+            raise damage
+        else:
+            job.run(index, merged, mid=False)
     return merged
 
 
-def _seam(before: _State, st: _State, starts_range: bool) -> None:
-    where: dict[str, Any] = {"record_id": st.first_id, "chain_id": st.chain_id,
-                             "seq": st.first}
-    if before.gap is not None:
-        _raise_gap(before, filled=st.first < before.gap[1])
-    if starts_range:
-        return
-    if st.first < before.expected:
-        raise RecordForged("copy of a record already in the chain", **where)
-    if st.first > before.expected:
-        before.gap = (st.first_id, st.first, before.count == 0)
-        _raise_gap(before, filled=False)
-    if before.prev is not None and st.first_prev != before.prev:
-        raise RecordsReordered("record does not link to its predecessor", **where)
+def _verify_run_only(st: State) -> bool:
+    """No record, or only an ``audit verify`` run's (``audit.verify`` and the close of
+    its chain): a wiped trail stays wiped after the verification that found it."""
+    return st.count == 0 or (st.count <= 2 and event_of(st.lead) == "audit.verify")
 
 
-def _scan(rows: Iterable[SealedRow], keyring: Keyring, cps: VerifiedCheckpoints,
-          registered: set[str], mid: bool) -> dict[str, _State]:
-    """Check every row ``(id, seq, mac, chain_id, key_id, prev, sealed)`` of a span (``mid``:
-    chains may begin before the span). The hot loop of a million-record check: the database
-    rendered the sealed bytes (``AuditStore.stream_sealed``), the MAC comes from a
-    pre-keyed HMAC (``chain.PrekeyedMac``); a mac column edited into non-ASCII text is
-    damage to report, not a crash."""
-    macs = {kid: keyed.hexdigest for kid, keyed in keyring.keyed.items()}
-    anchors, heads = cps.anchors, cps.heads
-    states: dict[str, _State] = {}
-    for rid, seq, mac, chain_id, key_id, prev, sealed in rows:
-        st = states.get(chain_id)
-        if st is None:
-            st = states[chain_id] = _begin(rid, chain_id, seq, prev, anchors, mid)
-        mac_of = macs.get(key_id)
-        if mac_of is None:
-            raise UnknownKeyId(f"key id {key_id!r} is not configured", record_id=rid,
-                               chain_id=chain_id, seq=seq)
-        if type(sealed) is not bytes:  # version 1 text (``chain``), or NULL
-            sealed = _v1_bytes(sealed, rid, seq, st, registered)
-        try:
-            same = _SAME(mac_of(sealed), mac)
-        except TypeError:  # not ASCII text, or no text: no MAC authgate wrote
-            same = False
-        if not same:
-            _bad_mac(rid, chain_id, seq, st.expected, chain_id in registered)
-        if seq != st.expected or st.gap is not None:
-            _out_of_place(rid, seq, st, mid)
-        elif st.prev is not None and prev != st.prev:
-            raise RecordsReordered("record does not link to its predecessor",
-                                   record_id=rid, chain_id=chain_id, seq=seq)
-        signed = heads.get(chain_id)
-        if signed is not None and signed.get(seq, mac) != mac:
-            raise RecordAltered("differs from the record a checkpoint signed",
-                                record_id=rid, chain_id=chain_id, seq=seq)
-        st.prev, st.expected, st.last = mac, seq + 1, sealed
-        st.count += 1
-    return states
+def _wiped_detail(ranged: bool) -> str:
+    where = "no record in or around the range" if ranged else "no audit record at all"
+    return (f"{where} but audit verify runs: a trail authgate has written to is never "
+            "empty (wiped, or a copy of the database file without its -wal file)")
 
 
-def _v1_bytes(text: str | bytes | None, rid: int, seq: int, st: _State,
-              registered: set[str]) -> bytes:
-    """A version 1 sealed text as the bytes its MAC covers, after its separator count."""
-    if text is None:  # a NULL in a sealed column (the schema forbids it)
-        raise RecordAltered("a sealed field is NULL", record_id=rid, seq=seq)
-    data = text if isinstance(text, bytes) else text.encode()
-    if data.count(SEP_BYTE) != SEPARATORS:  # a field holding the separator
-        _bad_mac(rid, st.chain_id, seq, st.expected, st.chain_id in registered)
-    return data
-
-
-def _begin(rid: int, chain_id: str, seq: int, prev: str,
-           anchors: dict[str, tuple[int, str]], mid: bool) -> _State:
-    if chain_id is None:  # the schema forbids it
-        raise RecordAltered("a sealed field is NULL", record_id=rid, seq=seq)
-    if chain_id == "":
-        raise RecordUnsealed("record is in no chain", record_id=rid, seq=seq)
-    anchor_seq, anchor_mac = anchors.get(chain_id, (0, GENESIS))
-    if mid and seq - 1 > anchor_seq:
-        st = _State(chain_id, seq - 1, None)  # the span starts mid-chain: link checked later
-    else:
-        st = _State(chain_id, anchor_seq, anchor_mac)
-    st.first, st.first_id, st.first_prev = seq, rid, prev
-    return st
-
-
-def _bad_mac(rid: int, chain_id: str, seq: int, expected: int, registered: bool) -> None:
-    where: dict[str, Any] = {"record_id": rid, "chain_id": chain_id, "seq": seq}
-    if not registered:
-        raise RecordForged("record of a chain no writer registered", **where)
-    if seq < expected:
-        raise RecordForged("second record at a position already taken", **where)
-    raise RecordAltered("content does not match its MAC", **where)
-
-
-def _out_of_place(rid: int, seq: int, st: _State, ranged: bool) -> None:
-    if st.gap is not None:
-        _raise_gap(st, filled=seq < st.gap[1])
-    if seq < st.expected:
-        raise RecordForged("copy of a record already in the chain", record_id=rid,
-                           chain_id=st.chain_id, seq=seq)
-    st.gap = (rid, seq, st.count == 0 and not ranged)
-
-
-def _raise_gap(st: _State, *, filled: bool) -> None:
-    rid, seq, head = st.gap  # type: ignore[misc]
-    where: dict[str, Any] = {"record_id": rid, "chain_id": st.chain_id, "seq": seq}
-    if filled:
-        raise RecordsReordered("record stored ahead of records written before it", **where)
-    if head:
-        raise ChainHeadCut("chain does not start at its first record or a signed cut",
-                           **where)
-    raise RecordsMissing("records before this one are missing", **where)
-
-
-def _finish(st: _State | None, chain_id: str, cps: VerifiedCheckpoints,
-            registered: set[str], ranged: bool) -> VerifiedChain:
+def _finish(st: State | None, chain_id: str, cps: VerifiedCheckpoints,
+            registered: set[str], outside: dict[Any, int], going_on: set[Any],
+            ) -> VerifiedChain:
+    """The end of a chain: a gap left open, a tail shorter than a checkpoint saw, a
+    chain gone. A chain that goes on past a verified range is not judged at its end."""
     anchor = cps.anchors.get(chain_id)
     anchor_seq = anchor[0] if anchor else 0
     signed = [s for s in cps.heads.get(chain_id, {}) if s > anchor_seq]
     if st is not None and st.gap is not None:
-        _raise_gap(st, filled=False)
+        raise_gap(st, filled=False)
     last = st.expected - 1 if st else anchor_seq
     count = st.count if st else 0
-    if not ranged and signed and max(signed) > last:
+    goes_on = chain_id in going_on
+    if not goes_on and signed and max(signed) > last:
         if count == 0 and anchor is None:
             raise ChainDeleted("a checkpoint saw this chain; no record is left",
                                chain_id=chain_id, seq=max(signed))
         raise ChainTruncated(f"chain ends at {last}; a checkpoint saw {max(signed)}",
                              chain_id=chain_id, seq=last + 1)
-    if not ranged and count == 0 and chain_id in registered and anchor is None:
+    if count == 0 and chain_id in registered and anchor is None:
         raise ChainDeleted("registered chain has no records", chain_id=chain_id)
     newest = max(signed, default=anchor_seq)
-    return VerifiedChain(chain_id, count, st.first if st else 0, last,
-                         st is not None and _event_of(st.last) == "audit.chain.close",
-                         max(0, last - newest) if count else 0)
+    return VerifiedChain(chain_id, count - outside.get(chain_id, 0), st.first if st else 0,
+                         last, st is not None and event_of(st.last) == "audit.chain.close",
+                         max(0, last - newest) if count else 0, goes_on)
 
 
-_EVENT = FIELDS.index("event")
-
-
-def _event_of(sealed: bytes) -> str:
-    """The ``event`` field of sealed bytes of either version (``chain.FIELDS`` order)."""
-    if sealed.startswith(b"["):
-        fields = json.loads(sealed)
-        return str(fields[_EVENT]) if len(fields) > _EVENT else ""
-    parts = sealed.decode().split(SEP, _EVENT + 1)
-    return parts[_EVENT] if len(parts) > _EVENT else ""
+def _check_references(states: States, cps: VerifiedCheckpoints, *, ranged: bool,
+                      now: datetime | None) -> None:
+    """Each sealed ``audit.checkpoint`` record names its checkpoint: the table must still
+    hold it, as it was signed; and the newest checkpoint's own record must survive (it
+    is written right after it: without it, the chain was cut back to the signed head)."""
+    refs = sorted((ref, st.chain_id) for st in states.values() for ref in st.refs)
+    named = set()
+    for (rid, seq, cp_seq, key_id, signature), chain_id in refs:
+        where: dict[str, Any] = {"record_id": rid, "chain_id": chain_id, "seq": seq}
+        held = cps.signatures.get(cp_seq)
+        if held is None:
+            raise CheckpointDeleted(f"checkpoint #{cp_seq} is gone from audit_checkpoints; "
+                                    "its sealed record remains", **where)
+        if held != (key_id, signature):
+            raise CheckpointInvalid(f"checkpoint #{cp_seq} is not the one its sealed record "
+                                    "names", **where)
+        named.add(cp_seq)
+    latest = cps.latest
+    if ranged or latest is None or latest.seq in named:
+        return
+    if now is not None and latest.ts > to_micros(now - RECORD_GRACE):
+        return
+    heads = {c: s for c, (s, _m) in latest.data.get("heads", {}).items()}
+    cut = sorted(c for c, st in states.items() if heads.get(c) == st.expected - 1)
+    raise ChainTruncated(f"checkpoint #{latest.seq}'s sealed record, written right after "
+                         "it, is gone: the chain was cut back to the head it signed",
+                         chain_id=cut[0] if cut else "",
+                         seq=heads[cut[0]] + 1 if cut else None)

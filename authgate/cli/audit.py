@@ -80,14 +80,14 @@ def audit_group() -> None:
                    "every checkpoint it saw.")
 @click.option("--anchor", "anchors", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="An anchor saved earlier (authgate audit anchor, or an export).")
-@click.option("--json", "as_json", is_flag=True, help="A machine-readable report.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the verdict as one JSON object (docs/audit.md, Reading a verdict).")
 @click.pass_context
 def verify_command(ctx: click.Context, since: str | None, until: str | None,
                    export_file: str | None, public_keys: tuple[str, ...], jobs: int,
                    witness: str | None, anchors: tuple[str, ...], as_json: bool) -> None:
-    """Exit 0 when intact; 1 naming the first bad record and the kind of damage."""
-    from authgate.audit.verify import verify_store
-
+    """Exit 0 intact; 1 damaged (the first bad record and the kind of damage); 2 could
+    not check (configuration, keys, database)."""
     if export_file:
         _verify_export_file(ctx.obj, export_file, public_keys, as_json=as_json)
         return
@@ -95,25 +95,75 @@ def verify_command(ctx: click.Context, since: str | None, until: str | None,
     try:
         trusted = trusted_keys_for(settings, extra_public_pems=tuple(
             Path(p).read_text() for p in public_keys))
-        with _audit_log(ctx) as log:
-            try:
-                trail = verify_store(log.store, keyring=keyring_for(settings),
-                                     trusted=trusted, since=_when(since), until=_when(until),
-                                     jobs=jobs, batch=settings.audit.batch_size)
-                seen = _witnessed(log.store, trusted, witness, anchors)
-            except ChainDamage as exc:
-                log.record(_verify_event(Outcome.FAILURE, exc.kind, str(exc)[:400]))
-                click.echo(f"residual window: {_bound(settings)}", err=True)
-                raise
-            log.record(_verify_event(Outcome.SUCCESS, "intact", f"{trail.records} records"))
-            _report(trail)
-            click.echo(_window(settings, seen, trail))
-    except ChainDamage as exc:
-        click.echo(f"DAMAGED {exc}", err=True)
-        sys.exit(1)
+    except (AuthgateError, OSError) as exc:
+        _report(_could_not_check(exc), as_json=as_json)
+    _report(_verify_database(settings, trusted, _when(since), _when(until), jobs,
+                             witness=witness, anchors=anchors), as_json=as_json)
+
+
+def _could_not_check(exc: Exception) -> Any:
+    from authgate.audit.verdict import could_not_check
+
+    return could_not_check(str(exc) or type(exc).__name__)
+
+
+def _verify_database(settings: Any, trusted: Any, since: datetime | None,
+                     until: datetime | None, jobs: int, *, witness: str | None = None,
+                     anchors: tuple[str, ...] = ()) -> Any:
+    """Verify the configured database and record the run in it; a database this process
+    may only read (an auditor's copy) is verified all the same."""
+    from authgate.audit import verdict
+    from authgate.audit.verify import verify_store
+    from authgate.storage.readonly import read_only_engine
+
+    try:
+        engine = read_only_engine(settings.storage.url) or make_engine(settings.storage.url)
+    except (AuthgateError, OSError) as exc:
+        return _could_not_check(exc)
+    try:
+        log = build_audit_log(settings, engine, SystemClock(), close_on_exit=False)
+        try:
+            trail = verify_store(log.store, keyring=keyring_for(settings), trusted=trusted,
+                                 since=since, until=until, jobs=jobs,
+                                 batch=settings.audit.batch_size, now=datetime.now(UTC))
+            seen = _witnessed(log.store, trusted, witness, anchors)
+            found = verdict.intact(trail, period=verdict.period_of(
+                log.store, since=since, until=until), witness=seen,
+                bound=_bound(settings))
+            _record_run(log, _verify_event(Outcome.SUCCESS, "intact", f"{trail.records} "
+                                           "records"))
+        except ChainDamage as exc:
+            found = verdict.damaged(exc, period={"since": verdict.iso(since),
+                                                 "until": verdict.iso(until)})
+            _record_run(log, _verify_event(Outcome.FAILURE, exc.kind, str(exc)[:400]))
+        finally:
+            log.close()
+        return found
     except AuthgateError as exc:
-        click.echo(f"cannot verify: {exc}", err=True)
-        sys.exit(2)
+        return _could_not_check(exc)
+    finally:
+        engine.dispose()
+
+
+def _record_run(log: Any, event: AuditEvent) -> None:
+    """Record this verification in the trail it checked; a read-only copy cannot take it,
+    which never changes the verdict."""
+    try:
+        log.record(event)
+    except AuthgateError as exc:
+        click.echo(f"note: could not record this run in the audit trail ({exc})", err=True)
+
+
+def _report(found: Any, *, as_json: bool) -> None:
+    """Print the verdict (JSON on stdout with --json) and exit with its status."""
+    from authgate.audit.verdict import plain
+
+    if as_json:
+        click.echo(found.as_json())
+    else:
+        for line in plain(found):
+            click.echo(line, err=found.exit_code != 0)
+    sys.exit(found.exit_code)
 
 
 def _verify_event(outcome: Outcome, reason: str, result: str) -> AuditEvent:
@@ -174,36 +224,6 @@ def _bound(settings: Any) -> str:
     a = settings.audit
     return (f"the gateway signs a checkpoint every {a.checkpoint_every} records of a chain "
             f"and at most {a.checkpoint_interval} after any record (a timer, also when idle)")
-
-
-def _window(settings: Any, seen: Any, trail: Any) -> str:
-    """The residual window: what no witness protects yet (stated in every verdict)."""
-    bound = _bound(settings)
-    if seen is None or seen.newest is None:
-        return ("residual window: no witness or anchor checked; records after the database's "
-                f"newest checkpoint, or a wiped or rolled-back database, are exposed only by "
-                f"the SIEM copy or --witness; {bound}")
-    after = 0 if trail is None else sum(
-        c.records if c.chain_id not in seen.heads else max(0, c.last_seq - seen.heads[
-            c.chain_id]) for c in trail.chains)
-    return (f"{seen.describe()}\nresidual window: {after} records written after it are "
-            f"protected by the chain and the SIEM copy only; {bound}")
-
-
-def _report(trail: Any) -> None:
-    cp = trail.latest_checkpoint
-    click.echo(f"intact: {trail.records} records in {len(trail.chains)} chains; "
-               f"{trail.checkpoints} signed checkpoints"
-               + (f" (latest #{cp.seq}, key {cp.key_id})" if cp else ""))
-    if cp:
-        click.echo(f"anchor: checkpoint #{cp.seq}; keep it with "
-                   f"'authgate audit anchor --existing -o FILE'")
-    open_chains = [c.chain_id for c in trail.chains if c.records and not c.closed]
-    if trail.unanchored_tail:
-        click.echo(f"note: {trail.unanchored_tail} newest records are not yet under a "
-                   "checkpoint; compare them with the SIEM copy")
-    if open_chains:
-        click.echo(f"note: {len(open_chains)} chains are open (live writers, or crashed)")
 
 
 @audit_group.command("export")

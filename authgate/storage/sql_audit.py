@@ -38,6 +38,13 @@ from authgate.storage.audit_rows import (
 )
 from authgate.storage.fastpath import connections_for
 from authgate.storage.guard import storage_guard
+from authgate.storage.sql_audit_sealed import (
+    SAFE_CHAIN_COLUMNS,
+    as_bytes,
+    canonical_sql,
+    decoded,
+    safe_row,
+)
 from authgate.storage.tables import audit_checkpoints, audit_events
 from authgate.storage.timeconv import to_micros
 
@@ -62,36 +69,8 @@ def filter_clauses(wanted: AuditFilter, mark: str) -> tuple[list[str], list[Any]
     return where, params
 
 
-def _joined_sql(parts: Sequence[str], sep: str) -> str:
-    """SQLite ``||`` over ``parts`` with ``sep`` between, in groups of four (one long chain
-    copies its growing result at every step). Unlike ``printf``, ``||`` keeps every byte of
-    a value (a NUL too) and is NULL when any value is NULL."""
-    glue = f" || {sep} || "
-    return glue.join(f"({glue.join(parts[i:i + 4])})" for i in range(0, len(parts), 4))
-
-
 #: the columns verification reads beside the sealed text (``stream_sealed``)
 _CHAIN_COLUMNS = "id, seq, mac, chain_id, key_id, prev"
-
-
-def canonical_sql(*, sqlite: bool, blob_safe: bool = False) -> str:
-    """SQL for a row's sealed text in the canonical form its ``v`` names (``audit.chain``).
-
-    SQLite: version 2 is ``json_array`` of the fields as a BLOB (Python gets the bytes to
-    hash, undecoded); version 1 is TEXT, each value as text with U+001F between, NULL when
-    any value is NULL (``||``). PostgreSQL: both are text, version 2 built from ``to_json``
-    of each field (a NULL drops an element, version 1's ``concat_ws`` a separator: either
-    changes the text); ``stream_sealed`` encodes version 2's. ``json_array`` refuses a BLOB
-    (no writer stores one): ``blob_safe`` reads one as NULL, so its record fails its MAC."""
-    names = ", ".join(SEALED_FIELDS)
-    if sqlite:
-        v1 = _joined_sql(SEALED_FIELDS, "char(31)")
-        cells = names if not blob_safe else ", ".join(
-            f"iif(typeof({n}) = 'blob', NULL, {n})" for n in SEALED_FIELDS)
-        return f"CASE v WHEN 2 THEN CAST(json_array({cells}) AS BLOB) ELSE {v1} END"
-    v2 = "concat_ws(',', " + ", ".join(f"to_json({n})" for n in SEALED_FIELDS) + ")"
-    return (f"CASE WHEN v = 2 THEN '[' || {v2} || ']' "
-            f"ELSE concat_ws(chr(31), {names}) END, v = 2")
 
 
 class SqlAuditStore:
@@ -222,10 +201,12 @@ class SqlAuditStore:
         sql = f"SELECT {_CHAIN_COLUMNS}, {self._canonical} {rest}"  # noqa: S608
         safe = None
         if self._canonical_blob_safe is not None:
-            safe = f"SELECT {_CHAIN_COLUMNS}, {self._canonical_blob_safe} {rest}"  # noqa: S608
+            safe = f"SELECT {SAFE_CHAIN_COLUMNS}, {self._canonical_blob_safe} {rest}"  # noqa: S608
         end = 2**62 if last_id is None else last_id
         for rows in self.batches(sql, [end], after=first_id - 1, batch=batch, fallback=safe):
-            if self.is_sqlite:
+            if self.is_sqlite and len(rows[0]) == 8:  # the ``blob_safe`` fallback
+                yield from map(safe_row, rows)
+            elif self.is_sqlite:
                 yield from rows
             else:  # text of both versions, and whether it is version 2
                 yield from ((*r[:6], r[6].encode() if r[7] and r[6] is not None else r[6])
@@ -246,8 +227,23 @@ class SqlAuditStore:
     def max_id(self) -> int:
         return int(self.fetch("SELECT MAX(id) FROM audit_events")[0][0] or 0)
 
+    def chain_edges(self, *, below: int, above: int | None) -> list[int]:
+        """The id of each chain's last record below ``below`` and first above ``above``
+        (None: none): the records just outside a verified range, which must link across
+        it. One grouped pass over the primary key on each side."""
+        m = self.mark
+        ids = [r[0] for r in self.fetch("SELECT MAX(id) FROM audit_events WHERE id < "  # noqa: S608
+                                        f"{m} GROUP BY chain_id", [below])]
+        if above is not None:
+            ids += [r[0] for r in self.fetch("SELECT MIN(id) FROM audit_events WHERE "  # noqa: S608
+                                             f"id > {m} GROUP BY chain_id", [above])]
+        return sorted(ids)
+
     def registered_chains(self) -> set[str]:
-        return {r[0] for r in self.fetch("SELECT chain_id FROM audit_chains")}
+        """Every registered chain id (SQLite: text that is not UTF-8 is left out as bytes
+        rather than failing the read)."""
+        column = as_bytes("chain_id") if self.is_sqlite else "chain_id"
+        return {decoded(r[0]) for r in self.fetch(f"SELECT {column} FROM audit_chains")}  # noqa: S608
 
     def head_of(self, chain_id: str) -> ChainHead | None:
         """A chain's last record; its writer wrote recently, so the backward scan is short."""
@@ -282,12 +278,12 @@ class SqlAuditStore:
 
     # -- checkpoints ------------------------------------------------------------------
     def checkpoints(self) -> list[CheckpointRow]:
-        """Every checkpoint in seq order (few rows)."""
-        c = audit_checkpoints.c
-        with storage_guard(), self._engine.connect() as conn:
-            rows = [CheckpointRow._make(r) for r in conn.execute(
-                select(c.seq, c.ts, c.kind, c.key_id, c.payload, c.signature).order_by(c.seq))]
-        return rows
+        """Every checkpoint in seq order (few rows), as stored: SQLite text that is not
+        UTF-8 is handed over as bytes (verification refuses it) instead of failing."""
+        names = ("seq", "ts", "kind", "key_id", "payload", "signature")
+        cols = ", ".join(map(as_bytes, names)) if self.is_sqlite else ", ".join(names)
+        rows = self.fetch(f"SELECT {cols} FROM audit_checkpoints ORDER BY seq")  # noqa: S608
+        return [CheckpointRow._make(map(decoded, r)) for r in rows]
 
     def last_checkpoint(self) -> CheckpointRow | None:
         """The newest checkpoint."""

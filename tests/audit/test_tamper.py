@@ -19,7 +19,6 @@ from authgate.audit.errors import (
     RecordsReordered,
     RecordUnsealed,
     UnknownKeyId,
-    UntrustedKey,
 )
 from authgate.audit.log import AuditLog
 from authgate.storage.audit_rows import ROW_COLUMNS
@@ -164,9 +163,11 @@ def test_checkpoints_edited_or_removed(engine: Engine, audit_log: AuditLog, keyr
 
 
 def test_checkpoint_signed_by_another_key(audit_log: AuditLog, keyring: Keyring) -> None:
+    """A key id no configured key knows, on a checkpoint row, is damage (exit 1), never
+    "cannot verify": an insider can write any key id (issue 16)."""
     write(audit_log, 3)
     audit_log.checkpoint()
-    with pytest.raises(UntrustedKey):
+    with pytest.raises(CheckpointInvalid, match="no configured key knows"):
         check(audit_log, keyring, TrustedKeys.build(keyring=keyring, signer=None))
 
 
@@ -247,3 +248,26 @@ def test_prekeyed_mac_is_hmac_sha256(key_length: int) -> None:
     for message in (b"", b"a", os.urandom(63), os.urandom(64), os.urandom(340),
                     os.urandom(5000)):
         assert mac.hexdigest(message) == hmac.new(key, message, "sha256").hexdigest()
+
+
+def test_a_deleted_range_and_a_wiped_trail_on_both_databases(
+        engine: Engine, audit_log: AuditLog, keyring: Keyring, trusted: TrustedKeys) -> None:
+    """Issue 16: a ranged check links each chain across the range (a range emptied by
+    deletion is ``missing``), and a trail with no record at all is ``wiped``."""
+    from authgate.audit.errors import TrailWiped
+    from authgate.storage.timeconv import from_micros
+
+    ids = write(audit_log, 40)
+    (lo,), (hi,) = (sql(engine, "SELECT ts FROM audit_events WHERE id = :id", id=i)[0]
+                    for i in (ids[10], ids[20]))
+    since, until = from_micros(lo), from_micros(hi)
+    assert check(audit_log, keyring, trusted, since=since, until=until).records == 10
+    sql(engine, "DELETE FROM audit_events WHERE id >= :a AND id < :b", a=ids[10], b=ids[20])
+    for jobs in (1, 3):
+        with pytest.raises(RecordsMissing) as caught:
+            check(audit_log, keyring, trusted, since=since, until=until, jobs=jobs)
+        assert (caught.value.record_id, caught.value.seq) == (ids[20], 21)
+    sql(engine, "DELETE FROM audit_events")
+    sql(engine, "DELETE FROM audit_chains")
+    with pytest.raises(TrailWiped):
+        check(audit_log, keyring, trusted)
