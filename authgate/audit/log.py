@@ -22,7 +22,7 @@ from typing import Any
 
 from authgate.audit.chain import Keyring
 from authgate.audit.checkpoints import Checkpoint, Signer, make_checkpoint
-from authgate.audit.metrics import observe_append
+from authgate.audit.metrics import append_failed, observe_append
 from authgate.audit.sinks import NoSinks, SinkFanout, SinkHealth
 from authgate.audit.witness_writer import WitnessWriter
 from authgate.audit.writer import ChainWriter
@@ -68,7 +68,11 @@ class AuditLog:
 
     def record(self, event: AuditEvent) -> int:
         now, started = self._clock.now(), perf_counter()
-        row = self._writer.append(event, to_micros(now))
+        try:
+            row = self._writer.append(event, to_micros(now))
+        except Exception:
+            append_failed()  # docs/metrics.md: the trail cannot record its own outage
+            raise
         observe_append(event, started)  # docs/metrics.md
         self.sinks.emit(row)
         if self._checkpoint_due(now):

@@ -16,6 +16,7 @@ from prometheus_client import Counter
 
 from authgate.audit.catalog import REASONS
 from authgate.core.metrics import (
+    AUDIT_APPEND_FAILURES,
     AUDIT_APPEND_SECONDS,
     DECISIONS,
     LOGIN_OUTCOMES,
@@ -45,3 +46,15 @@ def observe_append(event: AuditEvent, started: float) -> None:
         LOGIN_OUTCOMES.labels(name[6:], event.outcome.value, reason).inc()
     elif name == "ban.spray":
         SPRAY_DETECTIONS.inc()
+
+
+def append_failed() -> None:
+    """A record could not be stored: the trail cannot say so, the figures must."""
+    AUDIT_APPEND_FAILURES.inc()
+
+
+def unaudited_refusal() -> None:
+    """``/verify`` refused a request whose error record could not be stored (the database
+    is down): counted as an error decision all the same, so a dashboard shows the outage as
+    refusals instead of as silence."""
+    DECISIONS.labels("error", "(none)").inc()

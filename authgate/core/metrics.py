@@ -55,6 +55,10 @@ DIRECTORY_UP = Gauge(
 AUDIT_APPEND_SECONDS = Histogram(
     "authgate_audit_append_duration_seconds",
     "Time to seal and store one audit record (one append in 16 is timed)", buckets=_FAST)
+AUDIT_APPEND_FAILURES = Counter(
+    "authgate_audit_append_failures_total",
+    "Audit records that could not be stored (database down or refusing): the request that "
+    "wrote it was refused or failed")
 CHECKPOINT_AGE = Gauge(
     "authgate_audit_checkpoint_age_seconds",
     "Seconds since the last signed checkpoint (-1: none yet), read at scrape",

@@ -63,6 +63,30 @@ def test_verify_decisions_count_by_verdict_and_rule(verify_client) -> None:  # t
                for rule in moved)  # rule ids, never a host or a path
 
 
+def test_a_database_down_is_counted_as_refusals_and_failed_appends(
+        verify_client, services) -> None:  # type: ignore[no-untyped-def]
+    """Fails closed, and visibly: with the audit table gone every /verify is refused (403),
+    and although no record can say so, the decisions and the failed appends are counted."""
+    from sqlalchemy import text
+
+    scrape = scrape_of(verify_client)
+    before = scrape()
+    with services.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE audit_events RENAME TO audit_events_gone"))
+    for _ in range(3):
+        assert verify_client.get("/verify", headers=verify_headers("/")).status_code == 403
+    after = scrape()  # the audit figures read at scrape keep their last values
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("authgate_verify_decisions_total", verdict="error", rule="(none)") == 3
+    assert delta("authgate_audit_append_failures_total") >= 3
+    assert all(delta("authgate_verify_decisions_total", verdict=v, rule=r) <= 0
+               for (n, ls) in after if n == "authgate_verify_decisions_total"
+               for v, r in [(dict(ls)["verdict"], dict(ls)["rule"])] if v != "error")
+
+
 def test_verify_latency_histogram_counts_every_request(verify_client) -> None:  # type: ignore[no-untyped-def]
     scrape = scrape_of(verify_client)
     before = value(scrape(), "authgate_verify_duration_seconds_count")
