@@ -39,7 +39,7 @@ LOGIN_OUTCOMES = Counter(
 SPRAY_DETECTIONS = Counter(
     "authgate_spray_detections_total", "Password-spray bans set (audit event ban.spray)")
 ACTIVE_BANS = Gauge(
-    "authgate_active_bans", "Bans in force, by kind (user, ip, user_ip, factor, ad_guard...), "
+    "authgate_active_bans", "Bans in force, by kind (user, ip, userip, factor, other), "
     "read from the database at scrape", ["kind"], multiprocess_mode="mostrecent")
 DIRECTORY_BIND_SECONDS = Histogram(
     "authgate_directory_bind_duration_seconds",
