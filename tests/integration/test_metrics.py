@@ -184,3 +184,30 @@ def test_metrics_refused_through_nginx_and_outside_the_configured_networks(stack
         assert status == 404 and "authgate_" not in body
         assert scrape(port)[0] == 200
     assert os.environ.get("PROMETHEUS_MULTIPROC_DIR") is None  # the tests' own process
+
+
+def test_a_replaced_worker_keeps_its_counts(stack) -> None:  # type: ignore[no-untyped-def]
+    """A worker that exits (here: killed) is replaced by gunicorn; the child_exit hook marks
+    its files dead, and what it counted stays in the pool's sums: counters never go back."""
+    import signal
+    import time
+
+    [verify_master] = [m for m in pool_masters(stack["gateway"])
+                       if f"127.0.0.1:{stack['verify']}" in
+                       Path(f"/proc/{m}/cmdline").read_text().replace("\0", " ")]
+    workers = Path(f"/proc/{verify_master}/task/{verify_master}/children").read_text().split()
+    _, before = parse(scrape(stack["verify"])[1])
+    os.kill(int(workers[0]), signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        now = Path(f"/proc/{verify_master}/task/{verify_master}/children").read_text().split()
+        if len(now) == len(workers) and workers[0] not in now:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("gunicorn did not replace the killed worker")
+    status, text = scrape(stack["verify"])
+    _, after = parse(text)
+    assert status == 200
+    assert total(after, "authgate_verify_decisions_total") \
+        >= total(before, "authgate_verify_decisions_total") > 0
