@@ -219,8 +219,11 @@ def main() -> int:
         headers = {**HEADERS, "Cookie": f"{cookie_name}={token}; "
                    f"{BARE_COOKIE}={signed_cookie(bare_key, 'alice')}"}
         gw_port, bare_port = free_port(), free_port()
-        authgate = start_gunicorn("wsgi:app", gw_port, {"AUTHGATE_CONFIG": str(config)},
-                                  workers=args.workers, run_dir=work, name="authgate")
+        metrics_dir = work / "metrics"  # as `authgate serve` runs it: multiprocess metrics
+        metrics_dir.mkdir(mode=0o700)
+        gw_env = {"AUTHGATE_CONFIG": str(config), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+        authgate = start_gunicorn("wsgi:app", gw_port, gw_env, workers=args.workers,
+                                  run_dir=work, name="authgate")
         procs.append(authgate)
         bare = start_gunicorn(
             "benchmarks.bare_flask:app", bare_port, {"BARE_SECRET_KEY": bare_key},

@@ -44,9 +44,10 @@ _TS = ROW_COLUMNS.index("ts")
 _ALL = AuditFilter()
 LAG_RECORDS = Gauge("authgate_audit_sink_lag_records",
                     "Audit records stored but not yet delivered to the sink (ids behind)",
-                    ["sink"])
+                    ["sink"], multiprocess_mode="mostrecent")
 LAG_SECONDS = Gauge("authgate_audit_sink_lag_seconds",
-                    "Age of the oldest audit record not yet delivered to the sink", ["sink"])
+                    "Age of the oldest audit record not yet delivered to the sink", ["sink"],
+                    multiprocess_mode="mostrecent")
 
 
 class Sink(Protocol):

@@ -17,10 +17,12 @@ import os
 import threading
 import weakref
 from datetime import datetime, timedelta
+from time import perf_counter
 from typing import Any
 
 from authgate.audit.chain import Keyring
 from authgate.audit.checkpoints import Checkpoint, Signer, make_checkpoint
+from authgate.audit.metrics import append_failed, observe_append
 from authgate.audit.sinks import NoSinks, SinkFanout, SinkHealth
 from authgate.audit.witness_writer import WitnessWriter
 from authgate.audit.writer import ChainWriter
@@ -65,8 +67,13 @@ class AuditLog:
         return self.sinks.health()
 
     def record(self, event: AuditEvent) -> int:
-        now = self._clock.now()
-        row = self._writer.append(event, to_micros(now))
+        now, started = self._clock.now(), perf_counter()
+        try:
+            row = self._writer.append(event, to_micros(now))
+        except Exception:
+            append_failed()  # docs/metrics.md: the trail cannot record its own outage
+            raise
+        observe_append(event, started)  # docs/metrics.md
         self.sinks.emit(row)
         if self._checkpoint_due(now):
             self._checkpoint_quietly()

@@ -19,9 +19,11 @@ stops, stops the other and exits with its status: a half-running gateway is not 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
@@ -35,6 +37,8 @@ if TYPE_CHECKING:  # the package imports this module while it registers the comm
     from authgate.cli.context import Context
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)
+#: gunicorn's hooks: child_exit marks a worker's metric files dead (gunicorn_hooks.py)
+HOOKS = "python:authgate.cli.gunicorn_hooks"
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ class Pool:
     def argv(self, *, access_log: str) -> list[str]:
         args = [sys.executable, "-m", "gunicorn", "--name", f"authgate-{self.name}",
                 "--bind", self.bind, "--workers", str(self.workers), "--no-control-socket",
-                "--access-logfile", access_log]
+                "--config", HOOKS, "--access-logfile", access_log]
         if self.threads:
             args += ["--worker-class", "gthread", "--threads", str(self.threads)]
         else:
@@ -93,14 +97,27 @@ def supervise(pools: Sequence[Pool], *, env: Mapping[str, str], access_log: str)
     forward = forwarder(children, config_path=env.get("AUTHGATE_CONFIG"))
     for signum in FORWARDED:
         signal.signal(signum, forward)
-    for pool in pools:
-        children.append(subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-            pool.argv(access_log=access_log), env=dict(env), stdin=subprocess.DEVNULL,
-            preexec_fn=_niceness(pool.nice)))  # noqa: PLW1509 - single-threaded here
-    code = _first_exit(children)
-    for child in children:
-        _stop(child)
+    metric_dirs = [metrics_dir(pool.name) for pool in pools]
+    try:
+        for pool, directory in zip(pools, metric_dirs, strict=True):
+            children.append(subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+                pool.argv(access_log=access_log), stdin=subprocess.DEVNULL,
+                env={**env, "PROMETHEUS_MULTIPROC_DIR": directory},
+                preexec_fn=_niceness(pool.nice)))  # noqa: PLW1509 - single-threaded here
+        code = _first_exit(children)
+    finally:
+        for child in children:
+            _stop(child)
+        for directory in metric_dirs:
+            shutil.rmtree(directory, ignore_errors=True)
     return code
+
+
+def metrics_dir(pool: str) -> str:
+    """A fresh, private (0700) directory for one gunicorn master's metric files: values
+    left by an earlier start would otherwise be summed into this one's (prometheus-client
+    multiprocess mode wants an empty directory per start)."""
+    return tempfile.mkdtemp(prefix=f"authgate-metrics-{pool}-")
 
 
 def forwarder(children: Sequence[Any], *, config_path: str | None

@@ -216,11 +216,13 @@ def _join(path: str, key: str) -> str:
 
 def _check_semantics(s: Settings, problems: list[str]) -> None:
     """Cross-field rules, and refusing weak secrets outside demo mode."""
-    for i, cidr in enumerate(s.server.trusted_proxies):
-        try:
-            ipaddress.ip_network(cidr, strict=False)
-        except ValueError:
-            problems.append(f"server.trusted_proxies[{i}]: not a CIDR: {cidr!r}")
+    for key, cidrs in (("trusted_proxies", s.server.trusted_proxies),
+                       ("metrics_networks", s.server.metrics_networks)):
+        for i, cidr in enumerate(cidrs):
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                problems.append(f"server.{key}[{i}]: not a CIDR: {cidr!r}")
     if not re.match(r"^https?://[^/?#\s]+$", s.server.public_url.rstrip("/")):
         problems.append("server.public_url: expected http(s)://host[:port] with no path")
     if s.mode == "production" and s.server.public_url.startswith("http://"):

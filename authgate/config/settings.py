@@ -24,6 +24,8 @@ class ServerSettings:
     public_url: str = "http://localhost:9091"
     #: peers whose X-Forwarded-* / X-Original-* headers are believed
     trusted_proxies: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
+    #: peers that may scrape ``/metrics`` (a request a proxy forwarded never may)
+    metrics_networks: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
     #: hosts a return URL may point to (exact or ``*.suffix``)
     protected_domains: tuple[str, ...] = ("localhost",)
     #: plain http return URLs, for localhost only (demo and tests)

@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from time import perf_counter
 from typing import Any
 
 from ldap3 import BASE, SUBTREE, Connection
@@ -26,6 +27,7 @@ from authgate.core.errors import (
     DirectoryUnavailable,
     PasswordChangeRejected,
 )
+from authgate.core.metrics import directory_bound
 from authgate.core.values import Identity
 from authgate.directory.ldap_circuit import ServiceBindCircuit, local_circuit
 from authgate.directory.ldap_conn import Connector, ServicePool, close_quietly
@@ -214,14 +216,17 @@ class LdapDirectory:
 
     def _bind_once(self, *, dn: str, password: str) -> None:
         """Exactly one bind. Failover happens while opening, before the password is sent."""
+        started = perf_counter()
         conn, endpoint = self._connector.open(user=dn, password=password)
         try:
             ok = conn.bind(read_server_info=False)
             result = dict(conn.result or {})
         except LDAPException as exc:  # sent or not, never resent: the attempt is over
+            directory_bound(endpoint.url, started, interrupted=True)
             raise DirectoryUnavailable(f"bind to {endpoint.url} interrupted: {exc}") from exc
         finally:
             close_quietly(conn)
+        directory_bound(endpoint.url, started)
         if not ok:
             raise bind_failure(result)
 

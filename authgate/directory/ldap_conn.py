@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -32,6 +33,7 @@ from ldap3.core.exceptions import LDAPCommunicationError, LDAPException
 from authgate.config.ldap_rules import check_ldap_settings
 from authgate.config.settings import LdapDirectorySettings
 from authgate.core.errors import DirectoryUnavailable
+from authgate.core.metrics import directory_bound, directory_reached
 from authgate.directory.ldap_circuit import BindRefusedByAd, ServiceBindCircuit
 from authgate.directory.ldap_states import data_code
 
@@ -161,10 +163,12 @@ class Connector:
                 conn = self.open_to(endpoint, user=user, password=password)
             except (LDAPException, OSError) as exc:
                 self.ring.mark_down(endpoint)
+                directory_reached(endpoint.url, up=False)
                 log.warning("domain controller %s unavailable: %s", endpoint.url, exc)
                 errors.append(f"{endpoint.url}: {exc}")
                 continue
             self.ring.mark_up(endpoint)
+            directory_reached(endpoint.url, up=True)
             return conn, endpoint
         raise DirectoryUnavailable("no domain controller answered: " + "; ".join(errors))
 
@@ -270,12 +274,15 @@ class ServicePool:
                                   attempt=lambda: self._bind_new(s.bind_dn, password))
 
     def _bind_new(self, bind_dn: str, password: str) -> Connection:
+        started = perf_counter()
         conn, endpoint = self._connector.open(user=bind_dn, password=password)
         try:
             ok = conn.bind(read_server_info=False)
         except LDAPException as exc:
             close_quietly(conn)
+            directory_bound(endpoint.url, started, interrupted=True)
             raise DirectoryUnavailable(f"service bind to {endpoint.url} failed: {exc}") from exc
+        directory_bound(endpoint.url, started)
         if not ok:
             close_quietly(conn)
             raise service_bind_failure(endpoint.url, dict(conn.result or {}))

@@ -21,6 +21,7 @@ from authgate.access.proxy_headers import (
     require_protected_host,
 )
 from authgate.access.return_url import validate_return_url
+from authgate.audit.metrics import unaudited_refusal
 from authgate.composition.root import Services
 from authgate.core.errors import AuthgateError, RedirectRefused, UntrustedRequest
 from authgate.core.values import Resource, SessionRecord
@@ -140,6 +141,7 @@ def _refuse_on_error(exc: Exception, resource: Resource | None) -> BaseResponse:
                  ("sent_uri", headers.get("X-Original-URI", "")[:512]))))
     except Exception:  # noqa: BLE001 - the audit store itself is down: still refuse
         _log.critical("audit write failed while refusing a /verify request", exc_info=True)
+        unaudited_refusal()  # counted although unrecorded (docs/metrics.md)
     return _text(403, "Request refused")
 
 
