@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the test suite drives for real: nginx, Samba AD DC, PostgreSQL, Chromium,
 # Tomcat 10 (a servlet back end for the path-handling attacks, tests/integration/test_bypass.py),
-# oathtool (an independent TOTP implementation), wrk (benchmarks). Idempotent: installs only
+# oathtool (an independent TOTP implementation), wrk (benchmarks), prometheus (promtool checks
+# the shipped alert rules). Idempotent: installs only
 # what is missing. Needs root (or sudo).
 set -euo pipefail
 
@@ -13,6 +14,7 @@ PACKAGES=(
   krb5-user ldb-tools smbclient attr acl openssl faketime
   tomcat10
   oathtool wrk
+  prometheus
 )
 
 missing=()
@@ -37,7 +39,7 @@ echo "krb5-config krb5-config/default_realm string CITY.TEST" | $SUDO debconf-se
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts services on install where it can; the tests run their own instances.
-for svc in nginx samba-ad-dc smbd nmbd winbind postgresql tomcat10; do
+for svc in nginx samba-ad-dc smbd nmbd winbind postgresql tomcat10 prometheus; do
   $SUDO service "$svc" stop >/dev/null 2>&1 || true
 done
 echo "system packages: installed"
