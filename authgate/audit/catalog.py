@@ -202,7 +202,7 @@ REASONS: dict[str, str] = {
     **{kind: f"audit.verify found damage: {kind}" for kind in (
         "altered", "forged", "missing", "reordered", "truncated", "head_cut",
         "chain_deleted", "unsealed", "unknown_key", "checkpoint_invalid", "wiped",
-        "rolled_back", "checkpoint_deleted", "witness_invalid")},
+        "rolled_back", "checkpoint_deleted", "witness_invalid", "schema_altered")},
     "witness_write_failed": "a checkpoint could not be appended to audit.witness (once per "
                             "outage; the checkpoint is kept in the database)",
     "witness_restored": "checkpoints reach audit.witness again after an outage",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,9 @@ from authgate.audit.errors import (
 )
 
 PAYLOAD_VERSION = 1
+#: the one way authgate writes an Ed25519 signature: bytes.fromhex would also take
+#: upper case and spaces, letting an edited row or witness line pass (issue 16)
+ED25519_HEX = re.compile(r"[0-9a-f]{128}")
 
 
 class Signer(Protocol):
@@ -131,6 +135,8 @@ class TrustedKeys:
     def verify(self, *, key_id: str, data: bytes, signature: str) -> None:
         """Raise ``UntrustedKey`` or ``CheckpointInvalid``; return None when valid."""
         if key_id in self.public:
+            if not ED25519_HEX.fullmatch(signature):  # one spelling only: no case, no spaces
+                raise CheckpointInvalid("bad Ed25519 signature (not 128 lower-case hex digits)")
             try:
                 self.public[key_id].verify(bytes.fromhex(signature), data)
                 return
@@ -203,11 +209,17 @@ def verify_checkpoints(rows: Sequence[Sequence[Any]], *,
     anchors: dict[str, tuple[int, str]] = {}
     signatures: dict[int, tuple[str, str]] = {}
     expected_prev, latest = GENESIS, None
-    for index, row in enumerate(rows, start=1):
-        cp, data = _checked(row, index, trusted)
-        if cp.seq != index or data.get("seq") != cp.seq:
-            raise CheckpointDeleted(f"checkpoint {index} missing (found {cp.seq})",
-                                    seq=index)
+    checked = [_checked(row, index, trusted) for index, row in enumerate(rows, start=1)]
+    for cp, data in checked:  # an edited seq is found at its row, before any gap it makes
+        if data.get("seq") != cp.seq:
+            raise CheckpointInvalid(f"its seq column ({cp.seq}) is not the signed seq",
+                                    seq=cp.seq)
+    for index, (cp, data) in enumerate(checked, start=1):
+        if cp.seq < index:
+            raise CheckpointInvalid(f"checkpoint #{cp.seq} appears twice", seq=cp.seq)
+        if cp.seq > index:
+            raise CheckpointDeleted(f"checkpoint #{index} is gone (the next one is "
+                                    f"#{cp.seq})", seq=index)
         if (data.get("prev") != expected_prev or data.get("kind") != cp.kind
                 or data.get("ts") != cp.ts):
             raise CheckpointInvalid("checkpoint does not follow the previous one", seq=cp.seq)

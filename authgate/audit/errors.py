@@ -129,6 +129,13 @@ class TrailWiped(ChainDamage):
     kind = "wiped"
 
 
+class SchemaAltered(ChainDamage):
+    """An audit table or column was dropped or renamed (verification checks the schema
+    first: a query failing on it is evidence, not "could not check")."""
+
+    kind = "schema_altered"
+
+
 class ExportInvalid(AuditError):
     """An exported file fails offline verification (edited, cut, or manifest forged)."""
 

@@ -1,16 +1,12 @@
 """Checking an authgate audit export with the signer's public key alone (issue 16 item 3).
 
-Stand-alone: only the Python 3.11 standard library and ``cryptography``, so an auditor
-copies this file (``tools/verify-export.py``) and runs, with no authgate, no configuration
-and no secret, ``python3 verify-export.py --public-key KEY.pem FILE [--json]``. Exit 0
-intact, 1 damaged (kind and line), 2 could not check (no trusted key, unreadable file, a
-manifest signed with the HMAC chain key, which only its holders can check).
-
-The last line, the manifest, is signed with Ed25519 (RFC 8032) and holds the SHA-256 of
-every line before it (what proves them), a CRC-32 per line (what *locates* an edit), the
-count, the first and last record's chain position, the filter, the period and the
-checkpoint the export was taken under. ``authgate audit verify --export`` runs the same
-check and, with the chain keys, also recomputes each record's MAC (``record_check``).
+Stand-alone (the standard library and ``cryptography``): an auditor copies this file
+(``tools/verify-export.py``) and runs ``python3 verify-export.py --public-key KEY.pem FILE
+[--json]``; exit 0 intact, 1 damaged (kind and line), 2 could not check. The manifest (the
+last line, Ed25519-signed, RFC 8032) holds the SHA-256 of every line before it, a CRC-32
+per line (to locate an edit), the count, the first and last chain positions, the filter,
+the period and the checkpoint; ``authgate audit verify --export`` also checks each
+record's MAC with the chain keys (``record_check``). docs/audit.md has the details.
 """
 from __future__ import annotations
 
@@ -20,6 +16,7 @@ import csv
 import hashlib
 import hmac
 import json
+import re
 import sys
 import zlib
 from array import array
@@ -55,6 +52,10 @@ class CannotCheck(Exception):
     """The check could not run (no trusted key, unreadable file): not a verdict."""
 
 
+def _unquote(cell: str) -> str:  # the exporter's formula escape (a leading ') undone
+    return cell[1:] if cell[:1] == "'" else cell
+
+
 @dataclass(frozen=True)
 class ExportReport:
     """The verdict an auditor signs; ``asdict`` of it is the ``--json`` report."""
@@ -72,24 +73,17 @@ class ExportReport:
     reason: str = ""
 
 
-def canonical_manifest(manifest: Mapping[str, Any]) -> bytes:
-    """The signed bytes: the manifest without its signature, sorted, compact."""
+def canonical_manifest(manifest: Mapping[str, Any]) -> bytes:  # without its signature
     body = {k: v for k, v in manifest.items() if k != "signature"}
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
-def unpack_crcs(text: str) -> array[int]:
-    """The manifest's ``line_crc32`` (base64 of big-endian CRC-32s, ``export.pack_crcs``)."""
+def unpack_crcs(text: str) -> array[int]:  # base64 of big-endian CRC-32s (pack_crcs)
     crcs = array("I")
     crcs.frombytes(base64.b64decode(text, validate=True))
     if sys.byteorder == "little":
         crcs.byteswap()
     return crcs
-
-
-def csv_unescape(cell: str) -> str:
-    """The exporter's formula escape undone (``'`` before a formula start or a ``'``)."""
-    return cell[1:] if cell[:1] == "'" else cell
 
 
 def load_public_keys(pems: Sequence[bytes]) -> dict[str, Ed25519PublicKey]:
@@ -135,6 +129,9 @@ def check_export(path: str | Path, *, public_keys: Mapping[str, Ed25519PublicKey
     at = scan.lines + 1
     if manifest is None:
         raise _no_manifest(manifest_text, scan)
+    ending = b"\r\n" if manifest.get("format") == "csv" else b"\n"
+    if not manifest_text.endswith(ending) or manifest_text[:-len(ending)].endswith(b"\r"):
+        raise ExportDamaged("manifest_invalid", at, "the manifest's line ending was changed")
     cp_note = _check_signatures(manifest, at, public_keys, hmac_keys or {})
     _compare(manifest, scan, at)
     cp = manifest.get("checkpoint")
@@ -211,14 +208,19 @@ def _signature_ok(key_id: str, data: bytes, signature: Any,
                   public_keys: Mapping[str, Ed25519PublicKey],
                   hmac_keys: Mapping[str, bytes], *, at: int, what: str) -> bool:
     if key_id in public_keys:
+        if type(signature) is not str or not re.fullmatch(r"[0-9a-f]{128}", signature):
+            return False  # lower-case hex only: any other spelling is an edit
         try:
-            public_keys[key_id].verify(bytes.fromhex(str(signature)), data)
+            public_keys[key_id].verify(bytes.fromhex(signature), data)
         except (InvalidSignature, ValueError):
             return False
         return True
     if key_id in hmac_keys:
         good = hmac.digest(hmac_keys[key_id], data, "sha256").hex()
         return hmac.compare_digest(good, str(signature))
+    if key_id.startswith("hmac:") and public_keys:  # trusted Ed25519 keys sign every export
+        raise ExportDamaged("untrusted_key", at, f"the {what} claims the HMAC key {key_id[:40]}"
+                            "; the trusted keys are Ed25519: edited")
     if key_id.startswith("hmac:"):
         raise CannotCheck(f"the {what} is signed with the HMAC chain key {key_id} (no "
                           "Ed25519 signing key was configured): only its holders can check it")
@@ -282,7 +284,7 @@ def _values(text: str, fmt: str, columns: list[str], line: int) -> dict[str, Any
                 if cell[:1] in FORMULA_START:
                     raise ExportDamaged("csv_injection", line, "a cell starts like a "
                                         f"spreadsheet formula: {cell[:20]!r}")
-            values: dict[str, Any] = dict(zip(columns, map(csv_unescape, cells),
+            values: dict[str, Any] = dict(zip(columns, map(_unquote, cells),
                                               strict=True))
             for name in INT_COLUMNS:
                 values[name] = int(values[name])
@@ -351,8 +353,7 @@ def _first_difference(want: array[int], scan: _Scan, at: int, skip: int
 
 def report_text(report: ExportReport) -> str:
     """The human verdict (``--json`` prints ``asdict(report)`` instead)."""
-    if report.verdict == "damaged" and report.damage:
-        d = report.damage
+    if report.verdict == "damaged" and (d := report.damage):
         return f"DAMAGED line {d['line']}: {d['kind']}: {d['detail']}"
     if report.verdict == "cannot_check":
         return f"cannot check: {report.reason}"

@@ -62,7 +62,9 @@ def id_spans(store: AuditStore, *, since: datetime | None, until: datetime | Non
     if jobs <= 1:
         return [(lo, hi)]
     top = hi if hi is not None else store.max_id()
-    total, weights = top - lo + 1, [lead] + [1.0] * (jobs - 1)
-    cuts = [lo + round(total * sum(weights[:i]) / sum(weights)) for i in range(jobs + 1)]
+    # integers only: ids reach 2**63, where a float loses the last bits and the spans
+    # would skip or repeat records depending on ``jobs`` (issue 16)
+    total, weights = top - lo + 1, [round(lead * 1000)] + [1000] * (jobs - 1)
+    cuts = [lo + total * sum(weights[:i]) // sum(weights) for i in range(jobs + 1)]
     bounds = [(a, min(top, b - 1)) for a, b in zip(cuts, cuts[1:], strict=False)]
     return [(a, b) for a, b in bounds if a <= b] or [(lo, hi)]

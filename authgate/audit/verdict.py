@@ -38,6 +38,9 @@ MEANING = {
     "checkpoint_invalid": "a signed checkpoint was edited, forged or re-keyed",
     "checkpoint_deleted": "a signed checkpoint was deleted",
     "wiped": "the trail is empty: wiped, or a stale copy of the database",
+    "schema_altered": "an audit table or column was dropped or renamed",
+    "rolled_back": "the database is an older copy: it lacks checkpoints the witness saw",
+    "witness_invalid": "a line of the witness or anchor was edited",
 }
 
 _RESIDUAL = ("records after the newest signed checkpoint are protected by their chains "
@@ -95,8 +98,11 @@ def intact(trail: VerifiedTrail, *, period: dict[str, str | None],
     open_chains = sum(1 for c in trail.chains if c.records and not (c.closed or c.goes_on))
     seen = None
     if witness is not None and witness.newest is not None:
-        after = sum(c.records if c.chain_id not in witness.heads else
-                    max(0, c.last_seq - witness.heads[c.chain_id]) for c in trail.chains)
+        if cp is not None and witness.newest.seq == cp.seq:  # it authenticates them all
+            after = trail.unanchored_tail
+        else:  # counted from the heads it signed (a chain it never saw: every record)
+            after = sum(c.records if c.chain_id not in witness.heads else
+                        max(0, c.last_seq - witness.heads[c.chain_id]) for c in trail.chains)
         seen = {"checkpoints": witness.witnessed, "newest": witness.newest.seq,
                 "time": iso(from_micros(witness.newest.ts)), "records_after": after,
                 "summary": witness.describe()}

@@ -35,6 +35,7 @@ from authgate.audit.errors import (
     ChainTruncated,
     CheckpointDeleted,
     CheckpointInvalid,
+    RecordForged,
     TrailWiped,
 )
 from authgate.audit.parallel import collector_paused, id_spans, parallel_map
@@ -83,6 +84,10 @@ def verify_store(store: AuditStore, *, keyring: Keyring, trusted: TrustedKeys,
     #: a registration is not sealed: one that is not text names no chain a writer made
     registered = {c for c in store.registered_chains() if type(c) is str}
     ranged = since is not None or until is not None
+    below = store.first_below(1)
+    if below is not None:  # a scan from 1 up would never read it
+        raise RecordForged(f"a record at id {below}: authgate writes ids from 1 up, so it "
+                           "was inserted or moved there by hand", record_id=below)
     spans = id_spans(store, since=since, until=until, jobs=jobs)
     job = _Job(store, keyring, cps, registered, batch, spans)
     if ranged:
@@ -90,11 +95,11 @@ def verify_store(store: AuditStore, *, keyring: Keyring, trusted: TrustedKeys,
     with collector_paused():
         parts = parallel_map(job, list(range(len(spans))), jobs=len(spans))
     states = _settle(parts, job)
+    if all(_verify_run_only(st) for st in states.values()):  # before judging each chain
+        raise TrailWiped(_wiped_detail(ranged), chain_id="")
     outside, going_on = job.edge_counts(), {row[3] for row in job.after}
     chains = [_finish(states.get(c), c, cps, registered, outside, going_on)
               for c in sorted(set(states) | registered | set(cps.heads) | set(cps.anchors))]
-    if all(_verify_run_only(st) for st in states.values()):
-        raise TrailWiped(_wiped_detail(ranged), chain_id="")
     _check_references(states, cps, ranged=ranged, now=now)
     return VerifiedTrail(records=sum(c.records for c in chains), chains=tuple(chains),
                          checkpoints=cps.count, latest_checkpoint=cps.latest, ranged=ranged)

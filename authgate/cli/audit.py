@@ -16,7 +16,8 @@ from typing import Any, cast
 
 import click
 
-from authgate.audit.errors import AuditError, ChainDamage
+from authgate.audit.errors import AuditError
+from authgate.cli.audit_verify import could_not_check, report, verify_database, verify_export_file
 from authgate.composition.audit import (
     build_audit_log,
     keyring_for,
@@ -26,7 +27,6 @@ from authgate.composition.audit import (
 from authgate.config.loader import parse_duration
 from authgate.core.clock import SystemClock
 from authgate.core.errors import AuthgateError
-from authgate.core.values import AuditEvent, Outcome
 from authgate.storage.audit_rows import AuditFilter
 from authgate.storage.engine import make_engine
 
@@ -89,141 +89,16 @@ def verify_command(ctx: click.Context, since: str | None, until: str | None,
     """Exit 0 intact; 1 damaged (the first bad record and the kind of damage); 2 could
     not check (configuration, keys, database)."""
     if export_file:
-        _verify_export_file(ctx.obj, export_file, public_keys, as_json=as_json)
+        verify_export_file(ctx.obj, export_file, public_keys, as_json=as_json)
         return
     settings = ctx.obj.settings
     try:
         trusted = trusted_keys_for(settings, extra_public_pems=tuple(
             Path(p).read_text() for p in public_keys))
     except (AuthgateError, OSError) as exc:
-        _report(_could_not_check(exc), as_json=as_json)
-    _report(_verify_database(settings, trusted, _when(since), _when(until), jobs,
+        report(could_not_check(exc), as_json=as_json)
+    report(verify_database(settings, trusted, _when(since), _when(until), jobs,
                              witness=witness, anchors=anchors), as_json=as_json)
-
-
-def _could_not_check(exc: Exception) -> Any:
-    from authgate.audit.verdict import could_not_check
-
-    return could_not_check(str(exc) or type(exc).__name__)
-
-
-def _verify_database(settings: Any, trusted: Any, since: datetime | None,
-                     until: datetime | None, jobs: int, *, witness: str | None = None,
-                     anchors: tuple[str, ...] = ()) -> Any:
-    """Verify the configured database and record the run in it; a database this process
-    may only read (an auditor's copy) is verified all the same."""
-    from authgate.audit import verdict
-    from authgate.audit.verify import verify_store
-    from authgate.storage.readonly import read_only_engine
-
-    try:
-        engine = read_only_engine(settings.storage.url) or make_engine(settings.storage.url)
-    except (AuthgateError, OSError) as exc:
-        return _could_not_check(exc)
-    try:
-        log = build_audit_log(settings, engine, SystemClock(), close_on_exit=False)
-        try:
-            trail = verify_store(log.store, keyring=keyring_for(settings), trusted=trusted,
-                                 since=since, until=until, jobs=jobs,
-                                 batch=settings.audit.batch_size, now=datetime.now(UTC))
-            seen = _witnessed(log.store, trusted, witness, anchors)
-            found = verdict.intact(trail, period=verdict.period_of(
-                log.store, since=since, until=until), witness=seen,
-                bound=_bound(settings))
-            _record_run(log, _verify_event(Outcome.SUCCESS, "intact", f"{trail.records} "
-                                           "records"))
-        except ChainDamage as exc:
-            found = verdict.damaged(exc, period={"since": verdict.iso(since),
-                                                 "until": verdict.iso(until)})
-            _record_run(log, _verify_event(Outcome.FAILURE, exc.kind, str(exc)[:400]))
-        finally:
-            log.close()
-        return found
-    except AuthgateError as exc:
-        return _could_not_check(exc)
-    finally:
-        engine.dispose()
-
-
-def _record_run(log: Any, event: AuditEvent) -> None:
-    """Record this verification in the trail it checked; a read-only copy cannot take it,
-    which never changes the verdict."""
-    try:
-        log.record(event)
-    except AuthgateError as exc:
-        click.echo(f"note: could not record this run in the audit trail ({exc})", err=True)
-
-
-def _report(found: Any, *, as_json: bool) -> None:
-    """Print the verdict (JSON on stdout with --json) and exit with its status."""
-    from authgate.audit.verdict import plain
-
-    if as_json:
-        click.echo(found.as_json())
-    else:
-        for line in plain(found):
-            click.echo(line, err=found.exit_code != 0)
-    sys.exit(found.exit_code)
-
-
-def _verify_event(outcome: Outcome, reason: str, result: str) -> AuditEvent:
-    return AuditEvent(event="audit.verify", outcome=outcome, reason=reason,
-                      username=getpass.getuser(), detail=(("result", result),))
-
-
-def _verify_export_file(obj: Any, export_file: str, public_keys: tuple[str, ...], *,
-                        as_json: bool) -> None:
-    """``verify --export``: needs no configuration and no secret (issue 16 item 3): the
-    ``--public-key`` files are enough. With a configuration, its trusted keys count too,
-    and its chain keys (when set) check each record's MAC. Exit 0 / 1 / 2."""
-    import json
-    from dataclasses import asdict
-
-    from authgate.audit.export_offline import CannotCheck, ExportReport, report_text
-    from authgate.audit.export_verify import check_export_file
-
-    try:
-        pems = tuple(Path(p).read_text() for p in public_keys)
-        trusted, keys = _export_keys(obj, pems)
-        code, report = check_export_file(export_file, trusted=trusted, chain_keys=keys)
-    except (OSError, ValueError, CannotCheck, AuthgateError) as exc:
-        code, report = 2, ExportReport(verdict="cannot_check", reason=str(exc))
-    click.echo(json.dumps(asdict(report)) if as_json else report_text(report),
-               err=code != 0 and not as_json)
-    if code:
-        sys.exit(code)
-
-
-def _export_keys(obj: Any, pems: tuple[str, ...]) -> tuple[Any, Any]:
-    """The trusted keys and chain keys for an export check: the public keys alone when no
-    configuration is named (``--config`` / ``AUTHGATE_CONFIG``) or it holds no chain key."""
-    from authgate.audit.checkpoints import TrustedKeys
-
-    if obj.config_path is None:
-        return TrustedKeys.build(keyring=None, signer=None, public_pems=pems), None
-    settings = obj.settings
-    try:
-        return trusted_keys_for(settings, extra_public_pems=pems), keyring_for(settings).keys
-    except AuditError:
-        return TrustedKeys.build(keyring=None, signer=None, public_pems=pems), None
-
-
-def _witnessed(store: Any, trusted: Any, witness: str | None,
-               anchors: tuple[str, ...]) -> Any:
-    """The witness check (docs/audit.md, Witness); None when neither was given."""
-    from authgate.audit.witness import check_witness, read_anchor, read_witness
-
-    if not witness and not anchors:
-        return None
-    lines = [*(read_witness(witness) if witness else ()),
-             *(line for a in anchors for line in read_anchor(a))]
-    return check_witness(store, trusted=trusted, witnessed=lines)
-
-
-def _bound(settings: Any) -> str:
-    a = settings.audit
-    return (f"the gateway signs a checkpoint every {a.checkpoint_every} records of a chain "
-            f"and at most {a.checkpoint_interval} after any record (a timer, also when idle)")
 
 
 @audit_group.command("export")

@@ -52,6 +52,8 @@ ROW_COLUMNS: tuple[str, ...] = AuditRow._fields
 SEALED_FIELDS: tuple[str, ...] = ROW_COLUMNS[1:-1]
 #: the integer columns; every other column is text
 INT_COLUMNS = ("id", "v", "seq", "ts")
+#: the largest id either database can hold (a signed 64-bit integer): "to the end"
+MAX_ID = 2**63 - 1
 
 #: a row of ``AuditRow`` layout as the bulk reads hand it over (not wrapped; see the module)
 RawAuditRow = tuple[Any, ...]

@@ -225,6 +225,10 @@ class AuditStore(Protocol):
         """The highest record id (0 when empty)."""
         ...
 
+    def first_below(self, first_id: int) -> int | None:
+        """The lowest record id below ``first_id``, if any."""
+        ...
+
     def chain_edges(self, *, below: int, above: int | None) -> list[int]:
         """Each chain's last record id below ``below`` and first above ``above``."""
         ...

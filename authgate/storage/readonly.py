@@ -37,6 +37,16 @@ def read_only_engine(url: str) -> Engine | None:
     return engine
 
 
+def missing_file(url: str) -> str | None:
+    """For a SQLite URL whose file does not exist, what to say (opening it would create an
+    empty database, which verification would then call wiped): None otherwise."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or \
+            parsed.database == ":memory:" or Path(parsed.database).exists():
+        return None
+    return f"no database file at {parsed.database}"
+
+
 def _writable(path: Path) -> bool:
     try:
         os.close(os.open(path, os.O_RDWR))

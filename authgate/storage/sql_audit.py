@@ -20,6 +20,7 @@ from authgate.core.errors import StorageError
 from authgate.core.values import AuditEvent, StoredAuditEvent
 from authgate.storage import sql_audit_lines, sql_audit_summary
 from authgate.storage.audit_rows import (
+    MAX_ID,
     ROW_COLUMNS,
     SEALED_FIELDS,
     AuditFilter,
@@ -170,7 +171,7 @@ class SqlAuditStore:
         op, order = ("<", "DESC") if descending else (">", "ASC")
         sql = " AND ".join([f"id {op} {self.mark}", *where])
         sql = f"{_SELECT_ROW} WHERE {sql} ORDER BY id {order} LIMIT {int(batch)}"
-        last = after_id if after_id or not descending else 2**62
+        last = after_id if after_id or not descending else MAX_ID
         return self.batches(sql, params, after=last, batch=batch)
 
     def stream_rows(self, wanted: AuditFilter, *, after_id: int = 0, batch: int = 5000,
@@ -202,7 +203,7 @@ class SqlAuditStore:
         safe = None
         if self._canonical_blob_safe is not None:
             safe = f"SELECT {SAFE_CHAIN_COLUMNS}, {self._canonical_blob_safe} {rest}"  # noqa: S608
-        end = 2**62 if last_id is None else last_id
+        end = MAX_ID if last_id is None else last_id
         for rows in self.batches(sql, [end], after=first_id - 1, batch=batch, fallback=safe):
             if self.is_sqlite and len(rows[0]) == 8:  # the ``blob_safe`` fallback
                 yield from map(safe_row, rows)
@@ -218,7 +219,7 @@ class SqlAuditStore:
         lo, hi = 1, None
         if since is not None:
             found = self.fetch(f"SELECT MIN(id) FROM audit_events WHERE ts >= {m}", [since])  # noqa: S608
-            lo = found[0][0] if found[0][0] is not None else 2**62
+            lo = found[0][0] if found[0][0] is not None else MAX_ID
         if until is not None:
             found = self.fetch(f"SELECT MAX(id) FROM audit_events WHERE ts < {m}", [until])  # noqa: S608
             hi = found[0][0] if found[0][0] is not None else 0
@@ -226,6 +227,13 @@ class SqlAuditStore:
 
     def max_id(self) -> int:
         return int(self.fetch("SELECT MAX(id) FROM audit_events")[0][0] or 0)
+
+    def first_below(self, first_id: int) -> int | None:
+        """The lowest id below ``first_id``: authgate writes ids from 1 up, so a row
+        below was put there by hand (and a scan from 1 would never read it)."""
+        found = self.fetch(f"SELECT MIN(id) FROM audit_events WHERE id < {self.mark}",  # noqa: S608
+                           [first_id])[0][0]
+        return None if found is None else int(found)
 
     def chain_edges(self, *, below: int, above: int | None) -> list[int]:
         """The id of each chain's last record below ``below`` and first above ``above``

@@ -21,7 +21,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
-from authgate.storage.audit_rows import INT_COLUMNS, ROW_COLUMNS, ExportFormat, RenderedRow
+from authgate.storage.audit_rows import (
+    INT_COLUMNS,
+    MAX_ID,
+    ROW_COLUMNS,
+    ExportFormat,
+    RenderedRow,
+)
 
 
 class BatchReader(Protocol):
@@ -63,6 +69,6 @@ def stream_bodies(store: BatchReader, where: Sequence[str], params: Sequence[Any
     sql, bodiless = (f"SELECT id, ts, CAST(mac AS BLOB), {body} FROM audit_events "  # noqa: S608
                      f"WHERE {' AND '.join(['id > ?', 'id <= ?', *where])} ORDER BY id "
                      f"LIMIT {int(batch)}" for body in (body_sql(fmt), "NULL, NULL"))
-    end = 2**62 if last_id is None else last_id
+    end = MAX_ID if last_id is None else last_id
     return store.batches(sql, [end, *params], after=first_id - 1, batch=batch,
                          fallback=bodiless)

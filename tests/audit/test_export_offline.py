@@ -229,9 +229,13 @@ def test_cannot_check_is_exit_2_never_a_verdict(trail: tuple[Path, Path],
     assert (code, report["verdict"]) == (2, "cannot_check") or os.geteuid() == 0
     hmac_config = make_config(tmp_path / "hmac", signing_key=False)
     signed_by_hmac = export(hmac_config, tmp_path / "h.jsonl", "jsonl")
+    # an auditor who trusts an Ed25519 key expects that key's signature: an HMAC-signed
+    # file (another, keyless deployment, or a re-labelled manifest) is untrusted, exit 1,
+    # like any other key (issue 16: never a "could not check" an insider can produce)
     code, report = verdict(tmp_path, signed_by_hmac, public)
-    assert (code, report["verdict"]) == (2, "cannot_check"), report
-    assert "HMAC" in str(report["reason"])
+    assert (code, report["verdict"]) == (1, "damaged"), report
+    assert report["damage"]["kind"] == "untrusted_key", report  # type: ignore[index]
+    assert "HMAC" in str(report["damage"]), report
 
 
 def test_another_key_is_not_trusted(trail: tuple[Path, Path], tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ from sqlalchemy import Engine
 from authgate.audit.chain import Keyring, seal
 from authgate.audit.checkpoints import TrustedKeys
 from authgate.audit.errors import (
-    ChainDeleted,
     ChainHeadCut,
     ChainTruncated,
     CheckpointInvalid,
@@ -18,6 +17,7 @@ from authgate.audit.errors import (
     RecordsMissing,
     RecordsReordered,
     RecordUnsealed,
+    TrailWiped,
     UnknownKeyId,
 )
 from authgate.audit.log import AuditLog
@@ -139,11 +139,16 @@ def test_delete_a_whole_chain(engine: Engine, audit_log: AuditLog, keyring: Keyr
                               trusted: TrustedKeys) -> None:
     write(audit_log, 5)
     audit_log.checkpoint()
+    sql(engine, "DELETE FROM audit_events WHERE seq > 1")
+    with pytest.raises(ChainTruncated):  # all but its first record: a checkpoint saw more
+        check(audit_log, keyring, trusted)
+    # the only chain gone entirely: nothing is left, so the trail is wiped (issue 16: judged
+    # before each chain's end, with or without the registrations)
     sql(engine, "DELETE FROM audit_events")
-    with pytest.raises(ChainDeleted):
+    with pytest.raises(TrailWiped):
         check(audit_log, keyring, trusted)
     sql(engine, "DELETE FROM audit_chains")
-    with pytest.raises(ChainDeleted):
+    with pytest.raises(TrailWiped):
         check(audit_log, keyring, trusted)
 
 
