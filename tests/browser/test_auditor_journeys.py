@@ -33,8 +33,13 @@ LAST_EDGE = """
 const cell = document.querySelector('#audit-results thead th:last-child');
 const box = cell.getBoundingClientRect();
 const card = cell.closest('.card');
+const form = document.querySelector('form.audit-search').closest('.card');
+const fields = [...document.querySelectorAll('form.audit-search input, form.audit-search select')];
 return {right: box.right, viewport: document.documentElement.clientWidth,
-        inner: window.innerWidth, cardScroll: card.scrollWidth - card.clientWidth};
+        inner: window.innerWidth, cardScroll: card.scrollWidth - card.clientWidth,
+        formScroll: form.scrollWidth - form.clientWidth,
+        fieldRight: Math.max(...fields.map(f => f.getBoundingClientRect().right)),
+        formRight: form.getBoundingClientRect().right};
 """
 
 
@@ -130,6 +135,7 @@ def _search_at_1280(auditor: Page, stack: Stack, seen: dict[str, Any]) -> None:
     assert any(e.text == "Wrong username or password" for e in labels)
     edge = auditor.driver.execute_script(LAST_EDGE)
     assert edge["right"] <= edge["viewport"] and edge["cardScroll"] <= 0, edge
+    assert edge["formScroll"] <= 0 and edge["fieldRight"] <= edge["formRight"], edge
     audit_page(auditor, stack, seen)
     auditor.screenshot("40-audit-search-1280")
 
