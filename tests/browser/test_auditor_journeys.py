@@ -145,6 +145,14 @@ def _search_at_1280(auditor: Page, stack: Stack, seen: dict[str, Any]) -> None:
     assert edge["right"] <= edge["viewport"] and edge["cardScroll"] <= 0, edge
     auditor.screenshot("40-audit-search-all-events-1280")
 
+    auditor.click("nav[aria-label=Audit] a[href$='/audit/summary']")
+    auditor.wait_for("#summary-sources")
+    last = auditor.find("#summary-sources time")  # yusuf's wrong password, from ::1
+    assert last.get_attribute("datetime").endswith("Z")
+    assert last.get_attribute("title").endswith(" UTC")
+    audit_page(auditor, stack, seen)
+    auditor.screenshot("40-audit-summary")
+
 
 def test_auditor_reads_a_timeline_resubmits_it_and_searches_at_1280(stack: Stack) -> None:
     _add_people(stack)
