@@ -9,7 +9,9 @@ streams the same filter as CSV or JSON lines with a signed manifest, and is itse
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
 from flask import Blueprint, Response, abort, g, render_template, request, stream_with_context
@@ -17,28 +19,63 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.audit.export import MEDIA_TYPES, Format, export_event, stream_export
 from authgate.audit.names import NameMask, is_pseudonym
-from authgate.audit.render import iso_time
 from authgate.core.values import Outcome
 from authgate.storage.audit_rows import AuditFilter, AuditRow, stored_event
 from authgate.storage.interfaces import AuditStore
 from authgate.web.access import require
 from authgate.web.context import remote_ip_text, request_id, services, user_agent
+from authgate.web.labels import filter_events
+from authgate.web.timefmt import day_end, day_start, display_zone, parse_day
 
 bp = Blueprint("auditor", __name__, url_prefix="/audit")
 PAGE = 50
 _OUTCOMES = tuple(o.value for o in Outcome)
+#: what browsers fetch on their own: forward-auth decisions for these clutter every history,
+#: so the console hides them unless asked ("show all requests"); the trail and every export
+#: keep them (issue 17 item 10)
+STATIC_NOISE = frozenset({"/favicon.ico", "/robots.txt", "/apple-touch-icon.png",
+                          "/apple-touch-icon-precomposed.png", "/browserconfig.xml",
+                          "/site.webmanifest"})
 
 
 def day_arg(name: str, *, end: bool = False) -> datetime | None:
-    """The query argument ``name`` as a UTC day (400 if malformed; ``end``: its end)."""
-    raw = request.args.get(name, "").strip()
-    if not raw:
-        return None
+    """The query argument ``name``, a day in the policy's time zone, as a UTC instant: its
+    local midnight, or with ``end`` the next one ("until" includes that whole day). 400 if
+    malformed."""
     try:
-        day = datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=UTC)
+        day = parse_day(request.args.get(name, ""))
     except ValueError:
         abort(400)
-    return day + timedelta(days=1) if end else day  # "until" includes that whole day
+    if day is None:
+        return None
+    zone = display_zone()
+    return day_end(day, zone=zone) if end else day_start(day, zone=zone)
+
+
+def is_noise(row: AuditRow) -> bool:
+    """A forward-auth decision for a file browsers request by themselves."""
+    return row.event == "verify" and row.path.split("?", 1)[0] in STATIC_NOISE
+
+
+@dataclass
+class Sieve:
+    """Lets through the rows a page lists (all, or all but the static noise) and counts
+    what it held back, so a page never reads "nothing recorded" over hidden records."""
+
+    everything: bool
+    hidden: int = 0
+
+    def rows(self, rows: Iterable[AuditRow]) -> Iterator[AuditRow]:
+        for row in rows:
+            if not self.everything and is_noise(row):
+                self.hidden += 1
+                continue
+            yield row
+
+
+def show_all() -> bool:
+    """The "show all requests" toggle (``?all=1``); never part of an export's filter."""
+    return request.args.get("all", "") == "1"
 
 
 def _filter() -> AuditFilter:
@@ -72,16 +109,17 @@ def audit_store() -> AuditStore:
 def search() -> str:
     wanted = _filter()
     before = request.args.get("before", type=int) or 0
-    rows = list(itertools.islice(
-        audit_store().stream_rows(wanted, after_id=before, batch=PAGE + 1, descending=True),
-        PAGE + 1))
+    sieve = Sieve(everything=show_all())
+    stream = audit_store().stream_rows(wanted, after_id=before, batch=PAGE + 1,
+                                       descending=True)
+    rows = list(itertools.islice(sieve.rows(stream), PAGE + 1))
     more = len(rows) > PAGE
     shown = [row_view(r) for r in rows[:PAGE]]
-    query = {k: v for k, v in request.args.items() if k != "before" and v}
+    query = {k: v for k, v in request.args.items() if k not in ("before", "all") and v}
     return render_template("audit_search.html", rows=shown, query=query,
                            next_before=shown[-1]["id"] if more else None,
-                           outcomes=_OUTCOMES, session=g.session,
-                           pseudonym=pseudonym_of(wanted.username))
+                           outcomes=_OUTCOMES, events=filter_events(), session=g.session,
+                           sieve=sieve, pseudonym=pseudonym_of(wanted.username))
 
 
 def row_view(row: AuditRow) -> dict[str, Any]:
@@ -90,7 +128,7 @@ def row_view(row: AuditRow) -> dict[str, Any]:
     detail = dict(event.detail)
     actor = detail.get("actor", "")
     why = detail.get("why", "")
-    return {"id": row.id, "time": iso_time(row.ts)[:19].replace("T", " "),
+    return {"id": row.id, "ts": event.time,
             "event": event.event, "outcome": event.outcome.value, "reason": event.reason,
             "user": event.username, "ip": event.client_ip, "host": event.host,
             "method": event.method, "path": event.path, "rule": event.rule_id,

@@ -245,8 +245,8 @@ def test_admin_issues_code_user_enrols_admin_resets_and_auditor_downloads(
         press(auditor, TARGET, Keys.ENTER)
         auditor.wait_for("#audit-results")
         assert f"user={TARGET}" in auditor.url
-        events = [td.text for td in auditor.driver.find_elements(
-            "css selector", "#audit-results tbody td:nth-child(3)")]
+        events = [e.get_attribute("data-code") for e in auditor.driver.find_elements(
+            "css selector", "#audit-results tbody td:nth-child(3) span.code")]  # label, code
         for wanted in (*ADMIN_EVENTS, "enrol.code_redeemed", "factor.added"):
             assert wanted in events, (wanted, events)
         assert {td.text for td in auditor.driver.find_elements(
@@ -258,7 +258,9 @@ def test_admin_issues_code_user_enrols_admin_resets_and_auditor_downloads(
         auditor.open(f"{stack.portal}/audit/?user={TARGET}&event=admin.factors_reset"
                      "&outcome=success")
         rows = auditor.driver.find_elements("css selector", "#audit-results tbody tr")
-        assert len(rows) == 1 and "admin.factors_reset" in rows[0].text
+        assert len(rows) == 1 and rows[0].find_element(
+            "css selector", "td:nth-child(3) span.code").get_attribute(
+            "title") == "admin.factors_reset"
 
         # Downloads of the user's records, as the page offers them.
         auditor.open(f"{stack.portal}/audit/?user={TARGET}")
