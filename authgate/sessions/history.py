@@ -10,7 +10,8 @@ trains people to click through it (issue 17 item 2). So:
 * the warning at a completion lists the failures since the previous completion, so each
   failure is shown once: the next completion moves the boundary past it;
 * the failures this browser made during this attempt (the request ids the page session
-  remembers, in Flask's signed cookie) are the user's own typos and are left out.
+  remembers, in Flask's signed cookie) are the user's own typos and are left out, except
+  a failure that is never a typo (``NEVER_OWN``: a cloned key's counter going back).
 """
 from __future__ import annotations
 
@@ -28,6 +29,9 @@ SIGN_IN_EVENTS = ("login.password", "login.totp", "login.webauthn", "login.recov
                   "login.passkey")
 FACTOR_EVENTS = ("factor.added", "factor.removed", "admin.factors_reset",
                  "factor.recovery_codes")
+#: failures that are never a typo, so they are shown even when this browser made them: a
+#: key whose signature counter went back is a cloned authenticator (WebAuthn 6.1.1)
+NEVER_OWN = frozenset({"sign_count_regressed"})
 #: how far back the history reaches (a completion older than this is no boundary)
 HISTORY_DAYS = 30
 
@@ -59,10 +63,12 @@ def _events(store: AuditStore, username: str, names: Iterable[str],
 
 def unseen_failures(events: list[StoredAuditEvent], *, boundary: int,
                     own_request_ids: frozenset[str]) -> tuple[StoredAuditEvent, ...]:
-    """Failures after ``boundary`` (an audit id) that this browser did not make. Pure."""
+    """Failures after ``boundary`` (an audit id) that this browser did not make (or that
+    are never a typo: ``NEVER_OWN``). Pure."""
     return tuple(e for e in events if e.id > boundary and e.event.event in SIGN_IN_EVENTS
                  and e.event.outcome is Outcome.FAILURE
-                 and e.event.request_id not in own_request_ids)
+                 and (e.event.request_id not in own_request_ids
+                      or e.event.reason in NEVER_OWN))
 
 
 def complete_sign_in(store: AuditStore, log: AuditLog, *, username: str, level: str,

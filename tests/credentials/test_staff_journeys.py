@@ -79,6 +79,19 @@ def test_every_factor_completes_a_sign_in_so_passkey_users_are_not_warned_foreve
     assert second.previous.event.event == COMPLETED
 
 
+def test_a_cloned_key_is_never_taken_for_this_browsers_own_typo(services) -> None:  # type: ignore[no-untyped-def]
+    from authgate.core.values import AuditEvent, Outcome
+
+    for rid, event, reason in (("r1", "login.password", "bad_password"),
+                               ("r2", "login.webauthn", "sign_count_regressed")):
+        services.audit.record(AuditEvent.for_request(RequestMeta(request_id=rid), event,
+                                                     Outcome.FAILURE, reason, username="alice"))
+    check = complete_sign_in(services.audit_store, services.audit, username="alice",
+                             level="mfa", own_request_ids=frozenset({"r1", "r2"}),
+                             now=services.clock.now(), meta=RequestMeta(request_id="r3"))
+    assert [e.event.reason for e in check.failures] == ["sign_count_regressed"]
+
+
 def test_a_session_completes_its_sign_in_once(mfa, client, services) -> None:  # type: ignore[no-untyped-def]
     secret = mfa.enrol_totp(mfa.issue_code())
     page = mfa.factor_page().get_data(as_text=True)
