@@ -49,7 +49,7 @@ class Activity:
     """The account page's "recent activity": completions, failures and device changes."""
 
     previous: StoredAuditEvent | None  # the completion before the current one
-    failures_since: tuple[StoredAuditEvent, ...]
+    failures_since: tuple[StoredAuditEvent, ...]  # since the current sign-in completed
     recent: tuple[StoredAuditEvent, ...]  # newest first
 
 
@@ -95,6 +95,10 @@ def recent_activity(store: AuditStore, *, username: str, now: datetime) -> Activ
              or e.event.outcome is Outcome.FAILURE]
     completions = [e for e in events if e.event.event == COMPLETED]
     previous = completions[1] if len(completions) > 1 else None
-    since = previous.id if previous else 0
-    failures = tuple(e for e in shown if e.id > since and e.event.event in SIGN_IN_EVENTS)
+    # Failures before the current sign-in completed were shown then (or were this
+    # browser's own typos); the alert counts only what happened since (issue 17 item 2).
+    if not completions:
+        return Activity(previous, (), tuple(shown[:50]))
+    failures = tuple(e for e in shown if e.id > completions[0].id
+                     and e.event.event in SIGN_IN_EVENTS)
     return Activity(previous, failures, tuple(shown[:50]))

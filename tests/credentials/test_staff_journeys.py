@@ -79,6 +79,17 @@ def test_every_factor_completes_a_sign_in_so_passkey_users_are_not_warned_foreve
     assert second.previous.event.event == COMPLETED
 
 
+def test_the_hub_counts_only_failures_since_this_sign_in(mfa, client, app) -> None:  # type: ignore[no-untyped-def]
+    secret = mfa.enrol_totp(mfa.issue_code())
+    mfa.auth.login(password="a typo")  # own typo, before this sign-in completes
+    page = mfa.factor_page().get_data(as_text=True)
+    mfa.post("/login/totp", page, code=mfa.totp(secret, 1), rd=MFA_URL)
+    mfa.factor_page()  # arrives: the sign-in is complete
+    assert "No failed sign-ins since you signed in" in client.get("/").get_data(as_text=True)
+    _guess_from_elsewhere(app)
+    assert "1 failed\n      attempt since you signed in" in client.get("/").get_data(as_text=True)
+
+
 def test_a_cloned_key_is_never_taken_for_this_browsers_own_typo(services) -> None:  # type: ignore[no-untyped-def]
     from authgate.core.values import AuditEvent, Outcome
 
