@@ -36,8 +36,8 @@ from authgate.web.steps import (
 bp = Blueprint("factor", __name__)
 GENERIC = "That code was not accepted. Check it and try again."
 #: a right code already used: after the password step, saying so helps (issue 17 item 6)
-REPLAYED = ("That code was already used. Wait for the next code in your app (a new one "
-            "appears every 30 seconds) and type that one.")
+REPLAYED = ("That code was not accepted: it was already used. Wait for the next code in "
+            "your app (a new one appears every 30 seconds) and type that one.")
 _KEY_REFUSED = ("The security key was not accepted. Try again with a key registered to your "
                 "account, or use another of your sign-in devices.")
 #: session data: this session's sign-in is complete (recorded once, ``sessions.history``)
