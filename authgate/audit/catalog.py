@@ -34,6 +34,8 @@ EVENTS: dict[str, tuple[str, tuple[str, ...]]] = {
                      ("deny", "failure")),
     "login.next": ("the login flow refused a target the policy denies this user",
                    ("failure",)),
+    "login.completed": ("a sign-in completed (any factor; once per session): the boundary "
+                        "for \"failures since your last sign-in\"", ("success",)),
     "request.refused": ("a page request refused before any use case ran: a missing or "
                         "expired CSRF token, a malformed or oversized request", ("deny",)),
     "session.refresh": ("a session re-read its account from the directory (groups changed, "
@@ -166,6 +168,7 @@ REASONS: dict[str, str] = {
     "webauthn_below_policy": "a verified key that does not meet the policy's attestation "
                              "rule: mfa, not phishing-resistant",
     "passkey_uv": "a passkey sign-in with user verification",
+    "signed_in": "the browser arrived where it was going: the sign-in is complete",
     # enrolment codes and factors
     "unknown_code": "no such enrolment code", "other_users_code": "another user's code",
     "code_reused": "an enrolment code used twice", "code_revoked": "a revoked code",
@@ -174,6 +177,7 @@ REASONS: dict[str, str] = {
     "malformed_code": "an enrolment code that cannot be one (never looked up)",
     "revoked": "an enrolment code revoked", "not_live": "a revoke of a code already spent, "
     "revoked or expired", "pending": "a TOTP set-up waiting for its first code",
+    "setup_expired": "a TOTP set-up confirmed after its pending secret's lifetime",
     "totp": "an authenticator app (TOTP) was bound", "webauthn": "a security key was bound",
     "renamed": "an authenticator renamed", "removed": "an authenticator removed",
     "reset": "an administrator removed every factor of the user",

@@ -20,6 +20,8 @@ from authgate.regulation import FactorOutcome, Regulator
 from authgate.storage.interfaces import EnrolmentCodeStore
 from authgate.storage.rows import EnrolmentCodeRow
 
+#: the reason ``redeem_reason`` returns (and audits) for a code spent
+REDEEMED = "redeemed"
 #: how long a redeemed admin enrolment code lets this session bind factors
 ENROL_CODE_WINDOW = timedelta(minutes=15)
 
@@ -52,7 +54,15 @@ class EnrolmentService:
 
     def redeem(self, *, username: str, code: str, meta: RequestMeta,
                regulator: Regulator) -> bool:
-        """Spend the code if it is live and this user's; audit the precise reason if not.
+        """Spend the code if it is live and this user's (``redeem_reason``)."""
+        return self.redeem_reason(username=username, code=code, meta=meta,
+                                  regulator=regulator) == REDEEMED
+
+    def redeem_reason(self, *, username: str, code: str, meta: RequestMeta,
+                      regulator: Regulator) -> str:
+        """Spend the code if it is live and this user's; return the audited reason
+        (``REDEEMED`` on success), so the page can tell "expired" from a typo after the
+        password step (issue 17 item 6; never another user's code from a wrong one).
 
         Guesses are throttled per user by the regulator's second-factor counter (a code is
         a second secret like a TOTP code; ASVS 2.2.1, NIST 63B 5.2.2): once it refuses, no
@@ -61,28 +71,26 @@ class EnrolmentService:
         if not admission.allowed:
             self._record("enrol.code_redeemed", Outcome.FAILURE, "code_throttled",
                          username=username, meta=meta)
-            return False
-        redeemed = self._spend(username=username, code=code, meta=meta)
+            return "code_throttled"
+        reason = self._spend(username=username, code=code, meta=meta)
         regulator.record_factor(admission=admission, outcome=FactorOutcome.SUCCESS
-                                if redeemed else FactorOutcome.FAILURE)
-        return redeemed
+                                if reason == REDEEMED else FactorOutcome.FAILURE)
+        return reason
 
-    def _spend(self, *, username: str, code: str, meta: RequestMeta) -> bool:
+    def _spend(self, *, username: str, code: str, meta: RequestMeta) -> str:
         now = self._record.clock.now()
         try:
             code_hash = hash_enrolment_code(code, key=self._key)
         except FactorError:
-            self._record("enrol.code_redeemed", Outcome.FAILURE, "malformed_code",
-                         username=username, meta=meta)
-            return False
-        if self._codes.redeem(username=username, code_hash=code_hash, now=now):
-            self._record("enrol.code_redeemed", Outcome.SUCCESS, "redeemed",
-                         username=username, meta=meta)
-            return True
-        self._record("enrol.code_redeemed", Outcome.FAILURE,
-                     _why_refused(self._codes.state(code_hash), username, now),
+            reason = "malformed_code"
+        else:
+            reason = REDEEMED if self._codes.redeem(username=username, code_hash=code_hash,
+                                                    now=now) \
+                else _why_refused(self._codes.state(code_hash), username, now)
+        self._record("enrol.code_redeemed",
+                     Outcome.SUCCESS if reason == REDEEMED else Outcome.FAILURE, reason,
                      username=username, meta=meta)
-        return False
+        return reason
 
     def revoke(self, *, code_id: str, username: str, by: str, meta: RequestMeta,
                reason: str = "") -> bool:

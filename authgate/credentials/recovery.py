@@ -2,14 +2,19 @@
 (ASVS 2.6.1-2.6.3, NIST 63B 5.1.2.2). Regenerating invalidates the previous set."""
 from __future__ import annotations
 
+import re
+
 from argon2 import PasswordHasher
 
 from authgate.core.values import Outcome, RequestMeta
 from authgate.credentials.factor_audit import FactorAudit, new_id
 from authgate.factors import generate_recovery_codes, hash_recovery_code, verify_recovery_code
+from authgate.factors.codes import ALPHABET
 from authgate.factors.errors import InvalidRecoveryCode
 from authgate.storage.interfaces import RecoveryCodeStore
 from authgate.storage.rows import RecoveryCodeRow
+
+_CODE = re.compile(f"[{re.escape(ALPHABET)}]{{4}}(?:-[{re.escape(ALPHABET)}]{{4}}){{2}}")
 
 
 class RecoveryService:
@@ -48,3 +53,16 @@ class RecoveryService:
         self._record("login.recovery", Outcome.SUCCESS, "recovery_code_used",
                      username=username, meta=meta, remaining=str(left))
         return left
+
+
+def recovery_codes_file(codes: list[str], *, username: str, issuer: str) -> str | None:
+    """The text file staff download to keep their codes (issue 17 item 7), built from the
+    codes their own page just showed them; None unless every line is a recovery code, so
+    the download can never carry anything else (no markup, no other text)."""
+    if not 1 <= len(codes) <= 10 or not all(_CODE.fullmatch(c) for c in codes):
+        return None
+    lines = [f"{issuer}: recovery codes for {username}",
+             "Each code lets you sign in once if you lose your sign-in device.",
+             "Keep this file somewhere safe, away from your computer.", "",
+             *(f"{n:2}. {c}" for n, c in enumerate(codes, 1)), ""]
+    return "\n".join(lines)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from authgate.core.secretbox import Keyring, SecretBoxError
 from authgate.core.values import Outcome, RequestMeta
@@ -25,6 +26,11 @@ class PendingTotp:
     uri: str
 
 
+#: how long a set-up's pending secret may still be confirmed: long enough to retry a wrong
+#: code in place (issue 17 item 4), short enough that an abandoned secret soon stops counting
+PENDING_LIFETIME = timedelta(minutes=15)
+
+
 def totp_aad(cred_id: str, username: str) -> bytes:
     return f"totp:{cred_id}:{username}".encode()
 
@@ -40,7 +46,6 @@ class TotpService:
 
     def start(self, *, username: str, name: str, meta: RequestMeta) -> PendingTotp:
         """A new, inactive credential; it works only after ``confirm`` with a valid code."""
-        p = self._params()
         secret = new_totp_secret()
         cred_id = new_id()
         self._store.add(CredentialRow(
@@ -50,18 +55,46 @@ class TotpService:
                                                                                username))))
         self._record("enrol.totp.start", Outcome.INFO, "pending", username=username,
                      meta=meta, credential=cred_id)
+        return self._pending(cred_id, username, secret)
+
+    def _pending(self, cred_id: str, username: str, secret: str) -> PendingTotp:
+        p = self._params()
         uri = provisioning_uri(secret=secret, account_name=username, issuer=p.issuer,
                                digits=p.totp_digits, period=p.totp_period,
                                algorithm=p.totp_algorithm)
         return PendingTotp(cred_id, secret, uri)
 
+    def pending(self, *, username: str, credential_id: str) -> PendingTotp | None:
+        """The same set-up again after a wrong code, so the entry already on the phone still
+        works: the user's own inactive credential within ``PENDING_LIFETIME``, else None."""
+        row = self._live_pending(username, credential_id)
+        if row is None:
+            return None
+        try:
+            secret = self._keyring.decrypt(row.secret or "",
+                                           associated_data=totp_aad(row.id, username)).decode()
+        except SecretBoxError:
+            return None
+        return self._pending(row.id, username, secret)
+
+    def _live_pending(self, username: str, credential_id: str) -> CredentialRow | None:
+        row = self._store.get(credential_id) if credential_id else None
+        if row is None or row.username != username or row.kind != "totp" or row.active:
+            return None
+        if self._record.clock.now() - row.created_at > PENDING_LIFETIME:
+            return None
+        return row
+
     def confirm(self, *, username: str, credential_id: str, code: str,
                 meta: RequestMeta) -> CredentialRow:
-        row = self._store.get(credential_id)
-        if row is None or row.username != username or row.kind != "totp" or row.active:
-            self._record("enrol.totp.confirm", Outcome.FAILURE, "unknown_credential",
+        row = self._live_pending(username, credential_id)
+        if row is None:
+            stale = self._store.get(credential_id) if credential_id else None
+            reason = "setup_expired" if stale is not None and stale.username == username \
+                and not stale.active else "unknown_credential"
+            self._record("enrol.totp.confirm", Outcome.FAILURE, reason,
                          username=username, meta=meta)
-            raise InvalidCode("unknown_credential")
+            raise InvalidCode(reason)
         try:
             self._check(row, code, activate=True)
         except FactorError as exc:

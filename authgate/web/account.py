@@ -4,8 +4,8 @@ from __future__ import annotations
 from flask import Blueprint, g, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from authgate.audit.signins import sign_in_history
 from authgate.credentials.enrolment import fresh_strong_login
+from authgate.sessions.history import recent_activity
 from authgate.web.access import require
 from authgate.web.context import meta, services
 from authgate.web.steps import with_rd
@@ -22,7 +22,7 @@ def overview() -> str:
         "account.html", session=session,
         summary=svc.mfa.factors.summary(session.username),
         sessions=svc.sessions.sessions_of(session.username),
-        history=sign_in_history(svc.audit_store, username=session.username,
+        history=recent_activity(svc.audit_store, username=session.username,
                                 now=svc.clock.now()),
         notice=request.args.get("done", ""))
 

@@ -9,29 +9,43 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flask import Blueprint, redirect, render_template, request
+from flask import session as page_session
 from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.access.next_step import Step
-from authgate.audit.signins import sign_in_history
 from authgate.core.values import AuditEvent, Level, Outcome, SessionRecord
-from authgate.factors.errors import FactorError
+from authgate.factors.errors import CodeReplayed, FactorError
 from authgate.regulation import Admission, FactorOutcome
+from authgate.sessions.history import complete_sign_in
 from authgate.web.context import meta, rd_param, services
 from authgate.web.steps import (
     challenge_key,
+    enrol_permit,
     next_json,
     next_redirect,
     options_json,
     raise_level,
     refused_json,
+    remember_failure,
     require_session,
     step_for,
+    take_own_failures,
     with_rd,
 )
 
 bp = Blueprint("factor", __name__)
 GENERIC = "That code was not accepted. Check it and try again."
-_KEY_REFUSED = "The security key was not accepted."
+#: a right code already used: after the password step, saying so helps (issue 17 item 6)
+REPLAYED = ("That code was not accepted: it was already used. Wait for the next code in "
+            "your app (a new one appears every 30 seconds) and type that one.")
+_KEY_REFUSED = ("The security key was not accepted. Try again with a key registered to your "
+                "account, or use another of your sign-in devices.")
+#: session data: this session's sign-in is complete (recorded once, ``sessions.history``)
+SIGNED_IN = "signed_in"
+#: page-session key: recovery codes left after a recovery-code sign-in (shown on arrival)
+RECOVERY_LEFT = "recovery_left"
+#: at or below this many codes left, the arrival page offers new ones (issue 17 item 7)
+FEW_RECOVERY_CODES = 3
 
 
 @bp.get("/login/next")
@@ -61,17 +75,26 @@ def _factor_page(session: SessionRecord, rd: str, step: Step, *, error: str | No
     return render_template(
         "factor.html", session=session, rd=rd, strong=strong, error=error,
         totp=summary.has_totp and not strong, webauthn=summary.has_webauthn,
-        recovery=summary.recovery_codes_left > 0 and not strong), status
+        recovery=summary.recovery_codes_left > 0 and not strong,
+        may_add_key=strong and enrol_permit(session, "webauthn").allowed), status
 
 
 def _arrive(session: SessionRecord, rd: str) -> BaseResponse | str:
-    """Done: show recent failures first if there were any (ASVS 2.2.3), else go on."""
+    """Done. The first arrival of a session completes its sign-in (``sessions.history``):
+    failures since the previous completion that this browser did not make are shown once
+    (ASVS 2.2.3), and so is what is left after a recovery-code sign-in."""
     svc = services()
-    history = sign_in_history(svc.audit_store, username=session.username, now=svc.clock.now())
-    if history.failures_since and request.args.get("seen") != "1":
-        return render_template("welcome.html", session=session, history=history,
-                               continue_url=with_rd("/login/next", rd) +
-                               ("&" if rd else "?") + "seen=1")
+    if session.data.get(SIGNED_IN):
+        return redirect(rd or "/", code=303)
+    check = complete_sign_in(svc.audit_store, svc.audit, username=session.username,
+                             level=session.level.value, own_request_ids=take_own_failures(),
+                             now=svc.clock.now(), meta=meta())
+    svc.sessions.annotate(session, **{SIGNED_IN: "1"})
+    left = page_session.pop(RECOVERY_LEFT, None)
+    if check.failures or left is not None:
+        return render_template("welcome.html", session=session, check=check,
+                               recovery_left=left, few=FEW_RECOVERY_CODES, rd=rd,
+                               continue_url=rd or "/")
     return redirect(rd or "/", code=303)
 
 
@@ -110,11 +133,16 @@ def _typed_code(check: Callable[..., object]) -> BaseResponse | tuple[str, int]:
                               else admission.reason or "factor_throttled")
         return _factor_page(session, rd, step_for(session, rd), error=GENERIC, status=401)
     try:
-        check(username=session.username, code=request.form.get("code", ""), meta=meta())
-    except FactorError:
+        result = check(username=session.username, code=request.form.get("code", ""),
+                       meta=meta())
+    except FactorError as exc:
         _count(admission, False)
-        return _factor_page(session, rd, Step.MFA, error=GENERIC, status=401)
+        remember_failure()
+        return _factor_page(session, rd, Step.MFA, status=401,
+                            error=REPLAYED if isinstance(exc, CodeReplayed) else GENERIC)
     _count(admission, True)
+    if isinstance(result, int):  # a recovery code: how many are left
+        page_session[RECOVERY_LEFT] = result
     return next_redirect(raise_level(session, Level.MFA), rd)
 
 
@@ -151,9 +179,11 @@ def webauthn_verify() -> BaseResponse | tuple[BaseResponse, int]:
             require_uv=strong, meta=meta())
     except FactorError:
         _count(admission, False)
+        remember_failure()
         return refused_json(_KEY_REFUSED, 401)
     if row.username != session.username:
         _count(admission, False)
+        remember_failure()
         return refused_json(_KEY_REFUSED, 401)
     _count(admission, True)
     level = Level.PHISHING_RESISTANT if verified else Level.MFA

@@ -12,10 +12,12 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.factors.errors import FactorError
 from authgate.web.context import meta, return_url, services
-from authgate.web.steps import next_json, options_json, refused_json
+from authgate.web.steps import next_json, options_json, refused_json, remember_failure
 
 bp = Blueprint("passkey", __name__)
-_REFUSED = "The passkey was not accepted."
+#: with a next step (issue 17 item 6); the same for every failure (the reason is audited)
+_REFUSED = ("The passkey was not accepted. Try another passkey or security key, or sign in "
+            "with your username and password.")
 
 
 def _enabled() -> None:
@@ -40,5 +42,6 @@ def verify() -> BaseResponse | tuple[BaseResponse, int]:
         issued = services().passkey_login.sign_in(
             handle=handle, credential_json=request.get_data(as_text=True), meta=meta())
     except FactorError:
+        remember_failure()
         return refused_json(_REFUSED, 401)
     return next_json(issued, return_url(request.args.get("rd")))

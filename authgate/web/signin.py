@@ -7,7 +7,9 @@ from flask import Blueprint, Response, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.access.next_step import Step
+from authgate.core.values import Level
 from authgate.login.password import LoginAttempt, LoginStatus
+from authgate.sessions.history import recent_activity
 from authgate.web.context import (
     meta,
     remote_ip_text,
@@ -18,7 +20,7 @@ from authgate.web.context import (
 )
 from authgate.web.cookies import clear_session_cookie, set_session_cookie
 from authgate.web.password_change import offer_change
-from authgate.web.steps import current_session, step_for, with_rd
+from authgate.web.steps import current_session, remember_failure, step_for, with_rd
 
 bp = Blueprint("portal", __name__)
 
@@ -31,6 +33,10 @@ _FAILURE_PAGES = {
     LoginStatus.UNAVAILABLE: (503, "Sign-in is unavailable right now. Please try again in a "
                                    "few minutes."),
 }
+
+#: the session's level in words staff know ("phishing-resistant" is jargon)
+STRENGTH = {Level.PASSWORD: "password only", Level.MFA: "password and a second device",
+            Level.PHISHING_RESISTANT: "security key or passkey"}
 
 
 @bp.get("/login")
@@ -54,8 +60,13 @@ def login_submit() -> BaseResponse | tuple[str, int]:
     if result.status is LoginStatus.CHANGE_PASSWORD:
         return offer_change(result.username, rd, _FAILURE_PAGES[result.status][1])
     if result.status is not LoginStatus.OK or result.issued is None:
+        # The username typed stays in the form and the password gets the focus (issue 17
+        # item 6): it is the user's own input, the same for every account, so it tells
+        # nothing about which accounts exist (issue 15 item 5).
+        remember_failure()
         status, message = _FAILURE_PAGES[result.status]
-        return render_template("login.html", rd=rd, error=message, session=None), status
+        return render_template("login.html", rd=rd, error=message, session=None,
+                               username=request.form.get("username", "")[:256]), status
     if previous is not None:
         svc.sessions.end(previous)  # a login always starts from a fresh session id
     response = redirect(with_rd("/login/next", rd), code=303)
@@ -65,10 +76,18 @@ def login_submit() -> BaseResponse | tuple[str, int]:
 
 @bp.get("/")
 def home() -> BaseResponse | str:
+    """The portal home: a hub for self-service (issue 17 item 5), so staff find their
+    devices, sessions and recent activity without typing a URL."""
     session = current_session()
     if session is None:
         return redirect("/login", code=303)
-    return render_template("home.html", session=session)
+    svc = services()
+    return render_template(
+        "home.html", session=session, strength=STRENGTH.get(session.level, "signed in"),
+        summary=svc.mfa.factors.summary(session.username),
+        sessions=svc.sessions.sessions_of(session.username),
+        activity=recent_activity(svc.audit_store, username=session.username,
+                                 now=svc.clock.now()))
 
 
 @bp.get("/logout")

@@ -13,15 +13,17 @@ import hashlib
 from urllib.parse import quote
 
 from flask import Response, abort, jsonify, redirect
+from flask import session as page_session
 from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.access.console_floor import console_floor
 from authgate.access.next_step import Step, next_step, resource_of
 from authgate.core.values import Level, Resource, SessionRecord
+from authgate.credentials.enrolment import EnrolPermit, FactorKind, may_enrol
 from authgate.sessions.service import Issued
 from authgate.web.access import portal_resource
 from authgate.web.context import meta as meta  # re-exported: views import it from here
-from authgate.web.context import remote_ip, services
+from authgate.web.context import remote_ip, request_id, services
 from authgate.web.cookies import session_token, set_session_cookie
 
 
@@ -99,3 +101,29 @@ def options_json(options: str) -> BaseResponse:
 def refused_json(message: str, status: int) -> tuple[BaseResponse, int]:
     """A WebAuthn script's refusal: one generic message; the reason is in the audit log."""
     return jsonify(ok=False, error=message), status
+
+
+#: the page-session key (Flask's signed cookie) holding the request ids of this browser's
+#: failed sign-in steps since its last completed sign-in: its own typos (issue 17 item 2)
+OWN_FAILURES = "own_failures"
+_OWN_FAILURES_KEPT = 20
+
+
+def remember_failure() -> None:
+    """Note this request's failed sign-in step as this browser's own. The cookie is signed,
+    so nobody can mark another browser's failures as theirs."""
+    kept = [str(i) for i in page_session.get(OWN_FAILURES, [])][-(_OWN_FAILURES_KEPT - 1):]
+    page_session[OWN_FAILURES] = [*kept, request_id()]
+
+
+def take_own_failures() -> frozenset[str]:
+    """This browser's failed steps, forgotten as the sign-in completes."""
+    return frozenset(str(i) for i in page_session.pop(OWN_FAILURES, []))
+
+
+def enrol_permit(session: SessionRecord, kind: FactorKind) -> EnrolPermit:
+    """The enrolment rule (``credentials.enrolment.may_enrol``) with this request's facts."""
+    svc = services()
+    return may_enrol(kind=kind, session=session, now=svc.clock.now(),
+                     policy=svc.policies.current.settings,
+                     has_factors=svc.mfa.factors.has_factors(session.username), ip=remote_ip())

@@ -55,7 +55,8 @@ CHROME_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-qu
 PASSWORD = "browser-test-password-for-staff"  # noqa: S105 - test accounts
 #: one account per test that burns second-factor failures, so the per-user throttle
 #: (5 failures / 15 min) of one test never leaks into another
-STAFF = ("alice", "bruno", "chen", "dana", "emil", "farah", "gita", "hugo", "ines", "jon")
+STAFF = ("alice", "bruno", "chen", "dana", "emil", "farah", "gita", "hugo", "ines", "jon",
+         "lena", "milo")
 ADMIN = "adam"
 #: an admin whose only factor at first is an authenticator app (issue 14 finding 3)
 TOTP_ADMIN = "kai"
