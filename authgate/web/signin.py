@@ -55,7 +55,8 @@ def login_submit() -> BaseResponse | tuple[str, int]:
         return offer_change(result.username, rd, _FAILURE_PAGES[result.status][1])
     if result.status is not LoginStatus.OK or result.issued is None:
         status, message = _FAILURE_PAGES[result.status]
-        return render_template("login.html", rd=rd, error=message, session=None), status
+        return render_template("login.html", rd=rd, error=message, session=None,
+                               refused=status == 401), status
     if previous is not None:
         svc.sessions.end(previous)  # a login always starts from a fresh session id
     response = redirect(with_rd("/login/next", rd), code=303)
