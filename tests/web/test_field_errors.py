@@ -147,3 +147,29 @@ def test_two_different_new_passwords_mark_the_confirmation(client, services) -> 
     assert refused(page, "confirm_password") == "change-error"
     assert Fields(page).by_id["new_password"]["aria-describedby"] == "pw-rules"
     not_refused(page, "new_password")
+
+
+def test_the_admin_end_all_form_marks_the_field_it_refused(client, services) -> None:  # type: ignore[no-untyped-def]
+    session_cookie(client, services, "adam", Level.PHISHING_RESISTANT)
+    page = client.get("/admin").get_data(as_text=True)
+    not_refused(page, "confirm-all")
+    token = str(re.search(r'data-csrf="([^"]+)"', page).group(1))  # type: ignore[union-attr]
+    r = client.post("/admin/sessions/end-all", data={"csrf_token": token,
+                                                     "reason": "cookie leak", "confirm": "yes"})
+    page = r.get_data(as_text=True)
+    assert r.status_code == 400
+    assert refused(page, "confirm-all") == "admin-error"
+    not_refused(page, "reason-all")
+    r = client.post("/admin/sessions/end-all", data={"csrf_token": token, "reason": "",
+                                                     "confirm": "END ALL SESSIONS"})
+    page = r.get_data(as_text=True)
+    assert refused(page, "reason-all") == "admin-error"
+    not_refused(page, "confirm-all")
+
+
+def test_a_user_search_that_finds_nobody_is_tied_to_the_search_field(client, services) -> None:  # type: ignore[no-untyped-def]
+    session_cookie(client, services, "adam", Level.PHISHING_RESISTANT)
+    page = client.get("/admin/users?q=nobody-here").get_data(as_text=True)
+    fields = Fields(page)
+    assert fields.by_id["q"]["aria-describedby"] == "not-found"
+    assert fields.by_id["not-found"]["role"] == "status"
