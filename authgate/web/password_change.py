@@ -72,7 +72,7 @@ def change() -> tuple[str, int]:
         username=username, password=request.form.get("old_password", ""),
         client_ip=m.client_ip, user_agent=m.user_agent, request_id=m.request_id), new)
     if not result.changed:
-        return change_page(username, rd, result.message, 400, refused="new_password")
+        return change_page(username, rd, result.message, 400, refused=result.field)
     session.pop(PENDING, None)
     return render_template("login.html", rd=rd, error=None, session=None,
                            notice="Your password was changed. Sign in with the new one."), 200

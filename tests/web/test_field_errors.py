@@ -173,3 +173,29 @@ def test_a_user_search_that_finds_nobody_is_tied_to_the_search_field(client, ser
     fields = Fields(page)
     assert fields.by_id["q"]["aria-describedby"] == "not-found"
     assert fields.by_id["not-found"]["role"] == "status"
+
+
+def _change(client, services, old: str, new: str):  # type: ignore[no-untyped-def]
+    pending_change(client, services, "alice")
+    page = client.get("/login").get_data(as_text=True)
+    return client.post("/password/change", data={
+        "csrf_token": csrf_token(page), "username": "alice", "old_password": old,
+        "new_password": new, "confirm_password": new})
+
+
+def test_a_new_password_the_directory_refuses_marks_the_new_password(client, services) -> None:  # type: ignore[no-untyped-def]
+    r = _change(client, services, ALICE_PASSWORD, ALICE_PASSWORD)  # must differ from the old
+    page = r.get_data(as_text=True)
+    assert r.status_code == 400 and "must differ" in page
+    assert refused(page, "new_password") == "change-error"
+    assert "pw-rules" in str(Fields(page).by_id["new_password"]["aria-describedby"])
+    not_refused(page, "old_password")
+    not_refused(page, "confirm_password")
+
+
+def test_a_wrong_current_password_marks_the_current_password(client, services) -> None:  # type: ignore[no-untyped-def]
+    r = _change(client, services, "not alice's password", "a new long password 1")
+    page = r.get_data(as_text=True)
+    assert r.status_code == 400
+    assert refused(page, "old_password") == "change-error"
+    not_refused(page, "new_password")
