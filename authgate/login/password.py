@@ -46,10 +46,15 @@ class LoginAttempt:
     request_id: str
 
 
+#: the one message a refused password gets, whatever the reason (no account enumeration)
+INCORRECT = "The username or password is incorrect."
+
+
 @dataclass(frozen=True)
 class PasswordChange:
     changed: bool
     message: str  # safe to show the user (AD's complexity rules in plain words)
+    field: str = ""  # the form field the refusal is about, if one is (WCAG 3.3.1)
 
 
 @dataclass(frozen=True)
@@ -135,7 +140,7 @@ class LoginService:
         if not admission.allowed:
             self._record(attempt, username, Outcome.FAILURE, admission.reason,
                          event="password.change")
-            return PasswordChange(False, "The username or password is incorrect.")
+            return PasswordChange(False, INCORRECT, field="old_password")  # as a wrong one
         try:
             changer.change_password(username=username, old_password=attempt.password,
                                     new_password=new_password)
@@ -143,7 +148,7 @@ class LoginService:
             self._settle(admission, attempt, outcome_for(exc))
             self._record(attempt, username, Outcome.FAILURE, exc.reason, event="password.change",
                          confirmed=True)
-            return PasswordChange(False, str(exc))
+            return PasswordChange(False, str(exc), field="new_password")
         except DirectoryUnavailable as exc:
             self._settle(admission, attempt, outcome_for(exc))
             self._record(attempt, username, Outcome.ERROR, exc.reason, event="password.change")
@@ -152,7 +157,7 @@ class LoginService:
             self._settle(admission, attempt, outcome_for(exc))
             self._record(attempt, username, Outcome.FAILURE, exc.reason, event="password.change",
                          confirmed=_confirms(exc))
-            return PasswordChange(False, "The username or password is incorrect.")
+            return PasswordChange(False, INCORRECT, field="old_password")
         self._settle(admission, attempt, AttemptOutcome.PASSWORD_CHANGED)
         self._record(attempt, username, Outcome.SUCCESS, "password_changed",
                      event="password.change", confirmed=True,

@@ -233,13 +233,13 @@ def end_all() -> BaseResponse | tuple[str, int]:
     if (back := _fresh_or_reauth("/admin")) is not None:
         return back
     if request.form.get("confirm", "").strip() != "END ALL SESSIONS":
-        return render_template("admin_home.html", session=g.session,
+        return render_template("admin_home.html", session=g.session, refused="confirm-all",
                                error="Type END ALL SESSIONS to confirm."), 400
     try:
         count = actions().end_all_sessions(admin=_admin(), reason=request.form.get("reason", ""),
                                            meta=meta())
     except ReasonRequired:
-        return render_template("admin_home.html", session=g.session,
+        return render_template("admin_home.html", session=g.session, refused="reason-all",
                                error="Give a reason: it goes to the audit trail."), 400
     return render_template("message.html", title="All sessions ended",
                            message=f"{count} session(s) ended, yours included. Everyone signs "

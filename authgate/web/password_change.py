@@ -25,10 +25,11 @@ PENDING = "password_change_for"
 PENDING_FOR = timedelta(minutes=10)
 
 
-def change_page(username: str, rd: str, error: str | None = None,
-                status: int = 200) -> tuple[str, int]:
+def change_page(username: str, rd: str, error: str | None = None, status: int = 200, *,
+                refused: str = "") -> tuple[str, int]:
+    """``refused`` names the field the error is about (aria-invalid, WCAG 3.3.1)."""
     return render_template("password_change.html", username=username, rd=rd,
-                           error=error), status
+                           error=error, refused=refused), status
 
 
 def offer_change(username: str, rd: str, message: str) -> tuple[str, int]:
@@ -65,12 +66,13 @@ def change() -> tuple[str, int]:
             "Sign in first: a password can be changed here only when sign-in asks for it.")), 403
     new = request.form.get("new_password", "")
     if new != request.form.get("confirm_password", ""):
-        return change_page(username, rd, "The two new passwords differ.", 400)
+        return change_page(username, rd, "The two new passwords differ.", 400,
+                           refused="confirm_password")
     result = services().login.change_password(LoginAttempt(
         username=username, password=request.form.get("old_password", ""),
         client_ip=m.client_ip, user_agent=m.user_agent, request_id=m.request_id), new)
     if not result.changed:
-        return change_page(username, rd, result.message, 400)
+        return change_page(username, rd, result.message, 400, refused=result.field)
     session.pop(PENDING, None)
     return render_template("login.html", rd=rd, error=None, session=None,
                            notice="Your password was changed. Sign in with the new one."), 200

@@ -66,7 +66,8 @@ def login_submit() -> BaseResponse | tuple[str, int]:
         remember_failure()
         status, message = _FAILURE_PAGES[result.status]
         return render_template("login.html", rd=rd, error=message, session=None,
-                               username=request.form.get("username", "")[:256]), status
+                               username=request.form.get("username", "")[:256],
+                               refused=status == 401), status
     if previous is not None:
         svc.sessions.end(previous)  # a login always starts from a fresh session id
     response = redirect(with_rd("/login/next", rd), code=303)

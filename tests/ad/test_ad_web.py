@@ -175,6 +175,7 @@ def test_must_change_user_changes_password_then_signs_in(web, ad, clock,  # type
     text = weak.get_data(as_text=True)
     assert weak.status_code == 400 and "not complex enough" in text  # AD's rule, in plain words
     assert "0000052D" not in text and "LdapErr" not in text  # no raw directory text
+    assert 'aria-invalid="true" aria-describedby="change-error pw-rules"' in text  # item 12
 
     wait_out_ad_window(services, clock)  # workaround, see above
     # the change page works for 10 minutes after sign-in asked for it: sign in again

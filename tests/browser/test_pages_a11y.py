@@ -2,7 +2,9 @@
 
 Keyboard only (Tab / Enter) through the login form and the security-key button; every
 visible form field has a label; every resource a page loads comes from the portal itself
-(no CDN, no font service) and the strict CSP never has to block anything.
+(no CDN, no font service) and the strict CSP never has to block anything; and axe-core
+finds no serious or critical WCAG 2.1 A/AA violation (tests/browser/axe.py) on any page
+``audit_page`` looks at (the console tests use it too).
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 
+from tests.browser.axe import check_page
 from tests.browser.conftest import PASSWORD, Page, Stack, totp_now
 from tests.browser.test_webauthn_flow import (
     MFA_APP,
@@ -54,6 +57,8 @@ def audit_page(browser: Page, stack: Stack, seen: dict[str, Any]) -> None:
     assert browser.driver.find_element("css selector", "html").get_attribute("lang") == "en"
     assert browser.driver.title.strip(), where
     seen[f"{where} {browser.driver.title}"] = len(resources)
+    path = where.removeprefix(stack.portal).strip("/").replace("/", "-") or "home"
+    check_page(browser, f"a11y-{path}-{len(seen):02d}")
 
 
 def csp_refusals(browser: Page) -> list[str]:
