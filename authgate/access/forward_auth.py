@@ -6,7 +6,9 @@ one audit record → verdict. "An error can never result in an authenticated use
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from datetime import datetime
 
 from authgate.access.proxy_headers import IPAddress
 from authgate.audit import AuditLog
@@ -50,7 +52,9 @@ class ForwardAuth:
         now = self._clock.now()
         subject = subject_of(session, request.client_ip)
         decision = decide(policy_set, subject=subject, resource=request.resource, now=now)
-        self._audit.record(_event(request, decision, session, policy_set.digest))
+        self._audit.record(_event(request, decision, session, policy_set.digest,
+                                  replay=replay_detail(subject, request.resource, now),
+                                  as_anonymous=session is not None and subject.anonymous))
         # identity headers only for a subject the policy judged as signed in: a session it
         # treated as anonymous (a break-glass password before WebAuthn) asserts no one
         return AccessAnswer(decision.verdict, decision,
@@ -73,17 +77,44 @@ _OUTCOME = {Verdict.ALLOW: Outcome.ALLOW, Verdict.AUTHENTICATE: Outcome.CHALLENG
             Verdict.DENY: Outcome.DENY}
 
 
+def replay_detail(subject: Subject, resource: Resource, now: datetime
+                  ) -> tuple[tuple[str, str], ...]:
+    """What a replay of this decision needs beyond the record's own fields (issue 19 item 1,
+    ``authgate policy preview``): the subject's groups (a JSON list: names may hold commas),
+    how long ago its level was proven and its previous activity (whole seconds), the query
+    (``match_query`` rules), and whether a session was judged anonymous (break-glass before
+    WebAuthn). Each value is capped at 512 characters like all detail; a capped one ends in
+    "…" and the preview counts that record as not replayable rather than guess."""
+    out: list[tuple[str, str]] = []
+    if resource.query:
+        out.append(("query", resource.query))
+    if subject.anonymous:
+        return tuple(out)
+    out.append(("groups", json.dumps(sorted(subject.groups), ensure_ascii=False)))
+    for key, then in (("auth_age", subject.auth_time), ("idle", subject.last_seen)):
+        if then is not None:
+            out.append((key, str(int((now - then).total_seconds()))))
+    return tuple(out)
+
+
 def _event(request: AccessRequest, decision: Decision, session: SessionRecord | None,
-           digest: str) -> AuditEvent:
+           digest: str, *, replay: tuple[tuple[str, str], ...],
+           as_anonymous: bool) -> AuditEvent:
     r = request.resource
+    level = (("level", session.level.value),) if session else ()
+    anonymous = (("as_anonymous", "1"),) if as_anonymous else ()
+    reported = (("report_only", ",".join(f"{rule}:{would}" for rule, would
+                                         in decision.report_only)),) \
+        if decision.report_only else ()
     return AuditEvent(
         event="verify", outcome=_OUTCOME[decision.verdict], reason=decision.reason,
         username=session.username if session else "",
         client_ip=str(request.client_ip or ""), user_agent=request.user_agent,
         host=r.host, path=r.path, method=r.method, rule_id=decision.rule_id or "(default)",
         policy_digest=digest, request_id=request.request_id,
-        detail=(("level", session.level.value),) if session else (),
+        detail=(*level, *anonymous, *replay, *reported),
     )
+
 
 
 def error_event(*, reason: str, request_id: str, client_ip: str, user_agent: str,

@@ -94,6 +94,11 @@ REASONS: dict[str, str] = {
     "config_invalid": "the configuration could not be used (fail closed)",
     "policy_invalid": "the policy set could not be used (fail closed)",
     "session_invalid": "the session could not be used (treated as none)",
+    # verify detail ``report_only`` (rule:outcome, ...): what a report-only rule would have
+    # answered; it never decides (docs/policies.md, Report-only rules)
+    "would_allow": "a report-only rule matched and would have allowed",
+    "would_step_up": "a report-only rule matched and would have asked to log in or step up",
+    "would_deny": "a report-only rule matched and would have denied",
     # login
     "ok": "credentials accepted", "invalid_credentials": "wrong username or password",
     "account_disabled": "the account is disabled", "account_locked": "locked out",

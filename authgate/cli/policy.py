@@ -11,6 +11,7 @@ import json
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -214,3 +215,50 @@ def explain_command(
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
         click.echo("\n".join(result.lines()))
+
+
+@policy_group.command("preview")
+@policies_option
+@click.option("--since", "since_text", default="30d", show_default=True,
+              help="Replay the decisions of this period (a duration: 7d, 12h).")
+@click.option("--samples", type=click.IntRange(0, 1000), default=3, show_default=True,
+              help="Sample requests kept per group.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def preview_command(ctx: click.Context, policies_dir: Path, since_text: str, samples: int,
+                    as_json: bool) -> None:
+    """Replay the audited /verify decisions of the period under POLICIES (the pending set)
+    and show whose access would change: who loses it, who needs a step-up, who gains it."""
+    period = parse_duration(since_text)
+    if period is None:
+        raise click.BadParameter(f"'{since_text}' is not a duration like 30d or 12h",
+                                 param_hint="--since")
+    ps = _load(policies_dir, announce=not as_json)
+    report = _preview(ctx.find_root().obj.settings, ps, since=datetime.now(UTC) - period,
+                      samples=samples)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        click.echo("\n".join(report.lines()))
+
+
+def _preview(settings: Any, ps: PolicySet, *, since: datetime, samples: int) -> Any:
+    """Stream the period's verify records from the audit store (keyset batches: flat
+    memory) into the pure replay (``authgate.policy.preview``)."""
+    from authgate.composition.audit import build_audit_store
+    from authgate.policy.preview import PreviewBuilder, audited_decision
+    from authgate.storage.audit_rows import AuditFilter
+    from authgate.storage.engine import make_engine
+    from authgate.storage.readonly import read_only_engine
+    from authgate.storage.timeconv import from_micros
+
+    url = settings.storage.url
+    engine = read_only_engine(url) or make_engine(url)
+    try:
+        rows = build_audit_store(engine).stream_rows(
+            AuditFilter(since=since, event="verify"), batch=settings.audit.batch_size)
+        builder = PreviewBuilder(ps, samples=samples)
+        return builder.add_all(audited_decision(row._asdict(), from_micros(row.ts))
+                               for row in rows).report()
+    finally:
+        engine.dispose()

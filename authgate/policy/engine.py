@@ -11,11 +11,13 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from authgate.core.values import Level, Resource
 from authgate.policy.paths import normalize_path, path_problem
 from authgate.policy.values import (
+    WOULD,
     Decision,
     IPAddress,
     PolicySet,
@@ -241,23 +243,33 @@ def ambiguous(problem: str) -> Decision:
 
 
 def decide(ps: PolicySet, *, subject: Subject, resource: Resource, now: datetime) -> Decision:
-    """First matching rule wins; nothing matched → deny. Raises ValueError on a naive ``now``."""
+    """First matching rule wins; nothing matched → deny. Raises ValueError on a naive ``now``.
+
+    A matching report-only rule is evaluated like any other, its would-be verdict noted on
+    the Decision, and the walk goes on: it never changes what decides (issue 19 item 3)."""
     problem = path_problem(resource.path)
     if problem is not None:
         return ambiguous(problem)
     req = Request(subject, resource, now)
+    reported: tuple[tuple[str, str], ...] = ()
     for rule, checks in ps.index.candidates(req.host, req.path):
         for check in checks:  # a plain loop: this is the hot path of every request
             if not check(rule, req):
                 break
         else:
             if rule.subjects is None:
-                return outcome(ps, rule, subject, now)
-            if req.anonymous:
-                return login_required_for_subjects(rule)
-            if match_subjects(rule, req):
-                return outcome(ps, rule, subject, now)
-    return DEFAULT_DENY
+                decision = outcome(ps, rule, subject, now)
+            elif req.anonymous:
+                decision = login_required_for_subjects(rule)
+            elif match_subjects(rule, req):
+                decision = outcome(ps, rule, subject, now)
+            else:
+                continue
+            if rule.report_only:
+                reported += ((rule.id, WOULD[decision.verdict]),)
+                continue
+            return replace(decision, report_only=reported) if reported else decision
+    return replace(DEFAULT_DENY, report_only=reported) if reported else DEFAULT_DENY
 
 
 def login_required_for_subjects(rule: Rule) -> Decision:

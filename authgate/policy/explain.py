@@ -18,12 +18,14 @@ from authgate.policy.values import Decision, PolicySet, Rule, Subject
 
 @dataclass(frozen=True)
 class RuleTrace:
-    """One rule as evaluated: matched, or the failed criteria (``failed``)."""
+    """One rule as evaluated: matched, or the failed criteria (``failed``); ``would`` is
+    what a matched report-only rule would have answered (``would_deny``, ...), else ""."""
 
     rule_id: str
     source: str
     matched: bool
     failed: tuple[str, ...]
+    would: str = ""
 
 
 @dataclass(frozen=True)
@@ -46,12 +48,15 @@ class Explanation:
             "reasons": list(d.reasons),
             "normalized_path": self.path,
             "policy_digest": self.digest,
+            "report_only": [{"rule": rule_id, "would": would}
+                            for rule_id, would in d.report_only],
             "rules": [
                 {
                     "id": t.rule_id,
                     "source": t.source,
                     "matched": t.matched,
                     "failed": list(t.failed),
+                    "report_only": t.would or None,
                 }
                 for t in self.trace
             ],
@@ -61,8 +66,9 @@ class Explanation:
         """Human-readable lines, one per evaluated rule, then the decision."""
         out = [f"policy {self.digest[:16]}  path seen by rules: {self.path}"]
         for t in self.trace:
-            status = "MATCH" if t.matched else "skip "
-            detail = "" if t.matched else "  " + "; ".join(t.failed)
+            status = "REPORT" if t.would else ("MATCH" if t.matched else "skip ")
+            detail = f"  report-only: {t.would}, not deciding" if t.would else (
+                "" if t.matched else "  " + "; ".join(t.failed))
             out.append(f"  {status} {t.rule_id} ({t.source}){detail}")
         d = self.decision
         required = d.required.value if d.required else "-"
@@ -71,6 +77,7 @@ class Explanation:
             f"required level {required}"
         )
         out.extend(f"  {line}" for line in d.reasons)
+        out.extend(f"report-only: rule {rule_id} {would}" for rule_id, would in d.report_only)
         return out
 
 
@@ -78,11 +85,14 @@ def explain(ps: PolicySet, subject: Subject, resource: Resource, now: datetime) 
     """The decision for these inputs, and why each earlier rule did not apply."""
     decision = engine.decide(ps, subject=subject, resource=resource, now=now)
     req = engine.Request(subject, resource, now)
+    reported = dict(decision.report_only)
     trace = []
     for rule in ps.rules:
         failed = criterion_failures(rule, req)
-        matched = not failed or rule.id == decision.rule_id
-        trace.append(RuleTrace(rule.id, rule.source, matched, () if matched else tuple(failed)))
+        would = reported.get(rule.id, "")
+        matched = not failed or rule.id == decision.rule_id or bool(would)
+        trace.append(RuleTrace(rule.id, rule.source, matched, () if matched else tuple(failed),
+                               would))
         if rule.id == decision.rule_id:
             break
     return Explanation(decision, tuple(trace), req.path, ps.digest)

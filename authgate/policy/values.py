@@ -53,6 +53,15 @@ class Verdict(str, Enum):  # noqa: UP042 - str values in JSON and audit
     DENY = "deny"
 
 
+#: what a report-only rule would have answered (issue 19 item 3), as written in the
+#: ``verify`` audit record: catalogued as reason codes in ``authgate.audit.catalog``
+WOULD: dict[Verdict, str] = {
+    Verdict.ALLOW: "would_allow",
+    Verdict.AUTHENTICATE: "would_step_up",
+    Verdict.DENY: "would_deny",
+}
+
+
 @dataclass(frozen=True)
 class Subject:
     """Who is asking, as the session layer knows it. ``username=None`` means anonymous.
@@ -76,7 +85,9 @@ class Subject:
 @dataclass(frozen=True)
 class Decision:
     """The engine's answer. ``reason`` is a stable code for audit and the login page;
-    ``reasons`` are human lines for explain and logs (never shown to end users verbatim)."""
+    ``reasons`` are human lines for explain and logs (never shown to end users verbatim).
+    ``report_only`` lists, in policy order, each report-only rule that matched before the
+    deciding one, with what it would have answered (``WOULD``); it never changes the rest."""
 
     verdict: Verdict
     required: Level | None
@@ -85,6 +96,7 @@ class Decision:
     reasons: tuple[str, ...] = ()
     max_session_age: timedelta | None = None
     idle_timeout: timedelta | None = None
+    report_only: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,7 +113,8 @@ class HoursWindow:
 
 @dataclass(frozen=True)
 class Rule:
-    """One compiled rule. ``None`` criteria match everything (an omitted key)."""
+    """One compiled rule. ``None`` criteria match everything (an omitted key).
+    ``report_only`` (``mode: report_only``): evaluated and recorded, never deciding."""
 
     id: str
     position: int
@@ -120,6 +133,7 @@ class Rule:
     hours: tuple[HoursWindow, ...] | None = None
     max_session_age: timedelta | None = None
     idle_timeout: timedelta | None = None
+    report_only: bool = False
 
     @property
     def has_subjects(self) -> bool:

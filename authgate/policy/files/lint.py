@@ -3,7 +3,8 @@
 * Shadowed rules are **errors** (``shadowed_rules``): an earlier rule matches everything a
   later one does, so the later one can never apply. That is always a mistake, and a
   dangerous one: a stricter rule placed after a catch-all silently lowers the level (found by
-  the pen test of issue #14, where a later ``mfa`` rule never ran). The check is
+  the pen test of issue #14, where a later ``mfa`` rule never ran). A report-only rule
+  decides nothing, so it shadows nothing (it may itself be shadowed). The check is
   conservative (criterion by criterion, superset or equal); it never reports a rule that can
   match, and may miss exotic overlaps.
 * Warnings (``lint_rules``): rules looser than NIST SP 800-63B re-authentication caps
@@ -85,7 +86,7 @@ class _ShadowFinder:
         for pos in self._candidates(rule):
             if pos >= rule.position:
                 break
-            if covers(self._rules[pos], rule):
+            if not self._rules[pos].report_only and covers(self._rules[pos], rule):
                 return self._rules[pos]
         return None
 

@@ -46,7 +46,10 @@ RULE_KEYS = (
     "level",
     "max_session_age",
     "idle_timeout",
+    "mode",
 )
+#: ``mode``: a rule decides (``enforce``, the default) or only reports (issue 19 item 3)
+MODES = ("enforce", "report_only")
 _HOST = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]*[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
 _METHOD = re.compile(r"^[A-Z]+$")
 _TIME = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$|^24:00$")
@@ -239,6 +242,14 @@ def _level(where: Where, node: Node, _: _Context) -> dict[str, Any]:
         return {}
 
 
+def _mode(where: Where, node: Node, _: _Context) -> dict[str, Any]:
+    text = nodes.string(where, node, "mode")
+    if text is not None and text not in MODES:
+        where.error(node, f"mode '{text}' is not one of {', '.join(MODES)}")
+        return {}
+    return {"report_only": text == "report_only"} if text is not None else {}
+
+
 def _description(where: Where, node: Node, _: _Context) -> dict[str, Any]:
     text = nodes.string(where, node, "description")
     return {"description": text.strip()} if text is not None else {}
@@ -362,6 +373,7 @@ def _duration(key: str) -> Any:
 
 _RULE_PARSERS: dict[str, Any] = {
     "level": _level,
+    "mode": _mode,
     "description": _description,
     "domains": _domains,
     "paths": _paths,
