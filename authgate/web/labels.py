@@ -44,7 +44,7 @@ _EVENTS = {
     "audit.export": "Audit records downloaded", "audit.verify": "Audit trail verified",
     "audit.checkpoint": "Audit checkpoint signed", "audit.witness": "Audit witness",
     "audit.purge": "Old audit records purged", "audit.chain.close": "Audit chain closed",
-    "directory.service_bind": "Directory service account",
+    "directory.service_bind": "Directory service account", "login.completed": "Signed in",
 }
 _OUTCOMES = {"success": "OK", "failure": "Failed", "deny": "Refused", "error": "Error",
              "info": "", "allow": "Allowed", "challenge": "Sign-in asked"}
