@@ -126,7 +126,7 @@ def _register_blueprints(app: Flask, *, portal: bool) -> None:
     labels.init_app(app)
     errors.init_app(app)
     pages = (signin, factor_login, enrol, account, password_change, passkey, admin, auditor,
-             auditor_views) if portal else (metrics,)  # metrics: never public (metrics.py)
+             auditor_views, errors) if portal else (metrics,)  # metrics: never public (metrics.py)
     for module in (verify, wellknown, *pages):
         app.register_blueprint(module.bp)
     csrf.exempt(verify.bp)
