@@ -4,6 +4,8 @@ One subtree search through the service account (never a user's bind):
 ``(|(sAMAccountName=prefix*)(displayName=*text*))`` under the user base, the typed text
 escaped as RFC 4515 3 demands (``*``, ``(``, ``)``, ``\\`` and NUL become ``\\2a`` ...), so a
 typed ``*`` or ``)`` is a character to look for, never a wildcard or a filter of its own.
+Control characters never reach a filter (as in ``parse_login_name``): Samba ends a value at
+an escaped NUL (``\\00``), so ``a\\x00`` would search for ``a*`` (measured, tests/ad).
 A size limit keeps one search small (RFC 4511 4.5.1: sizeLimit; AD answers
 ``sizeLimitExceeded`` with the entries it had, which we keep).
 """
@@ -37,8 +39,8 @@ def search_users(run: Any, settings: LdapDirectorySettings, text: str, *,
                  limit: int) -> list[UserMatch]:
     """At most ``limit + 1`` matches, sorted by login name; ``run`` is the service pool's
     ``run`` (the service account's connection, its circuit and failover)."""
-    if not text.strip():
-        return []
+    if not text.strip() or any(ord(c) < 32 or ord(c) == 127 for c in text):
+        return []  # no name holds a control character (see the module docstring)
     flt = search_filter(text)
 
     def search(conn: Connection) -> list[UserMatch]:

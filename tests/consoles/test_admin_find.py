@@ -9,8 +9,10 @@ import pytest
 
 from authgate.admin.bans import describe_ban, local_time
 from authgate.admin.people import find_people
+from authgate.config.settings import LdapDirectorySettings
 from authgate.core.values import Level
 from authgate.directory.file import FileDirectory
+from authgate.directory.ldap_search import MAX_TEXT, search_filter, search_users
 from authgate.regulation import Ban
 from tests.conftest import session_cookie
 from tests.consoles.test_admin_console import csrf, events
@@ -52,6 +54,20 @@ def test_file_search_folds_case_and_caps_the_list(tmp_path) -> None:  # type: ig
     assert len(found.matches) == 3 and found.more and not found.exact
     assert find_people(directory=directory, search=directory, text="ZOE").exact == "zoe"
     assert find_people(directory=directory, search=None, text="tom1").exact == "tom1"
+
+
+def test_ldap_filter_escapes_what_is_typed_and_refuses_control_characters() -> None:
+    """RFC 4515 3: a typed ``*``, ``(``, ``)`` or ``\\`` is a character to look for; the real
+    search against Samba is tests/ad/test_ad_search.py."""
+    assert search_filter(" tom ") == ("(&(objectCategory=person)(objectClass=user)"
+                                      "(|(sAMAccountName=tom*)(displayName=*tom*)))")
+    assert "(sAMAccountName=\\2a\\29\\28cn=\\2a\\5c*)" in search_filter("*)(cn=*\\")
+    assert len(search_filter("x" * 500)) == len(search_filter("x" * MAX_TEXT))
+    asked: list[object] = []
+    settings = LdapDirectorySettings(urls=("ldaps://dc.test",), base_dn="DC=city,DC=test")
+    for text in ("", "   ", "a\x00", "al\nice", "a\x7f"):  # no name holds one: no search
+        assert search_users(asked.append, settings, text, limit=5) == []
+    assert asked == []
 
 
 def test_reset_all_factors_is_hidden_without_factors(admin) -> None:  # type: ignore[no-untyped-def]
