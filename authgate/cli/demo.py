@@ -109,7 +109,8 @@ def demo_guide(*, app: str, portal: str, config: Path, logins: dict[str, str],
     lines += person("Admin", "demo-admin", [
         f"try: open {portal}/admin, sign in and set up a security key or passkey with the",
         "     code (the console needs one); find \"demo\" and issue an enrolment code;",
-        "     after 2 wrong passwords for demo, lift the ban under Bans"])
+        "     after two different wrong passwords for demo (a repeat counts once),",
+        "     lift the ban under Bans"])
     lines += person("Auditor", "demo-auditor", [
         f"try: open {portal}/audit/, sign in and set up an authenticator app with the code;",
         "     search a person, download the history (CSV) and verify it offline:",
