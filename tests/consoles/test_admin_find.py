@@ -125,3 +125,20 @@ def test_end_all_sessions_lives_on_its_own_page(admin, services) -> None:  # typ
                                                     "reason": "cookie leak", "confirm": "no"})
     assert r.status_code == 400 and 'aria-invalid="true"' in r.get_data(as_text=True)
     assert events(services, "admin.all_sessions_ended") == []
+
+
+def test_break_glass_search_lists_local_accounts_then_the_primarys(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The break-glass accounts and AD's answer in one list, a name only once."""
+    from authgate.directory.break_glass import BreakGlassDirectory
+    from authgate.directory.roles import roles_of
+
+    primary = FileDirectory(tmp_path / "ad.yaml")
+    primary.add_user("tomas", "x" * 12, display_name="Tomas Primary")
+    primary.add_user("tomek", "x" * 12, display_name="Tomek Primary")
+    local = FileDirectory(tmp_path / "break-glass.yaml")
+    local.add_user("tom-emergency", "x" * 12, display_name="Break Glass")
+    both = BreakGlassDirectory(primary=primary, local=local, primary_roles=roles_of(primary))
+    assert roles_of(both).user_search is both
+    assert [m.username for m in both.search_users("tom", limit=5)] == \
+        ["tom-emergency", "tomas", "tomek"]
+    assert len(both.search_users("tom", limit=1)) == 2  # limit + 1: "more" can be told
