@@ -17,7 +17,14 @@ DEMO_BANNER = "DEMO MODE: a labelled demo secret and plain http on localhost. No
 
 def _write_config(instance: Path, gateway_port: int) -> Path:
     config = instance / "authgate.yaml"
-    if config.exists():
+    if config.exists():  # kept (its secrets), but serving the port asked for this time
+        text = config.read_text(encoding="utf-8")
+        data = yaml.safe_load(text) or {}
+        url = f"http://localhost:{gateway_port}"
+        if data.get("server", {}).get("public_url") != url:
+            data.setdefault("server", {})["public_url"] = url
+            header = "".join(ln for ln in text.splitlines(keepends=True) if ln.startswith("#"))
+            config.write_text(header + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
         return config
     data = {
         "mode": "demo",
@@ -38,27 +45,45 @@ def _write_config(instance: Path, gateway_port: int) -> Path:
     return config
 
 
-def _ensure_demo_user(instance: Path, users_path: Path) -> tuple[str, str]:
+#: the demo's people, one per role (issue 17 item 11): they exist only in the demo's own
+#: users file, so the roles (policy ``roles``: directory groups) are granted in demo mode only
+DEMO_PEOPLE = (
+    ("demo", "Demo Staff Member", ["City-Staff"]),
+    ("demo-admin", "Demo Admin", ["authgate-admins"]),
+    ("demo-auditor", "Demo Auditor", ["authgate-auditors"]),
+)
+
+
+def _ensure_demo_users(instance: Path, users_path: Path) -> dict[str, str]:
+    """Each demo person's password, made at first run and kept in ``DEMO-LOGIN.txt`` (0600);
+    a person an older demo did not create is added."""
     from authgate.directory.file import FileDirectory
 
     login_file = instance / "DEMO-LOGIN.txt"
+    known: dict[str, str] = {}
     if login_file.exists() and users_path.exists():
-        username, password = login_file.read_text(encoding="utf-8").split()[:2]
-        return username, password
-    password = secrets.token_urlsafe(12)
+        for line in login_file.read_text(encoding="utf-8").splitlines():
+            parts = line.split()
+            if len(parts) >= 2:
+                known[parts[0]] = parts[1]
     directory = FileDirectory(users_path)
-    if directory.lookup("demo") is None:
-        directory.add_user("demo", password, display_name="Demo Staff Member",
-                           email="demo@city.test", groups=["City-Staff"])
-    else:
-        directory.set_password("demo", password)
-    login_file.write_text(f"demo {password}\n", encoding="utf-8")
+    for username, display, groups in DEMO_PEOPLE:
+        if username in known and directory.lookup(username) is not None:
+            continue
+        known[username] = secrets.token_urlsafe(12)
+        if directory.lookup(username) is None:
+            directory.add_user(username, known[username], display_name=display,
+                               email=f"{username}@city.test", groups=groups)
+        else:
+            directory.set_password(username, known[username])
+    login_file.write_text("".join(f"{u} {known[u]}\n" for u, _, _ in DEMO_PEOPLE),
+                          encoding="utf-8")
     login_file.chmod(0o600)
-    return "demo", password
+    return {u: known[u] for u, _, _ in DEMO_PEOPLE}
 
 
 def _demo_enrolment_code(gateway: object, username: str) -> str:
-    """A code for the demo user's first second factor, as an admin would hand it over."""
+    """A code for a demo person's first second factor, as an admin would hand it over."""
     from datetime import timedelta
 
     from authgate.core.values import RequestMeta
@@ -68,6 +93,29 @@ def _demo_enrolment_code(gateway: object, username: str) -> str:
         return ""
     return str(services.mfa.enrolment.issue(username=username, issued_by="demo", ttl=timedelta(
         hours=24), meta=RequestMeta(client_ip="demo"), reason="demo start-up").code)
+
+
+def demo_guide(*, app: str, portal: str, config: Path, logins: dict[str, str],
+               codes: dict[str, str]) -> str:
+    """What ``make run`` prints: one login per role and what to try with it."""
+    def person(role: str, user: str, tries: list[str]) -> list[str]:
+        code = (f"      enrolment code {codes[user]} (first sign-in device)" if codes.get(user)
+                else "      (a sign-in device is already set up)")
+        return [f"  {role:<8} {user} / {logins[user]}", code, *(f"      {t}" for t in tries)]
+    lines = [f"  Protected sample app : {app}/", f"  authgate portal      : {portal}/", ""]
+    lines += person("Staff", "demo", [
+        f"try: open {app}/ and sign in; {app}/mfa/ asks for a second factor",
+        "     (use the enrolment code), /strong/ for a security key, /forbidden/ is refused"])
+    lines += person("Admin", "demo-admin", [
+        f"try: open {portal}/admin, sign in and set up a security key or passkey with the",
+        "     code (the console needs one); find \"demo\" and issue an enrolment code;",
+        "     after two different wrong passwords for demo (a repeat counts once),",
+        "     lift the ban under Bans"])
+    lines += person("Auditor", "demo-auditor", [
+        f"try: open {portal}/audit/, sign in and set up an authenticator app with the code;",
+        "     search a person, download the history (CSV) and verify it offline:",
+        f"     .venv/bin/authgate --config {config} audit verify --export FILE"])
+    return "\n".join(lines)
 
 
 @click.command("demo")
@@ -94,9 +142,9 @@ def demo_command(obj: Context, instance: Path, gateway_port: int, app_port: int)
     ensure_signing_key(config)
     settings = load_settings(config)
     migrate(settings.storage.url)
-    username, password = _ensure_demo_user(instance, Path(settings.directory.file.path))
+    logins = _ensure_demo_users(instance, Path(settings.directory.file.path))
     gateway = create_app({"settings": settings})
-    enrolment = _demo_enrolment_code(gateway, username)
+    codes = {user: _demo_enrolment_code(gateway, user) for user in logins}
     servers = [make_server("localhost", gateway_port, gateway, threaded=True),
                make_server("localhost", app_port,
                            ForwardAuthProxy(gateway, sample_app, host=f"localhost:{app_port}"),
@@ -104,12 +152,10 @@ def demo_command(obj: Context, instance: Path, gateway_port: int, app_port: int)
     for server in servers[1:]:
         threading.Thread(target=server.serve_forever, daemon=True).start()
     click.echo(f"\n  {DEMO_BANNER}\n")
-    click.echo(f"  Protected sample app : http://localhost:{app_port}/")
-    click.echo(f"  authgate portal      : http://localhost:{gateway_port}/")
-    click.echo(f"  Demo login           : {username} / {password}")
-    if enrolment:
-        click.echo(f"  Enrolment code (demo): {enrolment}  (set up a second factor at /mfa/)")
-    click.echo(f"  Config               : {config}\n  Stop with Ctrl-C.\n")
+    click.echo(demo_guide(app=f"http://localhost:{app_port}",
+                          portal=f"http://localhost:{gateway_port}", config=config,
+                          logins=logins, codes=codes))
+    click.echo(f"\n  Config               : {config}\n  Stop with Ctrl-C.\n")
     try:
         servers[0].serve_forever()
     except KeyboardInterrupt:

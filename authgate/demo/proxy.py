@@ -8,6 +8,7 @@ the client address is the socket peer, never a client-sent ``X-Forwarded-For``.
 """
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote
@@ -31,7 +32,9 @@ class ForwardAuthProxy:
         if uri is None:  # absolute-form, authority-form (CONNECT) or asterisk: not ours
             return _refuse(start_response, "400 Bad Request")
         environ["HTTP_HOST"] = self._host  # the app serves the host that was judged
+        request_id = secrets.token_hex(8)  # as nginx's $request_id: one per request
         headers = {
+            "X-Request-ID": request_id,
             "X-Original-URI": uri, "X-Original-Method": environ.get("REQUEST_METHOD", "GET"),
             "X-Forwarded-Proto": environ.get("wsgi.url_scheme", "http"),
             "X-Forwarded-Host": self._host,
@@ -52,7 +55,23 @@ class ForwardAuthProxy:
             start_response("302 Found", [("Location", verdict.headers["Location"]),
                                          ("Content-Length", "0")])
             return [b""]
-        return _refuse(start_response, "403 Forbidden")
+        return self._forbidden(headers, start_response)
+
+    def _forbidden(self, headers: dict[str, str], start_response: StartResponse
+                   ) -> list[bytes]:
+        """As nginx's ``error_page 403``: the gateway's refusal page, status 403, with the
+        request id /verify audited (issue 17 item 3)."""
+        page = self._gateway.get("/authgate/forbidden", headers={
+            "Cookie": headers["Cookie"], "User-Agent": headers["User-Agent"],
+            "X-Request-ID": headers["X-Request-ID"]}, environ_base={"REMOTE_ADDR": "127.0.0.1"})
+        if page.status_code != 403:  # the gateway could not say more: still refused
+            return _refuse(start_response, "403 Forbidden")
+        body = page.get_data()
+        keep = [(k, v) for k, v in page.headers.items()
+                if k.lower() not in ("content-length", "set-cookie")]
+        start_response("403 Forbidden", [*keep, ("Content-Length", str(len(body))),
+                                         ("X-Request-ID", headers["X-Request-ID"])])
+        return [body]
 
 
 def original_uri(environ: dict[str, Any]) -> str | None:

@@ -17,6 +17,8 @@ from authgate.directory.roles import (
     LockoutPolicySource,
     LoginNameCanonicaliser,
     PasswordChanger,
+    UserMatch,
+    UserSearch,
     roles_of,
 )
 
@@ -50,4 +52,4 @@ def normalise_username(raw: str) -> str:
 
 __all__ = ["AccountStatus", "AccountStatusSource", "Directory", "DirectoryRoles",
            "LockoutPolicySource", "LoginNameCanonicaliser", "PasswordChanger",
-           "normalise_username", "roles_of"]
+           "UserMatch", "UserSearch", "normalise_username", "roles_of"]

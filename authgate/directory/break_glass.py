@@ -15,7 +15,7 @@ from authgate.core.values import Identity
 from authgate.directory import Directory, normalise_username
 from authgate.directory.file import FileDirectory
 from authgate.directory.ldap_states import AccountState
-from authgate.directory.roles import AccountStatus, DirectoryRoles
+from authgate.directory.roles import AccountStatus, DirectoryRoles, UserMatch
 
 BREAK_GLASS = "break_glass"
 
@@ -23,7 +23,8 @@ BREAK_GLASS = "break_glass"
 class BreakGlassDirectory:
     """The break-glass file first (for its own names only), then ``primary`` (AD).
 
-    Plays exactly ``Directory``, ``AccountStatusSource`` and ``PasswordChanger``. The roles
+    Plays exactly ``Directory``, ``AccountStatusSource``, ``PasswordChanger`` and
+    ``UserSearch`` (the local accounts, then AD's when it searches). The roles
     that describe AD itself (its lockout policy, its login-name forms, its diagnosis) are
     not forwarded: they belong to ``primary``, where the composition root finds them once,
     so the AD lockout guard and login-name canonicalisation apply with break-glass too.
@@ -36,6 +37,7 @@ class BreakGlassDirectory:
         self.name = f"{primary.name}+{BREAK_GLASS}"
         self._primary_status = primary_roles.account_status
         self._primary_changer = primary_roles.password_changer
+        self._primary_search = primary_roles.user_search
 
     def is_local(self, username: str) -> bool:
         name = normalise_username(username)
@@ -66,6 +68,14 @@ class BreakGlassDirectory:
 
     def check(self) -> None:
         self.primary.check()
+
+    def search_users(self, text: str, *, limit: int) -> list[UserMatch]:
+        local = self.local.search_users(text, limit=limit)
+        names = {m.username for m in local}
+        primary = (self._primary_search.search_users(text, limit=limit)
+                   if self._primary_search is not None else [])
+        merged = local + [m for m in primary if m.username not in names]
+        return sorted(merged, key=lambda m: m.username)[:limit + 1]
 
     def change_password(self, *, username: str, old_password: str, new_password: str) -> None:
         if self.is_local(username):

@@ -39,6 +39,7 @@ from authgate.core.errors import (
 )
 from authgate.core.values import Identity
 from authgate.directory import normalise_username
+from authgate.directory.roles import UserMatch
 
 _USER_KEYS = {"display_name", "email", "groups", "password", "disabled", "password_changed_at"}
 
@@ -92,6 +93,17 @@ class FileDirectory:
         if new_password == old_password:
             raise PasswordChangeRejected("The new password must differ from the old one.")
         self.set_password(username, new_password)
+
+    def search_users(self, text: str, *, limit: int) -> list[UserMatch]:
+        """Login names starting with ``text`` or display names containing it, folded for
+        case (the ``UserSearch`` role; the LDAP directory asks AD the same question)."""
+        needle = text.strip().casefold()
+        if not needle:
+            return []
+        found = [UserMatch(name, e.identity.display_name, e.identity.email, e.disabled)
+                 for name, e in sorted(self._entries_now().items())
+                 if name.startswith(needle) or needle in e.identity.display_name.casefold()]
+        return found[:limit + 1]
 
     # -- management (the `authgate users` command) -----------------------------------------
     def list_users(self) -> list[tuple[Identity, bool]]:

@@ -32,6 +32,7 @@ from authgate.core.values import Identity
 from authgate.directory.ldap_circuit import ServiceBindCircuit, local_circuit
 from authgate.directory.ldap_conn import Connector, ServicePool, close_quietly
 from authgate.directory.ldap_diag import Diagnosis, diagnose
+from authgate.directory.ldap_search import search_users
 from authgate.directory.ldap_states import (
     UNAVAILABLE_RESULTS,
     account_state,
@@ -41,7 +42,7 @@ from authgate.directory.ldap_states import (
     parse_login_name,
     password_change_failure,
 )
-from authgate.directory.roles import AccountStatus
+from authgate.directory.roles import AccountStatus, UserMatch
 
 __all__ = ["AccountStatus", "Diagnosis", "LdapDirectory", "LdapDirectorySettings"]
 
@@ -174,6 +175,10 @@ class LdapDirectory:
         s = self.settings
         parsed = parse_login_name(name, upn_suffix=s.upn_suffix, netbios_domain=s.netbios_domain)
         return parsed or name.strip().lower()
+
+    def search_users(self, text: str, *, limit: int) -> list[UserMatch]:
+        """Accounts by login-name prefix or display-name part (``ldap_search``)."""
+        return search_users(self._pool.run, self.settings, text, limit=limit)
 
     def diagnose(self) -> Diagnosis:
         """Every configured DC, tried in turn: service bind, TLS details, timings."""

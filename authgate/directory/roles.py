@@ -65,6 +65,28 @@ class LoginNameCanonicaliser(Protocol):
 
 
 @dataclass(frozen=True)
+class UserMatch:
+    """One account a search found: enough to tell people apart and open their page."""
+
+    username: str
+    display_name: str
+    email: str = ""
+    disabled: bool = False
+
+
+@runtime_checkable
+class UserSearch(Protocol):
+    """Finds accounts by the start of their login name or any part of their display name,
+    so an admin need not know the exact username (issue 17 item 8)."""
+
+    def search_users(self, text: str, *, limit: int) -> list[UserMatch]:
+        """At most ``limit`` accounts whose login name starts with ``text`` or whose display
+        name contains it (case-insensitive), sorted by login name; ``limit + 1`` results
+        are allowed to tell "more" apart. Raises ``DirectoryUnavailable`` on outage."""
+        ...
+
+
+@dataclass(frozen=True)
 class DirectoryRoles:
     """The optional roles of one directory, found once; None where it does not play one."""
 
@@ -72,6 +94,7 @@ class DirectoryRoles:
     password_changer: PasswordChanger | None = None
     lockout_policy: LockoutPolicySource | None = None
     login_names: LoginNameCanonicaliser | None = None
+    user_search: UserSearch | None = None
 
 
 def roles_of(directory: object) -> DirectoryRoles:
@@ -81,4 +104,5 @@ def roles_of(directory: object) -> DirectoryRoles:
         password_changer=directory if isinstance(directory, PasswordChanger) else None,
         lockout_policy=directory if isinstance(directory, LockoutPolicySource) else None,
         login_names=directory if isinstance(directory, LoginNameCanonicaliser) else None,
+        user_search=directory if isinstance(directory, UserSearch) else None,
     )

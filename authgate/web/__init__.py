@@ -126,7 +126,7 @@ def _register_blueprints(app: Flask, *, portal: bool) -> None:
     labels.init_app(app)
     errors.init_app(app)
     pages = (signin, factor_login, enrol, account, password_change, passkey, admin, auditor,
-             auditor_views) if portal else ()
+             auditor_views, errors) if portal else ()
     metrics.init_app(app, networks=app.extensions["authgate"].settings.server.metrics_networks)
     for module in (verify, wellknown, metrics, *pages):  # metrics: never public (metrics.py)
         app.register_blueprint(module.bp)

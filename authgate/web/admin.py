@@ -10,6 +10,8 @@ from flask import Blueprint, abort, g, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.admin.actions import AdminActions, ReasonRequired
+from authgate.admin.bans import BanView, describe_ban
+from authgate.admin.people import find_people
 from authgate.audit.signins import sign_in_history
 from authgate.config.loader import parse_duration
 from authgate.core.errors import AuthgateError
@@ -82,11 +84,14 @@ def home() -> str:
 @bp.get("/users")
 @require("admin")
 def find_user() -> BaseResponse | str:
-    query = normalise_username(request.args.get("q", ""))[:256]
-    if query and services().directory.lookup(query) is not None:
-        return redirect(_user_url(query), code=303)
-    return render_template("admin_home.html", session=g.session, query=query,
-                           not_found=bool(query))
+    """By exact login name, login-name prefix or part of the display name (item 8)."""
+    svc = services()
+    found = find_people(directory=svc.directory, search=svc.directory_roles.user_search,
+                        text=request.args.get("q", "")[:256])
+    if found.exact:
+        return redirect(_user_url(found.exact), code=303)
+    return render_template("admin_home.html", session=g.session, query=found.query,
+                           found=found)
 
 
 @bp.get("/users/<username>")
@@ -97,7 +102,7 @@ def user(username: str) -> str:
     source = svc.directory_roles.account_status
     status = source.account_status(name) if source is not None else None
     identity = status.identity if status is not None else svc.directory.lookup(name)
-    bans = [b for b in _bans() if name in b.subject]
+    bans = [_describe(b) for b in _bans() if _names(b, name)]
     return render_template(
         "admin_user.html", session=g.session, username=name, identity=identity,
         state=(status.state.value if status is not None
@@ -111,6 +116,18 @@ def user(username: str) -> str:
 
 def _bans() -> list[Ban]:
     return services().regulator.active_bans()
+
+
+def _describe(ban: Ban) -> BanView:
+    svc = services()
+    return describe_ban(ban, tz=svc.policies.current.settings.defaults.tz,
+                        now=svc.clock.now())
+
+
+def _names(ban: Ban, name: str) -> bool:
+    """The ban is on this account (``user:``, ``factor:`` or one of its ``userip:``)."""
+    kind, _, rest = ban.subject.partition(":")
+    return kind in ("user", "factor", "userip") and rest.split("|", 1)[0] == name
 
 
 def _after(username: str, done: str = "", error: str = "", count: int | None = None
@@ -211,7 +228,8 @@ def end_sessions(username: str) -> BaseResponse:
 @bp.get("/bans")
 @require("admin")
 def bans() -> str:
-    return render_template("admin_bans.html", session=g.session, bans=_bans(), **banners())
+    return render_template("admin_bans.html", session=g.session,
+                           bans=[_describe(b) for b in _bans()], **banners())
 
 
 @bp.post("/bans/lift")
@@ -227,19 +245,26 @@ def lift_ban() -> BaseResponse:
     return redirect(f"/admin/bans?done=bans_lifted&count={len(lifted)}", code=303)
 
 
+@bp.get("/sessions/end-all")
+@require("admin")
+def end_all_form() -> str:
+    """"Suspected compromise" on a page of its own, away from everyday work (item 8)."""
+    return render_template("admin_end_all.html", session=g.session)
+
+
 @bp.post("/sessions/end-all")
 @require("admin")
 def end_all() -> BaseResponse | tuple[str, int]:
-    if (back := _fresh_or_reauth("/admin")) is not None:
+    if (back := _fresh_or_reauth("/admin/sessions/end-all")) is not None:
         return back
     if request.form.get("confirm", "").strip() != "END ALL SESSIONS":
-        return render_template("admin_home.html", session=g.session, refused="confirm-all",
+        return render_template("admin_end_all.html", session=g.session, refused="confirm-all",
                                error="Type END ALL SESSIONS to confirm."), 400
     try:
         count = actions().end_all_sessions(admin=_admin(), reason=request.form.get("reason", ""),
                                            meta=meta())
     except ReasonRequired:
-        return render_template("admin_home.html", session=g.session, refused="reason-all",
+        return render_template("admin_end_all.html", session=g.session, refused="reason-all",
                                error="Give a reason: it goes to the audit trail."), 400
     return render_template("message.html", title="All sessions ended",
                            message=f"{count} session(s) ended, yours included. Everyone signs "

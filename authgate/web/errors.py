@@ -1,23 +1,29 @@
-"""One place maps errors to a status and a generic page; nothing leaks a stack trace."""
+"""One place maps errors to a status and a generic page; nothing leaks a stack trace.
+
+It also serves the refusal page (issue 17 item 3): ``/authgate/forbidden``, which nginx's
+``error_page 403`` shows in place of its own bare 403 for every protected app (and the
+demo's proxy likewise), and which the portal's own 403s use too.
+"""
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
-from flask import Flask, render_template, request
+from flask import Blueprint, Flask, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.core.errors import AuthgateError, DirectoryUnavailable, StorageError
 from authgate.core.values import AuditEvent, Outcome
-from authgate.web.context import is_verify, meta, services
+from authgate.web.context import is_verify, meta, request_id, services
+from authgate.web.cookies import session_token
 
 _log = logging.getLogger("authgate.web")
+bp = Blueprint("refusal", __name__)
 
 _MESSAGES = {
     400: ("Bad request", "The request could not be understood. Please go back and try again."),
-    403: ("Not allowed", "Your account does not have access to this page. If you need it, "
-                         "ask the IT service desk."),
     404: ("Not found", "There is no such page."),
     405: ("Not allowed", "This action is not available here."),
     413: ("Too large", "What was sent is too large."),
@@ -49,6 +55,28 @@ def _page(status: int, title: str, message: str) -> tuple[str, int]:
     return render_template("message.html", title=title, message=message), status
 
 
+@bp.get("/authgate/forbidden")
+def forbidden() -> tuple[str, int]:
+    """The page behind nginx's ``error_page 403`` (an internal location on every protected
+    app's host, so links and assets point at the portal's public URL). No access decorator:
+    it is the page for those the decorators and ``/verify`` refused; it changes nothing and
+    audits nothing (the refusal was audited where it was decided)."""
+    return forbidden_page(), 403
+
+
+def forbidden_page() -> str:
+    """Who is signed in, how to sign out or switch account, a way home and the request id
+    for the service desk (Microsoft's refusal pages show the same; ASVS 7.4.1: a generic
+    message with an id support can look up, never the reason)."""
+    try:
+        session = services().sessions.resolve(session_token())
+    except AuthgateError:  # the page still goes out, without the account
+        session = None
+    public = urlsplit(services().settings.server.public_url)
+    return render_template("forbidden.html", session=session, request_id=request_id(),
+                           portal=f"{public.scheme}://{public.netloc}")
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(_exc: CSRFError) -> tuple[str, int]:
@@ -61,6 +89,8 @@ def init_app(app: Flask) -> None:
         status = exc.code or 500
         if status in _AUDITED:
             _audit_refusal(status, f"http_{status}")
+        if status == 403 and not is_verify(request.path):
+            return forbidden_page(), 403
         title, message = _MESSAGES.get(status, ("Error", "Something went wrong."))
         return _page(status, title, message)
 

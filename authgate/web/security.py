@@ -3,6 +3,7 @@ framing, no sniffing, no referrer, HSTS over https, no caching of authenticated 
 from __future__ import annotations
 
 import secrets
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, g, request
 
@@ -28,6 +29,11 @@ def _form_targets() -> str:
     return " ".join(targets)
 
 
+def _portal_origin() -> str:
+    base = urlsplit(services().settings.server.public_url)
+    return f"{base.scheme}://{base.netloc}"
+
+
 def _is_https() -> bool:
     if request.scheme == "https":
         return True
@@ -38,9 +44,11 @@ def add_headers(response: Response) -> Response:
     if is_verify(request.path):
         return response  # consumed by the proxy, never rendered; keep the hot path lean
     nonce = csp_nonce()
+    # the portal's own origin too: the refusal page is shown on the apps' hosts (errors.py)
+    portal = _portal_origin()
     response.headers["Content-Security-Policy"] = (
-        f"default-src 'none'; script-src 'self' 'nonce-{nonce}'; style-src 'self'; "
-        f"img-src 'self' data:; connect-src 'self'; form-action {_form_targets()}; "
+        f"default-src 'none'; script-src 'self' 'nonce-{nonce}'; style-src 'self' {portal}; "
+        f"img-src 'self' data: {portal}; connect-src 'self'; form-action {_form_targets()}; "
         "frame-ancestors 'none'; base-uri 'none'"
     )
     response.headers["X-Content-Type-Options"] = "nosniff"

@@ -308,8 +308,8 @@ def test_admin_issues_code_user_enrols_admin_resets_and_auditor_downloads(
     assert any("/admin" in r for r in refusals(stack, AUDITOR))
     assert len(seen) >= 7, seen  # six admin pages, the audit search
 
-    # Suspected compromise: every session ends, after a typed confirmation.
-    admin.open(f"{stack.portal}/admin")
+    # Suspected compromise: every session ends, after a typed confirmation (its own page).
+    admin.open(f"{stack.portal}/admin/sessions/end-all")
     admin.fill("#reason-all", "session cookies may have leaked (drill)")
     admin.fill("#confirm-all", "end all sessions")
     admin.click("form[action$='/end-all'] button[type=submit]")

@@ -247,6 +247,30 @@ def test_public_is_open_and_forbidden_is_denied(stack: Stack, alice: Browser) ->
         assert record["outcome"] == "deny" and record["rule_id"] == "demo-forbidden"
 
 
+def test_a_refusal_shows_authgates_page_with_the_audited_request_id(stack: Stack,
+                                                                   alice: Browser) -> None:
+    """Issue 17 item 3: the template's ``error_page 403`` shows authgate's refusal page
+    (status still 403): who is signed in, sign out or switch account, a way home, and the
+    request id nginx sent to /verify, which names the audit record."""
+    denied = alice.get(f"{stack.app}/forbidden/secret")
+    assert denied.status_code == 403 and "text/html" in denied.headers["Content-Type"]
+    page = denied.text
+    assert "Alice Liddell" in page and f'href="{stack.portal}/logout"' in page
+    assert f'href="{stack.portal}/"' in page and "nginx" not in page.lower()
+    rid = denied.headers["X-Request-ID"]
+    assert f'id="request-id">{rid}<' in page
+    [record] = stack.audit_for(denied)
+    assert record["outcome"] == "deny" and record["request_id"] == rid
+    assert f"style-src 'self' {stack.portal}" in denied.headers["Content-Security-Policy"]
+    style = stack.browser().get(f"{stack.portal}/static/style.css")
+    assert style.status_code == 200  # the page's stylesheet, from the portal
+    anonymous = stack.browser().get(f"{stack.app}/forbidden/")
+    assert anonymous.status_code == 403 and f'href="{stack.portal}/login"' in anonymous.text
+    # only error_page reaches the internal location
+    direct = alice.get(f"{stack.app}/_authgate/forbidden")
+    assert direct.status_code in (302, 401, 404) and "Request id" not in direct.text
+
+
 def test_verify_is_not_reachable_from_outside(stack: Stack, alice: Browser) -> None:
     for url in (f"{stack.portal}/verify", f"{stack.app}/_authgate/verify"):
         response = alice.get(url, headers={"X-Original-URI": "/x", "X-Forwarded-Proto": "https",

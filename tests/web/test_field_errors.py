@@ -151,19 +151,19 @@ def test_two_different_new_passwords_mark_the_confirmation(client, services) -> 
 
 def test_the_admin_end_all_form_marks_the_field_it_refused(client, services) -> None:  # type: ignore[no-untyped-def]
     session_cookie(client, services, "adam", Level.PHISHING_RESISTANT)
-    page = client.get("/admin").get_data(as_text=True)
+    page = client.get("/admin/sessions/end-all").get_data(as_text=True)
     not_refused(page, "confirm-all")
     token = str(re.search(r'data-csrf="([^"]+)"', page).group(1))  # type: ignore[union-attr]
     r = client.post("/admin/sessions/end-all", data={"csrf_token": token,
                                                      "reason": "cookie leak", "confirm": "yes"})
     page = r.get_data(as_text=True)
     assert r.status_code == 400
-    assert refused(page, "confirm-all") == "admin-error"
+    assert refused(page, "confirm-all") == "end-all-error"
     not_refused(page, "reason-all")
     r = client.post("/admin/sessions/end-all", data={"csrf_token": token, "reason": "",
                                                      "confirm": "END ALL SESSIONS"})
     page = r.get_data(as_text=True)
-    assert refused(page, "reason-all") == "admin-error"
+    assert refused(page, "reason-all") == "end-all-error"
     not_refused(page, "confirm-all")
 
 
@@ -171,7 +171,7 @@ def test_a_user_search_that_finds_nobody_is_tied_to_the_search_field(client, ser
     session_cookie(client, services, "adam", Level.PHISHING_RESISTANT)
     page = client.get("/admin/users?q=nobody-here").get_data(as_text=True)
     fields = Fields(page)
-    assert fields.by_id["q"]["aria-describedby"] == "not-found"
+    assert "not-found" in fields.by_id["q"]["aria-describedby"].split()
     assert fields.by_id["not-found"]["role"] == "status"
 
 
