@@ -18,12 +18,14 @@ and COMMIT as two more, so a lookup and an append cost six. The hot-path connect
 autocommit mode instead (PostgreSQL runs a lone statement as its own transaction, with the
 same atomicity and durability: docs "Transactions", SQL ``BEGIN``): a single-statement
 ``run`` is one round trip, and any other ``run`` is wrapped in an explicit BEGIN ... COMMIT.
-A connection cut by a server restart fails its statement (the caller denies) and is
-discarded; the next request opens a fresh one through the pool's pre-ping.
+A connection the server closed while it sat idle (a restart) is noticed before use without a
+round trip (``_hung_up``) and replaced through the pool's pre-ping; one cut mid-statement
+fails that statement (the caller denies) and is discarded.
 """
 from __future__ import annotations
 
 import os
+import select
 import sqlite3
 import threading
 import time
@@ -79,6 +81,9 @@ class ThreadConnections:
 
     def _connection(self) -> Any:
         conn = self._local.conn
+        if conn is not None and not self._sqlite and _hung_up(conn):
+            self.discard()  # the server closed it while it was idle (a restart)
+            conn = None
         if conn is None or self._local.pid != os.getpid():
             conn = self._engine.raw_connection()
             if self._sqlite:
@@ -160,6 +165,21 @@ class ThreadConnections:
             return count
 
         return self.run(write, one_statement=True)
+
+
+def _hung_up(conn: Any) -> bool:
+    """Whether PostgreSQL has spoken on an idle connection: between statements the server
+    sends nothing unless it is ending the session (a fast shutdown or restart sends its
+    FATAL "terminating connection" and closes: protocol docs, "Termination"). One
+    non-blocking ``poll`` (no round trip) spares the first request after a restart the
+    deny a dead connection would cost; a spurious wake-up only reopens the connection."""
+    try:
+        fd = conn.driver_connection.fileno()
+    except Exception:  # noqa: BLE001 - psycopg raises once it knows the connection is closed
+        return True
+    poller = select.poll()  # not select(): a busy worker's descriptors may pass 1024
+    poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+    return bool(poller.poll(0))
 
 
 def _begin(conn: Any) -> None:
