@@ -174,7 +174,7 @@ def _hung_up(conn: Any) -> bool:
     non-blocking ``poll`` (no round trip) spares the first request after a restart the
     deny a dead connection would cost; a spurious wake-up only reopens the connection."""
     try:
-        fd = conn.driver_connection.fileno()
+        fd = conn.dbapi_connection.fileno()  # detached: no driver_connection any more
     except Exception:  # noqa: BLE001 - psycopg raises once it knows the connection is closed
         return True
     poller = select.poll()  # not select(): a busy worker's descriptors may pass 1024
