@@ -9,6 +9,13 @@ session, the repository's policies, and one audit record written per request.
     .venv/bin/python benchmarks/verify.py            # 10 s per run, 2 rounds
     .venv/bin/python benchmarks/verify.py --seconds 5 --rounds 1
     .venv/bin/python benchmarks/verify.py --profile  # then py-spy on one authgate worker
+    .venv/bin/python benchmarks/verify.py --storage postgresql  # + authgate on PostgreSQL
+
+``--storage postgresql`` adds a third server, authgate on a throwaway PostgreSQL cluster
+(``tests/fixtures/postgres.py``, with ``pg_stat_statements``), and reports its figure as a
+ratio to authgate on SQLite in the same run (target 0.6), plus the database round trips per
+``/verify``: every statement PostgreSQL executed (BEGIN and COMMIT included) during the
+measured runs, divided by the requests the PostgreSQL instance served.
 
 Runs alternate (bare, authgate, bare, authgate, ...) after a warm-up, and the servers are
 left to go idle between runs (requests still queued when wrk stops would pollute the next
@@ -39,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.bare_flask import COOKIE_NAME as BARE_COOKIE  # noqa: E402
 from benchmarks.bare_flask import signed_cookie  # noqa: E402
+from tests.fixtures.postgres import PostgresCluster, postgres_cluster  # noqa: E402
 from tests.integration.harness import (  # noqa: E402
     Proc,
     free_port,
@@ -48,6 +56,7 @@ from tests.integration.harness import (  # noqa: E402
 )
 
 TARGET_RATIO = 0.70
+PG_TARGET_RATIO = 0.60  # authgate on PostgreSQL / authgate on SQLite (issue 18)
 HEADERS = {
     "X-Original-URI": "/bench/page?id=42&view=full",
     "X-Original-Method": "GET",
@@ -72,9 +81,10 @@ class Result:
     cpu_us: float = 0.0
 
 
-def _authgate_config(work: Path) -> Path:
+def _authgate_config(work: Path, storage_url: str | None = None) -> Path:
+    work.mkdir(parents=True, exist_ok=True)
     return write_authgate_config(work, public_url="https://auth.localhost",
-                                 log_level="WARNING")
+                                 log_level="WARNING", storage_url=storage_url)
 
 
 def _session_token(config: Path) -> tuple[str, str]:
@@ -161,10 +171,30 @@ def _check(url: str, headers: dict[str, str], expect_user: str) -> None:
                          f"benchmark would measure a refusal, not an allow")
 
 
+_COUNT_VERIFY = "SELECT count(*) FROM audit_events WHERE event = 'verify'"
+
+
 def _audit_rows(db: Path) -> int:
     with sqlite3.connect(db, timeout=30) as conn:
-        return int(conn.execute("SELECT count(*) FROM audit_events WHERE event = 'verify'")
-                   .fetchone()[0])
+        return int(conn.execute(_COUNT_VERIFY).fetchone()[0])
+
+
+#: the statements the benchmark itself runs in the cluster: not authgate's round trips
+_OWN = "query NOT LIKE '%pg_stat_statements%' AND query NOT LIKE 'SELECT count(*) FROM audit%'"
+
+
+def _pg_round_trips(cluster: PostgresCluster, served: int) -> None:
+    """Statements PostgreSQL executed for authgate since the last reset, per request served
+    (each is one client/server round trip: psycopg sends BEGIN and COMMIT on their own)."""
+    rows = cluster.psql(f"SELECT calls, regexp_replace(query, '\\s+', ' ', 'g') "  # noqa: S608
+                        f"FROM pg_stat_statements WHERE {_OWN} ORDER BY calls DESC")
+    parsed = [(int(calls), text) for calls, _, text in
+              (line.partition("|") for line in rows.splitlines() if line)]
+    total = sum(calls for calls, _ in parsed)
+    print(f"  PostgreSQL round trips per /verify: {total / max(served, 1):.2f} "
+          f"({total:,} statements for {served:,} requests served), by statement:")
+    for calls, text in parsed[:6]:
+        print(f"    {calls / max(served, 1):5.2f}  {text[:100]}")
 
 
 def _served(proc: Proc) -> int:
@@ -194,7 +224,7 @@ def _print(result: Result) -> None:
           f"({result.requests:,} requests){flag}")
 
 
-def main() -> int:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="per run (default 10)")
     parser.add_argument("--rounds", type=int, default=2, help="bare/authgate pairs (default 2)")
@@ -202,95 +232,142 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds per app")
+    parser.add_argument("--storage", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="postgresql: also run authgate on a throwaway PostgreSQL cluster "
+                             "and compare it with SQLite (and count its round trips)")
     parser.add_argument("--profile", action="store_true",
                         help="afterwards, load authgate again and sample one worker with "
                              "py-spy (needs py-spy on PATH or PY_SPY=/path/to/py-spy)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = _arguments()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install -y wrk)")
-
     work = Path(tempfile.mkdtemp(prefix="authgate-bench-"))
+    try:
+        if args.storage == "postgresql":
+            with postgres_cluster("shared_preload_libraries=pg_stat_statements",
+                                  "pg_stat_statements.track=all") as cluster:
+                cluster.psql("CREATE EXTENSION pg_stat_statements")
+                return _run(args, work, cluster)
+        return _run(args, work, None)
+    finally:
+        if args.keep:
+            print(f"work directory kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _start_authgate(name: str, config: Path, port: int, args: argparse.Namespace,
+                    work: Path) -> Proc:
+    """As ``authgate serve`` runs it: multiprocess metrics in a private directory."""
+    metrics_dir = work / f"metrics-{name}"
+    metrics_dir.mkdir(mode=0o700)
+    env = {"AUTHGATE_CONFIG": str(config), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    return start_gunicorn("wsgi:app", port, env, workers=args.workers, run_dir=work,
+                          name=name)
+
+
+def _run(args: argparse.Namespace, work: Path, cluster: PostgresCluster | None) -> int:
     procs: list[Proc] = []
     try:
         config = _authgate_config(work)
         cookie_name, token = _session_token(config)
         bare_key = secrets.token_urlsafe(48)
-        headers = {**HEADERS, "Cookie": f"{cookie_name}={token}; "
-                   f"{BARE_COOKIE}={signed_cookie(bare_key, 'alice')}"}
+        cookie = f"{cookie_name}={token}; {BARE_COOKIE}={signed_cookie(bare_key, 'alice')}"
         gw_port, bare_port = free_port(), free_port()
-        metrics_dir = work / "metrics"  # as `authgate serve` runs it: multiprocess metrics
-        metrics_dir.mkdir(mode=0o700)
-        gw_env = {"AUTHGATE_CONFIG": str(config), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
-        authgate = start_gunicorn("wsgi:app", gw_port, gw_env, workers=args.workers,
-                                  run_dir=work, name="authgate")
-        procs.append(authgate)
-        bare = start_gunicorn(
+        servers = {"authgate": _start_authgate("authgate", config, gw_port, args, work)}
+        procs.append(servers["authgate"])
+        servers["bare"] = start_gunicorn(
             "benchmarks.bare_flask:app", bare_port, {"BARE_SECRET_KEY": bare_key},
             workers=args.workers, run_dir=work, name="bare",
             ready=lambda r: r.status_code == 200 and r.text.strip() == "bare-ok")
-        procs.append(bare)
-        servers = {"bare": bare, "authgate": authgate}
+        procs.append(servers["bare"])
         urls = {"bare": f"http://127.0.0.1:{bare_port}/verify",
                 "authgate": f"http://127.0.0.1:{gw_port}/verify"}
-        for url in urls.values():
-            _check(url, headers, "alice")
-
-        print(f"gunicorn -w {args.workers} (sync), wrk -t{args.threads} -c{args.connections} "
-              f"-d{args.seconds:g}s, {os.cpu_count()} CPUs; authgate: production mode, SQLite "
-              f"WAL, audit on")
-        for name, url in urls.items():  # warm-up: imports, connections, page cache
-            _wrk(name, url, headers, args, args.warmup)
-            _wait_idle(procs)
-        audit_before = _audit_rows(work / "authgate.db")
-        results: dict[str, list[Result]] = {"bare": [], "authgate": []}
-        for round_no in range(1, args.rounds + 1):
-            print(f"round {round_no}:")
-            for name, url in urls.items():
-                result = _measure(name, servers[name], url, headers, args, procs)
-                results[name].append(result)
-                _print(result)
-        _wait_idle(procs)
-        audited = _audit_rows(work / "authgate.db") - audit_before
-        sent = sum(r.requests for r in results["authgate"])
-
-        def med(name: str, attr: str) -> float:
-            return float(statistics.median(getattr(r, attr) for r in results[name]))
-
-        ratio = med("authgate", "rps") / med("bare", "rps")
-        cpu_ratio = med("bare", "cpu_us") / med("authgate", "cpu_us")
-        print("\nmedian over rounds:")
-        for name in urls:
-            print(f"  {name:9} {med(name, 'rps'):7,.0f} req/s   p50 {med(name, 'p50_ms'):6.2f} "
-                  f"ms   p99 {med(name, 'p99_ms'):7.2f} ms   server CPU "
-                  f"{med(name, 'cpu_us'):5.0f} us/req")
-        per_round = ", ".join(f"{a.rps / b.rps:.2f}"
-                              for a, b in zip(results["authgate"], results["bare"], strict=True))
-        verdict = "meets" if ratio >= TARGET_RATIO else "BELOW"
-        print(f"  ratio authgate/bare: {ratio:.2f} (per round: {per_round}); "
-              f"{verdict} the {TARGET_RATIO:.2f} target")
-        print(f"  CPU-bound capacity ratio (bare CPU/request / authgate CPU/request): "
-              f"{cpu_ratio:.2f}; steadier than req/s on a busy machine")
-        load1 = os.getloadavg()[0]
-        if load1 > (os.cpu_count() or 1) + 1:
-            print(f"  NOTE: load average {load1:.1f} on {os.cpu_count()} CPUs: other jobs were "
-                  f"competing; req/s figures are unreliable, compare the CPU ratio")
-        print(f"  audit: {audited:,} verify records written for {sent:,} measured requests "
-              f"(wrk counts completed responses; in-flight ones at the cut-off are extra)")
-        refused = sum(r.non_2xx for rs in results.values() for r in rs)
-        if refused:
-            print(f"  WARNING: {refused} non-2xx responses: figures are not all allows")
-
-        if args.profile:
-            _profile(authgate, urls["authgate"], headers, args, work)
-        return 0 if not refused else 1
+        headers = {"authgate": {**HEADERS, "Cookie": cookie}, "bare": {**HEADERS, "Cookie": cookie}}
+        if cluster is not None:
+            pg_config = _authgate_config(work / "pg", cluster.url)
+            pg_cookie, pg_token = _session_token(pg_config)
+            pg_port = free_port()
+            servers["postgresql"] = _start_authgate("postgresql", pg_config, pg_port, args,
+                                                    work / "pg")
+            procs.append(servers["postgresql"])
+            urls["postgresql"] = f"http://127.0.0.1:{pg_port}/verify"
+            headers["postgresql"] = {**HEADERS, "Cookie": f"{pg_cookie}={pg_token}"}
+        for name, url in urls.items():
+            _check(url, headers[name], "alice")
+        return _rounds(args, work, cluster, servers, urls, headers, procs)
     finally:
         for proc in procs:
             stop(proc)
-        if args.keep:
-            print(f"work directory kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+
+
+def _rounds(args: argparse.Namespace, work: Path, cluster: PostgresCluster | None,
+            servers: dict[str, Proc], urls: dict[str, str],
+            headers: dict[str, dict[str, str]], procs: list[Proc]) -> int:
+    order = ["bare", "authgate", *(["postgresql"] if cluster is not None else [])]
+    print(f"gunicorn -w {args.workers} (sync), wrk -t{args.threads} -c{args.connections} "
+          f"-d{args.seconds:g}s, {os.cpu_count()} CPUs; authgate: production mode, SQLite "
+          f"WAL{' (and PostgreSQL 15)' if cluster else ''}, audit on")
+    for name in order:  # warm-up: imports, connections, page cache, prepared statements
+        _wrk(name, urls[name], headers[name], args, args.warmup)
+        _wait_idle(procs)
+    audit_before = _audit_rows(work / "authgate.db")
+    if cluster is not None:
+        cluster.psql("SELECT pg_stat_statements_reset()")
+        pg_served = _served(servers["postgresql"])
+    results: dict[str, list[Result]] = {name: [] for name in order}
+    for round_no in range(1, args.rounds + 1):
+        print(f"round {round_no}:")
+        for name in order:
+            result = _measure(name, servers[name], urls[name], headers[name], args, procs)
+            results[name].append(result)
+            _print(result)
+    _wait_idle(procs)
+    audited = _audit_rows(work / "authgate.db") - audit_before
+    _summary(results, args)
+    if cluster is not None:
+        _pg_round_trips(cluster, _served(servers["postgresql"]) - pg_served)
+    sent = sum(r.requests for r in results["authgate"])
+    print(f"  audit: {audited:,} verify records written for {sent:,} measured requests "
+          f"(wrk counts completed responses; in-flight ones at the cut-off are extra)")
+    refused = sum(r.non_2xx for rs in results.values() for r in rs)
+    if refused:
+        print(f"  WARNING: {refused} non-2xx responses: figures are not all allows")
+    if args.profile:
+        _profile(servers["authgate"], urls["authgate"], headers["authgate"], args, work)
+    return 0 if not refused else 1
+
+
+def _summary(results: dict[str, list[Result]], args: argparse.Namespace) -> None:
+    def med(name: str, attr: str) -> float:
+        return float(statistics.median(getattr(r, attr) for r in results[name]))
+
+    print("\nmedian over rounds:")
+    for name in results:
+        print(f"  {name:10} {med(name, 'rps'):7,.0f} req/s   p50 {med(name, 'p50_ms'):6.2f} "
+              f"ms   p99 {med(name, 'p99_ms'):7.2f} ms   server CPU "
+              f"{med(name, 'cpu_us'):5.0f} us/req")
+    pairs = [("authgate", "bare", TARGET_RATIO)]
+    if "postgresql" in results:
+        pairs.append(("postgresql", "authgate", PG_TARGET_RATIO))
+    for top, bottom, target in pairs:
+        ratio = med(top, "rps") / med(bottom, "rps")
+        cpu_ratio = med(bottom, "cpu_us") / med(top, "cpu_us")
+        per_round = ", ".join(f"{a.rps / b.rps:.2f}"
+                              for a, b in zip(results[top], results[bottom], strict=True))
+        verdict = "meets" if ratio >= target else "BELOW"
+        print(f"  ratio {top}/{bottom}: {ratio:.2f} (per round: {per_round}); {verdict} the "
+              f"{target:.2f} target; CPU-bound capacity ratio ({bottom} CPU/request / {top} "
+              f"CPU/request): {cpu_ratio:.2f}")
+    load1 = os.getloadavg()[0]
+    if load1 > (os.cpu_count() or 1) + 1:
+        print(f"  NOTE: load average {load1:.1f} on {os.cpu_count()} CPUs: other jobs were "
+              f"competing; req/s figures are unreliable, compare the CPU ratio")
 
 
 def _profile(authgate: Proc, url: str, headers: dict[str, str], args: argparse.Namespace,

@@ -12,10 +12,20 @@ for the ~30 µs of an insert, so these connections run with ``busy_timeout=0`` a
 busy transaction themselves after a short, growing pause (20 µs up to 1 ms), within the
 same overall limit as every other connection. Everything else keeps using SQLAlchemy.
 Errors become ``StorageError`` and the connection is discarded.
+
+PostgreSQL: each statement is a round trip, and psycopg in its default mode sends BEGIN
+and COMMIT as two more, so a lookup and an append cost six. The hot-path connection runs in
+autocommit mode instead (PostgreSQL runs a lone statement as its own transaction, with the
+same atomicity and durability: docs "Transactions", SQL ``BEGIN``): a single-statement
+``run`` is one round trip, and any other ``run`` is wrapped in an explicit BEGIN ... COMMIT.
+A connection the server closed while it sat idle (a restart) is noticed before use without a
+round trip (``_hung_up``) and replaced through the pool's pre-ping; one cut mid-statement
+fails that statement (the caller denies) and is discarded.
 """
 from __future__ import annotations
 
 import os
+import select
 import sqlite3
 import threading
 import time
@@ -71,13 +81,20 @@ class ThreadConnections:
 
     def _connection(self) -> Any:
         conn = self._local.conn
+        if conn is not None and not self._sqlite and _hung_up(conn):
+            self.discard()  # the server closed it while it was idle (a restart)
+            conn = None
         if conn is None or self._local.pid != os.getpid():
             conn = self._engine.raw_connection()
             if self._sqlite:
-                conn.detach()  # its busy handling differs: never back into the pool
                 cur = conn.cursor()
                 cur.execute("PRAGMA busy_timeout=0")
                 cur.close()
+            else:
+                conn.rollback()  # psycopg changes autocommit only outside a transaction
+                driver: Any = conn.driver_connection  # psycopg's Connection
+                driver.autocommit = True
+            conn.detach()  # its settings differ from the pool's: never back into it
             self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
@@ -90,9 +107,11 @@ class ThreadConnections:
             except Exception:  # noqa: BLE001, S110 - it is broken already; drop it
                 pass
 
-    def run(self, work: Callable[[Any], T]) -> T:
+    def run(self, work: Callable[[Any], T], *, one_statement: bool = False) -> T:
         """``work(connection)`` as one transaction (it commits), retried while SQLite says
-        busy, rolled back before each retry. Any other error: ``StorageError``."""
+        busy, rolled back before each retry. Any other error: ``StorageError``.
+        ``one_statement``: ``work`` runs a single statement, which PostgreSQL makes its own
+        transaction (no BEGIN round trip; its COMMIT is then a no-op)."""
         pause, deadline = _FIRST_PAUSE, 0.0
         while True:
             conn = None
@@ -100,6 +119,8 @@ class ThreadConnections:
                 if self._file is not None:
                     self._file.check()
                 conn = self._connection()
+                if not (self._sqlite or one_statement):
+                    _begin(conn)
                 return work(conn)
             except Exception as exc:
                 if not (self._sqlite and is_busy(exc)) or not self._rolled_back(conn):
@@ -128,11 +149,11 @@ class ThreadConnections:
             cur.execute(sql, params)
             rows = cur.fetchall()
             cur.close()
-            if not self._sqlite or conn.in_transaction:  # PostgreSQL: end the read transaction
+            if self._sqlite and conn.in_transaction:  # end the read transaction
                 conn.commit()
             return list(rows)
 
-        return self.run(read)
+        return self.run(read, one_statement=True)
 
     def execute(self, sql: str, params: Sequence[Any]) -> int:
         def write(conn: Any) -> int:
@@ -143,4 +164,26 @@ class ThreadConnections:
             conn.commit()
             return count
 
-        return self.run(write)
+        return self.run(write, one_statement=True)
+
+
+def _hung_up(conn: Any) -> bool:
+    """Whether PostgreSQL has spoken on an idle connection: between statements the server
+    sends nothing unless it is ending the session (a fast shutdown or restart sends its
+    FATAL "terminating connection" and closes: protocol docs, "Termination"). One
+    non-blocking ``poll`` (no round trip) spares the first request after a restart the
+    deny a dead connection would cost; a spurious wake-up only reopens the connection."""
+    try:
+        fd = conn.dbapi_connection.fileno()  # detached: no driver_connection any more
+    except Exception:  # noqa: BLE001 - psycopg raises once it knows the connection is closed
+        return True
+    poller = select.poll()  # not select(): a busy worker's descriptors may pass 1024
+    poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+    return bool(poller.poll(0))
+
+
+def _begin(conn: Any) -> None:
+    """Open a transaction on an autocommit connection (its COMMIT ends it)."""
+    cur = conn.cursor()
+    cur.execute("BEGIN")
+    cur.close()

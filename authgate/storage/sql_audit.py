@@ -363,7 +363,7 @@ class SqlAppender:
             conn.commit()
             return int(new_id)
 
-        return self._fast.run(write)
+        return self._fast.run(write, one_statement=register is None)
 
     def discard(self) -> None:
         self._fast.discard()

@@ -467,3 +467,55 @@ def write_authgate_config(run_dir: Path, *, public_url: str, mode: str = "produc
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     path.chmod(0o600)  # it holds the encryption key
     return path
+
+
+# -- several instances behind one nginx ------------------------------------------------------
+def instances_template(directory: Path) -> Path:
+    """The shipped nginx template with a second authgate instance in both upstreams (the
+    way several instances are run: docs/deployment.md, "Several instances"), plus one
+    portal server block per instance (``PORTAL_A_PORT`` → ``GATEWAY_PORT``, ``PORTAL_B_PORT``
+    → ``GATEWAY_PORT_B``) so a test can choose which instance serves a login. Everything
+    else is the shipped file verbatim; new placeholders: ``VERIFY_PORT_B``,
+    ``GATEWAY_PORT_B``, ``PORTAL_A_PORT``, ``PORTAL_B_PORT``."""
+    text = NGINX_TEMPLATE.read_text(encoding="utf-8")
+    for port in ("VERIFY_PORT", "GATEWAY_PORT"):
+        one = f"        server 127.0.0.1:${{{port}}};\n"
+        if text.count(one) != 1:
+            raise RuntimeError(f"the nginx template no longer has one upstream on {port}")
+        text = text.replace(one, f"{one}        server 127.0.0.1:${{{port}_B}};\n")
+    start = text.index("    server {\n        listen ${LISTEN_V4}:${PORTAL_PORT} ssl;")
+    end = text.rstrip().rindex("}")
+    portal = text[start:end]
+    pinned = ("    upstream authgate_a {\n        server 127.0.0.1:${GATEWAY_PORT};\n    }\n"
+              "    upstream authgate_b {\n        server 127.0.0.1:${GATEWAY_PORT_B};\n    }\n")
+    for which in ("a", "b"):
+        copy = portal.replace("${PORTAL_PORT}", f"${{PORTAL_{which.upper()}_PORT}}")
+        pinned += copy.replace("proxy_pass http://authgate;", f"proxy_pass http://authgate_{which};")
+    path = directory / "authgate-instances.conf.template"
+    path.write_text(text[:end] + pinned + "}\n", encoding="utf-8")
+    return path
+
+
+def group_pids(pgid: int) -> list[int]:
+    """Every live process of a process group (an ``authgate serve``: supervisor, both
+    gunicorn masters and their workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def kill_hard(proc: Proc) -> list[int]:
+    """``kill -9`` of the whole process group at once (master and workers: no handler
+    runs, nothing is flushed or closed). Returns the pids that were killed."""
+    pids = group_pids(proc.popen.pid)
+    os.killpg(proc.popen.pid, signal.SIGKILL)
+    proc.popen.wait(10)
+    return pids
