@@ -32,9 +32,13 @@ class IssuedCode:
 
 
 class EnrolmentService:
-    def __init__(self, *, codes: EnrolmentCodeStore, key: bytes, record: FactorAudit) -> None:
+    def __init__(self, *, codes: EnrolmentCodeStore, key: bytes, record: FactorAudit,
+                 previous_keys: tuple[bytes, ...] = ()) -> None:
         self._codes = codes
         self._key = key
+        #: keys of earlier session keys (``keys rotate session``): codes issued before a
+        #: rotation stay redeemable until they expire
+        self._previous = previous_keys
         self._record = record
 
     def issue(self, *, username: str, issued_by: str, ttl: timedelta, meta: RequestMeta,
@@ -75,7 +79,8 @@ class EnrolmentService:
             self._record("enrol.code_redeemed", Outcome.FAILURE, "malformed_code",
                          username=username, meta=meta)
             return False
-        if self._codes.redeem(username=username, code_hash=code_hash, now=now):
+        if any(self._codes.redeem(username=username, code_hash=hash_enrolment_code(code, key=key),
+                                  now=now) for key in (self._key, *self._previous)):
             self._record("enrol.code_redeemed", Outcome.SUCCESS, "redeemed",
                          username=username, meta=meta)
             return True
