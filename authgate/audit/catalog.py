@@ -69,6 +69,9 @@ EVENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "audit.checkpoint": ("a signed checkpoint was written (copied to the SIEM)", ("info",)),
     "audit.witness": ("the witness (audit.witness) failed or recovered, once per outage",
                       ("error", "info")),
+    "audit.restore": ("the database was restored from a backup (authgate restore), naming "
+                      "the backup's newest checkpoint: verify --witness explains the "
+                      "rollback", ("info",)),
     "audit.purge": ("records older than the retention age were removed", ("success",)),
     "audit.chain.close": ("a writer closed its chain at process exit", ("info",)),
     "directory.service_bind": ("AD refused or accepted the service account's password (the "
@@ -210,6 +213,8 @@ REASONS: dict[str, str] = {
         "rolled_back", "checkpoint_deleted", "witness_invalid")},
     "witness_write_failed": "a checkpoint could not be appended to audit.witness (once per "
                             "outage; the checkpoint is kept in the database)",
+    "restored_from_backup": "authgate restore replaced the database by a backup; "
+                            "checkpoints after the one named were rolled back",
     "witness_restored": "checkpoints reach audit.witness again after an outage",
 }
 
