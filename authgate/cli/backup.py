@@ -15,6 +15,7 @@ is in the chain, and the lost checkpoints are listed by every verification.
 from __future__ import annotations
 
 import getpass
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from authgate.core.values import AuditEvent, Outcome
 
@@ -45,7 +46,7 @@ def backup_command(obj: Any, output: str) -> None:
             row = conn.execute(_NEWEST).fetchone()
     else:
         _run([_tool("pg_dump"), "--format=custom", "--no-owner", "--file", str(target),
-              _libpq(url)])
+              _libpq(url)], password=url.password)
         row = None
     target.chmod(0o600)  # it holds password verifiers and sealed TOTP seeds
     click.echo(f"backup written to {target}"
@@ -69,7 +70,8 @@ def restore_command(obj: Any, backup_file: str, yes: bool) -> None:
         _sqlite_copy(source, Path(str(url.database)))
     else:
         _run([_tool("pg_restore"), "--clean", "--if-exists", "--no-owner",
-              "--single-transaction", "--dbname", _libpq(url), str(source)])
+              "--single-transaction", "--dbname", _libpq(url), str(source)],
+             password=url.password)
     from authgate.storage.engine import migrate
 
     migrate(settings.storage.url)  # a backup from an older release gets the newer schema
@@ -133,8 +135,11 @@ def _witness_newest(witness: str) -> int:
 
 
 def _libpq(url: Any) -> str:
-    """The SQLAlchemy URL as a libpq connection URI (``postgresql+psycopg://`` → ``postgresql://``)."""
-    return str(url.set(drivername="postgresql").render_as_string(hide_password=False))
+    """The SQLAlchemy URL as a libpq URI (``postgresql+psycopg://`` → ``postgresql://``),
+    without the password: that goes in ``PGPASSWORD``, never on a command line ``ps`` shows."""
+    bare = URL.create("postgresql", username=url.username, host=url.host, port=url.port,
+                      database=url.database, query=url.query)
+    return str(bare.render_as_string(hide_password=False))
 
 
 def _tool(name: str) -> str:
@@ -145,7 +150,9 @@ def _tool(name: str) -> str:
     return found
 
 
-def _run(args: list[str]) -> None:
-    done = subprocess.run(args, capture_output=True, text=True, timeout=3600)  # noqa: S603
+def _run(args: list[str], *, password: str | None = None) -> None:
+    env = {**os.environ, **({"PGPASSWORD": str(password)} if password else {})}
+    done = subprocess.run(args, capture_output=True, text=True, timeout=3600,  # noqa: S603
+                          env=env)
     if done.returncode != 0:
         raise click.ClickException(f"{Path(args[0]).name} failed: {done.stderr.strip()[-800:]}")

@@ -193,3 +193,14 @@ def _restore_rows(site: Site) -> list[str]:
             "SELECT detail FROM audit_events WHERE event = 'audit.restore'"))]
     engine.dispose()
     return rows
+
+
+def test_the_database_password_never_reaches_a_command_line() -> None:
+    """``pg_dump``/``pg_restore`` get the password in ``PGPASSWORD``: ``ps`` shows argv."""
+    from sqlalchemy.engine import make_url
+
+    from authgate.cli.backup import _libpq
+
+    url = make_url("postgresql+psycopg://gate:s%40cret@db.city.test:5433/authgate?sslmode=require")
+    assert _libpq(url) == "postgresql://gate@db.city.test:5433/authgate?sslmode=require"
+    assert url.password == "s@cret"
