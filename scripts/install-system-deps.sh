@@ -30,7 +30,7 @@ PACKAGES=(
   chromium chromium-driver
   samba samba-ad-dc samba-ad-provision samba-dsdb-modules samba-vfs-modules winbind
   krb5-user ldb-tools smbclient attr acl openssl faketime
-  tomcat10
+  tomcat10 caddy
   oathtool wrk
   prometheus
 )

@@ -63,13 +63,17 @@ EVENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "admin.*": ("an administrator action (user, factor, session, enrolment code)",
                 ("success", "failure", "deny")),
     "ban.*": ("a ban set, lifted or refusing a login (regulation)", ("info", "deny")),
-    "keys.rotate": ("secret-box keys rotated", ("success", "failure")),
+    "keys.rotate": ("a key rotated (authgate keys rotate) or TOTP seeds re-encrypted",
+                    ("success", "failure")),
     "audit.export": ("an auditor exported records (CLI or web), with the filter",
                      ("success",)),
     "audit.verify": ("a verification of the trail was run", ("success", "failure")),
     "audit.checkpoint": ("a signed checkpoint was written (copied to the SIEM)", ("info",)),
     "audit.witness": ("the witness (audit.witness) failed or recovered, once per outage",
                       ("error", "info")),
+    "audit.restore": ("the database was restored from a backup (authgate restore), naming "
+                      "the backup's newest checkpoint: verify --witness explains the "
+                      "rollback", ("info",)),
     "audit.purge": ("records older than the retention age were removed", ("success",)),
     "audit.chain.close": ("a writer closed its chain at process exit", ("info",)),
     "directory.service_bind": ("AD refused or accepted the service account's password (the "
@@ -178,6 +182,10 @@ REASONS: dict[str, str] = {
     "unknown_code": "no such enrolment code", "other_users_code": "another user's code",
     "code_reused": "an enrolment code used twice", "code_revoked": "a revoked code",
     "code_refused": "an enrolment code refused", "totp_seeds": "TOTP seeds re-encrypted",
+    "session_key_rotated": "a new session key signs; earlier ones still verify",
+    "totp_key_rotated": "a new TOTP encryption key seals; earlier ones still open",
+    "audit_key_rotated": "a new audit chain key; earlier ones still verify old records",
+    "signing_key_rotated": "a new checkpoint signing key; retired public keys still trusted",
     "issued": "an enrolment code issued", "redeemed": "an enrolment code spent",
     "malformed_code": "an enrolment code that cannot be one (never looked up)",
     "revoked": "an enrolment code revoked", "not_live": "a revoke of a code already spent, "
@@ -214,6 +222,8 @@ REASONS: dict[str, str] = {
         "rolled_back", "checkpoint_deleted", "witness_invalid", "schema_altered")},
     "witness_write_failed": "a checkpoint could not be appended to audit.witness (once per "
                             "outage; the checkpoint is kept in the database)",
+    "restored_from_backup": "authgate restore replaced the database by a backup; "
+                            "checkpoints after the one named were rolled back",
     "witness_restored": "checkpoints reach audit.witness again after an outage",
 }
 

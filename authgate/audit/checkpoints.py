@@ -116,6 +116,39 @@ def generate_key_file(path: str | Path) -> Ed25519Signer:
     return Ed25519Signer(key)
 
 
+def split_pems(text: str) -> list[str]:
+    """Each PEM block of ``text`` (a trusted-keys file may hold several public keys)."""
+    end = "-----END PUBLIC KEY-----"
+    return [part.strip() + "\n" + end + "\n" for part in text.split(end)[:-1]
+            if part.strip()] or ([text] if text.strip() else [])
+
+
+def retired_keys_path(signing_key_file: str | Path) -> Path:
+    """Where ``authgate keys rotate signing`` keeps the public keys of retired signing keys:
+    beside the private key, read by verification as trusted keys (their checkpoints were
+    signed before the rotation and must keep verifying)."""
+    return Path(f"{signing_key_file}.retired.pem")
+
+
+def rotate_signing_key(path: str | Path) -> tuple[str, str]:
+    """Replace the Ed25519 key in ``path`` by a new one; the old public key is appended to
+    :func:`retired_keys_path` first (so no checkpoint is ever signed by a key nobody
+    trusts), and the old private key is gone. Returns ``(old key id, new key id)``."""
+    old = Ed25519Signer.from_file(path)
+    retired = retired_keys_path(path)
+    with open(retired, "a", encoding="utf-8") as f:
+        f.write(old.public_pem())
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    temporary = Path(f"{path}.new")
+    temporary.unlink(missing_ok=True)
+    temporary.touch(mode=0o600, exist_ok=False)
+    temporary.write_bytes(pem)
+    temporary.replace(path)  # atomic: a worker starting now reads the old or the new key
+    return old.key_id, Ed25519Signer(key).key_id
+
+
 @dataclass(frozen=True)
 class TrustedKeys:
     """The keys whose signatures verification accepts (current and rotated-out)."""
@@ -126,7 +159,8 @@ class TrustedKeys:
     @classmethod
     def build(cls, *, keyring: Keyring | None, signer: Signer | None,
               public_pems: Iterable[str] = ()) -> TrustedKeys:
-        public = {public_key_id(k): k for k in map(load_public_pem, public_pems)}
+        blocks = [block for text in public_pems for block in split_pems(text)]
+        public = {public_key_id(k): k for k in map(load_public_pem, blocks)}
         if isinstance(signer, Ed25519Signer):
             public[signer.key_id] = signer.public_key
         macs = {"hmac:" + kid: key for kid, key in (keyring.keys.items() if keyring else ())}

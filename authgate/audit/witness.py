@@ -41,6 +41,8 @@ from authgate.storage.interfaces import AuditStore
 #: the file a witness *directory* holds (a file path is used as is)
 WITNESS_FILE_NAME = "checkpoints.jsonl"
 WITNESS_FORMAT = 1
+#: the event ``authgate restore`` records (``Restore``)
+RESTORE_EVENT = "audit.restore"
 
 
 def witness_target(path: str | Path) -> Path:
@@ -145,21 +147,72 @@ class WitnessVerdict:
     newest: Checkpoint | None
     #: chain → the highest seq a witnessed checkpoint signed
     heads: dict[str, int]
+    #: explained restores: what each ``audit.restore`` record set back (see ``Restore``)
+    restores: tuple[str, ...] = ()
 
     def describe(self) -> str:
+        explained = "".join(f"\nexplained restore: {r}" for r in self.restores)
         if self.newest is None:
-            return "witness: holds no checkpoint; nothing proven beyond the database itself"
+            return ("witness: holds no checkpoint; nothing proven beyond the database itself"
+                    + explained)
         return (f"witness: {self.witnessed} checkpoints; the database holds everything up to "
-                f"witnessed checkpoint #{self.newest.seq} ({_time(self.newest.ts)})")
+                f"witnessed checkpoint #{self.newest.seq} ({_time(self.newest.ts)})"
+                + explained)
+
+
+@dataclass(frozen=True)
+class Restore:
+    """An ``audit.restore`` record (``authgate restore``): at ``ts`` the database was set
+    back to a backup whose newest checkpoint is ``checkpoint``. Witnessed checkpoints
+    after it and older than ``ts`` are the rolled-back branch: explained (reported, with
+    what was lost), not silent damage. The record is chained and MAC'd like any other, so
+    only a holder of the audit key can write one, and it stays in the trail."""
+
+    checkpoint: int
+    ts: int
+
+    def explains(self, cp: Checkpoint) -> bool:
+        return cp.seq > self.checkpoint and cp.ts < self.ts
+
+
+def restores_in(store: AuditStore) -> list[Restore]:
+    """The database's ``audit.restore`` records, oldest first."""
+    found = []
+    for row in store.stream_rows(AuditFilter(event=RESTORE_EVENT), batch=500):
+        detail = json.loads(row.detail)
+        if str(detail.get("checkpoint", "")).isdigit():
+            found.append(Restore(int(detail["checkpoint"]), int(row.ts)))
+    return found
+
+
+def _set_aside(witnessed: Sequence[Witnessed], restores: Sequence[Restore],
+               trusted: TrustedKeys) -> tuple[list[Witnessed], tuple[str, ...]]:
+    """The witnessed checkpoints a recorded restore does not explain, and one line per
+    restore naming what it set back. Every line's signature is checked either way."""
+    _authentic([w for w in witnessed if any(r.explains(w.checkpoint) for r in restores)],
+               trusted, unique=False)
+    kept, notes = list(witnessed), []
+    for restore in restores:
+        lost = [w.checkpoint for w in kept if restore.explains(w.checkpoint)]
+        kept = [w for w in kept if not restore.explains(w.checkpoint)]
+        if lost:
+            notes.append(f"at {_time(restore.ts)} the database was restored to checkpoint "
+                         f"#{restore.checkpoint}; witnessed checkpoints "
+                         f"#{min(c.seq for c in lost)}-#{max(c.seq for c in lost)} (up to "
+                         f"{_time(max(c.ts for c in lost))}) and the records they signed "
+                         "were rolled back")
+    return kept, tuple(notes)
 
 
 def check_witness(store: AuditStore, *, trusted: TrustedKeys,
                   witnessed: Sequence[Witnessed]) -> WitnessVerdict:
     """Raise the ``ChainDamage`` for the first thing the database lost or changed that the
-    witness saw; ``UntrustedKey`` for a line by a key not trusted here (cannot check)."""
+    witness saw; ``UntrustedKey`` for a line by a key not trusted here (cannot check).
+    What a recorded restore set back is reported in the verdict instead (``Restore``)."""
+    witnessed, notes = _set_aside(witnessed, restores_in(store), trusted)
     by_seq = _authentic(witnessed, trusted)
     if not by_seq:
-        return WitnessVerdict(0, None, {})
+        return WitnessVerdict(0, None, {}, notes)
     newest = by_seq[max(by_seq)]
     stored = {row.seq: row for row in store.checkpoints()}
     for seq, cp in sorted(by_seq.items()):
@@ -179,11 +232,12 @@ def check_witness(store: AuditStore, *, trusted: TrustedKeys,
     missing = [cp for seq, cp in sorted(by_seq.items()) if seq not in stored]
     if short or missing:
         _classify(store, short, missing, set(heads))
-    return WitnessVerdict(len(by_seq), newest, {c: s for c, (s, _m, _k) in heads.items()})
+    return WitnessVerdict(len(by_seq), newest, {c: s for c, (s, _m, _k) in heads.items()},
+                          notes)
 
 
-def _authentic(witnessed: Sequence[Witnessed],
-               trusted: TrustedKeys) -> dict[int, Checkpoint]:
+def _authentic(witnessed: Sequence[Witnessed], trusted: TrustedKeys, *,
+               unique: bool = True) -> dict[int, Checkpoint]:
     by_seq: dict[int, Checkpoint] = {}
     sources: dict[int, str] = {}
     for item in witnessed:
@@ -195,7 +249,7 @@ def _authentic(witnessed: Sequence[Witnessed],
                                  seq=cp.seq) from exc
         known = by_seq.setdefault(cp.seq, cp)
         sources.setdefault(cp.seq, item.source)
-        if known.signature != cp.signature:
+        if unique and known.signature != cp.signature:
             raise WitnessInvalid(f"{item.source}: two different checkpoints #{cp.seq} (also "
                                  f"{sources[cp.seq]}): another deployment's witness?",
                                  seq=cp.seq)

@@ -34,7 +34,8 @@ def _register() -> None:
     from authgate.cli.directory import directory_group
 
     main.add_command(directory_group)
-    from authgate.cli.factors import enrol_group, keys_group
+    from authgate.cli.factors import enrol_group
+    from authgate.cli.keys import keys_group
 
     main.add_command(enrol_group)
     main.add_command(keys_group)
@@ -44,6 +45,10 @@ def _register() -> None:
     from authgate.cli.bans import bans_group
 
     main.add_command(bans_group)
+    from authgate.cli.backup import backup_command, restore_command
+
+    main.add_command(backup_command)
+    main.add_command(restore_command)
 
     main.add_command(demo_command)
 

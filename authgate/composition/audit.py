@@ -7,7 +7,13 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from authgate.audit.chain import Keyring
-from authgate.audit.checkpoints import Ed25519Signer, HmacSigner, Signer, TrustedKeys
+from authgate.audit.checkpoints import (
+    Ed25519Signer,
+    HmacSigner,
+    Signer,
+    TrustedKeys,
+    retired_keys_path,
+)
 from authgate.audit.delivery import SinkLag, sink_lag
 from authgate.audit.log import AuditLog, close_at_exit
 from authgate.audit.sinks import NoSinks, SinkFanout, build_sink
@@ -32,7 +38,9 @@ def keyring_for(settings: Settings) -> Keyring:
     value = secret.reveal() if secret else None
     if value is None and settings.mode == "demo":
         value = DEMO_AUDIT_KEY
-    previous = [k.reveal() for k in settings.audit.previous_keys]
+    # earlier keys: the key file's later lines (``keys rotate audit``) and previous_keys
+    previous = [*(secret.older() if secret else ()),
+                *(k.reveal() for k in settings.audit.previous_keys)]
     return Keyring.from_secrets(value, previous)
 
 
@@ -49,6 +57,9 @@ def trusted_keys_for(settings: Settings, *, extra_public_pems: tuple[str, ...] =
     keyring = keyring_for(settings)
     signer = signer_for(audit, keyring)
     pems = [Path(p).read_text() for p in audit.trusted_public_keys]
+    retired = retired_keys_path(audit.signing_key_file) if audit.signing_key_file else None
+    if retired is not None and retired.is_file():  # ``keys rotate signing`` keeps them here
+        pems.append(retired.read_text())
     return TrustedKeys.build(keyring=keyring, signer=signer, public_pems=[*pems,
                                                                           *extra_public_pems])
 

@@ -104,6 +104,10 @@ def build_mfa(settings: Settings, *, engine: Engine, policies: PolicyRuntime, au
                                  hasher=recovery_hasher or RECOVERY_HASHER, record=record),
         enrolment=EnrolmentService(codes=SqlEnrolmentCodeStore(engine),
                                    key=derive_subkey(session_key, b"enrolment"),
+                                   previous_keys=tuple(
+                                       derive_subkey(old, b"enrolment") for old in
+                                       (settings.secrets.session_key.older()
+                                        if settings.secrets.session_key else ())),
                                    record=record),
         factors=FactorManager(store=store, codes=recovery_codes, sessions=sessions,
                               record=record),

@@ -61,6 +61,13 @@ class Services:
     def session_key(self) -> str:
         return session_key_of(self.settings)
 
+    @property
+    def previous_session_keys(self) -> tuple[str, ...]:
+        """Earlier session keys, newest first (``keys rotate session`` keeps them below the
+        current one): forms and cookies they signed before a rotation still check."""
+        key = self.settings.secrets.session_key
+        return key.older() if key is not None else ()
+
 
 def session_key_of(settings: Settings) -> str:
     """The configured session secret; the labelled demo key only where config allows it."""

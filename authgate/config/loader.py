@@ -154,7 +154,8 @@ class _Ctx:
             self.error(path, f"cannot read secret file {file}: {exc.strerror}")
             return () if many else None
         if many:
-            return tuple(Secret(line.strip()) for line in text.splitlines() if line.strip())
+            return tuple(Secret(line.strip(), source=str(file.resolve()))
+                         for line in text.splitlines() if line.strip())
         return Secret(text.strip(), source=str(file.resolve()))
 
     def convert(self, tp: Any, value: Any, path: str) -> Any:  # noqa: C901 - a type switch

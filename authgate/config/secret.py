@@ -1,4 +1,10 @@
-"""A secret configuration value that never prints itself (repr, str, logs)."""
+"""A secret configuration value that never prints itself (repr, str, logs).
+
+A key file may hold **several keys, one per line**: the first is the key in use, the lines
+below it are earlier keys kept for reading only (what they signed or sealed before a
+rotation still checks). ``authgate keys rotate`` writes files of this shape
+(docs/deployment.md, "Rotating keys"); a file with one line is a single key, as before.
+"""
 from __future__ import annotations
 
 import hmac
@@ -15,7 +21,15 @@ class Secret:
         self.source = source
 
     def reveal(self) -> str:
-        return self._value
+        """The key in use: the first line (later lines are :meth:`older` keys)."""
+        return self._value.strip().split("\n", 1)[0].strip()
+
+    def older(self) -> tuple[str, ...]:
+        """Earlier keys, newest first: the non-blank lines after the first. Kept so that
+        what they signed before a rotation still verifies (cryptography's MultiFernet
+        idea: one key writes, every listed key reads)."""
+        lines = [line.strip() for line in self._value.strip().splitlines()]
+        return tuple(line for line in lines[1:] if line)
 
     def current(self) -> str:
         """The value now: a secret from a file is read again (a fixed file takes effect

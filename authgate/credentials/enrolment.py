@@ -34,9 +34,13 @@ class IssuedCode:
 
 
 class EnrolmentService:
-    def __init__(self, *, codes: EnrolmentCodeStore, key: bytes, record: FactorAudit) -> None:
+    def __init__(self, *, codes: EnrolmentCodeStore, key: bytes, record: FactorAudit,
+                 previous_keys: tuple[bytes, ...] = ()) -> None:
         self._codes = codes
         self._key = key
+        #: keys of earlier session keys (``keys rotate session``): codes issued before a
+        #: rotation stay redeemable until they expire
+        self._previous = previous_keys
         self._record = record
 
     def issue(self, *, username: str, issued_by: str, ttl: timedelta, meta: RequestMeta,
@@ -83,9 +87,11 @@ class EnrolmentService:
             code_hash = hash_enrolment_code(code, key=self._key)
         except FactorError:
             reason = "malformed_code"
-        else:
-            reason = REDEEMED if self._codes.redeem(username=username, code_hash=code_hash,
-                                                    now=now) \
+        else:  # a code issued before a key rotation still redeems under its earlier key
+            redeemed = any(self._codes.redeem(
+                username=username, code_hash=hash_enrolment_code(code, key=key), now=now)
+                for key in (self._key, *self._previous))
+            reason = REDEEMED if redeemed \
                 else _why_refused(self._codes.state(code_hash), username, now)
         self._record("enrol.code_redeemed",
                      Outcome.SUCCESS if reason == REDEEMED else Outcome.FAILURE, reason,

@@ -87,6 +87,11 @@ def _flask_config(services: Services) -> dict[str, Any]:
     settings = services.settings
     return dict(
         SECRET_KEY=services.session_key,
+        # after ``keys rotate session``: the new key signs, the earlier ones still verify
+        # (the CSRF cookie and the forms already on screen; docs/deployment.md)
+        SECRET_KEY_FALLBACKS=list(services.previous_session_keys),
+        WTF_CSRF_SECRET_KEY=[*reversed(services.previous_session_keys),
+                             services.session_key],  # itsdangerous: the last one signs
         # Flask's own signed cookie carries only the CSRF secret (ASVS 4.2.2). It is always
         # host-only (no SESSION_COOKIE_DOMAIN), Secure and Path=/, so it always takes the
         # ``__Host-`` prefix (RFC 6265bis 4.1.3.2): a sibling sub-domain cannot plant one.

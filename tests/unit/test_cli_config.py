@@ -25,7 +25,7 @@ from tests.integration.harness import free_port, write_authgate_config
 
 #: every command that loads the configuration (policy commands: issue 15 item 8)
 COMMANDS = [["check-config"], ["db", "upgrade"], ["users", "list"], ["enrol", "issue", "bob"],
-            ["keys", "rotate"], ["audit", "verify"], ["audit", "export"],
+            ["keys", "rotate", "totp"], ["audit", "verify"], ["audit", "export"],
             ["audit", "public-key"], ["bans", "list"], ["directory", "check"],
             ["directory", "lookup", "bob"], ["serve"]]
 

@@ -26,7 +26,8 @@ def test_rotate_reencrypts_and_old_key_can_then_go(tmp_path, users_file) -> None
         "policy": {"path": settings.policy.path, "require_approval": False},
         "secrets": {"session_key": "t" * 40, "audit_key": "t" * 40,
                     "encryption_keys": [new_key, TEST_ENCRYPTION_KEY]}}))
-    result = CliRunner().invoke(main, ["--config", str(config), "keys", "rotate"])
+    result = CliRunner().invoke(main, ["--config", str(config), "keys", "rotate", "totp",
+                                       "--reencrypt"])
     assert result.exit_code == 0, result.output
     assert "re-encrypted 1 secret(s) under k2" in result.output
     data = yaml.safe_load(config.read_text())
