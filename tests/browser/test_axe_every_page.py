@@ -312,9 +312,8 @@ def test_admin_and_auditor_pages_have_no_serious_accessibility_violation(
     assert csp_refusals(browser) == []
 
 
-@pytest.mark.xfail(strict=False, reason="nginx's default 403 page (no lang attribute) until "
-                   "issue 17 item 3 ships authgate's styled 403 with the nginx template")
 def test_the_apps_403_page_has_no_serious_accessibility_violation(stack: Stack,
                                                                   browser: Page) -> None:
+    """nginx's error_page 403 serves authgate's styled refusal page (issue 17 item 3)."""
     browser.open(f"{stack.app}/forbidden/")
     check_page(browser, "axe-error-app-403")
