@@ -45,6 +45,7 @@ _EVENTS = {
     "audit.checkpoint": "Audit checkpoint signed", "audit.witness": "Audit witness",
     "audit.purge": "Old audit records purged", "audit.chain.close": "Audit chain closed",
     "directory.service_bind": "Directory service account", "login.completed": "Signed in",
+    "audit.restore": "Database restored from a backup",
 }
 _OUTCOMES = {"success": "OK", "failure": "Failed", "deny": "Refused", "error": "Error",
              "info": "", "allow": "Allowed", "challenge": "Sign-in asked"}
