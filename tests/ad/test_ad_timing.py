@@ -49,8 +49,10 @@ def test_first_failures_after_a_start_are_padded_like_a_real_wrong_password(
         real = attempt(USER, "Wrong-Password-1", 10)
         assert {status for _, status in unknown} == {real[1]} == {LoginStatus.INVALID}
         first_unknown = statistics.median(seconds for seconds, _ in unknown)
-        # the first unknown names were answered before any real bind had taught the floor
-        assert first_unknown >= 0.8 * real[0], (
+        # the first unknown names were answered before any real bind had taught the floor.
+        # Unpadded they answer in 1-3 ms against ~20 ms (ratio < 0.2); one real sample on a
+        # loaded CI machine varies by a third, hence 0.6, which still catches the defect.
+        assert first_unknown >= 0.6 * real[0], (
             f"unknown names {[round(s * 1000, 1) for s, _ in unknown]} ms, a real wrong "
             f"password {real[0] * 1000:.1f} ms: the first failures after a start tell them "
             f"apart")

@@ -95,7 +95,8 @@ def test_restored_backup_verifies_and_the_rollback_is_explained(site: Site) -> N
     assert made.exit_code == 0, made.output
     assert backup.stat().st_mode & 0o077 == 0  # password verifiers, sealed seeds
     _session(site, 40, 60)  # the day goes on after the backup: checkpoints witnessed
-    assert _verify(site, "--witness", str(site.witness))[0] == 0
+    code, out = _verify(site, "--witness", str(site.witness))
+    assert code == 0, out
 
     done = authgate(site, "restore", "--yes", str(backup))
     assert done.exit_code == 0, done.output
