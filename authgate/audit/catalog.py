@@ -219,7 +219,7 @@ REASONS: dict[str, str] = {
     **{kind: f"audit.verify found damage: {kind}" for kind in (
         "altered", "forged", "missing", "reordered", "truncated", "head_cut",
         "chain_deleted", "unsealed", "unknown_key", "checkpoint_invalid", "wiped",
-        "rolled_back", "checkpoint_deleted", "witness_invalid", "schema_altered")},
+        "rolled_back", "checkpoint_deleted", "witness_invalid", "schema_altered", "unreadable")},
     "witness_write_failed": "a checkpoint could not be appended to audit.witness (once per "
                             "outage; the checkpoint is kept in the database)",
     "restored_from_backup": "authgate restore replaced the database by a backup; "

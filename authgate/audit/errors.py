@@ -136,6 +136,13 @@ class SchemaAltered(ChainDamage):
     kind = "schema_altered"
 
 
+class TrailUnreadable(ChainDamage):
+    """A value no authgate writer stores made verification itself fail (an id or a number
+    of another type, nesting beyond any record): damage, never a traceback or exit 2."""
+
+    kind = "unreadable"
+
+
 class ExportInvalid(AuditError):
     """An exported file fails offline verification (edited, cut, or manifest forged)."""
 

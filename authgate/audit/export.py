@@ -12,9 +12,7 @@ itself too, so the escape is reversible.
 from __future__ import annotations
 
 import base64
-import csv
 import hashlib
-import io
 import json
 import sys
 import zlib
@@ -24,7 +22,11 @@ from datetime import datetime
 from typing import Any
 
 from authgate.audit.checkpoints import Checkpoint, Signer
-from authgate.audit.export_offline import CSV_MANIFEST_CELL, MANIFEST_TYPE, canonical_manifest
+from authgate.audit.export_offline import (
+    MANIFEST_TYPE,
+    canonical_manifest,
+    manifest_line,
+)
 from authgate.audit.render import (
     CSV_HEADER,
     EXPORT_COLUMNS,
@@ -186,9 +188,4 @@ def _manifest(store: AuditStore, wanted: AuditFilter, *, fmt: Format, signer: Si
 
 
 def _trailer(fmt: Format, manifest: dict[str, Any]) -> str:
-    text = json.dumps(manifest, sort_keys=True, separators=(",", ":"))
-    if fmt == "jsonl":
-        return json.dumps({"manifest": manifest}, sort_keys=True, separators=(",", ":")) + "\n"
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\r\n").writerow([CSV_MANIFEST_CELL, text])
-    return buf.getvalue()
+    return manifest_line(fmt, manifest)

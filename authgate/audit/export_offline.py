@@ -2,11 +2,8 @@
 
 Stand-alone (the standard library and ``cryptography``): an auditor copies this file
 (``tools/verify-export.py``) and runs ``python3 verify-export.py --public-key KEY.pem FILE
-[--json]``; exit 0 intact, 1 damaged (kind and line), 2 could not check. The manifest (the
-last line, Ed25519-signed, RFC 8032) holds the SHA-256 of every line before it, a CRC-32
-per line (to locate an edit), the count, the first and last chain positions, the filter,
-the period and the checkpoint; ``authgate audit verify --export`` also checks each
-record's MAC with the chain keys (``record_check``). docs/audit.md has the details.
+[--json]``: exit 0 intact, 1 damaged (kind and line), 2 could not check. The manifest, the
+Ed25519-signed last line, holds the SHA-256 of the lines and a CRC-32 per line (docs/audit.md).
 """
 from __future__ import annotations
 
@@ -15,12 +12,13 @@ import base64
 import csv
 import hashlib
 import hmac
+import io
 import json
 import re
 import sys
 import zlib
 from array import array
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -42,7 +40,6 @@ RecordCheck = Callable[[dict[str, Any]], tuple[str, str] | None]
 
 class ExportDamaged(Exception):
     """The file is not what authgate exported: ``kind`` of damage, at ``line``."""
-
     def __init__(self, kind: str, line: int, detail: str) -> None:
         self.kind, self.line, self.detail = kind, line, detail
         super().__init__(f"line {line}: {kind}: {detail}")
@@ -50,10 +47,6 @@ class ExportDamaged(Exception):
 
 class CannotCheck(Exception):
     """The check could not run (no trusted key, unreadable file): not a verdict."""
-
-
-def _unquote(cell: str) -> str:  # the exporter's formula escape (a leading ') undone
-    return cell[1:] if cell[:1] == "'" else cell
 
 
 @dataclass(frozen=True)
@@ -71,6 +64,15 @@ class ExportReport:
     record_macs: str = ""
     damage: dict[str, Any] | None = None
     reason: str = ""
+
+
+def manifest_line(fmt: str, manifest: Mapping[str, Any]) -> str:  # as written: else edited
+    if fmt == "jsonl":
+        return json.dumps({"manifest": manifest}, sort_keys=True, separators=(",", ":")) + "\n"
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\r\n").writerow(
+        [CSV_MANIFEST_CELL, json.dumps(manifest, sort_keys=True, separators=(",", ":"))])
+    return buf.getvalue()
 
 
 def canonical_manifest(manifest: Mapping[str, Any]) -> bytes:  # without its signature
@@ -129,9 +131,8 @@ def check_export(path: str | Path, *, public_keys: Mapping[str, Ed25519PublicKey
     at = scan.lines + 1
     if manifest is None:
         raise _no_manifest(manifest_text, scan)
-    ending = b"\r\n" if manifest.get("format") == "csv" else b"\n"
-    if not manifest_text.endswith(ending) or manifest_text[:-len(ending)].endswith(b"\r"):
-        raise ExportDamaged("manifest_invalid", at, "the manifest's line ending was changed")
+    if manifest_text != manifest_line(str(manifest.get("format")), manifest).encode():
+        raise ExportDamaged("manifest_invalid", at, "the manifest line is not as exported")
     cp_note = _check_signatures(manifest, at, public_keys, hmac_keys or {})
     _compare(manifest, scan, at)
     cp = manifest.get("checkpoint")
@@ -166,7 +167,8 @@ def _parse_manifest(text: bytes) -> dict[str, Any] | None:
             manifest = json.loads(cells[1])
         else:
             manifest = json.loads(line)["manifest"]
-    except (ValueError, KeyError, IndexError, TypeError, StopIteration):
+    except (ValueError, KeyError, IndexError, TypeError, StopIteration, RecursionError,
+            csv.Error):
         return None
     if not isinstance(manifest, dict) or manifest.get("type") != MANIFEST_TYPE:
         return None
@@ -230,19 +232,14 @@ def _signature_ok(key_id: str, data: bytes, signature: Any,
                         f"{key_id} (trusted: {', '.join(sorted(public_keys))})")
 
 
-def _lines(source: BinaryIO, end: int) -> Iterator[bytes]:
-    source.seek(0)
-    while end > 0 and (line := source.readline(end)):
-        end -= len(line)
-        yield line
-
-
 def _scan(source: BinaryIO, end: int, manifest: dict[str, Any] | None,
           record_check: RecordCheck | None) -> _Scan:
     scan = _Scan()
     columns = [str(c) for c in (manifest or {}).get("columns") or ()]
     fmt = str((manifest or {}).get("format", ""))
-    for raw in _lines(source, end):
+    source.seek(0)
+    while end > 0 and (raw := source.readline(end)):
+        end -= len(raw)
         scan.lines += 1
         scan.sha256.update(raw)
         scan.crcs.append(zlib.crc32(raw[:-1] if raw.endswith(b"\n") else raw))
@@ -252,6 +249,9 @@ def _scan(source: BinaryIO, end: int, manifest: dict[str, Any] | None,
             _record(scan, raw, fmt, columns, record_check)
         except ExportDamaged as exc:
             scan.problem = exc
+        except (RecursionError, csv.Error, OverflowError) as exc:  # nested or long beyond
+            scan.problem = ExportDamaged("not_a_record", scan.lines, f"a line authgate never "
+                                         f"writes ({type(exc).__name__})")  # any export
     return scan
 
 
@@ -284,8 +284,8 @@ def _values(text: str, fmt: str, columns: list[str], line: int) -> dict[str, Any
                 if cell[:1] in FORMULA_START:
                     raise ExportDamaged("csv_injection", line, "a cell starts like a "
                                         f"spreadsheet formula: {cell[:20]!r}")
-            values: dict[str, Any] = dict(zip(columns, map(_unquote, cells),
-                                              strict=True))
+            values: dict[str, Any] = dict(zip(columns, (  # the formula escape (') undone
+                c[1:] if c[:1] == "'" else c for c in cells), strict=True))
             for name in INT_COLUMNS:
                 values[name] = int(values[name])
         else:
@@ -351,15 +351,13 @@ def _first_difference(want: array[int], scan: _Scan, at: int, skip: int
     return ExportDamaged("altered", line, "the line differs from the exported one")
 
 
-def report_text(report: ExportReport) -> str:
-    """The human verdict (``--json`` prints ``asdict(report)`` instead)."""
+def report_text(report: ExportReport) -> str:  # --json prints asdict(report) instead
     if report.verdict == "damaged" and (d := report.damage):
         return f"DAMAGED line {d['line']}: {d['kind']}: {d['detail']}"
     if report.verdict == "cannot_check":
         return f"cannot check: {report.reason}"
-    period = report.period
-    return (f"export intact: {report.records} records ({report.format},"
-            f" {period.get('first') or '-'} .. {period.get('last') or '-'}),"
+    return (f"export intact: {report.records} records ({report.format}, "
+            f"{report.period.get('first') or '-'} .. {report.period.get('last') or '-'}),"
             f" signed by {report.key_id}; checkpoint #{report.checkpoint}"
             f" ({report.checkpoint_signature}); record MACs {report.record_macs}")
 

@@ -38,7 +38,8 @@ MEANING = {
     "checkpoint_invalid": "a signed checkpoint was edited, forged or re-keyed",
     "checkpoint_deleted": "a signed checkpoint was deleted",
     "wiped": "the trail is empty: wiped, or a stale copy of the database",
-    "schema_altered": "an audit table or column was dropped or renamed",
+    "schema_altered": "an audit table or column was dropped, renamed or redefined",
+    "unreadable": "the trail holds a value no authgate writer stores (edited by hand)",
     "rolled_back": "the database is an older copy: it lacks checkpoints the witness saw",
     "witness_invalid": "a line of the witness or anchor was edited",
 }

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from authgate.audit.errors import AuditError, ChainDamage
+from authgate.audit.errors import AuditError, ChainDamage, TrailUnreadable
 from authgate.composition.audit import build_audit_log, keyring_for, trusted_keys_for
 from authgate.core.clock import SystemClock
 from authgate.core.errors import AuthgateError
@@ -48,6 +48,11 @@ def verify_database(settings: Any, trusted: Any, since: datetime | None,
         log = build_audit_log(settings, engine, SystemClock(), close_on_exit=False)
         try:
             return _checked(log, settings, trusted, since, until, jobs, witness, anchors)
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+            found = TrailUnreadable(f"verification failed on a stored value "
+                                    f"({type(exc).__name__}: {str(exc)[:120]})")
+            _record_run(log, _verify_event(Outcome.FAILURE, found.kind, str(found)[:400]))
+            return verdict.damaged(found, period=period)
         except ChainDamage as exc:
             _record_run(log, _verify_event(Outcome.FAILURE, exc.kind, str(exc)[:400]))
             return verdict.damaged(exc, period=period)

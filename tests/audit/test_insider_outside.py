@@ -96,6 +96,21 @@ def test_schema_edits_and_partial_wipes_are_damage_not_could_not_check(
     assert damage_of(copy)["kind"] == kind
 
 
+def test_an_id_column_that_is_no_longer_the_row_number_is_schema_altered(copy: Copy) -> None:
+    """Second outside test, F1: ``id INT`` instead of ``INTEGER`` (no longer SQLite's row
+    number) took a forged row at id 'zzz' that a one-job scan never read (intact) and that
+    crashed a parallel one."""
+    (create,) = copy.sql("SELECT sql FROM sqlite_master WHERE name = 'audit_events'")[0]
+    assert "id INTEGER NOT NULL" in create
+    copy.sql("ALTER TABLE audit_events RENAME TO old_events",
+             "DROP INDEX ix_audit_ts", "DROP INDEX ix_audit_username_ts",
+             create.replace("id INTEGER NOT NULL", "id INT NOT NULL"),
+             "INSERT INTO audit_events SELECT * FROM old_events", "DROP TABLE old_events")
+    copy.sql(FORGE.replace("SELECT ?,", "SELECT 'zzz',"))
+    damage = damage_of(copy)
+    assert damage["kind"] == "schema_altered" and "audit_events.id" in damage["detail"], damage
+
+
 def test_one_whole_chain_deleted_is_chain_deleted(copy: Copy) -> None:
     """The other chains stay: not a wiped trail, the deleted chain by name."""
     gone = chains(copy)[1]
@@ -180,6 +195,37 @@ def test_an_edited_export_never_verifies_nor_turns_into_could_not_check(
         path.write_bytes(path.read_bytes()[:-1])
     code, text = _check_export(path, key)
     assert code == 1 and "DAMAGED" in text, text
+
+
+@pytest.mark.parametrize("edit", [
+    lambda line: line.replace(b"\n", b" \n"),                      # a space after
+    lambda line: line[:-2] + b',"x":1}\n',                          # an outer key added
+    lambda line: line.replace(b'{"manifest":{', b'{"manifest":{"count":1,', 1),  # repeated
+    lambda line: json.dumps(json.loads(line)).encode() + b"\n",     # re-serialised
+])
+def test_a_manifest_line_is_accepted_only_as_written(copy: Copy, tmp_path: Path,
+                                                      edit: object) -> None:
+    """Second outside test, F4: spaces, added or repeated keys (a first-wins parser reads
+    another count) and a re-serialised manifest verified."""
+    path, key = _export(copy, tmp_path, "jsonl")
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[-1] = edit(lines[-1])  # type: ignore[operator]
+    path.write_bytes(b"".join(lines))
+    code, text = _check_export(path, key)
+    assert code == 1 and "manifest_invalid" in text, text
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_a_line_no_exporter_writes_is_damage_not_a_traceback(copy: Copy, tmp_path: Path,
+                                                             fmt: str) -> None:
+    """Second outside test, F5: 1,500 nested brackets, or a CSV cell past the csv module's
+    field limit, crashed the verifier."""
+    path, key = _export(copy, tmp_path, fmt)
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[5] = (b"[" * 1500 + b"\n") if fmt == "jsonl" else (b'"' + b"x" * 200_000 + b'"\r\n')
+    path.write_bytes(b"".join(lines))
+    code, text = _check_export(path, key)
+    assert code == 1 and "DAMAGED" in text and "Traceback" not in text, text
 
 
 def test_a_csv_export_without_its_last_line_ending_is_damaged(copy: Copy,
