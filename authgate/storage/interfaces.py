@@ -229,6 +229,10 @@ class AuditStore(Protocol):
         """The lowest record id below ``first_id``, if any."""
         ...
 
+    def stored_later(self, chain_id: str, seq: int, after_id: int) -> int | None:
+        """The lowest id above ``after_id`` of a record of ``chain_id`` before ``seq``."""
+        ...
+
     def chain_edges(self, *, below: int, above: int | None) -> list[int]:
         """Each chain's last record id below ``below`` and first above ``above``."""
         ...

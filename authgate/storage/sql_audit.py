@@ -228,6 +228,14 @@ class SqlAuditStore:
     def max_id(self) -> int:
         return int(self.fetch("SELECT MAX(id) FROM audit_events")[0][0] or 0)
 
+    def stored_later(self, chain_id: str, seq: int, after_id: int) -> int | None:
+        """The lowest id above ``after_id`` holding a record of ``chain_id`` before
+        ``seq``: a record taken for deleted that was moved to a later id."""
+        m = self.mark
+        found = self.fetch(f"SELECT MIN(id) FROM audit_events WHERE chain_id = {m} AND "  # noqa: S608
+                           f"seq < {m} AND id > {m}", [chain_id, seq, after_id])[0][0]
+        return None if found is None else int(found)
+
     def first_below(self, first_id: int) -> int | None:
         """The lowest id below ``first_id``: authgate writes ids from 1 up, so a row
         below was put there by hand (and a scan from 1 would never read it)."""

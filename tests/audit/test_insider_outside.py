@@ -111,6 +111,21 @@ def test_an_id_column_that_is_no_longer_the_row_number_is_schema_altered(copy: C
     assert damage["kind"] == "schema_altered" and "audit_events.id" in damage["detail"], damage
 
 
+@pytest.mark.parametrize("which", ["first", "middle"])
+def test_a_record_moved_to_a_later_id_is_reordered_whatever_jobs(copy: Copy,
+                                                                  which: str) -> None:
+    """Second outside test, F2/F3: a record moved to a later id read as ``missing`` or
+    ``head_cut`` (it is still there), and as ``reordered`` or ``head_cut`` by ``--jobs``."""
+    chain = chains(copy)[1]
+    ids = [r[0] for r in copy.sql("SELECT id FROM audit_events WHERE chain_id = ? "
+                                  "ORDER BY id", params=(chain,))]
+    moved = ids[0] if which == "first" else ids[len(ids) // 2]
+    (top,) = copy.sql("SELECT MAX(id) FROM audit_events")[0]
+    copy.sql("UPDATE audit_events SET id = ? WHERE id = ?", params=(top + 500, moved))
+    damage = damage_of(copy)
+    assert (damage["kind"], damage["chain"]) == ("reordered", chain), damage
+
+
 def test_one_whole_chain_deleted_is_chain_deleted(copy: Copy) -> None:
     """The other chains stay: not a wiped trail, the deleted chain by name."""
     gone = chains(copy)[1]
