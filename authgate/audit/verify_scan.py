@@ -86,7 +86,7 @@ def _scan_rows(rows: Iterable[SealedRow], macs: dict[str, MacOf], cps: VerifiedC
             st = states[chain_id] = _begin(rid, chain_id, seq, prev, anchors, mid)
         mac_of = macs.get(key_id)
         if mac_of is None:
-            raise _unknown_key(rid, chain_id, seq, key_id, st)
+            raise _unknown_key(rid, chain_id, seq, key_id, st, chain_id in registered)
         if type(sealed) is not bytes:  # version 1 text (``chain``), or NULL
             sealed = _v1_bytes(sealed, rid, seq, st, registered)
         try:
@@ -112,12 +112,14 @@ def _scan_rows(rows: Iterable[SealedRow], macs: dict[str, MacOf], cps: VerifiedC
         st.count += 1
 
 
-def _unknown_key(rid: int, chain_id: str, seq: int, key_id: object,
-                 st: State) -> RecordAltered | UnknownKeyId:
-    """A key id no configured key knows: a rotated-out key missing from the configuration
-    (the chain's first record, in a key id's form), or an edit (anything else: a chain
-    is sealed with one key from its first record to its last)."""
+def _unknown_key(rid: int, chain_id: str, seq: int, key_id: object, st: State,
+                 registered: bool) -> RecordAltered | RecordForged | UnknownKeyId:
+    """A key id no configured key knows: a record in a chain no writer registered (forged,
+    as with a bad MAC), a rotated-out key missing from the configuration (the chain's first
+    record, in a key id's form), or an edit (a chain keeps one key from first to last)."""
     where: dict[str, Any] = {"record_id": rid, "chain_id": chain_id, "seq": seq}
+    if not registered and type(chain_id) is str and _CHAIN_ID.fullmatch(chain_id):
+        return RecordForged("record of a chain no writer registered", **where)
     if type(key_id) is str and _KEY_ID.fullmatch(key_id) and st.count == 0:
         return UnknownKeyId(f"key id {key_id!r} is not configured", **where)
     return RecordAltered("key id edited: no writer sealed this record with it", **where)

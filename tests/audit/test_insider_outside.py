@@ -126,6 +126,16 @@ def test_a_record_moved_to_a_later_id_is_reordered_whatever_jobs(copy: Copy,
     assert (damage["kind"], damage["chain"]) == ("reordered", chain), damage
 
 
+def test_a_forged_record_with_a_made_up_key_id_is_forged(copy: Copy) -> None:
+    """Second outside test, F9: a record in a chain no writer registered, under a key id
+    nobody configured, read as "add the old key" (a configuration problem)."""
+    (top,) = copy.sql("SELECT MAX(id) FROM audit_events")[0]
+    copy.sql(FORGE.replace(" key_id, '0' ||", " 'ffffffffffffffff', '0' ||"),
+             params=(top + 1,))
+    damage = damage_of(copy)
+    assert (damage["kind"], damage["record_id"]) == ("forged", top + 1), damage
+
+
 def test_one_whole_chain_deleted_is_chain_deleted(copy: Copy) -> None:
     """The other chains stay: not a wiped trail, the deleted chain by name."""
     gone = chains(copy)[1]
