@@ -50,6 +50,7 @@ from tests.fixtures.postgres import PostgresCluster, postgres_cluster  # noqa: E
 from tests.integration.harness import (  # noqa: E402
     Proc,
     free_port,
+    group_stats,
     start_gunicorn,
     stop,
     write_authgate_config,
@@ -110,17 +111,7 @@ def _session_token(config: Path) -> tuple[str, str]:
 
 def _cpu_ticks(pid: int) -> int:
     """utime + stime of a gunicorn master's process group (master and workers)."""
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pid:  # field 5 (pgrp), after the comm
-            total += int(fields[11]) + int(fields[12])
-    return total
+    return sum(int(f[11]) + int(f[12]) for f in group_stats(pid).values())
 
 
 def _wait_idle(procs: list[Proc], quiet: float = 0.5, timeout: float = 30.0) -> None:

@@ -116,7 +116,6 @@ def _event(request: AccessRequest, decision: Decision, session: SessionRecord | 
     )
 
 
-
 def error_event(*, reason: str, request_id: str, client_ip: str, user_agent: str,
                 resource: Resource | None, digest: str,
                 raw: tuple[tuple[str, str], ...] = ()) -> AuditEvent:

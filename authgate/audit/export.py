@@ -103,7 +103,7 @@ def stream_export(store: AuditStore, wanted: AuditFilter, *, fmt: Format, signer
                        crcs=crcs)
     if manifest is not None:
         manifest.update(signed)
-    yield _trailer(fmt, signed).encode()
+    yield manifest_line(fmt, signed).encode()
 
 
 Batch = tuple[bytes, int, dict[str, Any], dict[str, Any]]  # UTF-8, rows, first and last
@@ -187,5 +187,4 @@ def _manifest(store: AuditStore, wanted: AuditFilter, *, fmt: Format, signer: Si
     return manifest
 
 
-def _trailer(fmt: Format, manifest: dict[str, Any]) -> str:
-    return manifest_line(fmt, manifest)
+

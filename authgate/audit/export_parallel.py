@@ -32,10 +32,10 @@ from authgate.audit.export import (
     Format,
     _batches,
     _manifest,
-    _trailer,
     line_crcs,
     stream_export,
 )
+from authgate.audit.export_offline import manifest_line
 from authgate.audit.parallel import collector_paused, id_spans
 from authgate.audit.render import CSV_HEADER
 from authgate.storage.audit_rows import AuditFilter
@@ -80,7 +80,7 @@ def _write(out: BinaryIO, store: AuditStore, wanted: AuditFilter, *, fmt: Format
                          count=count, first=present[0]["first"] if present else None,
                          last=present[-1]["last"] if present else None,
                          rows_sha256=digest.hexdigest(), crcs=crcs)
-    out.write(_trailer(fmt, manifest).encode())
+    out.write(manifest_line(fmt, manifest).encode())
     return count
 
 

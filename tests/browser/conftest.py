@@ -369,3 +369,16 @@ def browser(stack: Stack) -> Iterator[Page]:
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def add_people(stack: Stack, people: dict[str, tuple[str, list[str]]]) -> Stack:
+    """A module's own accounts in the stack's users file (the stack is shared: an account
+    another module added already stays as it is)."""
+    from authgate.directory.file import FileDirectory
+
+    directory = FileDirectory(stack.run_dir / "users.yaml", hasher=FAST_HASHER)
+    for name, (display, groups) in people.items():
+        if directory.lookup(name) is None:
+            directory.add_user(name, PASSWORD, display_name=display,
+                               email=f"{name}@city.test", groups=groups)
+    return stack

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import FAST_HASHER, PASSWORD, Page, Stack
+from tests.browser.conftest import Page, Stack, add_people
 from tests.browser.consoles_helpers import accept_confirm, detail, enrol_first_key, settle
 from tests.browser.test_pages_a11y import csp_refusals
 from tests.integration.harness import Browser
@@ -28,14 +28,7 @@ PEOPLE = {JOURNEY_ADMIN: ("Ada Journeys", ["authgate-admins"]),
 
 @pytest.fixture(scope="module")
 def people(stack: Stack) -> Stack:
-    from authgate.directory.file import FileDirectory
-
-    directory = FileDirectory(stack.run_dir / "users.yaml", hasher=FAST_HASHER)
-    for name, (display, groups) in PEOPLE.items():
-        if directory.lookup(name) is None:
-            directory.add_user(name, PASSWORD, display_name=display,
-                               email=f"{name}@city.test", groups=groups)
-    return stack
+    return add_people(stack, PEOPLE)
 
 
 def test_refused_staff_see_who_they_are_and_how_to_switch(people: Stack, browser: Page) -> None:

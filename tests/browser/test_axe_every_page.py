@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.browser.axe import AxeResult, check_page
-from tests.browser.conftest import FAST_HASHER, PASSWORD, Page, Stack, totp_now
+from tests.browser.conftest import PASSWORD, Page, Stack, add_people, totp_now
 from tests.browser.consoles_helpers import chromium, enrol_first_key, settle
 from tests.browser.test_pages_a11y import csp_refusals
 from tests.browser.test_webauthn_flow import MFA_APP, arrive, login_url, sign_out
@@ -56,14 +56,7 @@ class Pages:
 
 @pytest.fixture(scope="module")
 def people(stack: Stack) -> Stack:
-    from authgate.directory.file import FileDirectory
-
-    directory = FileDirectory(stack.run_dir / "users.yaml", hasher=FAST_HASHER)
-    for name, (display, groups) in PEOPLE.items():
-        if directory.lookup(name) is None:
-            directory.add_user(name, PASSWORD, display_name=display,
-                               email=f"{name}@city.test", groups=groups)
-    return stack
+    return add_people(stack, PEOPLE)
 
 
 @pytest.fixture

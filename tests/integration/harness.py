@@ -496,10 +496,10 @@ def instances_template(directory: Path) -> Path:
     return path
 
 
-def group_pids(pgid: int) -> list[int]:
-    """Every live process of a process group (an ``authgate serve``: supervisor, both
-    gunicorn masters and their workers)."""
-    found = []
+def group_stats(pgid: int) -> dict[int, list[str]]:
+    """``/proc/PID/stat`` of each process of a process group, its fields after the command
+    name (``[0]`` state, ``[2]`` pgrp, ``[11]``/``[12]`` utime/stime)."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -507,9 +507,15 @@ def group_pids(pgid: int) -> list[int]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            found.append(int(entry.name))
+        if int(fields[2]) == pgid:
+            found[int(entry.name)] = fields
     return found
+
+
+def group_pids(pgid: int) -> list[int]:
+    """Every live process of a process group (an ``authgate serve``: supervisor, both
+    gunicorn masters and their workers)."""
+    return [pid for pid, fields in group_stats(pgid).items() if fields[0] != "Z"]
 
 
 def kill_hard(proc: Proc) -> list[int]:
