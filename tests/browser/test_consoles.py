@@ -107,7 +107,7 @@ def test_admin_issues_code_user_enrols_admin_resets_and_auditor_downloads(
     press(admin, TARGET, Keys.ENTER)
     # the only match opens directly; a namesake (test_admin_journeys adds "tomasina" to the
     # shared directory) lists both: then the exact one is a link in the list
-    admin.wait.until(lambda d: "/admin/users/" in d.current_url or "matching" in admin.text())
+    admin.wait.until(lambda d: "/admin/users/" in d.current_url or "matching" in d.page_source)
     if f"/admin/users/{TARGET}" not in admin.driver.current_url:
         admin.click(f"a[href$='/admin/users/{TARGET}']")
     admin.wait_url(f"{stack.portal}/admin/users/{TARGET}")
