@@ -47,6 +47,7 @@ from benchmarks.verify import HEADERS, Result, _check, _session_token, _wait_idl
 from tests.integration.harness import (  # noqa: E402
     Proc,
     free_port,
+    group_stats,
     start_authgate,
     start_gunicorn,
     stop,
@@ -55,6 +56,8 @@ from tests.integration.harness import (  # noqa: E402
 
 P99_TARGET, RPS_TARGET, FLOOD_TARGET = 2.0, 0.8, 100.0
 USERS = ("alice", "bob", "carol", "dave")
+#: other staff whose everyday typos teach the failure floor before the attack (``--prime``)
+STAFF = tuple(f"staff{n:03d}" for n in range(100))
 PASSWORD = "correct horse battery staple"
 
 #: wrk script: POST /login with a wrong password, a new source address per attempt; counts
@@ -98,6 +101,21 @@ end
 class Flood:
     rate: float
     statuses: str
+    cpu_ms: float = 0.0  # portal CPU per answered attempt (0: not measured)
+
+
+def _portal_ticks(pgid: int) -> int:
+    """utime + stime of the portal pool's processes (``gunicorn --name authgate-portal``)
+    of an ``authgate serve`` process group, or of a whole one-pool gunicorn."""
+    stats = group_stats(pgid)
+    portal = 0
+    for pid, fields in stats.items():
+        try:
+            if b"authgate-portal" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                portal += int(fields[11]) + int(fields[12])
+        except OSError:
+            continue
+    return portal or sum(int(f[11]) + int(f[12]) for f in stats.values())
 
 
 def _users_file(work: Path) -> Path:
@@ -105,9 +123,28 @@ def _users_file(work: Path) -> Path:
 
     path = work / "users.yaml"
     directory = FileDirectory(path)  # argon2id defaults, as deployed
-    for user in USERS:
+    for user in (*USERS, *STAFF):
         directory.add_user(user, PASSWORD, groups=["City-Staff"])
     return path
+
+
+def _prime(port: int, attempts: int) -> None:
+    """What a gateway in service has seen before an attack: staff typos, one at a time, two
+    per person from their own address. Each is a real failed bind, so every portal worker's
+    failure floor (``regulation/timing.py``) is learnt from quiet binds, as in production;
+    without it, a fresh gateway learns its floor from the flood's first concurrent binds
+    (the worst case: ``--prime 0``)."""
+    token, cookie = _login_form(port)
+    session = requests.Session()
+    for n in range(attempts):
+        user = STAFF[n // 2 % len(STAFF)]
+        answer = session.post(f"http://127.0.0.1:{port}/login", timeout=30, data={
+            "csrf_token": token, "rd": "", "username": user, "password": f"typo-{n}"},
+            headers={"Host": "auth.localhost", "X-Forwarded-Proto": "https",
+                     "X-Forwarded-Host": "auth.localhost", "Cookie": cookie,
+                     "X-Forwarded-For": f"172.16.{n // 2 % 250}.{n % 2 + 1}"})
+        if answer.status_code != 401:
+            raise SystemExit(f"priming: a typo for {user} answered {answer.status_code}")
 
 
 def _login_form(port: int) -> tuple[str, str]:
@@ -152,9 +189,15 @@ def _attacked(name: str, verify_url: str, flood_port: int, script: Path,
     the attacked accounts are banned: the steady state of an attack)."""
     _wait_idle(procs)
     flood = _start_flood(flood_port, script, args, args.seconds + 3)
+    pgid = next(p.popen.pid for p in procs if p.name == name)
+    ticks, started = _portal_ticks(pgid), time.monotonic()
     time.sleep(2)
     result = _wrk(name, verify_url, headers, args, args.seconds)
-    return result, _flood_result(flood)
+    answered = _flood_result(flood)
+    ticks, elapsed = _portal_ticks(pgid) - ticks, time.monotonic() - started
+    attempts = answered.rate * elapsed
+    cpu_ms = ticks * 1000 / os.sysconf("SC_CLK_TCK") / attempts if attempts else 0.0
+    return result, Flood(answered.rate, answered.statuses, cpu_ms)
 
 
 def _quiet(name: str, url: str, headers: dict[str, str], args: argparse.Namespace,
@@ -169,7 +212,8 @@ def _line(label: str, r: Result, flood: Flood | None = None) -> str:
     if r.non_2xx or r.errors:
         text += f"   non-2xx {r.non_2xx} {r.errors}"
     if flood is not None:
-        text += f"\n  {'':22} flood: {flood.rate:,.0f} attempts/s ({flood.statuses})"
+        text += (f"\n  {'':22} flood: {flood.rate:,.0f} attempts/s ({flood.statuses}), "
+                 f"{flood.cpu_ms:.2f} ms portal CPU per attempt")
     return text
 
 
@@ -223,10 +267,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads on /verify")
     parser.add_argument("--connections", type=int, default=2, help="wrk connections on /verify")
-    parser.add_argument("--flood-connections", type=int, default=32)
+    parser.add_argument("--flood-connections", type=int, default=256)
+    parser.add_argument("--prime", type=int, default=200,
+                        help="staff typos before the runs (0: a freshly started gateway)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--portal-nice", type=int, default=5, help="authgate serve's")
-    parser.add_argument("--portal-threads", type=int, default=16,
+    parser.add_argument("--portal-threads", type=int, default=64,
                         help="authgate serve --threads (per portal worker)")
     parser.add_argument("--no-one-pool", dest="one_pool", action="store_false")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -260,12 +306,15 @@ def _run(work: Path, args: argparse.Namespace, procs: list[Proc]) -> int:
         workers=args.workers, run_dir=work, name="bare",
         ready=lambda r: r.status_code == 200 and r.text.strip() == "bare-ok"))
     bare_url = f"http://127.0.0.1:{bare_port}/verify"
+    for shape in shapes:
+        _prime(shape.flood_port, args.prime)
     for url in [bare_url, *(s.verify_url for s in shapes)]:
         _check(url, headers, "alice")
         _wrk("warm-up", url, headers, args, 2)
     print(f"/verify: wrk -t{args.threads} -c{args.connections} -d{args.seconds:g}s; flood: wrk "
           f"-t1 -c{args.flood_connections} POST /login, wrong passwords for {len(USERS)} "
-          f"accounts from random addresses; {os.cpu_count()} CPUs, gunicorn -w {args.workers}")
+          f"accounts from random addresses; {os.cpu_count()} CPUs, gunicorn -w {args.workers}, "
+          f"{args.portal_threads} portal threads; {args.prime} staff typos before")
     bare: list[Result] = []
     for round_no in range(1, args.rounds + 1):
         print(f"round {round_no}:")

@@ -135,9 +135,11 @@ class Settlement:
 @dataclass(frozen=True)
 class VerifierRow:
     """The stored verifier of the last password AD accepted for ``username`` (never the
-    password): an argon2id string and the ``pwdLastSet`` stamp it was accepted under."""
+    password): an argon2id string, the ``pwdLastSet`` stamp it was accepted under, and a
+    6-bit keyed prefilter (None on rows written before migration 0008)."""
 
     username: str
     verifier: str
     password_stamp: str
     set_at: datetime
+    prefilter: int | None = None

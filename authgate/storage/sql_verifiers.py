@@ -1,8 +1,9 @@
 """``SqlPasswordVerifierStore``: the verifier of the last password AD accepted, per account.
 
 One row per account, replaced on every success (an upsert), deleted when the password is
-known to have changed. The row holds an argon2id string and a ``pwdLastSet`` stamp, never a
-password; the pepper under it is not in the database (``regulation.verifier``).
+known to have changed. The row holds an argon2id string, a ``pwdLastSet`` stamp and a 6-bit
+keyed prefilter, never a password; the pepper under them is not in the database
+(``regulation.verifier``).
 """
 from __future__ import annotations
 
@@ -36,16 +37,18 @@ class SqlPasswordVerifierStore:
         if row is None:
             return None
         return VerifierRow(row.username, row.verifier, row.password_stamp,
-                           from_micros(row.set_at))
+                           from_micros(row.set_at), row.prefilter)
 
     def put(self, row: VerifierRow) -> None:
         values = {"username": row.username, "verifier": row.verifier,
-                  "password_stamp": row.password_stamp, "set_at": to_micros(row.set_at)}
+                  "password_stamp": row.password_stamp, "set_at": to_micros(row.set_at),
+                  "prefilter": row.prefilter}
         with storage_guard(), self._engine.begin() as conn:
             stmt = _upsert(conn)(ver).values(**values)
             conn.execute(stmt.on_conflict_do_update(
                 index_elements=[ver.c.username],
-                set_={k: stmt.excluded[k] for k in ("verifier", "password_stamp", "set_at")}))
+                set_={k: stmt.excluded[k] for k in ("verifier", "password_stamp", "set_at",
+                                                          "prefilter")}))
 
     def delete(self, username: str) -> bool:
         with storage_guard(), self._engine.begin() as conn:

@@ -5,7 +5,7 @@ Integer microseconds for times (``timeconv``). Subjects are strings such as ``us
 """
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, String, Table
+from sqlalchemy import BigInteger, Column, Index, Integer, SmallInteger, String, Table
 
 from authgate.storage.tables import metadata
 
@@ -68,4 +68,5 @@ regulation_verifiers = Table(
     Column("verifier", String(256), nullable=False),  # argon2id PHC string
     Column("password_stamp", String(64), nullable=False),  # pwdLastSet when AD accepted it
     Column("set_at", BigInteger, nullable=False),  # µs
+    Column("prefilter", SmallInteger, nullable=True),  # 6 bits of a keyed hash (0008)
 )

@@ -161,3 +161,64 @@ def test_production_parameters_are_owasp_argon2id() -> None:
     assert isinstance(VERIFIER_HASHER, PasswordHasher)
     params = VERIFIER_HASHER
     assert (params.time_cost, params.memory_cost, params.parallelism) == (2, 19456, 1)
+
+
+class CountingHasher(PasswordHasher):
+    """FAST_HASHER's parameters, counting argon2id verifications."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=1024, parallelism=1)
+        self.verified = 0
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> bool:  # noqa: A002
+        self.verified += 1
+        return super().verify(hash, password)
+
+
+def test_a_wrong_guess_reaches_argon2id_only_through_the_prefilter(engine: Engine) -> None:
+    """Issue 15 item 7: a flood of guesses at a guarded account costs one HMAC each; only
+    those whose 6-bit keyed prefilter matches pay an argon2id verification, and the
+    rightful password (which always matches it) is still checked with argon2id."""
+    hasher = CountingHasher()
+    verifier = PasswordVerifier(store=SqlPasswordVerifierStore(engine), pepper=b"k" * 32,
+                                clock=FixedClock(), hasher=hasher)
+    verifier.remember(username="alice", password=PASSWORD, password_stamp="100")
+    guesses = [f"guess-{n}" for n in range(2000)]
+    passing = [g for g in guesses if verifier.prefilter(g) == verifier.prefilter(PASSWORD)]
+    assert 0 < len(passing) < len(guesses) / 16  # about 1 in 64, never most of them
+    assert all(verifier.match(username="alice", password=g) is None for g in guesses)
+    assert hasher.verified == len(passing)
+    proof = verifier.match(username="alice", password=PASSWORD)
+    assert proof is not None and proof.password_stamp == "100"
+    assert hasher.verified == len(passing) + 1
+    row = SqlPasswordVerifierStore(engine).get("alice")
+    assert row is not None and row.prefilter == verifier.prefilter(PASSWORD)
+    assert PASSWORD not in row.verifier and 0 <= row.prefilter < 64
+
+
+def test_no_verifier_pays_argon2id_at_the_same_rate(engine: Engine) -> None:
+    """An account without a row is checked against a per-process random fingerprint and the
+    dummy hash: about one guess in 64 pays argon2id there too, so the time does not tell
+    whether an account has a verifier; nothing ever matches."""
+    hasher = CountingHasher()
+    verifier = PasswordVerifier(store=SqlPasswordVerifierStore(engine), pepper=b"k" * 32,
+                                clock=FixedClock(), hasher=hasher)
+    guesses = [f"guess-{n}" for n in range(2000)]
+    assert all(verifier.match(username="nobody", password=g) is None for g in guesses)
+    assert 2000 / 256 < hasher.verified < 2000 / 16
+
+
+def test_a_row_from_before_the_prefilter_is_checked_with_argon2id_every_time(
+        engine: Engine) -> None:
+    """Migration 0008 adds the column empty: old rows keep vouching, at the old cost."""
+    hasher = CountingHasher()
+    store = SqlPasswordVerifierStore(engine)
+    verifier = PasswordVerifier(store=store, pepper=b"k" * 32, clock=FixedClock(),
+                                hasher=hasher)
+    verifier.remember(username="bob", password=PASSWORD, password_stamp="7")
+    row = store.get("bob")
+    assert row is not None
+    store.put(VerifierRow(row.username, row.verifier, row.password_stamp, row.set_at, None))
+    assert all(verifier.match(username="bob", password=f"g{n}") is None for n in range(50))
+    assert hasher.verified == 50
+    assert verifier.match(username="bob", password=PASSWORD) is not None
