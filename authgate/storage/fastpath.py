@@ -10,8 +10,14 @@ second connection would find the WAL changed and drop its cache on every request
 SQLite's own busy handler sleeps at least 1 ms when another worker holds the write lock
 for the ~30 µs of an insert, so these connections run with ``busy_timeout=0`` and retry a
 busy transaction themselves after a short, growing pause (20 µs up to 1 ms), within the
-same overall limit as every other connection. Everything else keeps using SQLAlchemy.
-Errors become ``StorageError`` and the connection is discarded.
+same overall limit as every other connection. They run in autocommit mode: a lone insert
+takes the write lock, commits and frees it inside one ``sqlite3_step``, during which Python
+holds no GIL. In the default (implicit BEGIN) mode the lock stayed held from the insert to
+the COMMIT, across the GIL's hand-back: in a portal process with dozens of threads that
+wait could last a switch interval (5 ms) while every ``/verify`` worker waited for the
+lock (issue 15 item 7). Several statements run between BEGIN IMMEDIATE and COMMIT.
+Everything else keeps using SQLAlchemy. Errors become ``StorageError`` and the connection
+is discarded.
 
 PostgreSQL: each statement is a round trip, and psycopg in its default mode sends BEGIN
 and COMMIT as two more, so a lookup and an append cost six. The hot-path connection runs in
@@ -90,6 +96,10 @@ class ThreadConnections:
                 cur = conn.cursor()
                 cur.execute("PRAGMA busy_timeout=0")
                 cur.close()
+                # autocommit: a lone statement takes and frees the write lock inside one
+                # sqlite3_step, with the GIL released (see the module docstring)
+                sqlite_conn: Any = conn.driver_connection
+                sqlite_conn.isolation_level = None
             else:
                 conn.rollback()  # psycopg changes autocommit only outside a transaction
                 driver: Any = conn.driver_connection  # psycopg's Connection
@@ -119,8 +129,8 @@ class ThreadConnections:
                 if self._file is not None:
                     self._file.check()
                 conn = self._connection()
-                if not (self._sqlite or one_statement):
-                    _begin(conn)
+                if not one_statement:
+                    _begin(conn, immediate=self._sqlite)
                 return work(conn)
             except Exception as exc:
                 if not (self._sqlite and is_busy(exc)) or not self._rolled_back(conn):
@@ -182,8 +192,10 @@ def _hung_up(conn: Any) -> bool:
     return bool(poller.poll(0))
 
 
-def _begin(conn: Any) -> None:
-    """Open a transaction on an autocommit connection (its COMMIT ends it)."""
+def _begin(conn: Any, *, immediate: bool) -> None:
+    """Open a transaction on an autocommit connection (its COMMIT ends it). SQLite: BEGIN
+    IMMEDIATE takes the write lock first, so a transaction that reads before it writes can
+    never fail to upgrade its snapshot (SQLITE_BUSY_SNAPSHOT) halfway."""
     cur = conn.cursor()
-    cur.execute("BEGIN")
+    cur.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
     cur.close()
