@@ -26,6 +26,7 @@ from authgate.credentials.recovery import recovery_codes_file
 from authgate.credentials.totp import PendingTotp
 from authgate.factors.errors import FactorError
 from authgate.web.context import meta, rd_param, services
+from authgate.web.factor_login import FEW_RECOVERY_CODES
 from authgate.web.steps import (
     challenge_key,
     enrol_permit,
@@ -103,8 +104,9 @@ def code_submit() -> BaseResponse | tuple[str, int]:
     reason = svc.mfa.enrolment.redeem_reason(username=session.username,
                                              code=request.form.get("code", ""), meta=meta(),
                                              regulator=svc.regulator)
-    if reason != REDEEMED:
+    if reason != REDEEMED:  # a user adding a key to a device they have is told so
         return render_template("enrol_code.html", session=session, rd=rd,
+                               adding=svc.mfa.factors.has_factors(session.username),
                                error=_CODE_EXPIRED if reason == "code_expired"
                                else _CODE_REFUSED), 401
     until = (svc.clock.now() + ENROL_CODE_WINDOW).isoformat()
@@ -184,7 +186,8 @@ def finish() -> str:
         codes = svc.mfa.recovery.regenerate(username=session.username, meta=meta())
     left = svc.mfa.recovery.remaining(session.username)
     return render_template("enrol_finish.html", session=session, codes=codes, left=left,
-                           rd=rd_param(), added=request.values.get("added") == "1")
+                           rd=rd_param(), added=request.values.get("added") == "1",
+                           few=FEW_RECOVERY_CODES)
 
 
 @bp.post("/recovery-codes.txt")
