@@ -91,8 +91,9 @@ def start() -> str | BaseResponse:
         return render_template("enrol_choose.html", session=session, rd=rd, key=key,
                                key_note=None if key else _KEY_NEEDS_CODE)
     if svc.mfa.factors.has_factors(session.username):
-        # Adding a factor needs a fresh strong login (ASVS 3.7.1): sign in again.
-        return redirect(with_rd("/login", with_rd("/enrol", rd) if not rd else rd), code=303)
+        # Adding a factor needs a fresh strong login (ASVS 3.7.1): prove a device you have,
+        # then back here (the login page would send a signed-in user straight back: a loop).
+        return redirect(with_rd("/login/next", with_rd("/enrol", rd)) + "&fresh=1", code=303)
     return render_template("enrol_code.html", session=session, rd=rd, error=None)
 
 

@@ -82,3 +82,29 @@ def test_the_passkey_refusal_names_the_password_way_in(app) -> None:  # type: ig
     assert said and "username and password" in said.group(1)
     script = (STATIC / "webauthn.js").read_text(encoding="utf-8")
     assert "button.dataset.notAllowed ||" in script  # the page's words, else the key's
+
+
+def test_adding_a_device_after_the_fresh_window_asks_for_a_device_not_a_loop(  # type: ignore[no-untyped-def]
+        mfa, client) -> None:
+    """Item 5: "Add a device" (the hub, the factor page) more than
+    ``fresh_auth_for_new_factor`` after signing in used to bounce between ``/enrol``,
+    ``/login`` and ``/login/next`` for ever; now it asks for a device the user has, once."""
+    secret = mfa.enrol_totp(mfa.issue_code())
+    page = mfa.factor_page().get_data(as_text=True)
+    assert mfa.post("/login/totp", page, code=mfa.totp(secret, 1), rd=MFA_URL).status_code \
+        == 303
+    mfa.clock.advance(minutes=20)  # the code's window and the fresh-login window are gone
+    r = client.get("/enrol")
+    assert r.status_code == 303 and r.headers["Location"].startswith("/login/next?rd=")
+    assert r.headers["Location"].endswith("&fresh=1")
+    page = client.get(r.headers["Location"])
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200 and 'id="fresh-needed"' in text and 'id="code"' in text
+    r = mfa.post("/login/totp", text, code=mfa.totp(secret),
+                 rd=re.search(r'name="rd" value="([^"]+)"', text).group(1))
+    assert r.status_code == 303
+    r = client.get(r.headers["Location"])  # proven: on to where the user was going
+    assert r.status_code == 303 and r.headers["Location"].endswith("/enrol")
+    text = client.get("/enrol").get_data(as_text=True)
+    assert "Choose a sign-in device" in text and "Set up authenticator app" in text
+    assert client.get("/login/next?rd=%2Fenrol&fresh=1").status_code == 303  # fresh: no ask
