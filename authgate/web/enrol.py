@@ -26,6 +26,7 @@ from authgate.credentials.recovery import recovery_codes_file
 from authgate.credentials.totp import PendingTotp
 from authgate.factors.errors import FactorError
 from authgate.web.context import meta, rd_param, services
+from authgate.web.factor_login import FEW_RECOVERY_CODES
 from authgate.web.steps import (
     challenge_key,
     enrol_permit,
@@ -90,8 +91,9 @@ def start() -> str | BaseResponse:
         return render_template("enrol_choose.html", session=session, rd=rd, key=key,
                                key_note=None if key else _KEY_NEEDS_CODE)
     if svc.mfa.factors.has_factors(session.username):
-        # Adding a factor needs a fresh strong login (ASVS 3.7.1): sign in again.
-        return redirect(with_rd("/login", with_rd("/enrol", rd) if not rd else rd), code=303)
+        # Adding a factor needs a fresh strong login (ASVS 3.7.1): prove a device you have,
+        # then back here (the login page would send a signed-in user straight back: a loop).
+        return redirect(with_rd("/login/next", with_rd("/enrol", rd)) + "&fresh=1", code=303)
     return render_template("enrol_code.html", session=session, rd=rd, error=None)
 
 
@@ -103,8 +105,9 @@ def code_submit() -> BaseResponse | tuple[str, int]:
     reason = svc.mfa.enrolment.redeem_reason(username=session.username,
                                              code=request.form.get("code", ""), meta=meta(),
                                              regulator=svc.regulator)
-    if reason != REDEEMED:
+    if reason != REDEEMED:  # a user adding a key to a device they have is told so
         return render_template("enrol_code.html", session=session, rd=rd,
+                               adding=svc.mfa.factors.has_factors(session.username),
                                error=_CODE_EXPIRED if reason == "code_expired"
                                else _CODE_REFUSED), 401
     until = (svc.clock.now() + ENROL_CODE_WINDOW).isoformat()
@@ -184,7 +187,8 @@ def finish() -> str:
         codes = svc.mfa.recovery.regenerate(username=session.username, meta=meta())
     left = svc.mfa.recovery.remaining(session.username)
     return render_template("enrol_finish.html", session=session, codes=codes, left=left,
-                           rd=rd_param(), added=request.values.get("added") == "1")
+                           rd=rd_param(), added=request.values.get("added") == "1",
+                           few=FEW_RECOVERY_CODES)
 
 
 @bp.post("/recovery-codes.txt")

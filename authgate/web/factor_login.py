@@ -14,6 +14,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.access.next_step import Step
 from authgate.core.values import AuditEvent, Level, Outcome, SessionRecord
+from authgate.credentials.enrolment import fresh_strong_login
 from authgate.factors.errors import CodeReplayed, FactorError
 from authgate.regulation import Admission, FactorOutcome
 from authgate.sessions.history import complete_sign_in
@@ -53,6 +54,9 @@ def next_page() -> BaseResponse | str | tuple[str, int]:
     session = require_session()
     rd = rd_param()
     step = step_for(session, rd)
+    fresh = step is Step.DONE and _fresh_wanted(session)
+    if fresh:
+        step = Step.MFA
     if step is Step.DONE:
         return _arrive(session, rd)
     if step is Step.DENIED:
@@ -65,15 +69,28 @@ def next_page() -> BaseResponse | str | tuple[str, int]:
     summary = services().mfa.factors.summary(session.username)
     if not summary.active:
         return redirect(with_rd("/enrol", rd), code=303)
-    return _factor_page(session, rd, step, error=None)
+    return _factor_page(session, rd, step, error=None, fresh=fresh)
+
+
+def _fresh_wanted(session: SessionRecord) -> bool:
+    """``fresh=1``: adding a device to an account that has one needs a fresh login at
+    ``mfa`` (ASVS 3.7.1, NIST 63B 6.1.2.1; ``credentials.enrolment.may_enrol``), which the
+    policy of the page asking (``/enrol``) does not demand; a factor proven here renews it
+    (``sessions.elevate``). Asks only for more, never less."""
+    if request.args.get("fresh") != "1":
+        return False
+    svc = services()
+    return not fresh_strong_login(
+        session, now=svc.clock.now(),
+        within=svc.policies.current.settings.enrolment.fresh_auth_for_new_factor)
 
 
 def _factor_page(session: SessionRecord, rd: str, step: Step, *, error: str | None,
-                 status: int = 200) -> tuple[str, int]:
+                 status: int = 200, fresh: bool = False) -> tuple[str, int]:
     summary = services().mfa.factors.summary(session.username)
     strong = step is Step.PHISHING_RESISTANT
     return render_template(
-        "factor.html", session=session, rd=rd, strong=strong, error=error,
+        "factor.html", session=session, rd=rd, strong=strong, error=error, fresh=fresh,
         totp=summary.has_totp and not strong, webauthn=summary.has_webauthn,
         recovery=summary.recovery_codes_left > 0 and not strong,
         may_add_key=strong and enrol_permit(session, "webauthn").allowed), status

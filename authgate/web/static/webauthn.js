@@ -66,10 +66,12 @@
       if (!verdict.ok || !body.ok) throw new Error(body.error || "Not accepted.");
       window.location.assign(body.redirect);
     } catch (err) {
+      // The page may word the browser's refusal for its own next step (data-not-allowed).
       showError(err && err.name === "NotAllowedError"
-        ? "The key did not confirm it's you. Touch it and enter its PIN or fingerprint " +
-          "when asked, and use a key you registered. If it keeps failing, contact the IT " +
-          "service desk."
+        ? (button.dataset.notAllowed ||
+           "The key did not confirm it's you. Touch it and enter its PIN or fingerprint " +
+           "when asked, and use a key you registered. If it keeps failing, contact the IT " +
+           "service desk.")
         : (err.message || "The security key did not work. Try again."));
       button.disabled = false;
     }
