@@ -45,6 +45,9 @@ def _register() -> None:
     from authgate.cli.bans import bans_group
 
     main.add_command(bans_group)
+    from authgate.cli.sessions import sessions_group
+
+    main.add_command(sessions_group)
     from authgate.cli.backup import backup_command, restore_command
 
     main.add_command(backup_command)

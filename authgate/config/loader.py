@@ -58,7 +58,7 @@ def load_settings(path: str | os.PathLike[str] | None = None,
             raise ConfigError([f"{file}: not valid YAML: {exc}"]) from exc
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError([f"{file}: the top level must be a mapping"])
-        data = loaded or {}
+        data = _beside_file(loaded or {}, base)
     _apply_env(data, env, problems)
     return settings_from_mapping(data, base_dir=base, problems=problems)
 
@@ -72,6 +72,41 @@ def settings_from_mapping(data: Mapping[str, Any], *, base_dir: Path | None = No
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+#: file paths written in the configuration file: (section path, key). Relative ones name
+#: files beside the file, wherever the command runs from (issue 18 item 7)
+_FILE_PATHS = ((("policy",), "path"), (("directory",), "break_glass_file"),
+               (("directory", "file"), "path"), (("server",), "identity_key_file"),
+               (("webauthn",), "attestation_roots_file"), (("audit",), "signing_key_file"))
+
+
+def _beside_file(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Rewrite the relative paths of a loaded file against ``base`` (the file's directory):
+    the ``_FILE_PATHS``, a relative SQLite URL and JSON-lines sink paths. Defaults and
+    environment overrides are left as they are (relative to the working directory)."""
+    for sections, key in _FILE_PATHS:
+        node: Any = data
+        for name in sections:
+            node = node.get(name) if isinstance(node, dict) else None
+        if isinstance(node, dict) and _relative(node.get(key)):
+            node[key] = str(base / node[key])
+    storage = data.get("storage")
+    if isinstance(storage, dict):
+        url = storage.get("url")
+        if isinstance(url, str) and url.startswith("sqlite:///") and _relative(url[10:]):
+            storage["url"] = f"sqlite:///{base / url[10:]}"
+    audit = data.get("audit")
+    sinks = audit.get("sinks") if isinstance(audit, dict) else None
+    for sink in sinks if isinstance(sinks, list) else ():
+        if isinstance(sink, dict) and _relative(sink.get("path")):
+            sink["path"] = str(base / sink["path"])
+    return data
+
+
+def _relative(value: object) -> bool:
+    return isinstance(value, str) and bool(value) and not Path(value).is_absolute() \
+        and ":memory:" not in value
 
 
 def _resolve_paths(settings: Settings, base_dir: Path) -> Settings:
