@@ -1,10 +1,13 @@
 """Benchmark: forward auth under a login flood (issue 15 item 7). Not a test.
 
 ``/verify`` for a signed-in user is loaded at low concurrency (``wrk -t1 -c2``), once quiet
-and once while a second wrk floods ``POST /login`` with wrong passwords (real CSRF token,
-real accounts, a new ``X-Forwarded-For`` address per attempt, as a botnet would), in the
-same run. Each refused attempt is padded to the failure floor (``regulation/timing.py``),
-which is what used to occupy the gateway's sync workers. Shapes, all in one run:
+and once while an open-loop flood (benchmarks/flood.py) sends ``--flood-rate`` wrong
+passwords a second to ``POST /login`` (real CSRF token, real accounts, a new connection and
+a new ``X-Forwarded-For`` address per attempt, as a botnet would: it does not wait for
+answers), in the same run. Before the runs, ``--prime`` staff typos teach every portal
+worker its failure floor from quiet binds, as a day in service would. Each refused attempt
+is padded to that floor (``regulation/timing.py``), which is what used to occupy the
+gateway's sync workers; the portal CPU per answered attempt is printed. Shapes, all in one run:
 
 - ``serve``: the gateway as ``authgate serve`` starts it (tests/integration/harness.py
   ``start_authgate``): a verify pool of sync workers, a portal pool of gthread workers at a
@@ -29,7 +32,6 @@ import re
 import secrets
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.bare_flask import COOKIE_NAME as BARE_COOKIE  # noqa: E402
 from benchmarks.bare_flask import signed_cookie  # noqa: E402
+from benchmarks.flood import FloodReport, FloodTarget, OpenLoopFlood  # noqa: E402
 from benchmarks.verify import HEADERS, Result, _check, _session_token, _wait_idle, _wrk  # noqa: E402
 from tests.integration.harness import (  # noqa: E402
     Proc,
@@ -59,50 +62,6 @@ USERS = ("alice", "bob", "carol", "dave")
 #: other staff whose everyday typos teach the failure floor before the attack (``--prime``)
 STAFF = tuple(f"staff{n:03d}" for n in range(100))
 PASSWORD = "correct horse battery staple"
-
-#: wrk script: POST /login with a wrong password, a new source address per attempt; counts
-#: the answers by status (printed by done()).
-FLOOD_LUA = r"""
-local counter = 0
-statuses = {}
-local threads = {}
-setup = function(thread)
-  table.insert(threads, thread)
-end
-local users = {%(users)s}
-request = function()
-  counter = counter + 1
-  local headers = {}
-  headers["Content-Type"] = "application/x-www-form-urlencoded"
-  headers["Cookie"] = "%(cookie)s"
-  headers["Host"] = "auth.localhost"
-  headers["X-Forwarded-Proto"] = "https"
-  headers["X-Forwarded-Host"] = "auth.localhost"
-  headers["X-Forwarded-For"] = string.format("10.%%d.%%d.%%d", math.random(0, 255),
-                                             math.random(0, 255), math.random(1, 254))
-  local body = "csrf_token=%(token)s&rd=&username=" .. users[counter %% #users + 1] ..
-               "&password=wrong-guess-" .. counter
-  return wrk.format("POST", "/login", headers, body)
-end
-response = function(status, headers, body)
-  statuses[status] = (statuses[status] or 0) + 1
-end
-done = function(summary, latency, requests)
-  for _, thread in ipairs(threads) do
-    for status, n in pairs(thread:get("statuses")) do
-      io.write(string.format("status %%d: %%d\n", status, n))
-    end
-  end
-end
-"""
-
-
-@dataclass(frozen=True)
-class Flood:
-    rate: float
-    statuses: str
-    cpu_ms: float = 0.0  # portal CPU per answered attempt (0: not measured)
-
 
 def _portal_ticks(pgid: int) -> int:
     """utime + stime of the portal pool's processes (``gunicorn --name authgate-portal``)
@@ -159,45 +118,32 @@ def _login_form(port: int) -> tuple[str, str]:
     return token.group(1), cookie
 
 
-def _flood_script(work: Path, port: int) -> Path:
+def _flood_target(port: int) -> FloodTarget:
     token, cookie = _login_form(port)
-    script = work / f"flood-{port}.lua"
-    script.write_text(FLOOD_LUA % {"users": ", ".join(f'"{u}"' for u in USERS),
-                                   "cookie": cookie, "token": token}, encoding="utf-8")
-    return script
+    return FloodTarget(port=port, token=token, cookie=cookie, users=USERS)
 
 
-def _start_flood(port: int, script: Path, args: argparse.Namespace,
-                 seconds: float) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        ["wrk", "-t1", f"-c{args.flood_connections}", f"-d{max(1, round(seconds))}s",
-         "--timeout", "10s", "-s", str(script), f"http://127.0.0.1:{port}/login"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def _flood_result(proc: subprocess.Popen[str]) -> Flood:
-    out, _ = proc.communicate()
-    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    statuses = ", ".join(f"{code}: {n}" for code, n in re.findall(r"status (\d+): (\d+)", out))
-    return Flood(float(rate.group(1)) if rate else 0.0, statuses or out[-300:])
-
-
-def _attacked(name: str, verify_url: str, flood_port: int, script: Path,
-              headers: dict[str, str], args: argparse.Namespace,
-              procs: list[Proc]) -> tuple[Result, Flood]:
+def _attacked(name: str, verify_url: str, flood: FloodTarget, headers: dict[str, str],
+              args: argparse.Namespace, procs: list[Proc]) -> tuple[Result, Flood]:
     """wrk on /verify while the flood runs (started 2 s earlier, so the floor is learnt and
     the attacked accounts are banned: the steady state of an attack)."""
     _wait_idle(procs)
-    flood = _start_flood(flood_port, script, args, args.seconds + 3)
     pgid = next(p.popen.pid for p in procs if p.name == name)
-    ticks, started = _portal_ticks(pgid), time.monotonic()
+    ticks = _portal_ticks(pgid)
+    running = OpenLoopFlood(flood, rate=args.flood_rate, seconds=args.seconds + 3).start()
     time.sleep(2)
     result = _wrk(name, verify_url, headers, args, args.seconds)
-    answered = _flood_result(flood)
-    ticks, elapsed = _portal_ticks(pgid) - ticks, time.monotonic() - started
-    attempts = answered.rate * elapsed
-    cpu_ms = ticks * 1000 / os.sysconf("SC_CLK_TCK") / attempts if attempts else 0.0
-    return result, Flood(answered.rate, answered.statuses, cpu_ms)
+    report = running.result()
+    answered = sum(report.statuses.values())
+    cpu_ms = (_portal_ticks(pgid) - ticks) * 1000 / os.sysconf("SC_CLK_TCK") / answered \
+        if answered else 0.0
+    return result, Flood(report, cpu_ms)
+
+
+@dataclass(frozen=True)
+class Flood:
+    report: FloodReport
+    cpu_ms: float  # portal CPU per answered attempt (drained ones included)
 
 
 def _quiet(name: str, url: str, headers: dict[str, str], args: argparse.Namespace,
@@ -212,8 +158,8 @@ def _line(label: str, r: Result, flood: Flood | None = None) -> str:
     if r.non_2xx or r.errors:
         text += f"   non-2xx {r.non_2xx} {r.errors}"
     if flood is not None:
-        text += (f"\n  {'':22} flood: {flood.rate:,.0f} attempts/s ({flood.statuses}), "
-                 f"{flood.cpu_ms:.2f} ms portal CPU per attempt")
+        text += (f"\n  {'':22} flood: {flood.report.describe()}; "
+                 f"{flood.cpu_ms:.2f} ms portal CPU per answered attempt")
     return text
 
 
@@ -222,7 +168,7 @@ class Shape:
     name: str
     verify_url: str
     flood_port: int
-    script: Path
+    flood: FloodTarget
     quiet: list[Result]
     attacked: list[Result]
     floods: list[Flood]
@@ -236,13 +182,13 @@ def _start_shapes(work: Path, config: Path, args: argparse.Namespace,
                                 workers=args.workers, threads=args.portal_threads,
                                 name="serve", extra=("--portal-nice", str(args.portal_nice))))
     shapes = [Shape("serve", f"http://127.0.0.1:{verify}/verify", portal,
-                    _flood_script(work, portal), [], [], [])]
+                    _flood_target(portal), [], [], [])]
     if args.one_pool:
         single = free_port()
         procs.append(start_gunicorn("wsgi:app", single, env, workers=args.workers,
                                     run_dir=work, name="one-pool"))
         shapes.append(Shape("one-pool", f"http://127.0.0.1:{single}/verify", single,
-                            _flood_script(work, single), [], [], []))
+                            _flood_target(single), [], [], []))
     return shapes
 
 
@@ -252,7 +198,7 @@ def _verdict(shape: Shape, bare_rps: float) -> None:
 
     p99 = med(shape.attacked, "p99_ms") / med(shape.quiet, "p99_ms")
     rps = med(shape.attacked, "rps") / med(shape.quiet, "rps")
-    flood = statistics.median(f.rate for f in shape.floods)
+    flood = statistics.median(f.report.offered for f in shape.floods)
     ok = p99 <= P99_TARGET and rps >= RPS_TARGET and flood >= FLOOD_TARGET
     print(f"  {shape.name:9} quiet {med(shape.quiet, 'rps'):6,.0f} req/s p99 "
           f"{med(shape.quiet, 'p99_ms'):7.2f} ms | attacked {med(shape.attacked, 'rps'):6,.0f}"
@@ -267,7 +213,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads on /verify")
     parser.add_argument("--connections", type=int, default=2, help="wrk connections on /verify")
-    parser.add_argument("--flood-connections", type=int, default=256)
+    parser.add_argument("--flood-rate", type=float, default=150.0,
+                        help="wrong-password attempts sent per second, open loop")
     parser.add_argument("--prime", type=int, default=200,
                         help="staff typos before the runs (0: a freshly started gateway)")
     parser.add_argument("--workers", type=int, default=2)
@@ -311,10 +258,11 @@ def _run(work: Path, args: argparse.Namespace, procs: list[Proc]) -> int:
     for url in [bare_url, *(s.verify_url for s in shapes)]:
         _check(url, headers, "alice")
         _wrk("warm-up", url, headers, args, 2)
-    print(f"/verify: wrk -t{args.threads} -c{args.connections} -d{args.seconds:g}s; flood: wrk "
-          f"-t1 -c{args.flood_connections} POST /login, wrong passwords for {len(USERS)} "
-          f"accounts from random addresses; {os.cpu_count()} CPUs, gunicorn -w {args.workers}, "
-          f"{args.portal_threads} portal threads; {args.prime} staff typos before")
+    print(f"/verify: wrk -t{args.threads} -c{args.connections} -d{args.seconds:g}s; flood: "
+          f"{args.flood_rate:g} POST /login a second, open loop, each on a new connection "
+          f"from a new address, wrong passwords for {len(USERS)} accounts; {os.cpu_count()} "
+          f"CPUs, gunicorn -w {args.workers}, {args.portal_threads} portal threads, portal "
+          f"nice {args.portal_nice}; {args.prime} staff typos before")
     bare: list[Result] = []
     for round_no in range(1, args.rounds + 1):
         print(f"round {round_no}:")
@@ -323,8 +271,8 @@ def _run(work: Path, args: argparse.Namespace, procs: list[Proc]) -> int:
         for shape in shapes:
             shape.quiet.append(_quiet(shape.name, shape.verify_url, headers, args, procs))
             print(_line(f"{shape.name} (quiet)", shape.quiet[-1]))
-            result, flood = _attacked(shape.name, shape.verify_url, shape.flood_port,
-                                      shape.script, headers, args, procs)
+            result, flood = _attacked(shape.name, shape.verify_url, shape.flood, headers,
+                                      args, procs)
             shape.attacked.append(result)
             shape.floods.append(flood)
             print(_line(f"{shape.name} (under attack)", result, flood))

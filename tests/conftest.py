@@ -14,7 +14,7 @@ from authgate.directory.file import FileDirectory
 from authgate.storage.engine import migrate
 from tests.fixtures.net import csrf_token
 
-pytest_plugins = ["tests.fixtures.databases"]
+pytest_plugins = ["tests.fixtures.databases", "tests.fixtures.samba_session"]
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)

@@ -1,5 +1,6 @@
-"""A real Samba AD DC for the whole session (tests/ad/samba.py); fixtures build on it:
-ad → ldap_settings → directory, plus ``admin`` for reading what the DC recorded."""
+"""Fixtures on the session's real Samba AD DC (``ad``, tests/fixtures/samba_session.py: one
+DC per session, ports 389/636 are fixed): ad → ldap_settings → directory, plus ``admin``
+for reading what the DC recorded."""
 from __future__ import annotations
 
 import ssl
@@ -12,17 +13,8 @@ from ldap3 import BASE, NONE, Connection, Server, Tls
 
 from authgate.config.settings import LdapDirectorySettings, Secret
 from authgate.directory.ldap import LdapDirectory
-from tests.ad.samba import DcFacts, SambaUnavailable, samba_dc
+from tests.ad.samba import DcFacts
 from tests.ad.web_helpers import DcAdmin, ad_app
-
-
-@pytest.fixture(scope="session")
-def ad(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DcFacts]:
-    try:
-        with samba_dc(tmp_path_factory.mktemp("samba-dc")) as facts:
-            yield facts
-    except SambaUnavailable as exc:
-        pytest.fail(f"no Samba AD DC for the AD tests: {exc}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,6 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -99,17 +98,6 @@ def test_the_shipped_units_are_hardened(unit: str) -> None:
 
 
 # -- the guide, run -------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def dc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    from tests.ad.samba import SambaUnavailable, samba_dc
-
-    try:
-        with samba_dc(tmp_path_factory.mktemp("samba-dc")) as facts:
-            yield facts
-    except SambaUnavailable as exc:
-        pytest.fail(f"no Samba AD DC: {exc}", pytrace=False)
-
-
 def _run_guide(root: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(["bash", str(SCRIPT)], env=env, cwd=ROOT, capture_output=True,
                           text=True, timeout=300, check=False)
@@ -132,8 +120,8 @@ def _start_unit(unit: Path, name: str, run_dir: Path, env: dict[str, str]) -> Pr
 
 @pytest.mark.integration
 def test_the_guide_deploys_a_protected_app_on_ad_behind_nginx_with_tls(
-        dc: object, tmp_path: Path) -> None:
-    ad = dc
+        ad: object, tmp_path: Path) -> None:
+    """``ad``: the session's Samba DC (tests/fixtures/samba_session.py)."""
     root = make_prefix()  # world-traversable: nginx's workers read below it
     ports = {name: free_port() for name in
              ("PORTAL_PORT", "APP_PORT", "GATEWAY_PORT", "VERIFY_PORT", "UPSTREAM")}
