@@ -123,12 +123,27 @@ def check_command(policies_dir: Path, strict: bool) -> None:
 @policies_option
 @click.option("--reviewer", required=True, help="Who reviewed the change.")
 @click.option("--note", default="", help="Why it was approved (ticket, summary).")
-def approve_command(policies_dir: Path, reviewer: str, note: str) -> None:
-    """Record approval of the current digest; refused when invalid or a policy test fails."""
+@click.option("--since", "since_text", default="30d", show_default=True,
+              help="With --config: the period whose preview summary the approval stores.")
+@click.pass_context
+def approve_command(ctx: click.Context, policies_dir: Path, reviewer: str, note: str,
+                    since_text: str) -> None:
+    """Record approval of the current digest; refused when invalid or a policy test fails.
+    With a configuration, the approval also stores the preview's summary (issue 19)."""
+    period = parse_duration(since_text)
+    if period is None:
+        raise click.BadParameter(f"'{since_text}' is not a duration like 30d or 12h",
+                                 param_hint="--since")
     ps = _load(policies_dir)
     if not _run_tests(ps, policies_dir, verbose=False):
         click.echo("refused: policy tests fail", err=True)
         raise SystemExit(1)
+    summary = None
+    settings = _configured_settings(ctx)
+    if settings is not None:
+        now = datetime.now(UTC)
+        summary = {"since": (now - period).isoformat(timespec="seconds"),
+                   **_preview(settings, ps, since=now - period, samples=0).summary()}
     try:
         record = approval.approve(
             policies_dir,
@@ -136,11 +151,21 @@ def approve_command(policies_dir: Path, reviewer: str, note: str) -> None:
             note=note,
             now=datetime.now(UTC),
             expected_digest=ps.digest,
+            summary=summary,
         )
     except PolicyError as exc:
         click.echo(f"error: {'; '.join(exc.problems)}", err=True)
         raise SystemExit(1) from exc
     click.echo(f"approved {record.digest} by {record.reviewer} at {record.approved_at.isoformat()}")
+    if summary is not None:
+        click.echo(f"preview stored: {summary['replayed']} decisions replayed, "
+                   f"{summary['changed']} would change")
+
+
+def _configured_settings(ctx: click.Context) -> Any:
+    """The configuration's settings when ``--config``/``$AUTHGATE_CONFIG`` names one."""
+    root = ctx.find_root().obj
+    return root.settings if isinstance(root, Context) and root.config_path else None
 
 
 @policy_group.command("test")

@@ -137,6 +137,24 @@ class PreviewReport:
                 r.to_dict() for r in self.readiness],
         }
 
+    def summary(self, *, top: int = 5) -> dict[str, Any]:
+        """Bounded figures for the admin console and the approval record: totals, people
+        per class, the ``top`` largest groups, readiness counts per rule (no samples)."""
+        groups = sorted(self.groups, key=lambda g: (-g.seen.count, g.kind, g.host))
+        return {
+            "digest": self.digest, "replayed": self.replayed, "changed": self.changed,
+            "skipped": sum(self.skipped.values()),
+            "people": {kind: len(users) for kind, users in sorted(self.users.items())},
+            "top_groups": [{"kind": g.kind, "host": g.host, "rule": g.rule_id or "default",
+                            "change": f"{g.was}→{g.now}", "requests": g.seen.count}
+                           for g in groups[:top]],
+            "more_groups": max(0, len(groups) - top),
+            "readiness": [{"rule": r.rule_id, "level": r.level.value, "people": r.people,
+                           "ready": r.ready, "not_ready": len(r.missing),
+                           "first_not_ready": [u for u, *_ in r.missing[:top]]}
+                          for r in self.readiness or ()],
+        }
+
     def lines(self) -> list[str]:
         """A readable table: totals, the changed groups, the users, report-only outcomes,
         readiness."""
