@@ -14,15 +14,16 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from authgate.core.values import Level, Resource
+from authgate.core.values import Level
+from authgate.policy.audited import AuditedDecision
 from authgate.policy.engine import decide
+from authgate.policy.preview_cache import DecisionCache, subject_and_resource
 from authgate.policy.preview_report import ChangeGroup, PreviewPart, PreviewReport, Seen, iso
 from authgate.policy.readiness import RaisedUse, raises
-from authgate.policy.values import Decision, IPAddress, PolicySet, Subject, Verdict
+from authgate.policy.values import Decision, IPAddress, PolicySet, Verdict
 
 #: the recorded outcome of a ``verify`` record → the engine's verdict
 RECORDED = {"allow": Verdict.ALLOW, "challenge": Verdict.AUTHENTICATE, "deny": Verdict.DENY}
@@ -32,71 +33,84 @@ KIND = {Verdict.DENY: "loses_access", Verdict.AUTHENTICATE: "needs_step_up",
 _CUT = "…"  # how AuditEvent marks a value it capped (core.values.neutralise)
 
 
-@dataclass(frozen=True)
-class AuditedDecision:
-    """One audited ``/verify`` decision, with what the engine needs to decide it again."""
-
-    record_id: int
-    at: datetime
-    host: str
-    path: str
-    method: str
-    query: str
-    user: str | None  # None: the request was judged anonymous
-    groups: frozenset[str]
-    level: Level
-    auth_age: timedelta | None
-    idle: timedelta | None
-    ip: IPAddress | None
-    verdict: Verdict  # as recorded
-    rule_id: str | None  # as recorded; None for the default deny
-    #: the level the deciding rule required then (None: it denied); records before it was
-    #: recorded give the level the session held (readiness: a raise above it)
-    was_required: Level | None = None
-
-
 def audited_decision(row: Mapping[str, Any], at: datetime) -> AuditedDecision | str:
     """A stored ``verify`` record (its columns by name, ``detail`` as stored JSON text) as
     an :class:`AuditedDecision`, or why it cannot be replayed faithfully: ``error`` (never
     decided), ``no_groups`` (written before records carried the session's groups),
     ``truncated`` (a value was capped), ``unreadable`` (a malformed field)."""
-    verdict = RECORDED.get(row["outcome"])
-    if verdict is None or row["event"] != "verify":
-        return "error"
-    try:
-        detail = json.loads(row["detail"] or "{}")
-        ip = ipaddress.ip_address(row["client_ip"]) if row["client_ip"] else None
-    except ValueError:
-        return "unreadable"
-    if any(str(v).endswith(_CUT) for v in (row["path"], *detail.values())):
-        return "truncated"
-    user = row["username"] or None
-    if user is not None and detail.get("as_anonymous") == "1":
-        user = None
-    if user is not None and "groups" not in detail:
-        return "no_groups"
-    try:
-        return _decision(row, detail, at=at, user=user, ip=ip, verdict=verdict)
-    except (ValueError, TypeError, KeyError):
-        return "unreadable"
+    return RecordReader().read(row, at)
 
 
-def _decision(row: Mapping[str, Any], detail: dict[str, Any], *, at: datetime,
-              user: str | None, ip: IPAddress | None, verdict: Verdict) -> AuditedDecision:
-    def age(key: str) -> timedelta | None:
-        return timedelta(seconds=int(detail[key])) if key in detail else None
+class RecordReader:
+    """``audited_decision`` for a stream of records: the values many records share (client
+    addresses, group lists) are parsed once (bounded caches: memory stays flat)."""
 
-    groups = frozenset(str(g) for g in json.loads(detail["groups"])) if user else frozenset()
-    rule = row["rule_id"]
-    level = Level(detail["level"]) if user else Level.NONE
-    required = detail.get("required")
-    return AuditedDecision(
-        record_id=int(row["id"]), at=at, host=row["host"], path=row["path"],
-        method=row["method"], query=str(detail.get("query", "")), user=user, groups=groups,
-        level=level, auth_age=age("auth_age") if user else None,
-        idle=age("idle") if user else None, ip=ip, verdict=verdict,
-        rule_id=None if rule in ("", "(default)") else rule,
-        was_required=level if required is None else _required(required))
+    def __init__(self, *, limit: int = 50_000) -> None:
+        self._limit = limit
+        self._ips: dict[str, IPAddress | None] = {}
+        self._groups: dict[str, frozenset[str]] = {}
+
+    def read(self, row: Mapping[str, Any], at: datetime) -> AuditedDecision | str:
+        return self.read_fields(row["id"], row["event"], row["outcome"], row["username"],
+                                row["client_ip"], row["host"], row["path"], row["method"],
+                                row["rule_id"], row["detail"], at)
+
+    def read_fields(self, record_id: int, event: str, outcome: str, username: str,
+                    client_ip: str, host: str, path: str, method: str, rule_id: str,
+                    detail_text: str, at: datetime) -> AuditedDecision | str:
+        """``read`` with the columns one by one (the bulk path: no mapping per row)."""
+        verdict = RECORDED.get(outcome)
+        if verdict is None or event != "verify":
+            return "error"
+        try:
+            detail = json.loads(detail_text or "{}")
+            ip = self._ip(client_ip)
+        except ValueError:
+            return "unreadable"
+        text = detail_text or ""
+        if (_CUT in path or _CUT in text or "\\u2026" in text) and any(
+                str(v).endswith(_CUT) for v in (path, *detail.values())):
+            return "truncated"
+        user = username or None
+        if user is not None and detail.get("as_anonymous") == "1":
+            user = None
+        if user is not None and "groups" not in detail:
+            return "no_groups"
+        try:
+            level = Level(detail["level"]) if user else Level.NONE
+            required = detail.get("required")
+            return AuditedDecision(
+                record_id=int(record_id), at=at, host=host, path=path, method=method,
+                query=str(detail.get("query", "")), user=user,
+                groups=self._group_set(detail["groups"]) if user else frozenset(),
+                level=level, auth_age=_age(detail, "auth_age") if user else None,
+                idle=_age(detail, "idle") if user else None, ip=ip, verdict=verdict,
+                rule_id=None if rule_id in ("", "(default)") else rule_id,
+                was_required=level if required is None else _required(required))
+        except (ValueError, TypeError, KeyError):
+            return "unreadable"
+
+    def _ip(self, text: str) -> IPAddress | None:
+        if text in self._ips:
+            return self._ips[text]
+        ip = ipaddress.ip_address(text) if text else None
+        if len(self._ips) >= self._limit:
+            self._ips.clear()
+        self._ips[text] = ip
+        return ip
+
+    def _group_set(self, text: str) -> frozenset[str]:
+        groups = self._groups.get(text)
+        if groups is None:
+            groups = frozenset(str(g) for g in json.loads(text))
+            if len(self._groups) >= self._limit:
+                self._groups.clear()
+            self._groups[text] = groups
+        return groups
+
+
+def _age(detail: dict[str, Any], key: str) -> timedelta | None:
+    return timedelta(seconds=int(detail[key])) if key in detail else None
 
 
 def _required(text: str) -> Level | None:
@@ -104,12 +118,9 @@ def _required(text: str) -> Level | None:
 
 
 def replay(ps: PolicySet, d: AuditedDecision) -> Decision:
-    """The pending set's decision for the same inputs."""
-    subject = Subject(
-        username=d.user, groups=d.groups, level=d.level, ip=d.ip,
-        auth_time=d.at - d.auth_age if d.auth_age is not None else None,
-        last_seen=d.at - d.idle if d.idle is not None else None)
-    resource = Resource("https", d.host, d.path, d.method, d.query)
+    """The pending set's decision for the same inputs (uncached: ``DecisionCache`` is the
+    fast path, and must agree with this)."""
+    subject, resource = subject_and_resource(d)
     return decide(ps, subject=subject, resource=resource, now=d.at)
 
 
@@ -122,12 +133,13 @@ class PreviewBuilder:
         self._samples = samples
         self.part = PreviewPart()
         self._rules = {rule.id: rule for rule in pending.rules}
+        self.cache = DecisionCache(pending)
 
     def skip(self, why: str) -> None:
         self.part.skipped[why] = self.part.skipped.get(why, 0) + 1
 
     def add(self, d: AuditedDecision) -> None:
-        decision = replay(self._ps, d)
+        decision = self.cache.decide(d)
         part = self.part
         part.replayed += 1
         for entry in decision.report_only:

@@ -6,12 +6,11 @@ records into ranges for ``--jobs``) and the admin console's policy page.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
-from authgate.policy.preview import AuditedDecision, PreviewBuilder, audited_decision
+from authgate.policy.preview import PreviewBuilder, RecordReader
 from authgate.policy.preview_report import PreviewPart, PreviewReport
 from authgate.policy.readiness import credential_kind, readiness
 from authgate.policy.values import PolicySet
@@ -20,7 +19,9 @@ from authgate.storage.interfaces import AuditStore, CredentialStore
 from authgate.storage.rows import CredentialRow
 from authgate.storage.timeconv import from_micros
 
-_TS = ROW_COLUMNS.index("ts")
+(_ID, _TS, _EVENT, _OUTCOME, _USER, _IP, _HOST, _PATH, _METHOD, _RULE, _DETAIL) = (
+    ROW_COLUMNS.index(c) for c in ("id", "ts", "event", "outcome", "username", "client_ip",
+                                   "host", "path", "method", "rule_id", "detail"))
 
 
 def replay_span(store: AuditStore, ps: PolicySet, *, since: datetime | None,
@@ -30,21 +31,19 @@ def replay_span(store: AuditStore, ps: PolicySet, *, since: datetime | None,
     end) and ``ts >= since``, a keyset batch at a time (flat memory); stop after ``limit``
     records if given."""
     builder = PreviewBuilder(ps, samples=samples)
+    read = RecordReader().read_fields
     seen = 0
     for rows in store.row_batches(AuditFilter(since=since, event="verify"),
                                   after_id=span[0] - 1, batch=batch, last_id=span[1]):
         if limit is not None and seen + len(rows) > limit:
             rows = rows[:limit - seen]
-        builder.add_all(map(audited_row, rows))
+        builder.add_all(read(r[_ID], r[_EVENT], r[_OUTCOME], r[_USER], r[_IP], r[_HOST],
+                             r[_PATH], r[_METHOD], r[_RULE], r[_DETAIL], from_micros(r[_TS]))
+                        for r in rows)
         seen += len(rows)
         if limit is not None and seen >= limit:
             break
     return builder.part
-
-
-def audited_row(raw: Sequence[Any]) -> AuditedDecision | str:
-    """A stored row (``AuditRow`` layout) as the replay reads it."""
-    return audited_decision(dict(zip(ROW_COLUMNS, raw, strict=True)), from_micros(raw[_TS]))
 
 
 def credential_kinds(store: CredentialStore, users: Iterable[str], *,
