@@ -51,6 +51,9 @@ class DecisionCache:
         self._idles = sorted({r.idle_timeout for r in rules if r.idle_timeout}
                              | {c.idle_timeout for c in caps})
         self._decisions: dict[Hashable, Decision] = {}
+        #: each distinct hours or network vector once (they are few; minutes and addresses
+        #: are many): the caches hold references, not copies
+        self._shared: dict[tuple[bool, ...], tuple[bool, ...]] = {}
         self._group_keys: dict[frozenset[str], frozenset[str]] = {}
         self._ip_keys: dict[IPAddress | None, tuple[bool, ...]] = {}
         self.hits = self.misses = 0
@@ -84,12 +87,17 @@ class DecisionCache:
         minute = at.replace(second=0, microsecond=0)
         key = self._minutes.get(minute)
         if key is None:
-            if len(self._minutes) >= self._limit:
+            if len(self._minutes) >= self._limit // 10:
                 self._minutes.clear()
             probe = Request(Subject(), _PROBE, minute)
-            key = self._minutes[minute] = tuple(match_hours(rule, probe)
-                                                for rule in self._hour_rules)
+            vector = tuple(match_hours(rule, probe) for rule in self._hour_rules)
+            key = self._minutes[minute] = self._share(vector)
         return key
+
+    def _share(self, vector: tuple[bool, ...]) -> tuple[bool, ...]:
+        if len(self._shared) >= self._limit:
+            self._shared.clear()
+        return self._shared.setdefault(vector, vector)
 
     def _group_key(self, groups: frozenset[str]) -> frozenset[str]:
         key = self._group_keys.get(groups)
@@ -103,11 +111,12 @@ class DecisionCache:
     def _ip_key(self, ip: IPAddress | None) -> tuple[bool, ...]:
         key = self._ip_keys.get(ip)
         if key is None:
-            if len(self._ip_keys) >= self._limit:
+            if len(self._ip_keys) >= self._limit // 2:
                 self._ip_keys.clear()
             probe = ip.ipv4_mapped or ip if isinstance(ip, IPv6Address) else ip
-            key = self._ip_keys[ip] = (probe is None,) + tuple(
+            vector = (probe is None,) + tuple(
                 probe is not None and probe in net for net in self._networks)
+            key = self._ip_keys[ip] = self._share(vector)
         return key
 
 
