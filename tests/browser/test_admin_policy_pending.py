@@ -96,6 +96,7 @@ def approved_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def test_the_policy_page_shows_a_pending_change_with_its_effect(approved_stack: Stack) -> None:
     stack = approved_stack
     from authgate.core.values import Level
+    from authgate.web.cookies import cookie_name_for
 
     with chromium(stack) as admin:
         enrol_first_key(admin, stack, ADMIN, f"{stack.portal}/admin")
@@ -104,7 +105,7 @@ def test_the_policy_page_shows_a_pending_change_with_its_effect(approved_stack: 
         staff = stack.services.sessions.start(stack.services.directory.lookup(STAFF[0]),
                                               level=Level.PASSWORD, client_ip="127.0.0.1",
                                               user_agent="browser-test")
-        name = next(n for n in admin.cookies() if n.endswith("authgate_session"))
+        name = cookie_name_for(stack.services.settings.session)
         for cookies in (admin.cookies(), {name: staff.token}):
             assert stack.through_nginx("/whoami.json", cookies).status_code == 200
         # The change, written but not approved: shown, not enforced.
