@@ -102,6 +102,9 @@ def _event(request: AccessRequest, decision: Decision, session: SessionRecord | 
            as_anonymous: bool) -> AuditEvent:
     r = request.resource
     level = (("level", session.level.value),) if session else ()
+    # what the rule required (``deny``: nothing sufficed): readiness sees a raised level
+    required = (("required", decision.required.value if decision.required else "deny"),) \
+        if session else ()
     anonymous = (("as_anonymous", "1"),) if as_anonymous else ()
     reported = (("report_only", ",".join(f"{rule}:{would}" for rule, would
                                          in decision.report_only)),) \
@@ -112,7 +115,7 @@ def _event(request: AccessRequest, decision: Decision, session: SessionRecord | 
         client_ip=str(request.client_ip or ""), user_agent=request.user_agent,
         host=r.host, path=r.path, method=r.method, rule_id=decision.rule_id or "(default)",
         policy_digest=digest, request_id=request.request_id,
-        detail=(*level, *anonymous, *replay, *reported),
+        detail=(*level, *required, *anonymous, *replay, *reported),
     )
 
 

@@ -28,6 +28,7 @@ from authgate.policy.files.cases import (
     uncovered_rules,
 )
 from authgate.policy.files.nodes import parse_duration
+from authgate.policy.preview_report import PreviewPart, PreviewReport, merge_parts
 from authgate.policy.values import PolicySet
 
 
@@ -122,12 +123,27 @@ def check_command(policies_dir: Path, strict: bool) -> None:
 @policies_option
 @click.option("--reviewer", required=True, help="Who reviewed the change.")
 @click.option("--note", default="", help="Why it was approved (ticket, summary).")
-def approve_command(policies_dir: Path, reviewer: str, note: str) -> None:
-    """Record approval of the current digest; refused when invalid or a policy test fails."""
+@click.option("--since", "since_text", default="30d", show_default=True,
+              help="With --config: the period whose preview summary the approval stores.")
+@click.pass_context
+def approve_command(ctx: click.Context, policies_dir: Path, reviewer: str, note: str,
+                    since_text: str) -> None:
+    """Record approval of the current digest; refused when invalid or a policy test fails.
+    With a configuration, the approval also stores the preview's summary (issue 19)."""
+    period = parse_duration(since_text)
+    if period is None:
+        raise click.BadParameter(f"'{since_text}' is not a duration like 30d or 12h",
+                                 param_hint="--since")
     ps = _load(policies_dir)
     if not _run_tests(ps, policies_dir, verbose=False):
         click.echo("refused: policy tests fail", err=True)
         raise SystemExit(1)
+    summary = None
+    settings = _configured_settings(ctx)
+    if settings is not None:
+        now = datetime.now(UTC)
+        summary = {"since": (now - period).isoformat(timespec="seconds"),
+                   **_preview(settings, ps, since=now - period, samples=0).summary()}
     try:
         record = approval.approve(
             policies_dir,
@@ -135,11 +151,21 @@ def approve_command(policies_dir: Path, reviewer: str, note: str) -> None:
             note=note,
             now=datetime.now(UTC),
             expected_digest=ps.digest,
+            summary=summary,
         )
     except PolicyError as exc:
         click.echo(f"error: {'; '.join(exc.problems)}", err=True)
         raise SystemExit(1) from exc
     click.echo(f"approved {record.digest} by {record.reviewer} at {record.approved_at.isoformat()}")
+    if summary is not None:
+        click.echo(f"preview stored: {summary['replayed']} decisions replayed, "
+                   f"{summary['changed']} would change")
+
+
+def _configured_settings(ctx: click.Context) -> Any:
+    """The configuration's settings when ``--config``/``$AUTHGATE_CONFIG`` names one."""
+    root = ctx.find_root().obj
+    return root.settings if isinstance(root, Context) and root.config_path else None
 
 
 @policy_group.command("test")
@@ -223,42 +249,56 @@ def explain_command(
               help="Replay the decisions of this period (a duration: 7d, 12h).")
 @click.option("--samples", type=click.IntRange(0, 1000), default=3, show_default=True,
               help="Sample requests kept per group.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Worker processes (the records are split by id range).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def preview_command(ctx: click.Context, policies_dir: Path, since_text: str, samples: int,
-                    as_json: bool) -> None:
+                    jobs: int, as_json: bool) -> None:
     """Replay the audited /verify decisions of the period under POLICIES (the pending set)
-    and show whose access would change: who loses it, who needs a step-up, who gains it."""
+    and show whose access would change: who loses it, who needs a step-up, who gains it,
+    and who holds no device for a level a rule raises (readiness)."""
     period = parse_duration(since_text)
     if period is None:
         raise click.BadParameter(f"'{since_text}' is not a duration like 30d or 12h",
                                  param_hint="--since")
     ps = _load(policies_dir, announce=not as_json)
     report = _preview(ctx.find_root().obj.settings, ps, since=datetime.now(UTC) - period,
-                      samples=samples)
+                      samples=samples, jobs=jobs)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
         click.echo("\n".join(report.lines()))
 
 
-def _preview(settings: Any, ps: PolicySet, *, since: datetime, samples: int) -> Any:
+def _preview(settings: Any, ps: PolicySet, *, since: datetime, samples: int,
+             jobs: int = 1) -> PreviewReport:
     """Stream the period's verify records from the audit store (keyset batches: flat
-    memory) into the pure replay (``authgate.policy.preview``)."""
+    memory; ``jobs`` id ranges in forked workers, merged as one job would report them) into
+    the pure replay, then read the credential store for readiness."""
+    from authgate.audit.parallel import collector_paused, id_spans, parallel_map
     from authgate.composition.audit import build_audit_store
-    from authgate.policy.preview import PreviewBuilder, audited_decision
-    from authgate.storage.audit_rows import AuditFilter
+    from authgate.composition.credentials import build_credential_store, factor_params
+    from authgate.credentials.webauthn import meets_policy
+    from authgate.policy.preview_run import replay_span, with_readiness
     from authgate.storage.engine import make_engine
     from authgate.storage.readonly import read_only_engine
-    from authgate.storage.timeconv import from_micros
 
     url = settings.storage.url
     engine = read_only_engine(url) or make_engine(url)
     try:
-        rows = build_audit_store(engine).stream_rows(
-            AuditFilter(since=since, event="verify"), batch=settings.audit.batch_size)
-        builder = PreviewBuilder(ps, samples=samples)
-        return builder.add_all(audited_decision(row._asdict(), from_micros(row.ts))
-                               for row in rows).report()
+        store = build_audit_store(engine)
+        spans = id_spans(store, since=since, until=None, jobs=jobs)
+
+        def job(span: tuple[int, int | None]) -> PreviewPart:
+            return replay_span(store, ps, since=since, span=span,
+                               batch=settings.audit.batch_size, samples=samples)
+
+        with collector_paused():
+            parts = parallel_map(job, spans, jobs=len(spans))
+        report = PreviewReport.of(ps.digest, merge_parts(parts, samples=samples))
+        params = factor_params(settings, ps)  # the pending set's attestation policy
+        return with_readiness(report, build_credential_store(engine),
+                              meets=lambda row: meets_policy(row, params))
     finally:
         engine.dispose()

@@ -28,6 +28,7 @@ from authgate.credentials.webauthn import WebAuthnService
 from authgate.policy import PolicySet
 from authgate.policy.live import PolicyRuntime
 from authgate.sessions.service import SessionService
+from authgate.storage.interfaces import CredentialStore
 from authgate.storage.sql_challenges import SqlChallengeStore
 from authgate.storage.sql_credentials import SqlCredentialStore
 from authgate.storage.sql_enrolment_codes import SqlEnrolmentCodeStore
@@ -85,6 +86,11 @@ def live_factor_params(settings: Settings, policies: PolicyRuntime
         last[:] = [(policy_set, params)]
         return params
     return current
+
+
+def build_credential_store(engine: Engine) -> CredentialStore:
+    """The stored second factors alone (``policy preview``'s readiness reads them)."""
+    return SqlCredentialStore(engine)
 
 
 def build_mfa(settings: Settings, *, engine: Engine, policies: PolicyRuntime, audit: AuditLog,

@@ -14,42 +14,23 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from authgate.core.values import Level, Resource
+from authgate.core.values import Level
+from authgate.policy.audited import AuditedDecision
 from authgate.policy.engine import decide
-from authgate.policy.values import IPAddress, PolicySet, Subject, Verdict
+from authgate.policy.preview_cache import DecisionCache, subject_and_resource
+from authgate.policy.preview_report import ChangeGroup, PreviewPart, PreviewReport, Seen, iso
+from authgate.policy.readiness import RaisedUse, raises
+from authgate.policy.values import Decision, IPAddress, PolicySet, Verdict
 
 #: the recorded outcome of a ``verify`` record → the engine's verdict
 RECORDED = {"allow": Verdict.ALLOW, "challenge": Verdict.AUTHENTICATE, "deny": Verdict.DENY}
 #: what a change means for the person, by the pending verdict
 KIND = {Verdict.DENY: "loses_access", Verdict.AUTHENTICATE: "needs_step_up",
         Verdict.ALLOW: "gains_access"}
-_SAYS = {"loses_access": "would lose access", "needs_step_up": "would need to log in or step up",
-         "gains_access": "would newly gain access"}
 _CUT = "…"  # how AuditEvent marks a value it capped (core.values.neutralise)
-
-
-@dataclass(frozen=True)
-class AuditedDecision:
-    """One audited ``/verify`` decision, with what the engine needs to decide it again."""
-
-    record_id: int
-    at: datetime
-    host: str
-    path: str
-    method: str
-    query: str
-    user: str | None  # None: the request was judged anonymous
-    groups: frozenset[str]
-    level: Level
-    auth_age: timedelta | None
-    idle: timedelta | None
-    ip: IPAddress | None
-    verdict: Verdict  # as recorded
-    rule_id: str | None  # as recorded; None for the default deny
 
 
 def audited_decision(row: Mapping[str, Any], at: datetime) -> AuditedDecision | str:
@@ -57,136 +38,90 @@ def audited_decision(row: Mapping[str, Any], at: datetime) -> AuditedDecision | 
     an :class:`AuditedDecision`, or why it cannot be replayed faithfully: ``error`` (never
     decided), ``no_groups`` (written before records carried the session's groups),
     ``truncated`` (a value was capped), ``unreadable`` (a malformed field)."""
-    verdict = RECORDED.get(row["outcome"])
-    if verdict is None or row["event"] != "verify":
-        return "error"
-    try:
-        detail = json.loads(row["detail"] or "{}")
-        ip = ipaddress.ip_address(row["client_ip"]) if row["client_ip"] else None
-    except ValueError:
-        return "unreadable"
-    if any(str(v).endswith(_CUT) for v in (row["path"], *detail.values())):
-        return "truncated"
-    user = row["username"] or None
-    if user is not None and detail.get("as_anonymous") == "1":
-        user = None
-    if user is not None and "groups" not in detail:
-        return "no_groups"
-    try:
-        return _decision(row, detail, at=at, user=user, ip=ip, verdict=verdict)
-    except (ValueError, TypeError, KeyError):
-        return "unreadable"
+    return RecordReader().read(row, at)
 
 
-def _decision(row: Mapping[str, Any], detail: dict[str, Any], *, at: datetime,
-              user: str | None, ip: IPAddress | None, verdict: Verdict) -> AuditedDecision:
-    def age(key: str) -> timedelta | None:
-        return timedelta(seconds=int(detail[key])) if key in detail else None
+class RecordReader:
+    """``audited_decision`` for a stream of records: the values many records share (client
+    addresses, group lists) are parsed once (bounded caches: memory stays flat)."""
 
-    groups = frozenset(str(g) for g in json.loads(detail["groups"])) if user else frozenset()
-    rule = row["rule_id"]
-    return AuditedDecision(
-        record_id=int(row["id"]), at=at, host=row["host"], path=row["path"],
-        method=row["method"], query=str(detail.get("query", "")), user=user, groups=groups,
-        level=Level(detail["level"]) if user else Level.NONE,
-        auth_age=age("auth_age") if user else None, idle=age("idle") if user else None,
-        ip=ip, verdict=verdict, rule_id=None if rule in ("", "(default)") else rule)
+    def __init__(self, *, limit: int = 50_000) -> None:
+        self._limit = limit
+        self._ips: dict[str, IPAddress | None] = {}
+        self._groups: dict[str, frozenset[str]] = {}
+
+    def read(self, row: Mapping[str, Any], at: datetime) -> AuditedDecision | str:
+        return self.read_fields(row["id"], row["event"], row["outcome"], row["username"],
+                                row["client_ip"], row["host"], row["path"], row["method"],
+                                row["rule_id"], row["detail"], at)
+
+    def read_fields(self, record_id: int, event: str, outcome: str, username: str,
+                    client_ip: str, host: str, path: str, method: str, rule_id: str,
+                    detail_text: str, at: datetime) -> AuditedDecision | str:
+        """``read`` with the columns one by one (the bulk path: no mapping per row)."""
+        verdict = RECORDED.get(outcome)
+        if verdict is None or event != "verify":
+            return "error"
+        try:
+            detail = json.loads(detail_text or "{}")
+            ip = self._ip(client_ip)
+        except ValueError:
+            return "unreadable"
+        text = detail_text or ""
+        if (_CUT in path or _CUT in text or "\\u2026" in text) and any(
+                str(v).endswith(_CUT) for v in (path, *detail.values())):
+            return "truncated"
+        user = username or None
+        if user is not None and detail.get("as_anonymous") == "1":
+            user = None
+        if user is not None and "groups" not in detail:
+            return "no_groups"
+        try:
+            level = Level(detail["level"]) if user else Level.NONE
+            required = detail.get("required")
+            return AuditedDecision(
+                record_id=int(record_id), at=at, host=host, path=path, method=method,
+                query=str(detail.get("query", "")), user=user,
+                groups=self._group_set(detail["groups"]) if user else frozenset(),
+                level=level, auth_age=_age(detail, "auth_age") if user else None,
+                idle=_age(detail, "idle") if user else None, ip=ip, verdict=verdict,
+                rule_id=None if rule_id in ("", "(default)") else rule_id,
+                was_required=level if required is None else _required(required))
+        except (ValueError, TypeError, KeyError):
+            return "unreadable"
+
+    def _ip(self, text: str) -> IPAddress | None:
+        if text in self._ips:
+            return self._ips[text]
+        ip = ipaddress.ip_address(text) if text else None
+        if len(self._ips) >= self._limit:
+            self._ips.clear()
+        self._ips[text] = ip
+        return ip
+
+    def _group_set(self, text: str) -> frozenset[str]:
+        groups = self._groups.get(text)
+        if groups is None:
+            groups = frozenset(str(g) for g in json.loads(text))
+            if len(self._groups) >= self._limit:
+                self._groups.clear()
+            self._groups[text] = groups
+        return groups
 
 
-def replay(ps: PolicySet, d: AuditedDecision) -> tuple[Verdict, str | None, str, tuple[
-        tuple[str, str], ...]]:
-    """The pending set's (verdict, rule, reason, report-only outcomes) for the same inputs."""
-    subject = Subject(
-        username=d.user, groups=d.groups, level=d.level, ip=d.ip,
-        auth_time=d.at - d.auth_age if d.auth_age is not None else None,
-        last_seen=d.at - d.idle if d.idle is not None else None)
-    resource = Resource("https", d.host, d.path, d.method, d.query)
-    decision = decide(ps, subject=subject, resource=resource, now=d.at)
-    return decision.verdict, decision.rule_id, decision.reason, decision.report_only
+def _age(detail: dict[str, Any], key: str) -> timedelta | None:
+    return timedelta(seconds=int(detail[key])) if key in detail else None
 
 
-@dataclass
-class Seen:
-    """How often, and when first and last."""
-
-    count: int = 0
-    first: datetime | None = None
-    last: datetime | None = None
-
-    def add(self, at: datetime) -> None:
-        self.count += 1
-        self.first = at if self.first is None or at < self.first else self.first
-        self.last = at if self.last is None or at > self.last else self.last
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"count": self.count, "first": _iso(self.first), "last": _iso(self.last)}
+def _required(text: str) -> Level | None:
+    return None if text == "deny" else Level(text)
 
 
-@dataclass
-class ChangeGroup:
-    """Requests to one app whose verdict changes the same way under the same pending rule."""
-
-    kind: str
-    host: str
-    rule_id: str | None  # the pending rule that decides; None: the default deny
-    was: str  # the recorded verdict
-    now: str  # the pending verdict
-    seen: Seen = field(default_factory=Seen)
-    samples: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "host": self.host, "rule": self.rule_id or "default",
-                "was": self.was, "now": self.now, **self.seen.to_dict(),
-                "samples": self.samples}
-
-
-@dataclass(frozen=True)
-class PreviewReport:
-    """What a reviewer reads before approving ``digest`` (``to_dict`` for ``--json``)."""
-
-    digest: str
-    replayed: int
-    unchanged: int
-    skipped: dict[str, int]
-    groups: tuple[ChangeGroup, ...]
-    users: dict[str, dict[str, Seen]]  # kind → user → seen
-    report_only: dict[tuple[str, str], Seen]
-
-    @property
-    def changed(self) -> int:
-        return self.replayed - self.unchanged
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "policy_digest": self.digest, "replayed": self.replayed, "changed": self.changed,
-            "unchanged": self.unchanged, "skipped": dict(sorted(self.skipped.items())),
-            "groups": [g.to_dict() for g in self.groups],
-            "users": {kind: {user: seen.to_dict() for user, seen in sorted(users.items())}
-                      for kind, users in sorted(self.users.items())},
-            "report_only": [{"rule": rule, "would": would, **seen.to_dict()}
-                            for (rule, would), seen in sorted(self.report_only.items())],
-        }
-
-    def lines(self) -> list[str]:
-        """A readable table: totals, the changed groups, the users, report-only outcomes."""
-        skipped = ", ".join(f"{k} {n}" for k, n in sorted(self.skipped.items())) or "none"
-        out = [f"pending policy {self.digest[:16]}: {self.replayed} decisions replayed, "
-               f"{self.changed} would change, {self.unchanged} unchanged; "
-               f"not replayable: {skipped}"]
-        if self.groups:
-            out.append(f"{'change':<14} {'app':<28} {'rule':<28} {'was→now':<22} "
-                       f"{'requests':>8}  first / last seen")
-        for g in self.groups:
-            out.append(f"{g.kind:<14} {g.host:<28} {g.rule_id or 'default':<28} "
-                       f"{g.was + '→' + g.now:<22} {g.seen.count:>8}  "
-                       f"{_iso(g.seen.first)} / {_iso(g.seen.last)}")
-            out.extend(f"    e.g. {_sample_text(s)}" for s in g.samples)
-        for kind, users in sorted(self.users.items()):
-            names = ", ".join(f"{u} ({s.count})" for u, s in sorted(users.items()))
-            out.append(f"users who {_SAYS[kind]}: {names}")
-        out.extend(f"report-only {rule}: {would} x{seen.count}"
-                   for (rule, would), seen in sorted(self.report_only.items()))
-        return out
+def replay(ps: PolicySet, d: AuditedDecision) -> Decision:
+    """The pending set's decision for the same inputs (uncached: ``DecisionCache`` is the
+    fast path, and must agree with this)."""
+    subject, resource = subject_and_resource(d)
+    return decide(ps, subject=subject, resource=resource, now=d.at)
 
 
 class PreviewBuilder:
@@ -196,34 +131,52 @@ class PreviewBuilder:
     def __init__(self, pending: PolicySet, *, samples: int = 3) -> None:
         self._ps = pending
         self._samples = samples
-        self._replayed = self._unchanged = 0
-        self._skipped: dict[str, int] = {}
-        self._groups: dict[tuple[str, str | None, str, str], ChangeGroup] = {}
-        self._users: dict[str, dict[str, Seen]] = {}
-        self._report_only: dict[tuple[str, str], Seen] = {}
+        self.part = PreviewPart()
+        self._rules = {rule.id: rule for rule in pending.rules}
+        self.cache = DecisionCache(pending)
 
     def skip(self, why: str) -> None:
-        self._skipped[why] = self._skipped.get(why, 0) + 1
+        self.part.skipped[why] = self.part.skipped.get(why, 0) + 1
 
     def add(self, d: AuditedDecision) -> None:
-        verdict, rule_id, reason, reported = replay(self._ps, d)
-        self._replayed += 1
-        for entry in reported:
-            self._report_only.setdefault(entry, Seen()).add(d.at)
+        decision = self.cache.decide(d)
+        part = self.part
+        part.replayed += 1
+        for entry in decision.report_only:
+            part.report_only.setdefault(entry, Seen()).add(d.at)
+        if d.user is not None:
+            self._note_raised(d, decision)
+        verdict = decision.verdict
         if verdict is d.verdict:
-            self._unchanged += 1
+            part.unchanged += 1
             return
         kind = KIND[verdict]
-        key = (d.host, rule_id, d.verdict.value, verdict.value)
-        group = self._groups.get(key)
+        key = (d.host, decision.rule_id, d.verdict.value, verdict.value)
+        group = part.groups.get(key)
         if group is None:
-            group = self._groups[key] = ChangeGroup(kind, d.host, rule_id, d.verdict.value,
-                                                    verdict.value)
+            group = part.groups[key] = ChangeGroup(kind, d.host, decision.rule_id,
+                                                   d.verdict.value, verdict.value)
         group.seen.add(d.at)
         if len(group.samples) < self._samples:
-            group.samples.append(_sample(d, reason))
+            group.samples.append(_sample(d, decision.reason))
         if d.user is not None:
-            self._users.setdefault(kind, {}).setdefault(d.user, Seen()).add(d.at)
+            part.users.setdefault(kind, {}).setdefault(d.user, Seen()).add(d.at)
+
+    def _note_raised(self, d: AuditedDecision, decision: Decision) -> None:
+        """Readiness (item 2): the deciding rule and each matching report-only rule that
+        would need more than was required then, and a credential to reach it."""
+        assert d.user is not None
+        wanted = [(decision.rule_id, decision.required)] if decision.rule_id else []
+        for rule_id, _would in decision.report_only:
+            wanted.append((rule_id, self._rules[rule_id].level.level))
+        for rule_id, level in wanted:
+            if level is None or rule_id is None or not raises(was=d.was_required, now=level):
+                continue
+            use = self.part.raised.get(rule_id)
+            if use is None:
+                use = self.part.raised[rule_id] = RaisedUse(
+                    rule_id, level, self._rules[rule_id].report_only)
+            use.add(d.host, d.user, d.at)
 
     def add_all(self, items: Iterable[AuditedDecision | str]) -> PreviewBuilder:
         for item in items:
@@ -234,24 +187,10 @@ class PreviewBuilder:
         return self
 
     def report(self) -> PreviewReport:
-        groups = sorted(self._groups.values(), key=lambda g: (g.kind, g.host,
-                                                              g.rule_id or "", g.was))
-        return PreviewReport(self._ps.digest, self._replayed, self._unchanged,
-                             dict(self._skipped), tuple(groups), self._users,
-                             self._report_only)
+        return PreviewReport.of(self._ps.digest, self.part)
 
 
 def _sample(d: AuditedDecision, reason: str) -> dict[str, Any]:
-    return {"record_id": d.record_id, "at": _iso(d.at), "user": d.user, "method": d.method,
+    return {"record_id": d.record_id, "at": iso(d.at), "user": d.user, "method": d.method,
             "host": d.host, "path": d.path, "ip": str(d.ip) if d.ip else None,
             "was_rule": d.rule_id or "default", "reason": reason}
-
-
-def _sample_text(s: dict[str, Any]) -> str:
-    return (f"#{s['record_id']} {s['at']} {s['user'] or '(anonymous)'} {s['method']} "
-            f"{s['host']}{s['path']} from {s['ip'] or '-'} (was {s['was_rule']}; now "
-            f"{s['reason']})")
-
-
-def _iso(when: datetime | None) -> str | None:
-    return when.isoformat(timespec="seconds") if when is not None else None

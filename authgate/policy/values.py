@@ -159,6 +159,9 @@ class PolicySet:
     warnings: tuple[str, ...]
     files: tuple[str, ...]
     index: RuleCandidates
+    #: each file's name and the very bytes parsed (the digest's input): the admin console
+    #: diffs a pending change against the set in force with them (issue 19 item 4)
+    sources: tuple[tuple[str, bytes], ...] = ()
 
     def rule(self, rule_id: str) -> Rule | None:
         """The rule with this id, if any."""

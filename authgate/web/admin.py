@@ -4,6 +4,8 @@ sessions, lift bans, see the policy in force and health. Admin role, phishing-re
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from flask import Blueprint, abort, g, redirect, render_template, request
@@ -14,9 +16,10 @@ from authgate.admin.bans import BanView, describe_ban
 from authgate.admin.people import find_people
 from authgate.audit.signins import sign_in_history
 from authgate.config.loader import parse_duration
-from authgate.core.errors import AuthgateError
+from authgate.core.errors import AuthgateError, PolicyError
 from authgate.credentials.enrolment import authenticated_within
 from authgate.directory import normalise_username
+from authgate.policy import PolicySet
 from authgate.regulation import Ban
 from authgate.web.access import ADMIN_CHANGE_FRESHNESS, portal_resource, require
 from authgate.web.context import services
@@ -280,7 +283,44 @@ def policy() -> str:
     current = runtime.current
     return render_template("admin_policy.html", session=g.session, policy=current,
                            approval=latest_approval_for(runtime.directory, current.digest),
-                           rejected=runtime.rejected, portal=portal_resource())
+                           rejected=runtime.rejected, portal=portal_resource(),
+                           pending=_pending_change(current, runtime.directory))
+
+
+#: the console replays at most this period and this many records: a page, not a batch job
+#: (``authgate policy preview --jobs`` replays any period)
+PREVIEW_PERIOD = timedelta(days=7)
+PREVIEW_LIMIT = 50_000
+
+
+def _pending_change(current: PolicySet, directory: Path) -> dict[str, Any] | None:
+    """The files on disk when they differ from the set in force (an unapproved change,
+    issue 19 item 4): its diff per file, and its preview and readiness summaries over the
+    last ``PREVIEW_PERIOD`` (at most ``PREVIEW_LIMIT`` records). None when nothing waits;
+    an invalid change is left to the rejection notice."""
+    from authgate.composition.credentials import factor_params
+    from authgate.credentials.webauthn import meets_policy
+    from authgate.policy.diff import policy_diff
+    from authgate.policy.files import compute_digest, load_policy_set
+    from authgate.policy.preview_report import PreviewReport
+    from authgate.policy.preview_run import replay_span, with_readiness
+
+    try:
+        if compute_digest(directory) == current.digest:
+            return None
+        pending = load_policy_set(directory)
+    except (PolicyError, OSError):
+        return None
+    svc = services()
+    since = svc.clock.now() - PREVIEW_PERIOD
+    part = replay_span(svc.audit_store, pending, since=since, samples=0, limit=PREVIEW_LIMIT)
+    params = factor_params(svc.settings, pending)
+    report = with_readiness(PreviewReport.of(pending.digest, part), svc.mfa.credentials,
+                            meets=lambda row: meets_policy(row, params))
+    return {"digest": pending.digest, "since": since,
+            "capped": part.replayed + sum(part.skipped.values()) >= PREVIEW_LIMIT,
+            "diff": policy_diff(current.sources, pending.sources),
+            "summary": report.summary(top=5)}
 
 
 @bp.get("/health")

@@ -114,9 +114,11 @@ def history(client, services, clock) -> dict[str, int]:  # type: ignore[no-untyp
     return ids
 
 
-def preview_of(settings: Settings, pending: Path, samples: int = 100) -> PreviewReport:
+def preview_of(settings: Settings, pending: Path, samples: int = 100, jobs: int = 1
+               ) -> PreviewReport:
     report: PreviewReport = _preview(settings, load_policy_set(pending),
-                                     since=OFFICE - timedelta(days=1), samples=samples)
+                                     since=OFFICE - timedelta(days=1), samples=samples,
+                                     jobs=jobs)
     return report
 
 

@@ -73,6 +73,7 @@ def test_verify_answers_the_deciding_rule_and_records_the_report_only_ones(
     assert json.loads(row["detail"]["groups"]) == ["City-Staff", "IT-Dept"]
     assert row["detail"]["level"] == "password" and row["detail"]["auth_age"] == "180"
     assert row["detail"]["idle"] == "180" and row["detail"]["query"] == "a=1&b=2"
+    assert row["detail"]["required"] == "password"  # readiness: what the rule asked then
     assert "as_anonymous" not in row["detail"]
 
 

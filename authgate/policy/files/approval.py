@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -35,6 +36,9 @@ class Approval:
     reviewer: str
     approved_at: datetime
     note: str
+    #: the preview's bounded summary the reviewer saw (issue 19 item 4); None in approvals
+    #: recorded before it, or made without an audit trail to replay
+    summary: dict[str, Any] | None = None
 
 
 def approvals_path(policies_dir: Path) -> Path:
@@ -59,8 +63,10 @@ def read_approvals(policies_dir: Path) -> list[Approval]:
 
 def _approval(path: Path, index: int, entry: object) -> Approval:
     keys = {"digest", "reviewer", "approved_at", "note"}
-    if not isinstance(entry, dict) or set(entry) != keys:
-        raise PolicyError([f"{path}:0 approvals[{index}]: expected keys {sorted(keys)}"])
+    if not isinstance(entry, dict) or not keys <= set(entry) <= keys | {"summary"} or (
+            entry.get("summary") is not None and not isinstance(entry["summary"], dict)):
+        raise PolicyError([f"{path}:0 approvals[{index}]: expected keys {sorted(keys)} "
+                           "and an optional summary mapping"])
     approved_at = entry["approved_at"]
     if isinstance(approved_at, str):
         approved_at = datetime.fromisoformat(approved_at)
@@ -73,7 +79,8 @@ def _approval(path: Path, index: int, entry: object) -> Approval:
         raise PolicyError([f"{path}:0 approvals[{index}]: bad digest or approved_at"])
     if approved_at.tzinfo is None:
         approved_at = approved_at.replace(tzinfo=UTC)
-    return Approval(digest, str(entry["reviewer"]), approved_at, str(entry["note"] or ""))
+    return Approval(digest, str(entry["reviewer"]), approved_at, str(entry["note"] or ""),
+                    entry.get("summary"))
 
 
 def latest_approval_for(policies_dir: Path, digest: str) -> Approval | None:
@@ -97,11 +104,13 @@ def approve(
     note: str,
     now: datetime,
     expected_digest: str | None = None,
+    summary: dict[str, Any] | None = None,
 ) -> Approval:
     """Load the set strictly (an invalid set cannot be approved) and append its approval.
 
     ``expected_digest``: the digest the reviewer actually tested; refuse if the files have
-    changed since, so nobody approves something they did not see.
+    changed since, so nobody approves something they did not see. ``summary``: the
+    preview's summary of this very set (``PreviewReport.summary``), stored with the approval.
     """
     reviewer, note = reviewer.strip(), note.strip()
     if not reviewer or _CONTROL.search(reviewer) or _CONTROL.search(note):
@@ -114,18 +123,22 @@ def approve(
             [f"policy set changed during review: {ps.digest} is not {expected_digest}"]
         )
     read_approvals(policies_dir)  # refuse to append to a corrupt history
-    approval = Approval(ps.digest, reviewer, now.astimezone(UTC), note)
+    if summary is not None and summary.get("digest", ps.digest) != ps.digest:
+        raise PolicyError(["the preview summary is of another policy set"])
+    approval = Approval(ps.digest, reviewer, now.astimezone(UTC), note, summary)
     _append(approvals_path(policies_dir), approval)
     return approval
 
 
 def _append(path: Path, approval: Approval) -> None:
-    entry = {
+    entry: dict[str, Any] = {
         "digest": approval.digest,
         "reviewer": approval.reviewer,
         "approved_at": approval.approved_at.isoformat(),
         "note": approval.note,
     }
+    if approval.summary is not None:
+        entry["summary"] = approval.summary
     text = yaml.safe_dump([entry], sort_keys=False, default_flow_style=False, allow_unicode=True)
     existing = path.read_text(encoding="utf-8") if path.exists() else _HEADER
     if existing and not existing.endswith("\n"):

@@ -120,6 +120,7 @@ def load_policy_set(directory: Path) -> PolicySet:
         warnings=tuple(problems.warnings + warnings),
         files=tuple(p.name for p, _ in sources),
         index=RuleIndex(rules),
+        sources=tuple((p.name, data) for p, data in sources),
     )
 
 
