@@ -83,8 +83,16 @@ class Result:
 
 
 def _authgate_config(work: Path, storage_url: str | None = None) -> Path:
+    """alice is a real user of the users file: the session refresh (every 5 minutes)
+    re-reads her account, and a session for a name the directory does not know would be
+    revoked then, every later ``/verify`` a 401 (issue 20 item 5)."""
+    from authgate.directory.file import FileDirectory
+
     work.mkdir(parents=True, exist_ok=True)
-    return write_authgate_config(work, public_url="https://auth.localhost",
+    users = work / "users.yaml"
+    FileDirectory(users).add_user("alice", "correct horse battery staple",
+                                  groups=["City-Staff", "IT-Dept"])
+    return write_authgate_config(work, public_url="https://auth.localhost", users_file=users,
                                  log_level="WARNING", storage_url=storage_url)
 
 
@@ -93,16 +101,17 @@ def _session_token(config: Path) -> tuple[str, str]:
     login does after the directory bind). Returns (cookie name, token)."""
     from authgate.composition.root import build_services
     from authgate.config import load_settings
-    from authgate.core.values import Identity, Level
+    from authgate.core.values import Level
     from authgate.storage.engine import migrate
 
     settings = load_settings(config)
     migrate(settings.storage.url)
     services = build_services(settings)
+    alice = services.directory.lookup("alice")  # as the directory has her: refresh keeps it
+    if alice is None:
+        raise SystemExit("alice is not in the benchmark's users file")
     issued = services.sessions.start(
-        Identity(username="alice", display_name="Alice Liddell", email="alice@city.test",
-                 groups=frozenset({"City-Staff", "IT-Dept"}), stable_id="alice"),
-        level=Level.PASSWORD, client_ip="127.0.0.1", user_agent=HEADERS["User-Agent"])
+        alice, level=Level.PASSWORD, client_ip="127.0.0.1", user_agent=HEADERS["User-Agent"])
     services.engine.dispose()
     s = settings.session
     name = s.cookie_name if s.cookie_domain else f"__Host-{s.cookie_name}"

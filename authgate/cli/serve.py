@@ -9,8 +9,8 @@ tens of milliseconds; with one pool, about 60 refusals a second made ``/verify``
   subrequests there (``deploy/nginx/authgate.conf.template``, upstream ``authgate_verify``);
 - the **portal pool** (``--bind``, gthread workers) runs ``create_app()``: sign-in and the
   consoles. A padded refusal sleeps in one of its threads, not in a whole worker, and the
-  pool runs at a lower CPU priority (``--portal-nice``) so a flood of logins cannot starve
-  forward auth of the cores either.
+  pool runs at the lowest CPU priority (``--portal-nice``, default 19) so a flood of logins
+  cannot starve forward auth of the cores either (measured: docs/deployment.md).
 
 Both get the configuration file as an absolute ``$AUTHGATE_CONFIG`` (issue 15 item 3). The
 supervisor forwards SIGTERM, SIGINT, SIGQUIT and SIGHUP to both masters and, when one pool
@@ -73,7 +73,7 @@ class Pool:
               help="Threads per portal worker (a padded refusal sleeps in one).")
 @click.option("--verify-workers", default=2, show_default=True,
               help="Verify worker processes (sync; about one per core).")
-@click.option("--portal-nice", default=5, show_default=True,
+@click.option("--portal-nice", default=19, show_default=True,
               type=click.IntRange(0, 19), help="CPU niceness of the portal pool.")
 @click.option("--access-logfile", default="-", show_default=True)
 @click.pass_obj

@@ -140,12 +140,16 @@ def start_gunicorn(app_spec: str, port: int, env: Mapping[str, str], workers: in
 
 def start_authgate(env: Mapping[str, str], *, portal_port: int, verify_port: int,
                    run_dir: Path, workers: int = 2, threads: int = 16,
-                   name: str = "authgate", extra: tuple[str, ...] = ()) -> Proc:
+                   name: str = "authgate", extra: tuple[str, ...] = (),
+                   portal_nice: int | None = 0) -> Proc:
     """The gateway as deployed: ``authgate serve`` (docs/deployment.md), i.e. the portal pool
     on ``portal_port`` and the forward-auth pool on ``verify_port`` under one supervising
     process; nginx's template routes ``auth_request`` to ``VERIFY_PORT``. Ready when both
     answer ``/healthz``. ``stop()`` ends the supervisor and both pools (one process group).
-    ``extra["access_log"]`` is the access log both pools write."""
+    ``extra["access_log"]`` is the access log both pools write. ``portal_nice``: the suite
+    shares two cores with Chromium and Samba at niceness 0, so its portal runs at 0 too;
+    None keeps ``authgate serve``'s deployed default (19), which benchmarks/availability.py
+    measures and tests/integration/test_serve_pools.py checks."""
     authgate = shutil.which("authgate", path=str(VENV_BIN)) or shutil.which("authgate")
     if authgate is None:
         raise RuntimeError("the authgate command is not installed (pip install -e .[test])")
@@ -154,7 +158,8 @@ def start_authgate(env: Mapping[str, str], *, portal_port: int, verify_port: int
     args = [authgate, "serve", "--bind", f"127.0.0.1:{portal_port}",
             "--verify-bind", f"127.0.0.1:{verify_port}", "--workers", str(workers),
             "--threads", str(threads), "--verify-workers", str(workers),
-            "--access-logfile", str(access), *extra]
+            "--access-logfile", str(access),
+            *(("--portal-nice", str(portal_nice)) if portal_nice is not None else ()), *extra]
     full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1",
                 "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT),
                                                             os.environ.get("PYTHONPATH"))))}
