@@ -47,7 +47,11 @@ def rename(cred_id: str) -> BaseResponse:
 @require("self")
 def remove(cred_id: str) -> BaseResponse:
     if not _fresh_enough():  # removing a factor needs a fresh strong login (ASVS 3.7.1)
-        return redirect(with_rd("/login", "/account"), code=303)
+        # ask for a device once (``/login/next?fresh=1``), then back here to choose Remove
+        # again: a POST is never replayed for the user (/login alone sent a signed-in user
+        # straight back, and nothing was removed, nothing said)
+        return redirect(with_rd("/login/next", "/account?done=confirmed") + "&fresh=1",
+                        code=303)
     services().mfa.factors.remove(username=g.session.username, credential_id=cred_id,
                                   by=g.session.username, reason="removed by its owner",
                                   meta=meta())

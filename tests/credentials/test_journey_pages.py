@@ -108,3 +108,33 @@ def test_adding_a_device_after_the_fresh_window_asks_for_a_device_not_a_loop(  #
     text = client.get("/enrol").get_data(as_text=True)
     assert "Choose a sign-in device" in text and "Set up authenticator app" in text
     assert client.get("/login/next?rd=%2Fenrol&fresh=1").status_code == 303  # fresh: no ask
+
+
+def test_removing_a_device_after_the_fresh_window_asks_for_a_device_then_removes(  # type: ignore[no-untyped-def]
+        mfa, client) -> None:
+    """Removing a device more than ``fresh_auth_for_new_factor`` after signing in used to
+    send the user to /login, which sent a signed-in user straight back to My account: nothing
+    removed, nothing said. Now it asks for a device once, says to choose Remove again, and
+    the second Remove removes it."""
+    secret = mfa.enrol_totp(mfa.issue_code())
+    page = mfa.factor_page().get_data(as_text=True)
+    assert mfa.post("/login/totp", page, code=mfa.totp(secret, 1), rd=MFA_URL).status_code \
+        == 303
+    mfa.clock.advance(minutes=20)
+    account = client.get("/account").get_data(as_text=True)
+    action = re.search(r'action="(/account/factors/[^"/]+/remove)"', account).group(1)
+    r = mfa.post(action, account)
+    assert r.status_code == 303 and r.headers["Location"].startswith("/login/next?rd=")
+    assert r.headers["Location"].endswith("&fresh=1")
+    assert mfa.services.mfa.factors.summary("alice").active  # nothing removed yet
+    text = client.get(r.headers["Location"]).get_data(as_text=True)
+    assert 'id="fresh-needed"' in text
+    r = mfa.post("/login/totp", text, code=mfa.totp(secret),
+                 rd=re.search(r'name="rd" value="([^"]+)"', text).group(1))
+    r = client.get(r.headers["Location"])
+    assert r.status_code == 303 and r.headers["Location"].endswith("/account?done=confirmed")
+    account = client.get("/account?done=confirmed").get_data(as_text=True)
+    assert "choose <strong>Remove</strong> again" in account
+    r = mfa.post(action, account)
+    assert r.status_code == 303 and r.headers["Location"] == "/login?rd=%2Faccount"
+    assert not mfa.services.mfa.factors.summary("alice").active
