@@ -2,6 +2,7 @@
 settings → services → app → client → auth (an AuthActions helper)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -94,9 +95,16 @@ def settings(tmp_path: Path, users_file: Path) -> Settings:
 
 
 @pytest.fixture
-def services(settings: Settings, clock: FixedClock) -> Services:
+def services(settings: Settings, clock: FixedClock) -> Iterator[Services]:
+    """Closed after the test: its audit log's checkpoint timer, witness and sink threads
+    would otherwise outlive it and write to SQLite at any moment of a later test, and a
+    thread inside SQLite when a later test forks (``audit verify/export --jobs``) leaves
+    the child a locked SQLite mutex: the hang seen twice today."""
     migrate(settings.storage.url)
-    return build_services(settings, clock=clock)
+    built = build_services(settings, clock=clock)
+    yield built
+    built.audit.close()
+    built.engine.dispose()
 
 
 @pytest.fixture
