@@ -139,6 +139,18 @@ class FailingSource:
     last_seen: datetime
 
 
+@dataclass(frozen=True)
+class ReportOnlyCount:
+    """What one report-only rule would have done (``would_deny``, ``would_step_up``...) in
+    the period: how often, for how many people, when last (issue 19 item 3)."""
+
+    rule_id: str
+    would: str
+    requests: int
+    users: int
+    last_seen: datetime
+
+
 def stored_event(row: AuditRow) -> StoredAuditEvent:
     """A stored row as the model's ``StoredAuditEvent`` (its ``detail`` parsed)."""
     when = from_micros(row.ts)

@@ -17,6 +17,7 @@ from authgate.storage.audit_rows import (
     PurgePoint,
     RawAuditRow,
     RenderedRow,
+    ReportOnlyCount,
     SealedRow,
 )
 from authgate.storage.regulation_rows import (
@@ -268,6 +269,9 @@ class AuditStore(Protocol):
 
     def top_failing_sources(self, *, since: datetime, until: datetime,
                             limit: int = 10) -> list[FailingSource]: ...
+
+    def report_only_counts(self, *, since: datetime, until: datetime
+                           ) -> tuple[list[ReportOnlyCount], bool]: ...
 
 
 class SinkCursorStore(Protocol):

@@ -33,6 +33,7 @@ from authgate.storage.audit_rows import (
     PurgePoint,
     RawAuditRow,
     RenderedRow,
+    ReportOnlyCount,
     SealedRow,
     detail_json,
     stored_event,
@@ -335,6 +336,10 @@ class SqlAuditStore:
                             limit: int = 10) -> list[FailingSource]:
         return sql_audit_summary.top_failing_sources(self, since=since, until=until,
                                                      limit=limit)
+
+    def report_only_counts(self, *, since: datetime, until: datetime
+                           ) -> tuple[list[ReportOnlyCount], bool]:
+        return sql_audit_summary.report_only_counts(self, since=since, until=until)
 
 
 class SqlAppender:

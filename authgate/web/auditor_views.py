@@ -76,7 +76,8 @@ def timeline() -> str | tuple[str, int]:
 @bp.get("/summary")
 @require("auditor")
 def summary() -> str:
-    """Sign-ins, failures, denials and bans per day; the sources failing most."""
+    """Sign-ins, failures, denials and bans per day; the sources failing most; what
+    report-only rules would have done (issue 19 item 3)."""
     days = request.args.get("days", default=14, type=int)
     if not 1 <= days <= 366:
         abort(400)
@@ -85,7 +86,9 @@ def summary() -> str:
     until = now + timedelta(seconds=1)
     store = audit_store()
     counts = store.daily_counts(since=since, until=until)
+    trials, partial = store.report_only_counts(since=since, until=until)
     return render_template("audit_summary.html", session=g.session, days=days, counts=counts,
                            sources=store.top_failing_sources(since=since, until=until),
+                           trials=trials, trials_partial=partial,
                            peak=max((c.failures for c in counts), default=0),
                            generated=datetime.now(UTC))

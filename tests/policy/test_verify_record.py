@@ -4,7 +4,9 @@ item 3) and what a faithful replay needs (item 1): groups, level, session ages, 
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -94,3 +96,30 @@ def test_a_request_no_report_only_rule_matches_has_no_report(client, services) -
 
 def test_would_verdicts_are_catalogued_reason_codes() -> None:
     assert set(WOULD.values()) <= set(REASONS)
+
+
+def test_the_auditor_summary_shows_what_report_only_rules_would_have_done(
+        client, services, app) -> None:  # type: ignore[no-untyped-def]
+    """Item 3's last sentence: report-only outcomes in the auditor console's summary, per
+    rule and would-be outcome, with how many requests and people."""
+    headers = verify_headers("/app/page", host="localhost:8080",
+                             **{"X-Forwarded-For": "10.9.8.7"})
+    for user, times in (("alice", 2), ("bob", 1)):
+        session_cookie(client, services, user, Level.PASSWORD)
+        for _ in range(times):
+            assert client.get("/verify", headers=headers,
+                              environ_base={"REMOTE_ADDR": "127.0.0.1"}).status_code == 200
+    assert client.get("/verify", headers=verify_headers("/elsewhere")).status_code in (200, 401)
+    session_cookie(client, services, "audrey", Level.MFA)
+    page = client.get("/audit/summary").get_data(as_text=True)
+    table = page[page.index('id="summary-report-only"'):]
+    table = table[:table.index("</table>")]
+    rows = [[cell.strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+            for row in re.findall(r"<tr>(.*?)</tr>", table, re.S) if "<td" in row]
+    assert [r[:4] for r in rows] == [["trial-lan-only", "deny", "3", "2"],
+                                     ["trial-strong-app", "step up", "3", "2"]]
+    listed, partial = services.audit_store.report_only_counts(
+        since=services.clock.now() - timedelta(days=1), until=services.clock.now()
+        + timedelta(seconds=1))
+    assert not partial and {(c.rule_id, c.would, c.requests) for c in listed} == {
+        ("trial-lan-only", "would_deny", 3), ("trial-strong-app", "would_step_up", 3)}
