@@ -41,7 +41,10 @@ def build_regulator(settings: Any, *, engine: Any, policies: Any, clock: Any, au
         clock=clock, audit=audit, key=key, canonical=canonical_names(ad.login_names),
         floor=floor, vouching=Vouching(
             PasswordVerifier(store=SqlPasswordVerifierStore(engine), clock=clock,
-                             pepper=derive_subkey(root_secret, b"password-verifier")),
+                             pepper=derive_subkey(root_secret, b"password-verifier"),
+                             earlier_peppers=tuple(
+                                 derive_subkey(older, b"password-verifier")
+                                 for older in (secret.older() if secret is not None else ()))),
             password_stamp(directory)))
     log_margin(lockout, policies.current.settings.regulation)
     return regulator

@@ -54,21 +54,26 @@ class PasswordVerifier:
     verification, against a dummy when the account has none, so the time does not tell."""
 
     def __init__(self, *, store: PasswordVerifierStore, pepper: bytes, clock: Clock,
-                 hasher: PasswordHasher = VERIFIER_HASHER) -> None:
+                 hasher: PasswordHasher = VERIFIER_HASHER,
+                 earlier_peppers: tuple[bytes, ...] = ()) -> None:
         self._store = store
         self._pepper = pepper
+        #: from session keys rotated out (``keys rotate session`` keeps them below the new
+        #: one): a verifier written before the rotation still vouches until the next success
+        #: rewrites it under the current pepper
+        self._earlier = earlier_peppers
         self._clock = clock
         self._hasher = hasher
         self._dummy = hasher.hash(secrets.token_hex(16))
         self._dummy_prefilter = secrets.randbelow(PREFILTER_MASK + 1)
 
-    def _peppered(self, password: str) -> str:
-        return hmac.new(self._pepper, password.encode("utf-8", "surrogatepass"),
+    def _peppered(self, password: str, pepper: bytes | None = None) -> str:
+        return hmac.new(pepper or self._pepper, password.encode("utf-8", "surrogatepass"),
                         hashlib.sha256).hexdigest()
 
-    def prefilter(self, password: str) -> int:
+    def prefilter(self, password: str, pepper: bytes | None = None) -> int:
         """Six bits of a keyed hash, domain-separated from the argon2id input."""
-        digest = hmac.new(self._pepper, b"prefilter\x00" + password.encode(
+        digest = hmac.new(pepper or self._pepper, b"prefilter\x00" + password.encode(
             "utf-8", "surrogatepass"), hashlib.sha256).digest()
         return digest[-1] & PREFILTER_MASK
 
@@ -83,14 +88,17 @@ class PasswordVerifier:
         from before migration 0008 has none: always argon2id)."""
         row = self._store.get(username)
         expected = self._dummy_prefilter if row is None else row.prefilter
-        if expected is not None and not hmac.compare_digest(
-                bytes([self.prefilter(password)]), bytes([expected])):
-            return None
-        try:
-            self._hasher.verify(row.verifier if row else self._dummy, self._peppered(password))
-        except (VerificationError, InvalidHashError):
-            return None
-        return VerifiedPassword(row.password_stamp) if row else None
+        for pepper in (self._pepper, *self._earlier):
+            if expected is not None and not hmac.compare_digest(
+                    bytes([self.prefilter(password, pepper)]), bytes([expected])):
+                continue
+            try:
+                self._hasher.verify(row.verifier if row else self._dummy,
+                                    self._peppered(password, pepper))
+            except (VerificationError, InvalidHashError):
+                continue
+            return VerifiedPassword(row.password_stamp) if row else None
+        return None
 
     def forget(self, username: str) -> bool:
         """The password changed (or AD no longer takes it): the verifier is worthless."""

@@ -222,3 +222,24 @@ def test_a_row_from_before_the_prefilter_is_checked_with_argon2id_every_time(
     assert all(verifier.match(username="bob", password=f"g{n}") is None for n in range(50))
     assert hasher.verified == 50
     assert verifier.match(username="bob", password=PASSWORD) is not None
+
+
+def test_a_verifier_written_before_a_session_key_rotation_still_vouches(engine: Engine) -> None:
+    """``keys rotate session`` keeps the old key below the new one: the verifier AD's last
+    accepted password was stored under (the old key's pepper) still matches, a wrong guess
+    still does not, and the next success rewrites it under the current pepper (issue 18
+    item 4: nobody loses what they had by a rotation)."""
+    store = SqlPasswordVerifierStore(engine)
+    old = PasswordVerifier(store=store, pepper=b"o" * 32, clock=FixedClock(),
+                           hasher=FAST_HASHER)
+    old.remember(username="alice", password=PASSWORD, password_stamp="100")
+    rotated = PasswordVerifier(store=store, pepper=b"n" * 32, clock=FixedClock(),
+                               hasher=FAST_HASHER, earlier_peppers=(b"o" * 32,))
+    without = PasswordVerifier(store=store, pepper=b"n" * 32, clock=FixedClock(),
+                               hasher=FAST_HASHER)
+    assert without.match(username="alice", password=PASSWORD) is None
+    proof = rotated.match(username="alice", password=PASSWORD)
+    assert proof is not None and proof.password_stamp == "100"
+    assert all(rotated.match(username="alice", password=f"g{n}") is None for n in range(200))
+    rotated.remember(username="alice", password=PASSWORD, password_stamp="100")
+    assert without.match(username="alice", password=PASSWORD) is not None
