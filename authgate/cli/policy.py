@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from authgate.cli.context import Context
-from authgate.core.errors import PolicyError
+from authgate.core.errors import PolicyError, StorageError
 from authgate.core.values import Level
 from authgate.policy.explain import explain
 from authgate.policy.files import approval, load_policy_set
@@ -142,8 +142,13 @@ def approve_command(ctx: click.Context, policies_dir: Path, reviewer: str, note:
     settings = _configured_settings(ctx)
     if settings is not None:
         now = datetime.now(UTC)
-        summary = {"since": (now - period).isoformat(timespec="seconds"),
-                   **_preview(settings, ps, since=now - period, samples=0).summary()}
+        try:
+            summary = {"since": (now - period).isoformat(timespec="seconds"),
+                       **_preview(settings, ps, since=now - period, samples=0).summary()}
+        except StorageError as exc:  # a fresh install approves before `db upgrade`
+            click.echo(f"note: no preview stored with the approval: the audit trail cannot "
+                       f"be read ({exc.reason}); approve again after `authgate db upgrade` "
+                       "to store one", err=True)
     try:
         record = approval.approve(
             policies_dir,

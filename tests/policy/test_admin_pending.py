@@ -113,3 +113,27 @@ def test_approve_stores_the_preview_summary_and_old_approvals_still_load(
     ready = {r["rule"]: r for r in new.summary["readiness"]}
     assert ready["app-needs-key"]["first_not_ready"] == ["bob"]
     assert ready["reports-mfa-trial"]["first_not_ready"] == ["audrey"]
+
+
+def test_approve_before_the_database_exists_approves_without_a_preview(
+        settings, pending, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The deployment guide approves the policy set before `authgate db upgrade` (found when
+    the guide and the stored preview met in one suite): the approval is recorded, without a
+    summary, and the note says how to store one; never a traceback."""
+    config = tmp_path / "fresh.yaml"
+    config.write_text(yaml.safe_dump({
+        "mode": "production",
+        "server": {"public_url": "https://localhost:9091", "protected_domains": ["localhost"],
+                   "allow_http_localhost": True},
+        "storage": {"url": f"sqlite:///{tmp_path / 'not-yet.db'}"},
+        "directory": {"backend": "file", "file": {"path": str(settings.directory.file.path)}},
+        "policy": {"path": str(pending)},
+        "secrets": {"session_key": TEST_SECRET, "audit_key": TEST_SECRET,
+                    "encryption_keys": [TEST_ENCRYPTION_KEY]}}))
+    result = CliRunner(env={"AUTHGATE_CONFIG": None}).invoke(
+        main, ["--config", str(config), "policy", "approve", "--reviewer", "rita"])
+    assert result.exit_code == 0, result.output
+    assert "no preview stored with the approval" in result.output
+    assert "Traceback" not in result.output
+    new = read_approvals(pending)[-1]
+    assert new.digest == load_policy_set(pending).digest and new.summary is None
