@@ -19,6 +19,7 @@ from authgate.web.context import (
     user_agent,
 )
 from authgate.web.cookies import clear_session_cookie, set_session_cookie
+from authgate.web.factor_login import FEW_RECOVERY_CODES
 from authgate.web.password_change import offer_change
 from authgate.web.steps import current_session, remember_failure, step_for, with_rd
 
@@ -85,7 +86,7 @@ def home() -> BaseResponse | str:
     svc = services()
     return render_template(
         "home.html", session=session, strength=STRENGTH.get(session.level, "signed in"),
-        summary=svc.mfa.factors.summary(session.username),
+        summary=svc.mfa.factors.summary(session.username), few=FEW_RECOVERY_CODES,
         sessions=svc.sessions.sessions_of(session.username),
         activity=recent_activity(svc.audit_store, username=session.username,
                                  now=svc.clock.now()))
