@@ -156,7 +156,8 @@ def _typed_code(check: Callable[..., object]) -> BaseResponse | tuple[str, int]:
         _count(admission, False)
         remember_failure()
         return _factor_page(session, rd, Step.MFA, status=401,
-                            error=REPLAYED if isinstance(exc, CodeReplayed) else GENERIC)
+                            error=REPLAYED if isinstance(exc, CodeReplayed) else GENERIC,
+                            fresh=request.form.get("fresh") == "1")  # the wording only
     _count(admission, True)
     if isinstance(result, int):  # a recovery code: how many are left
         page_session[RECOVERY_LEFT] = result

@@ -128,7 +128,12 @@ def test_removing_a_device_after_the_fresh_window_asks_for_a_device_then_removes
     assert r.headers["Location"].endswith("&fresh=1")
     assert mfa.services.mfa.factors.summary("alice").active  # nothing removed yet
     text = client.get(r.headers["Location"]).get_data(as_text=True)
-    assert 'id="fresh-needed"' in text
+    assert 'id="fresh-needed"' in text and "add or remove a sign-in device" in text
+    rd = re.search(r'name="rd" value="([^"]+)"', text).group(1)
+    wrong = client.post("/login/totp", data={"csrf_token": mfa.csrf(text), "rd": rd,
+                                             "fresh": "1", "code": "000000"})
+    assert wrong.status_code == 401  # a typo keeps saying why it asks
+    assert 'id="fresh-needed"' in wrong.get_data(as_text=True)
     r = mfa.post("/login/totp", text, code=mfa.totp(secret),
                  rd=re.search(r'name="rd" value="([^"]+)"', text).group(1))
     r = client.get(r.headers["Location"])
