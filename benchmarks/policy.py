@@ -9,8 +9,10 @@ Two kinds of generated rule sets, loaded through the real loader from a temporar
   The host index means a decision only visits its own block, so time should stay flat.
 * ``prefix``: the same number of rules with no ``domains``, each keyed by an anchored path
   regex (``^/appN/``): indexed by literal path prefix, so also nearly flat.
-* ``scan``: as ``prefix`` but case-insensitive (``(?i)^/appN/``), which the prefix index
-  skips: every decision walks the rules in order until its match, the worst case.
+* ``scan``: as ``prefix`` but case-insensitive (``(?i)^/appN/``). The prefix index used to
+  skip these (every decision walked the rules in order: 3.1 ms at 10,000 rules); it now
+  indexes them by their prefix in ASCII lower case (issue 20 item 4), so also flat.
+  Measured: 7.9 µs at 10,000 rules, as the other two kinds.
 
 For each set, the request hits the *last* block (worst position) and the median of several
 timeit repeats is reported in microseconds per decision.

@@ -45,6 +45,12 @@ class RuleIndex:
     indexed by that prefix; the rest are always candidates. A candidate has passed the
     domains criterion; the path prefix is only a pre-filter (the regex still runs). Each
     candidate comes with the checks its criteria need, so absent criteria cost nothing.
+
+    Case-insensitive patterns (``(?i)^/Admin/``) with an ASCII literal prefix are indexed by
+    that prefix in ASCII lower case (issue 20 item 4: they were scanned on every request).
+    Under ``re.IGNORECASE`` some non-ASCII characters match ASCII letters (``ſ`` an ``s``,
+    the Kelvin sign a ``k``, ``İ``/``ı`` an ``i``), so a path whose first characters are
+    not all ASCII gets every case-insensitive rule as a candidate: never a skipped rule.
     """
 
     def __init__(self, rules: Sequence[Rule]) -> None:
@@ -52,6 +58,7 @@ class RuleIndex:
         self._exact: dict[str, list[int]] = {}
         self._wildcard: dict[str, list[int]] = {}
         self._prefixes: dict[str, list[int]] = {}
+        self._folded: dict[str, list[int]] = {}  # (?i) prefixes, ASCII lower case
         self._anywhere: list[int] = []
         for pos, rule in enumerate(rules):
             for host in rule.exact_hosts:
@@ -61,9 +68,11 @@ class RuleIndex:
             prefixes = _path_prefixes(rule) if not rule.domains else None
             if not rule.domains and prefixes is None:
                 self._anywhere.append(pos)
-            for prefix in prefixes or ():
-                self._prefixes.setdefault(prefix, []).append(pos)
+            for prefix, folded in prefixes or ():
+                (self._folded if folded else self._prefixes).setdefault(prefix, []).append(pos)
         self._lengths = sorted({len(prefix) for prefix in self._prefixes})
+        self._folded_lengths = sorted({len(prefix) for prefix in self._folded})
+        self._all_folded = sorted({pos for found in self._folded.values() for pos in found})
         self._cache: dict[str, tuple[int, ...]] = {}
 
     def candidates(self, host: str, path: str = "") -> list[tuple[Rule, tuple[Check, ...]]]:
@@ -74,17 +83,26 @@ class RuleIndex:
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
             self._cache[host] = positions
-        if self._lengths:
-            by_path = [
-                pos
-                for n in self._lengths
-                if n <= len(path)
-                for pos in self._prefixes.get(path[:n], ())
-            ]
-            if by_path:
-                positions = tuple(sorted({*positions, *by_path}))
+        by_path = [
+            pos
+            for n in self._lengths
+            if n <= len(path)
+            for pos in self._prefixes.get(path[:n], ())
+        ]
+        if self._folded_lengths:
+            by_path += self._by_folded_prefix(path)
+        if by_path:
+            positions = tuple(sorted({*positions, *by_path}))
         entries = self._entries
         return [entries[pos] for pos in positions]
+
+    def _by_folded_prefix(self, path: str) -> list[int]:
+        head = path[:self._folded_lengths[-1]]
+        if not head.isascii():  # a character IGNORECASE may fold to ASCII: all of them
+            return self._all_folded
+        head = head.lower()
+        return [pos for n in self._folded_lengths if n <= len(head)
+                for pos in self._folded.get(head[:n], ())]
 
     def _host_positions(self, host: str) -> tuple[int, ...]:
         positions = set(self._anywhere)
@@ -106,17 +124,26 @@ def _checks(rule: Rule) -> tuple[Check, ...]:
     return tuple(check for present, check in wanted if present)
 
 
-def _path_prefixes(rule: Rule) -> set[str] | None:
-    """Literal prefixes every path regex of the rule starts with, or None if any has none."""
+def _path_prefixes(rule: Rule) -> set[tuple[str, bool]] | None:
+    """(literal prefix, case-insensitive) for every path regex of the rule, or None if any
+    has none. A case-insensitive prefix is given in ASCII lower case (ASCII only)."""
     if not rule.paths or rule.match_query:
         return None
-    prefixes = {literal_prefix(pattern) for pattern in rule.paths}
-    return None if None in prefixes else prefixes  # type: ignore[return-value]
+    found: set[tuple[str, bool]] = set()
+    for pattern in rule.paths:
+        folded = bool(pattern.flags & re.IGNORECASE)
+        prefix = literal_prefix(pattern, ignore_case=folded)
+        if prefix is None or (folded and not prefix.isascii()):
+            return None
+        found.add((prefix.lower() if folded else prefix, folded))
+    return found
 
 
-def literal_prefix(pattern: re.Pattern[str]) -> str | None:
-    """The literal text a regex must start with (``^/app/x`` → ``/app/x``), None if unsure."""
-    if pattern.flags & (re.IGNORECASE | re.MULTILINE | re.VERBOSE):
+def literal_prefix(pattern: re.Pattern[str], *, ignore_case: bool = False) -> str | None:
+    """The literal text a regex must start with (``^/app/x`` → ``/app/x``), None if unsure.
+    A case-insensitive pattern has one only when ``ignore_case`` (the caller folds it)."""
+    if pattern.flags & (re.MULTILINE | re.VERBOSE) or \
+            (pattern.flags & re.IGNORECASE and not ignore_case):
         return None
     try:  # the stdlib regex parser; private, so any surprise just disables the index
         from re import _constants, _parser  # type: ignore[attr-defined]

@@ -803,6 +803,12 @@ INDEX_RULES = (
   paths: ['^/a']
   methods: [PUT]
   level: deny
+- id: prefix-ci-secure
+  paths: ['(?i)^/Secure/', '(?i)^/key']
+  level: deny
+- id: prefix-ci-i
+  paths: ['(?i)^/i$']
+  level: deny
 """
 )
 
@@ -840,6 +846,16 @@ def test_index_agrees_with_a_full_scan(make_policies):
         "/abc",
         "/public/../app1/",
         "/x?debug=1",
+        "/secure/x",
+        "/SECURE/x",
+        "/sEcUrE/",
+        "/\u017fecure/x",  # long s: IGNORECASE matches it to s
+        "/\u212aey",  # Kelvin sign: matches k
+        "/KEY",
+        "/i",
+        "/\u0130",  # dotted capital I
+        "/\u0131",  # dotless i
+        "/\u00e9secure/",
     ]
     for host in hosts:
         for path in paths:
@@ -855,6 +871,17 @@ def test_index_agrees_with_a_full_scan(make_policies):
                         method,
                         who,
                     )
+
+
+def test_case_insensitive_prefixes_are_indexed_and_still_decided_like_a_scan(make_policies):
+    """Issue 20 item 4: ``(?i)`` rules are indexed (ASCII lower case), not scanned; a path
+    that starts with a non-ASCII character IGNORECASE folds to ASCII still reaches them."""
+    ps = make_policies(INDEX_RULES)
+    assert literal_prefix(re.compile("(?i)^/Secure/"), ignore_case=True) == "/Secure/"
+    positions = {rule.id for rule, _ in ps.index.candidates("nowhere", "/elsewhere")}
+    assert "prefix-ci-secure" not in positions and "prefix-ci" not in positions
+    for path in ("/SeCuRe/a", "/kEy", "/\u017fecure/", "/\u212aey"):
+        assert "prefix-ci-secure" in {r.id for r, _ in ps.index.candidates("nowhere", path)}
 
 
 def test_literal_prefixes():
