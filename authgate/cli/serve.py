@@ -81,6 +81,7 @@ def serve_command(obj: Context, bind: str, verify_bind: str, workers: int, threa
                   verify_workers: int, portal_nice: int, access_logfile: str) -> None:
     """Run the gateway under gunicorn: a verify pool and a portal pool (production)."""
     _ = obj.settings  # fail fast, with readable errors, before any worker tries
+    _require_current_schema(obj.settings.storage.url)
     pools = [Pool("verify", verify_bind, verify_workers, "authgate.web:create_verify_app()"),
              Pool("portal", bind, workers, "authgate.web:create_app()",
                   threads=max(threads, 1), nice=portal_nice)]
@@ -163,3 +164,27 @@ def _stop(child: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
     except subprocess.TimeoutExpired:
         child.kill()
         child.wait()
+
+
+def _require_current_schema(url: str) -> None:
+    """Refuse to start on a database ``authgate db upgrade`` has not brought to the head
+    revision: the workers would answer every sign-in and ``/verify`` with a storage error
+    (fail closed, but silently not working; found by the outside test of issue 15). Exits
+    2 with what to run."""
+    from authgate.storage.engine import current_revision, head_revision, make_engine
+
+    try:
+        engine = make_engine(url)
+        try:
+            found = current_revision(engine)
+        finally:
+            engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - any reason the database cannot be read
+        click.echo(f"error: cannot read the database ({type(exc).__name__}): check "
+                   "storage.url and that the database is up", err=True)
+        raise SystemExit(2) from exc
+    wanted = head_revision(url)
+    if found != wanted:
+        click.echo(f"error: the database is at revision {found or 'none (empty)'}, this "
+                   f"authgate needs {wanted}: run `authgate db upgrade` first", err=True)
+        raise SystemExit(2)
