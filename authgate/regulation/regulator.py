@@ -34,7 +34,7 @@ from authgate.regulation import (
 )
 from authgate.regulation.adpolicy import AdLockoutSource
 from authgate.regulation.limits import Limits, ip_subject
-from authgate.regulation.rules import AD_GUARD, PolicyRules
+from authgate.regulation.rules import AD_GUARD, USER_LIMITS, PolicyRules
 from authgate.regulation.timing import FailureFloor, Floor
 from authgate.regulation.verifier import PasswordVerifier
 from authgate.storage.interfaces import RegulationStore
@@ -52,6 +52,9 @@ NAME_CONFIRMED = frozenset({AttemptOutcome.WRONG_PASSWORD, AttemptOutcome.BIND_R
 PURGE_EVERY = 256
 #: ``Admission.reason`` of an attempt the AD guard held but the password verifier vouched for.
 VOUCHED = "password_verifier"  # noqa: S105 - a reason name
+#: refusals the password verifier may lift: the AD guard, and the account's own bans and
+#: throttle (``rules.USER_LIMITS``); never a ban on the address or a sprayed password
+VOUCHABLE = frozenset({AD_GUARD, *USER_LIMITS})
 #: ``pwdLastSet`` of an account as the directory says it now; None when it cannot say (the
 #: account may not sign in, is unknown, or the directory is down).
 PasswordStamp = Callable[[str], "str | None"]
@@ -120,10 +123,11 @@ class StoreRegulator:
         mac = self.password_mac(password) if password else None
         verdict = self._admit(name, ip, mac, PolicyRules(limits))
         vouched = False
-        if verdict.reason == AD_GUARD and password:
+        if verdict.reason in VOUCHABLE and password:
             vouched = self._vouched(name, password)
             if vouched:
-                verdict = self._admit(name, ip, mac, PolicyRules(limits, ad_guard=False))
+                verdict = self._admit(name, ip, mac,
+                                      PolicyRules(limits, ad_guard=False, vouched=True))
         if verdict.reservation is None:
             self.floor.pad(started)
             return Admission(False, verdict.reason)

@@ -22,17 +22,29 @@ from authgate.storage.regulation_rows import (
 AD_GUARD = "ad_lockout_guard"
 
 
-def judge(s: Snapshot, limits: Limits, *, ad_guard: bool = True) -> str:
+#: what an attacker's guesses at one account start (``escalations``): they slow guessing
+#: at that account, so a password proven right (``judge(vouched=True)``) is not held by them
+USER_LIMITS = frozenset({"user_banned", "user_ip_banned", "user_throttled"})
+
+
+def judge(s: Snapshot, limits: Limits, *, ad_guard: bool = True,
+          vouched: bool = False) -> str:
     """The reason to refuse, or "" to admit. Order: bans, policy counters, the AD guard.
 
-    ``ad_guard=False`` only for an attempt that matched the verifier of the password AD
-    last accepted, under an unchanged ``pwdLastSet`` (``regulation.verifier``): AD will
-    accept it, so it cannot raise badPwdCount; bans and policy counters still apply."""
+    ``vouched`` (with ``ad_guard=False``) only for an attempt that matched the verifier of
+    the password AD last accepted, under an unchanged ``pwdLastSet`` (``regulation.
+    verifier``): AD will accept it, so it cannot raise badPwdCount, and it is no guess, so
+    the account's own bans and throttle (``USER_LIMITS``), which exist to slow guesses at
+    it, do not hold it either (the outside test of issue 15: after the rightful user's own
+    success reset AD's count, a second guess banned her name from every new address).
+    Bans on the address or on a sprayed password still apply."""
     for ban in s.bans:
+        if vouched and ban.reason in USER_LIMITS:
+            continue
         return ban.reason
-    if s.repeat:  # already known wrong: AD would count it again, authgate learns nothing
+    if s.repeat and not vouched:  # known wrong: AD would count it again, nothing learnt
         return "repeated_password"
-    if s.bucket_failures >= limits.per_user:
+    if s.bucket_failures >= limits.per_user and not vouched:
         return "user_throttled"
     if s.ip_failures >= limits.per_ip:
         return "ip_throttled"
@@ -101,6 +113,7 @@ class PolicyRules:
     limits: Limits
     #: False for an attempt vouched for by the password verifier (see ``judge``).
     ad_guard: bool = True
+    vouched: bool = False
 
     @property
     def window(self) -> timedelta:
@@ -111,7 +124,7 @@ class PolicyRules:
         return self.limits.ad.window if self.limits.ad is not None else None
 
     def judge(self, snapshot: Snapshot) -> str:
-        return judge(snapshot, self.limits, ad_guard=self.ad_guard)
+        return judge(snapshot, self.limits, ad_guard=self.ad_guard, vouched=self.vouched)
 
     def escalations(self, counts: FailureCounts) -> tuple[BanOrder, ...]:
         return escalations(counts, self.limits)

@@ -163,9 +163,11 @@ class SqlRegulationStore:
         with storage_guard(), self._engine.connect() as conn:
             bans = _bans(_ban_rows(conn, username, ip, password_mac, now, lock=False)[1], t)
         if bans:
-            return Verdict(rules.judge(Snapshot(
+            reason = rules.judge(Snapshot(
                 familiar=False, has_familiar=False, bans=bans, bucket_failures=0,
-                ip_failures=0, chain=0, chain_unfamiliar=0, repeat=False)))
+                ip_failures=0, chain=0, chain_unfamiliar=0, repeat=False))
+            if reason:  # "": the bans do not hold this attempt (a vouched password): judge
+                return Verdict(reason)  # it in full, under the locks, below
         with storage_guard(), self._engine.begin() as conn:
             user = _lock_user(conn, username)
             (ips, familiar, bucket), rows = _ban_rows(conn, username, ip, password_mac, now,

@@ -190,6 +190,32 @@ def test_rightful_user_gets_in_while_the_guard_holds(build: Build, ad: Any, admi
         reset(directory, ad, "alice")
 
 
+def test_her_own_success_mid_attack_does_not_ban_her_name(build: Build, ad: Any, admin: Any,
+                                                          directory: LdapDirectory) -> None:
+    """The outside test of issue 15 (promise 2), against Samba: a guess, her right password
+    from a new address (AD resets badPwdCount), a second guess (a real bind: the second
+    counted failure, the per-user ban), then 200 more guesses; her right password from new
+    addresses still gets in, and AD never reaches the threshold."""
+    services, counting = build(max_failures_per_user=2, max_failures_per_ip=5)
+    threshold = int(ad.lockout_threshold)
+    password = ad.password("user16")
+    try:
+        assert login(services, "user16", password, "10.16.0.1") is LoginStatus.OK
+        assert login(services, "user16", "guess-a", "198.19.0.1") is LoginStatus.INVALID
+        assert login(services, "user16", password, "203.0.113.30") is LoginStatus.OK
+        assert login(services, "user16", "guess-b", "198.19.0.2") is LoginStatus.INVALID
+        for n in range(200):
+            assert login(services, "user16", f"guess-{n}", f"198.19.1.{n + 1}") is \
+                LoginStatus.INVALID
+        assert admin.bad_password_count("user16") < threshold
+        for ip in ("203.0.113.31", "203.0.113.32"):
+            assert login(services, "user16", password, ip) is LoginStatus.OK, ip
+        assert admin.bad_password_count("user16") == 0
+        assert int(admin.attribute("user16", "lockoutTime") or 0) == 0
+    finally:
+        reset(directory, ad, "user16")
+
+
 def _login_reasons(services: Services) -> list[str]:
     with services.engine.connect() as conn:
         return list(conn.execute(select(audit_events.c.reason).where(

@@ -243,3 +243,30 @@ def test_a_verifier_written_before_a_session_key_rotation_still_vouches(engine: 
     assert all(rotated.match(username="alice", password=f"g{n}") is None for n in range(200))
     rotated.remember(username="alice", password=PASSWORD, password_stamp="100")
     assert without.match(username="alice", password=PASSWORD) is not None
+
+
+def test_the_rightful_users_own_success_mid_attack_does_not_get_her_name_banned(
+        build: Build) -> None:
+    """The outside test of issue 15, promise 2, as it broke: her own success from a new
+    address reset AD's count, so the attacker's next guess was a real bind, the second
+    counted failure, and the per-user ban then refused her right password from every new
+    address. A password the verifier vouches for is no guess: the account's own bans and
+    throttle do not hold it (the AD guard never did); the attacker's guesses still do."""
+    services, fake = build(max_failures_per_user=2)
+    fast(services)
+    assert login(services, "alice", PASSWORD, HOME) is LoginStatus.OK
+    assert login(services, "alice", "guess-a", "198.18.0.1") is LoginStatus.INVALID
+    assert login(services, "alice", PASSWORD, "203.0.113.10") is LoginStatus.OK
+    assert login(services, "alice", "guess-b", "198.18.0.2") is LoginStatus.INVALID
+    reasons = [e["reason"] for e in events(services, "login.password")]
+    for n in range(300):  # the attack goes on, every guess from a new address
+        assert login(services, "alice", f"guess-{n}", f"198.18.{1 + n // 200}.{n % 200 + 1}") \
+            is LoginStatus.INVALID
+    reasons = [e["reason"] for e in events(services, "login.password")][len(reasons):]
+    assert "user_banned" in reasons or "ad_lockout_guard" in reasons  # guesses stay held
+    binds = fake.binds
+    for n, ip in enumerate(("203.0.113.20", "203.0.113.21", "192.0.2.99")):
+        assert login(services, "alice", PASSWORD, ip) is LoginStatus.OK, n
+    assert fake.binds == binds + 3  # each a real bind AD accepted, none a guess
+    assert login(services, "alice", "guess-after", "198.18.9.9") is LoginStatus.INVALID
+    assert fake.max_bad < fake.threshold and not fake.locked
