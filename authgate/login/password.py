@@ -158,11 +158,22 @@ class LoginService:
             self._record(attempt, username, Outcome.FAILURE, exc.reason, event="password.change",
                          confirmed=_confirms(exc))
             return PasswordChange(False, INCORRECT, field="old_password")
-        self._settle(admission, attempt, AttemptOutcome.PASSWORD_CHANGED)
+        self._regulator.record_password(  # the new password, under its new pwdLastSet
+            admission=admission, outcome=AttemptOutcome.PASSWORD_CHANGED,
+            password=new_password, password_stamp=self._stamp_now(username))
         self._record(attempt, username, Outcome.SUCCESS, "password_changed",
                      event="password.change", confirmed=True,
                      sessions_ended=str(self._end_sessions(username)))
         return PasswordChange(True, "")
+
+    def _stamp_now(self, username: str) -> str:
+        """The account's ``pwdLastSet`` as the directory says it now ("" when it cannot
+        say): a search as the service account, never a bind."""
+        try:
+            identity = self._directory.lookup(username)
+        except DirectoryUnavailable:
+            return ""
+        return identity.password_set_at if identity is not None else ""
 
     def _end_sessions(self, username: str) -> int:
         """After a change: end every session of the account (issue 14 finding 4, ASVS

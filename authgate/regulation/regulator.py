@@ -203,11 +203,15 @@ class StoreRegulator:
     def _keep_verifier(self, ticket: _Ticket, outcome: AttemptOutcome, *, password: str,
                        stamp: str) -> None:
         """Replace the verifier on each success (only where AD can lock: an AD budget
-        source); delete it when the password changed or a vouched password failed."""
+        source), and on a change through authgate with the new password when its new
+        ``pwdLastSet`` is known (else the user was left without one until her next sign-in
+        at a familiar address: the outside test of issue 15); delete it when the password
+        changed otherwise or a vouched password failed."""
         if self.vouching is None or not self.ad.present:
             return
         name = ticket.reservation.username
-        if outcome is AttemptOutcome.SUCCESS:
+        if outcome is AttemptOutcome.SUCCESS or (
+                outcome is AttemptOutcome.PASSWORD_CHANGED and stamp):
             if stamp:
                 self.vouching.verifier.remember(username=name, password=password,
                                                 password_stamp=stamp)

@@ -97,6 +97,11 @@ class FakeAd:
     def stamp(self, name: str) -> str:
         return str(self._changes.get(name, 0))
 
+    def change_password(self, *, username: str, old_password: str, new_password: str) -> None:
+        """The user's own change (AD's PasswordChanger role): the old password must bind."""
+        name = self.authenticate(username=username, password=old_password).username
+        self.set_password(name, new_password)
+
     def set_password(self, name: str, password: str) -> None:
         """An administrator's reset in AD: a new password, pwdLastSet moves."""
         with self._lock:

@@ -270,3 +270,26 @@ def test_the_rightful_users_own_success_mid_attack_does_not_get_her_name_banned(
     assert fake.binds == binds + 3  # each a real bind AD accepted, none a guess
     assert login(services, "alice", "guess-after", "198.18.9.9") is LoginStatus.INVALID
     assert fake.max_bad < fake.threshold and not fake.locked
+
+
+def test_a_change_through_authgate_keeps_a_verifier_for_the_new_password(
+        build: Build) -> None:
+    """The outside test of issue 15, round 3: a change on authgate's own page deleted the
+    verifier, so right after it one guess from a new address held her new password out of
+    every new address until she signed in at her desk. AD has just accepted the new
+    password, so the verifier now holds it, under the new pwdLastSet."""
+    services, fake = build(max_failures_per_user=2)
+    fast(services)
+    assert login(services, "alice", PASSWORD, HOME) is LoginStatus.OK
+    services.login._password_changer = fake  # the fake AD in the PasswordChanger role
+    new = "New-Horse-Battery-2027"
+    done = services.login.change_password(
+        LoginAttempt("alice", PASSWORD, "203.0.113.60", "UA", "req"), new)
+    assert done.changed, done.message
+    rows = stored(services)
+    assert len(rows) == 1 and rows[0].password_stamp == fake.stamp("alice")
+    assert login(services, "alice", "guess-1", "198.18.50.1") is LoginStatus.INVALID
+    assert login(services, "alice", "guess-2", "198.18.50.2") is LoginStatus.INVALID
+    assert login(services, "alice", new, "203.0.113.61") is LoginStatus.OK
+    assert login(services, "alice", PASSWORD, "203.0.113.62") is LoginStatus.INVALID
+    assert fake.max_bad < fake.threshold and not fake.locked
