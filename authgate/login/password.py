@@ -158,7 +158,13 @@ class LoginService:
             self._record(attempt, username, Outcome.FAILURE, exc.reason, event="password.change",
                          confirmed=_confirms(exc))
             return PasswordChange(False, INCORRECT, field="old_password")
-        self._regulator.record_password(  # the new password, under its new pwdLastSet
+        return self._changed(admission, attempt, username, new_password)
+
+    def _changed(self, admission: Admission, attempt: LoginAttempt, username: str,
+                 new_password: str) -> PasswordChange:
+        """Settled with the new password under its new pwdLastSet (the AD guard's verifier
+        then holds it), audited, every session of the account ended."""
+        self._regulator.record_password(
             admission=admission, outcome=AttemptOutcome.PASSWORD_CHANGED,
             password=new_password, password_stamp=self._stamp_now(username))
         self._record(attempt, username, Outcome.SUCCESS, "password_changed",
