@@ -64,6 +64,24 @@ def pending_change(client, services, username: str) -> None:  # type: ignore[no-
                                  "until": (services.clock.now() + PENDING_FOR).isoformat()}
 
 
+def write_cli_config(path: Path, settings: Settings, *, policies: Path,
+                     storage_url: str | None = None, **policy: object) -> Path:
+    """The configuration file a CLI test passes with ``--config``: ``settings``' storage and
+    users file (or ``storage_url``), the test secrets, and ``policies`` as policy.path."""
+    import yaml
+
+    path.write_text(yaml.safe_dump({
+        "mode": "production",
+        "server": {"public_url": "https://localhost:9091", "protected_domains": ["localhost"],
+                   "allow_http_localhost": True},
+        "storage": {"url": storage_url or settings.storage.url},
+        "directory": {"backend": "file", "file": {"path": str(settings.directory.file.path)}},
+        "policy": {"path": str(policies), **policy},
+        "secrets": {"session_key": TEST_SECRET, "audit_key": TEST_SECRET,
+                    "encryption_keys": [TEST_ENCRYPTION_KEY]}}))
+    return path
+
+
 def make_settings(tmp_path: Path, users_file: Path, **overrides: object) -> Settings:
     data: dict[str, object] = {
         "mode": "production",

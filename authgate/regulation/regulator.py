@@ -210,13 +210,12 @@ class StoreRegulator:
         if self.vouching is None or not self.ad.present:
             return
         name = ticket.reservation.username
-        if outcome is AttemptOutcome.SUCCESS or (
-                outcome is AttemptOutcome.PASSWORD_CHANGED and stamp):
-            if stamp:
-                self.vouching.verifier.remember(username=name, password=password,
-                                                password_stamp=stamp)
-        elif outcome is AttemptOutcome.PASSWORD_CHANGED or (
-                ticket.vouched and outcome is not AttemptOutcome.UNAVAILABLE):
+        accepted = (AttemptOutcome.SUCCESS, AttemptOutcome.PASSWORD_CHANGED)
+        if stamp and outcome in accepted:
+            self.vouching.verifier.remember(username=name, password=password,
+                                            password_stamp=stamp)
+        elif outcome is AttemptOutcome.PASSWORD_CHANGED or (ticket.vouched and outcome not in (
+                AttemptOutcome.SUCCESS, AttemptOutcome.UNAVAILABLE)):
             self.vouching.verifier.forget(name)
 
     # -- second factors -----------------------------------------------------------------------

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from authgate.cli import main
@@ -19,12 +18,11 @@ from authgate.core.values import Level
 from authgate.policy.files import approval, load_policy_set
 from authgate.policy.files.approval import read_approvals
 from tests.conftest import (
-    TEST_ENCRYPTION_KEY,
     TEST_POLICIES,
-    TEST_SECRET,
     make_settings,
     session_cookie,
     verify_headers,
+    write_cli_config,
 )
 from tests.policy.test_readiness import PENDING, _credential
 
@@ -91,16 +89,8 @@ def test_no_pending_section_when_the_files_are_the_set_in_force(client, services
 
 def test_approve_stores_the_preview_summary_and_old_approvals_still_load(
         settings, pending, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    config = tmp_path / "authgate.yaml"
-    config.write_text(yaml.safe_dump({
-        "mode": "production",
-        "server": {"public_url": "https://localhost:9091", "protected_domains": ["localhost"],
-                   "allow_http_localhost": True},
-        "storage": {"url": settings.storage.url},
-        "directory": {"backend": "file", "file": {"path": str(settings.directory.file.path)}},
-        "policy": {"path": str(pending)},
-        "secrets": {"session_key": TEST_SECRET, "audit_key": TEST_SECRET,
-                    "encryption_keys": [TEST_ENCRYPTION_KEY]}}))
+    config = write_cli_config(tmp_path / "authgate.yaml", settings,
+                              policies=pending)
     runner = CliRunner(env={"AUTHGATE_CONFIG": None})
     result = runner.invoke(main, ["--config", str(config), "policy", "approve", "--reviewer",
                                   "rita", "--since", "100000d"])
@@ -120,16 +110,8 @@ def test_approve_before_the_database_exists_approves_without_a_preview(
     """The deployment guide approves the policy set before `authgate db upgrade` (found when
     the guide and the stored preview met in one suite): the approval is recorded, without a
     summary, and the note says how to store one; never a traceback."""
-    config = tmp_path / "fresh.yaml"
-    config.write_text(yaml.safe_dump({
-        "mode": "production",
-        "server": {"public_url": "https://localhost:9091", "protected_domains": ["localhost"],
-                   "allow_http_localhost": True},
-        "storage": {"url": f"sqlite:///{tmp_path / 'not-yet.db'}"},
-        "directory": {"backend": "file", "file": {"path": str(settings.directory.file.path)}},
-        "policy": {"path": str(pending)},
-        "secrets": {"session_key": TEST_SECRET, "audit_key": TEST_SECRET,
-                    "encryption_keys": [TEST_ENCRYPTION_KEY]}}))
+    config = write_cli_config(tmp_path / "fresh.yaml", settings, policies=pending,
+                              storage_url=f"sqlite:///{tmp_path / 'not-yet.db'}")
     result = CliRunner(env={"AUTHGATE_CONFIG": None}).invoke(
         main, ["--config", str(config), "policy", "approve", "--reviewer", "rita"])
     assert result.exit_code == 0, result.output

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from authgate.cli import main
@@ -21,12 +20,11 @@ from authgate.policy.files import load_policy_set
 from authgate.policy.preview import PreviewReport
 from authgate.storage.audit_rows import AuditFilter
 from tests.conftest import (
-    TEST_ENCRYPTION_KEY,
     TEST_POLICIES,
-    TEST_SECRET,
     make_settings,
     session_cookie,
     verify_headers,
+    write_cli_config,
 )
 
 PENDING = """\
@@ -174,16 +172,8 @@ def test_records_that_cannot_be_replayed_are_counted_not_guessed(
 
 
 def test_policy_preview_command_json_and_table(settings, history, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    config = tmp_path / "authgate.yaml"
-    config.write_text(yaml.safe_dump({
-        "mode": "production",
-        "server": {"public_url": "https://localhost:9091", "protected_domains": ["localhost"],
-                   "allow_http_localhost": True},
-        "storage": {"url": settings.storage.url},
-        "directory": {"backend": "file", "file": {"path": str(settings.directory.file.path)}},
-        "policy": {"path": str(tmp_path / "policies"), "require_approval": False},
-        "secrets": {"session_key": TEST_SECRET, "audit_key": TEST_SECRET,
-                    "encryption_keys": [TEST_ENCRYPTION_KEY]}}))
+    config = write_cli_config(tmp_path / "authgate.yaml", settings,
+                              policies=tmp_path / "policies", require_approval=False)
     args = ["--config", str(config), "policy", "preview", "--policies",
             str(tmp_path / "pending"), "--since", "100000d"]
     runner = CliRunner(env={"AUTHGATE_CONFIG": None})

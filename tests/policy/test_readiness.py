@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from authgate.cli import main
@@ -24,12 +23,11 @@ from authgate.policy.preview_report import PreviewReport
 from authgate.policy.readiness import KEY, KEY_MFA_ONLY, TOTP, credential_kind, satisfied
 from authgate.storage.rows import CredentialRow
 from tests.conftest import (
-    TEST_ENCRYPTION_KEY,
     TEST_POLICIES,
-    TEST_SECRET,
     make_settings,
     session_cookie,
     verify_headers,
+    write_cli_config,
 )
 
 PENDING = """\
@@ -119,16 +117,8 @@ def test_readiness_names_exactly_the_users_without_a_credential_for_the_raised_l
 
 
 def test_readiness_in_the_command_table_and_json(settings, history, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    config = tmp_path / "authgate.yaml"
-    config.write_text(yaml.safe_dump({
-        "mode": "production",
-        "server": {"public_url": "https://localhost:9091", "protected_domains": ["localhost"],
-                   "allow_http_localhost": True},
-        "storage": {"url": settings.storage.url},
-        "directory": {"backend": "file", "file": {"path": str(settings.directory.file.path)}},
-        "policy": {"path": str(tmp_path / "policies"), "require_approval": False},
-        "secrets": {"session_key": TEST_SECRET, "audit_key": TEST_SECRET,
-                    "encryption_keys": [TEST_ENCRYPTION_KEY]}}))
+    config = write_cli_config(tmp_path / "authgate.yaml", settings,
+                              policies=tmp_path / "policies", require_approval=False)
     args = ["--config", str(config), "policy", "preview", "--policies",
             str(tmp_path / "pending"), "--since", "100000d"]
     runner = CliRunner(env={"AUTHGATE_CONFIG": None})
