@@ -7,32 +7,16 @@ import signal
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, Request, Response, current_app
-from flask import request as current_request
-from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
+from flask import Flask, current_app
 from flask_wtf.csrf import CSRFProtect
 
 from authgate.composition.regulation import seed_failure_floor
 from authgate.composition.root import Services, build_services
 from authgate.config import Settings, load_settings
 from authgate.policy.live import PolicyRuntime
-from authgate.web.context import is_verify
+from authgate.web.verify import VerifyEndpoint
 
 csrf = CSRFProtect()
-
-
-class _PageSessionInterface(SecureCookieSessionInterface):
-    """Flask's signed cookie holds only the CSRF secret of the portal's forms; the
-    forward-auth endpoint never needs it, so it is neither parsed nor written there."""
-
-    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if is_verify(request.path):
-            return self.session_class()
-        return super().open_session(app, request)
-
-    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
-        if not is_verify(current_request.path):
-            super().save_session(app, session, response)
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -53,7 +37,6 @@ def _create(test_config: dict[str, Any] | None, *, portal: bool) -> Flask:
     services = _services_for(test_config)
     _configure_logging(services.settings)
     app = Flask(__name__)
-    app.session_interface = _PageSessionInterface()
     app.config.update(_flask_config(services))
     app.config.update(test_config)
     app.extensions["authgate"] = services
@@ -63,6 +46,8 @@ def _create(test_config: dict[str, Any] | None, *, portal: bool) -> Flask:
     if not app.config.get("TESTING"):
         _reload_on_sighup(services.policies)
     _register_blueprints(app, portal=portal)
+    # /verify is answered in front of Flask (web/verify.py); everything else is Flask's
+    app.wsgi_app = VerifyEndpoint(app.wsgi_app, services)  # type: ignore[method-assign]
     if portal and not app.config.get("TESTING"):
         seed_failure_floor(services.regulator, services.directory)
     if not app.config.get("TESTING"):
@@ -123,7 +108,6 @@ def _register_blueprints(app: Flask, *, portal: bool) -> None:
         password_change,
         security,
         signin,
-        verify,
         wellknown,
     )
 
@@ -133,17 +117,15 @@ def _register_blueprints(app: Flask, *, portal: bool) -> None:
     pages = (signin, factor_login, enrol, account, password_change, passkey, admin, auditor,
              auditor_views, errors) if portal else ()
     metrics.init_app(app, networks=app.extensions["authgate"].settings.server.metrics_networks)
-    for module in (verify, wellknown, metrics, *pages):  # metrics: never public (metrics.py)
+    for module in (wellknown, metrics, *pages):  # metrics: never public (metrics.py)
         app.register_blueprint(module.bp)
-    csrf.exempt(verify.bp)
     csrf.exempt(wellknown.bp)
     csrf.exempt(metrics.bp)
 
 
 def _check_csrf() -> None:
-    """Flask-WTF's own check, minus its cost on the forward-auth hot path: ``/verify`` is
-    exempt anyway (a GET from the proxy; it changes nothing)."""
-    if not is_verify(current_request.path) and current_app.config["WTF_CSRF_ENABLED"]:
+    """Flask-WTF's own check, on every request except where a blueprint is exempt."""
+    if current_app.config["WTF_CSRF_ENABLED"]:
         csrf.protect(apply_exemptions=True)
 
 

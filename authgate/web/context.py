@@ -15,14 +15,8 @@ from authgate.core.errors import RedirectRefused
 from authgate.core.values import AuditEvent, Outcome, RequestMeta
 
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-#: the forward-auth endpoint: no signed-cookie session, no CSRF check, no page headers
+#: the forward-auth endpoint, answered in front of Flask (web/verify.py)
 VERIFY_PATH = "/verify"
-
-
-def is_verify(path: str) -> bool:
-    """The one test for "this is the forward-auth hot path" (the session interface, the CSRF
-    check, the security headers and the error pages all ask it)."""
-    return path == VERIFY_PATH
 
 
 def services() -> Services:

@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.core.errors import AuthgateError, DirectoryUnavailable, StorageError
 from authgate.core.values import AuditEvent, Outcome
-from authgate.web.context import is_verify, meta, request_id, services
+from authgate.web.context import meta, request_id, services
 from authgate.web.cookies import session_token
 
 _log = logging.getLogger("authgate.web")
@@ -39,8 +39,6 @@ _AUDITED = frozenset({400, 405, 413, 414, 431})
 def _audit_refusal(status: int, reason: str) -> None:
     """Every refused request leaves a record (pen test of #14: CSRF failures and malformed
     bodies were answered 4xx but never audited). Never raises: the page must still go out."""
-    if is_verify(request.path):
-        return
     try:
         services().audit.record(AuditEvent.for_request(
             meta(), "request.refused", Outcome.DENY, reason, status=str(status),
@@ -50,8 +48,6 @@ def _audit_refusal(status: int, reason: str) -> None:
 
 
 def _page(status: int, title: str, message: str) -> tuple[str, int]:
-    if is_verify(request.path):  # the proxy reads only the status: never a page, never 5xx
-        return f"{title}\n", 403 if status >= 500 else status
     return render_template("message.html", title=title, message=message), status
 
 
@@ -89,7 +85,7 @@ def init_app(app: Flask) -> None:
         status = exc.code or 500
         if status in _AUDITED:
             _audit_refusal(status, f"http_{status}")
-        if status == 403 and not is_verify(request.path):
+        if status == 403:
             return forbidden_page(), 403
         title, message = _MESSAGES.get(status, ("Error", "Something went wrong."))
         return _page(status, title, message)

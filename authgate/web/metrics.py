@@ -40,10 +40,9 @@ from authgate.core.metrics import (
     POLICY_APPROVED,
     POLICY_INFO,
     UNSIGNED_RECORDS,
-    VERIFY_SECONDS,
 )
 from authgate.policy.files.approval import latest_approval_for
-from authgate.web.context import VERIFY_PATH, services
+from authgate.web.context import services
 
 bp = Blueprint("metrics", __name__)
 _log = logging.getLogger("authgate.metrics")
@@ -59,28 +58,22 @@ _reported_digests: set[str] = set()
 
 
 def init_app(app: Flask, *, networks: Iterable[str]) -> None:
-    """Time ``/verify`` and the sign-in steps around the whole Flask dispatch, and remember
-    which networks may scrape."""
+    """Time the sign-in steps around the whole Flask dispatch (``/verify`` times itself,
+    web/verify.py), and remember which networks may scrape."""
     app.extensions[_NETWORKS] = TrustedProxies.parse(networks)
     app.wsgi_app = _Timed(app.wsgi_app)  # type: ignore[method-assign]
     BUILD_INFO.labels(__version__, platform.python_version()).set(1)
 
 
 class _Timed:
-    """WSGI middleware: one histogram observation per ``/verify`` and per sign-in step;
-    every other request passes untouched."""
+    """WSGI middleware: one histogram observation per sign-in step; every other request
+    passes untouched."""
 
     def __init__(self, app: Callable[..., Any]) -> None:
         self._app = app
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         path = environ.get("PATH_INFO", "")
-        if path == VERIFY_PATH:
-            started = perf_counter()
-            try:
-                return self._app(environ, start_response)
-            finally:
-                VERIFY_SECONDS.observe(perf_counter() - started)
         step = LOGIN_STEPS.get(path) if environ.get("REQUEST_METHOD") == "POST" else None
         if step is None:
             return self._app(environ, start_response)

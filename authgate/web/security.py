@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, g, request
 
-from authgate.web.context import is_verify, peer_trusted, services
+from authgate.web.context import peer_trusted, services
 
 
 def csp_nonce() -> str:
@@ -41,8 +41,6 @@ def _is_https() -> bool:
 
 
 def add_headers(response: Response) -> Response:
-    if is_verify(request.path):
-        return response  # consumed by the proxy, never rendered; keep the hot path lean
     nonce = csp_nonce()
     # the portal's own origin too: the refusal page is shown on the apps' hosts (errors.py)
     portal = _portal_origin()

@@ -2,16 +2,25 @@
 
 Answers only 200, 401 or 403 (nginx turns anything else into a 500). 401 carries the full,
 encoded login URL in ``Location`` (nginx keeps it with ``auth_request_set``).
+
+Every request to every protected app passes here, so it is a plain WSGI handler in front
+of the Flask app rather than a Flask view (issue 20 item 3): Flask's request and app
+contexts, URL matching, ``Response`` objects and hooks cost about as much as the whole
+decision. Nothing Flask did here is lost: the portal's hooks (signed-cookie session, CSRF,
+page security headers, error pages) never applied to ``/verify``; the request is read from
+the same WSGI environ with werkzeug's own cookie parser; the checks, the decision, the
+audit record and the answers are the ones the view had, tested through the same app.
 """
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from time import perf_counter
+from typing import Any
 from urllib.parse import quote
 
-from flask import Blueprint, Response, current_app, g, request
-from werkzeug.datastructures import Headers
-from werkzeug.wrappers import Response as BaseResponse
+from werkzeug.sansio.http import parse_cookie
 
 from authgate.access.forward_auth import AccessRequest, error_event
 from authgate.access.proxy_headers import (
@@ -24,22 +33,16 @@ from authgate.access.return_url import validate_return_url
 from authgate.audit.metrics import unaudited_refusal
 from authgate.composition.root import Services
 from authgate.core.errors import AuthgateError, RedirectRefused, UntrustedRequest
+from authgate.core.metrics import VERIFY_SECONDS
 from authgate.core.values import Resource, SessionRecord
 from authgate.policy import Verdict
-from authgate.web.context import (
-    VERIFY_PATH,
-    remote_ip,
-    request_id,
-    request_id_from,
-    services,
-    user_agent,
-)
+from authgate.web.context import VERIFY_PATH, printable, request_id_from
 from authgate.web.cookies import cookie_name_for
 
-bp = Blueprint("verify", __name__)
 _log = logging.getLogger("authgate.verify")
 #: C0 controls except HTAB, and DEL: not allowed in a field value (RFC 9110 5.5)
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class ControlCharacterInHeader(UntrustedRequest):
@@ -54,7 +57,42 @@ class ControlCharacterInHeader(UntrustedRequest):
 HEADER_PROBLEM = "X-Authgate-Header-Problem"
 
 
-def refuse_control_characters(headers: Headers) -> None:
+class RequestHeaders(Mapping[str, str]):
+    """The request's headers as the WSGI server put them in the environ (``HTTP_*``, the
+    same latin-1 strings werkzeug's ``EnvironHeaders`` hands out), read by name."""
+
+    __slots__ = ("_environ",)
+
+    def __init__(self, environ: Mapping[str, Any]) -> None:
+        self._environ = environ
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._environ.get(_key(name), default)
+
+    def __getitem__(self, name: str) -> str:
+        value = self._environ.get(_key(name))
+        if value is None:
+            raise KeyError(name)
+        return str(value)
+
+    def __iter__(self) -> Iterator[str]:
+        return (k[5:].replace("_", "-").title() for k in self._environ if k.startswith("HTTP_"))
+
+    def __len__(self) -> int:
+        return sum(1 for k in self._environ if k.startswith("HTTP_"))
+
+
+_KEYS: dict[str, str] = {}
+
+
+def _key(name: str) -> str:
+    key = _KEYS.get(name)
+    if key is None:
+        key = _KEYS[name] = "HTTP_" + name.upper().replace("-", "_")
+    return key
+
+
+def refuse_control_characters(headers: Mapping[str, str]) -> None:
     if headers.get(HEADER_PROBLEM):
         raise ControlCharacterInHeader(f"the proxy reported {HEADER_PROBLEM}")
     for name in ("User-Agent", "Cookie"):
@@ -62,87 +100,116 @@ def refuse_control_characters(headers: Headers) -> None:
             raise ControlCharacterInHeader(f"control character in {name}")
 
 
-@bp.route(VERIFY_PATH, methods=["GET", "HEAD"])
-def verify() -> BaseResponse:
-    """The hot path of every protected request: Flask's context proxies are read once."""
-    req = request._get_current_object()  # type: ignore[attr-defined]
-    svc: Services = current_app.extensions["authgate"]
-    headers = req.headers
-    trusted = svc.trusted_proxies.trusts(parse_ip(req.remote_addr))
-    rid = request_id_from(headers.get("X-Request-ID", ""), peer_trusted=trusted)
-    g.request_id, g.peer_trusted = rid, trusted  # for the error path and the audit record
-    resource: Resource | None = None
-    try:
-        svc.policies.maybe_reload()  # a policy file that cannot be read is refused, audited
-        resource = original_resource(headers, peer_trusted=trusted)
-        refuse_control_characters(headers)
-        require_protected_host(resource,
-                               protected_domains=svc.settings.server.protected_domains)
-        result = svc.forward_auth.decide(AccessRequest(
-            resource=resource, token=req.cookies.get(cookie_name_for(svc.settings.session)),
-            client_ip=client_ip(req.remote_addr, headers.get("X-Forwarded-For"),
-                                svc.trusted_proxies),
-            user_agent=headers.get("User-Agent", "")[:512], request_id=rid))
-    except Exception as exc:  # noqa: BLE001 - the creed: an error never yields an allow
-        return _refuse_on_error(exc, resource)
-    if result.verdict is Verdict.ALLOW:
-        return _allow(svc, result.session, resource, rid)
-    if result.verdict is Verdict.AUTHENTICATE:
-        return _challenge(resource)
-    return _text(403, "Forbidden by policy")
+Answer = tuple[str, list[tuple[str, str]], bytes]
 
 
-def _allow(svc: Services, session: SessionRecord | None, resource: Resource,
-           rid: str) -> BaseResponse:
-    if session is None:
-        return _text(200, "OK")
-    identity = [("Remote-User", _header(session.username)),
-                ("Remote-Groups", _header(",".join(sorted(session.groups)))),
-                ("Remote-Name", _header(session.display_name)),
-                ("Remote-Email", _header(session.email))]
-    if svc.identity_signer is not None:
-        identity.append(("Remote-Identity", svc.identity_signer.sign(
-            subject=session.username, groups=session.groups, level=session.level.value,
-            name=session.display_name, email=session.email, audience=resource.host,
-            now=svc.clock.now(), token_id=rid)))
-    return Response("OK\n", status=200, mimetype="text/plain", headers=identity)
+class VerifyEndpoint:
+    """WSGI middleware: ``/verify`` is answered here, every other path goes to ``app``."""
 
+    def __init__(self, app: WSGIApp, services: Services) -> None:
+        self._app = app
+        self._svc = services
+        self._cookie = cookie_name_for(services.settings.session)
 
-def _challenge(resource: Resource) -> BaseResponse:
-    settings = services().settings
-    login = settings.server.public_url.rstrip("/") + "/login"
-    try:
-        target = validate_return_url(resource.url,
-                                     allowed_domains=settings.server.protected_domains,
-                                     allow_http_localhost=settings.server.allow_http_localhost)
-        login += "?rd=" + quote(target, safe="")
-    except RedirectRefused:
-        pass  # log in anyway, then land on the portal
-    # nginx wants 401 + Location (auth_request passes only 2xx/401/403); Traefik and Caddy
-    # hand the auth answer to the browser as it is, so they get the redirect itself.
-    status = 401 if request.headers.get("X-Original-URI") else 302
-    response = _text(status, "Authentication required")
-    response.headers["Location"] = login
-    return response
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
+                 ) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != VERIFY_PATH:
+            return self._app(environ, start_response)
+        started = perf_counter()
+        try:
+            method = environ.get("REQUEST_METHOD", "")
+            if method in ("GET", "HEAD"):
+                status, headers, body = self.answer(environ)
+            else:  # nginx, Traefik and Caddy ask with GET
+                status, headers, body = _text("405 METHOD NOT ALLOWED", "Method Not Allowed")
+                headers.append(("Allow", "GET, HEAD"))
+            start_response(status, headers)
+            return [b""] if method == "HEAD" else [body]
+        finally:
+            VERIFY_SECONDS.observe(perf_counter() - started)
 
+    def answer(self, environ: dict[str, Any]) -> Answer:
+        """The hot path of every protected request."""
+        svc = self._svc
+        headers = RequestHeaders(environ)
+        peer = environ.get("REMOTE_ADDR")
+        trusted = svc.trusted_proxies.trusts(parse_ip(peer))
+        rid = request_id_from(headers.get("X-Request-ID", ""), peer_trusted=trusted)
+        resource: Resource | None = None
+        try:
+            svc.policies.maybe_reload()  # a policy file that cannot be read: refused, audited
+            resource = original_resource(headers, peer_trusted=trusted)
+            refuse_control_characters(headers)
+            require_protected_host(resource,
+                                   protected_domains=svc.settings.server.protected_domains)
+            token = parse_cookie(environ.get("HTTP_COOKIE", "")).get(self._cookie)
+            result = svc.forward_auth.decide(AccessRequest(
+                resource=resource, token=token,
+                client_ip=client_ip(peer, headers.get("X-Forwarded-For"),
+                                    svc.trusted_proxies),
+                user_agent=headers.get("User-Agent", "")[:512], request_id=rid))
+        except Exception as exc:  # noqa: BLE001 - the creed: an error never yields an allow
+            return self._refuse_on_error(exc, environ, headers, resource, rid)
+        if result.verdict is Verdict.ALLOW:
+            return self._allow(result.session, resource, rid)
+        if result.verdict is Verdict.AUTHENTICATE:
+            return self._challenge(resource, nginx=bool(headers.get("X-Original-URI")))
+        return _text("403 FORBIDDEN", "Forbidden by policy")
 
-def _refuse_on_error(exc: Exception, resource: Resource | None) -> BaseResponse:
-    svc = services()
-    reason = exc.reason if isinstance(exc, AuthgateError) else "internal_error"
-    if not isinstance(exc, UntrustedRequest):
-        _log.error("verify failed closed: %s", type(exc).__name__, exc_info=exc)
-    try:
-        headers = request.headers
-        svc.audit.record(error_event(
-            reason=reason, request_id=request_id(), client_ip=str(remote_ip() or ""),
-            user_agent=user_agent(), resource=resource, digest=svc.policies.current.digest,
-            raw=(("sent_host", headers.get("X-Forwarded-Host", "")[:256]),
-                 ("sent_method", headers.get("X-Original-Method", "")[:16]),
-                 ("sent_uri", headers.get("X-Original-URI", "")[:512]))))
-    except Exception:  # noqa: BLE001 - the audit store itself is down: still refuse
-        _log.critical("audit write failed while refusing a /verify request", exc_info=True)
-        unaudited_refusal()  # counted although unrecorded (docs/metrics.md)
-    return _text(403, "Request refused")
+    def _allow(self, session: SessionRecord | None, resource: Resource, rid: str) -> Answer:
+        status, headers, body = _text("200 OK", "OK")
+        if session is None:
+            return status, headers, body
+        headers += [("Remote-User", _header(session.username)),
+                    ("Remote-Groups", _header(",".join(sorted(session.groups)))),
+                    ("Remote-Name", _header(session.display_name)),
+                    ("Remote-Email", _header(session.email))]
+        signer = self._svc.identity_signer
+        if signer is not None:
+            headers.append(("Remote-Identity", signer.sign(
+                subject=session.username, groups=session.groups, level=session.level.value,
+                name=session.display_name, email=session.email, audience=resource.host,
+                now=self._svc.clock.now(), token_id=rid)))
+        return status, headers, body
+
+    def _challenge(self, resource: Resource, *, nginx: bool) -> Answer:
+        server = self._svc.settings.server
+        login = server.public_url.rstrip("/") + "/login"
+        try:
+            target = validate_return_url(resource.url,
+                                         allowed_domains=server.protected_domains,
+                                         allow_http_localhost=server.allow_http_localhost)
+            login += "?rd=" + quote(target, safe="")
+        except RedirectRefused:
+            pass  # log in anyway, then land on the portal
+        # nginx wants 401 + Location (auth_request passes only 2xx/401/403); Traefik and
+        # Caddy hand the auth answer to the browser as it is, so they get the redirect itself.
+        status, headers, body = _text("401 UNAUTHORIZED" if nginx else "302 FOUND",
+                                      "Authentication required")
+        headers.append(("Location", login))
+        return status, headers, body
+
+    def _refuse_on_error(self, exc: Exception, environ: dict[str, Any],
+                         headers: RequestHeaders, resource: Resource | None,
+                         rid: str) -> Answer:
+        svc = self._svc
+        reason = exc.reason if isinstance(exc, AuthgateError) else "internal_error"
+        if not isinstance(exc, UntrustedRequest):
+            _log.error("verify failed closed: %s", type(exc).__name__, exc_info=exc)
+        try:
+            ip = client_ip(environ.get("REMOTE_ADDR"), headers.get("X-Forwarded-For"),
+                           svc.trusted_proxies)
+            svc.audit.record(error_event(
+                reason=reason, request_id=rid, client_ip=str(ip or ""),
+                user_agent=printable(headers.get("User-Agent", "")[:512]), resource=resource,
+                digest=svc.policies.current.digest,
+                raw=(("sent_host", headers.get("X-Forwarded-Host", "")[:256]),
+                     ("sent_method", headers.get("X-Original-Method", "")[:16]),
+                     ("sent_uri", headers.get("X-Original-URI", "")[:512]))))
+        except Exception:  # noqa: BLE001 - the audit store itself is down: still refuse
+            _log.critical("audit write failed while refusing a /verify request", exc_info=True)
+            unaudited_refusal()  # counted although unrecorded (docs/metrics.md)
+        return _text("403 FORBIDDEN", "Request refused")
 
 
 _DROP_CONTROL = {c: None for c in (*range(32), 127)}
@@ -154,5 +221,7 @@ def _header(value: str) -> str:
     return cleaned if cleaned.isascii() else cleaned.encode("utf-8").decode("latin-1")
 
 
-def _text(status: int, body: str) -> BaseResponse:
-    return Response(body + "\n", status=status, mimetype="text/plain")
+def _text(status: str, text: str) -> Answer:
+    body = (text + "\n").encode()
+    return status, [("Content-Type", "text/plain; charset=utf-8"),
+                    ("Content-Length", str(len(body)))], body

@@ -222,3 +222,36 @@ def test_an_undecidable_request_keeps_what_the_proxy_sent(client, auth, services
     detail = json.loads(row["detail"])
     assert detail == {"sent_host": "localhost", "sent_method": "PROPFIND",
                       "sent_uri": "/admin/whoami.json"}
+
+
+def test_verify_is_answered_in_front_of_flask_with_the_same_answers(client, auth, app) -> None:  # type: ignore[no-untyped-def]
+    """Issue 20 item 3: ``/verify`` is a WSGI handler beside Flask, not a Flask view. Flask
+    has no route for it (one implementation), HEAD answers like GET without a body, any
+    other method is 405, and no portal cookie or page header leaks onto the proxy's answer."""
+    assert "/verify" not in {rule.rule for rule in app.url_map.iter_rules()}
+    auth.login()
+    got = client.get("/verify", headers=verify_headers())
+    head = client.head("/verify", headers=verify_headers())
+    assert (got.status_code, head.status_code) == (200, 200)
+    assert got.data == b"OK\n" and head.data == b""
+    assert head.headers["Content-Length"] == got.headers["Content-Length"] == "3"
+    assert head.headers["Remote-User"] == got.headers["Remote-User"] == "alice"
+    assert got.headers["Content-Type"] == "text/plain; charset=utf-8"
+    for name in ("Set-Cookie", "Content-Security-Policy", "Vary"):
+        assert name not in got.headers
+    for method in ("POST", "PUT", "DELETE", "OPTIONS"):
+        r = client.open("/verify", method=method, headers=verify_headers())
+        assert r.status_code == 405 and r.headers["Allow"] == "GET, HEAD", method
+
+
+def test_each_verify_is_timed_once(client) -> None:  # type: ignore[no-untyped-def]
+    from authgate.core.metrics import VERIFY_SECONDS
+
+    def count() -> float:
+        return next(s.value for m in VERIFY_SECONDS.collect() for s in m.samples
+                    if s.name.endswith("_count"))
+
+    before = count()
+    client.get("/verify", headers=verify_headers())
+    client.get("/verify", headers=verify_headers("/forbidden/x"))
+    assert count() == before + 2
