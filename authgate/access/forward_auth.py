@@ -73,6 +73,8 @@ def subject_of(session: SessionRecord | None, ip: IPAddress | None) -> Subject:
                    auth_time=session.auth_time, last_seen=session.last_seen, ip=ip)
 
 
+#: ``json.dumps(groups, ensure_ascii=False)``, without building an encoder per request
+_GROUPS_JSON = json.JSONEncoder(ensure_ascii=False)
 _OUTCOME = {Verdict.ALLOW: Outcome.ALLOW, Verdict.AUTHENTICATE: Outcome.CHALLENGE,
             Verdict.DENY: Outcome.DENY}
 
@@ -90,7 +92,7 @@ def replay_detail(subject: Subject, resource: Resource, now: datetime
         out.append(("query", resource.query))
     if subject.anonymous:
         return tuple(out)
-    out.append(("groups", json.dumps(sorted(subject.groups), ensure_ascii=False)))
+    out.append(("groups", _GROUPS_JSON.encode(sorted(subject.groups))))
     for key, then in (("auth_age", subject.auth_time), ("idle", subject.last_seen)):
         if then is not None:
             out.append((key, str(int((now - then).total_seconds()))))

@@ -164,8 +164,13 @@ def stored_event(row: AuditRow) -> StoredAuditEvent:
     return StoredAuditEvent(id=row.id, time=when, event=event)
 
 
+#: ``json.dumps(..., sort_keys=True, ensure_ascii=True)`` builds an encoder on every call
+#: (any non-default option does); one encoder, made once, gives the same text
+_DETAIL_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=True)
+
+
 @functools.lru_cache(maxsize=512)
 def detail_json(detail: tuple[tuple[str, str], ...]) -> str:
     """The stored (and sealed) form of ``detail``: sorted keys, ASCII, no control chars.
     Cached: most records carry one of a few details (``level=mfa``, ...)."""
-    return json.dumps(dict(detail), sort_keys=True, ensure_ascii=True)
+    return _DETAIL_JSON.encode(dict(detail))

@@ -161,3 +161,23 @@ def test_a_new_database_gets_small_pages_and_an_old_one_keeps_its_own(tmp_path: 
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
             sizes[path.stem] = conn.execute("PRAGMA page_size").fetchone()[0]
     assert sizes == {"new": SQLITE_PAGE_SIZE, "old": 4096} and SQLITE_PAGE_SIZE == 2048
+
+
+def test_a_deleted_file_fails_every_write_at_once_and_reads_within_the_recheck(
+        sqlite_engine: Engine, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 20 item 3: a read may trust its thread's last file check for READ_RECHECK (one
+    stat less per /verify); a write never does, so an answer that needs its audit append
+    fails closed at once, and a read stops working once the recheck is due."""
+    fast = fastpath.connections_for(sqlite_engine)
+    clock = [1000.0]
+    monkeypatch.setattr(fastpath.time, "monotonic", lambda: clock[0])
+    assert fast.query("SELECT count(*) FROM sessions", ()) == [(0,)]
+    db.unlink()
+    assert fast.query("SELECT count(*) FROM sessions", ()) == [(0,)]  # stale, within 0.1 s
+    with pytest.raises(StorageError) as write:
+        fast.execute("DELETE FROM sessions WHERE id_hash = ?", ("x",))
+    clock[0] += fastpath.READ_RECHECK
+    with pytest.raises(StorageError) as read:
+        fast.query("SELECT count(*) FROM sessions", ())
+    for failed in (write, read):
+        assert str(failed.value.__cause__) == "database file missing"
