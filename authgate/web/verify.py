@@ -148,13 +148,15 @@ class VerifyEndpoint:
                 client_ip=client_ip(peer, headers.get("X-Forwarded-For"),
                                     svc.trusted_proxies),
                 user_agent=headers.get("User-Agent", "")[:512], request_id=rid))
+            if result.verdict is Verdict.ALLOW:
+                return self._allow(result.session, resource, rid)
+            if result.verdict is Verdict.AUTHENTICATE:
+                return self._challenge(resource, nginx=bool(headers.get("X-Original-URI")))
+            return _text("403 FORBIDDEN", "Forbidden by policy")
         except Exception as exc:  # noqa: BLE001 - the creed: an error never yields an allow
+            # also after the decision (the identity token could not be signed, say): the
+            # trail then holds the decision and this refusal, the proxy a 403, never a 500
             return self._refuse_on_error(exc, environ, headers, resource, rid)
-        if result.verdict is Verdict.ALLOW:
-            return self._allow(result.session, resource, rid)
-        if result.verdict is Verdict.AUTHENTICATE:
-            return self._challenge(resource, nginx=bool(headers.get("X-Original-URI")))
-        return _text("403 FORBIDDEN", "Forbidden by policy")
 
     def _allow(self, session: SessionRecord | None, resource: Resource, rid: str) -> Answer:
         status, headers, body = _text("200 OK", "OK")

@@ -55,3 +55,27 @@ def test_no_key_no_header(client, auth) -> None:  # type: ignore[no-untyped-def]
     auth.login()
     assert "Remote-Identity" not in client.get("/verify", headers=verify_headers()).headers
     assert client.get("/.well-known/authgate/identity-key.pem").status_code == 404
+
+
+def test_a_token_that_cannot_be_signed_is_a_403_and_audited(signed, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """After an allow decision the answer still has to be built: if signing the identity
+    token fails, the proxy gets 403 (nginx makes a 500 of anything else) and the trail holds
+    the allow decision followed by the refusal."""
+    from sqlalchemy import select
+
+    from authgate.storage.tables import audit_events
+
+    client, services = signed
+
+    def broken(**_kwargs: object) -> str:
+        raise OSError("the key is gone")
+
+    monkeypatch.setattr(services.identity_signer, "sign", broken)
+    r = client.get("/verify", headers={**verify_headers(host="localhost:8080"),
+                                       "X-Request-ID": "sign-fails-1"})
+    assert r.status_code == 403 and "Remote-User" not in r.headers
+    with services.engine.connect() as conn:
+        rows = conn.execute(select(audit_events.c.outcome, audit_events.c.reason)
+                            .where(audit_events.c.request_id == "sign-fails-1")
+                            .order_by(audit_events.c.id)).all()
+    assert [tuple(r) for r in rows] == [("allow", "allowed"), ("error", "internal_error")]
