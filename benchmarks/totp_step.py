@@ -22,6 +22,7 @@ and the benchmark exits 1. Target: >= 0.25x the bare app's req/s.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import re
 import secrets
@@ -80,7 +81,6 @@ def prepare(config: Path, users: int) -> list[tuple[str, str]]:
         services.mfa.credentials.accept_step(row.id, int(earlier.timestamp()) // 30, earlier,
                                              activate=True)
         out.append((name, pending.secret))
-    services.audit.close()  # its chains end here, not at exit after the files are gone
     services.engine.dispose()
     return out
 
@@ -96,7 +96,6 @@ def sessions_for(config: Path, base: str, users: list[tuple[str, str]]) -> list[
     tokens = [services.sessions.start(Identity(name, groups=frozenset({"City-Staff"})),
                                       level=Level.PASSWORD, client_ip="127.0.0.1",
                                       user_agent="bench").token for name, _ in users]
-    services.audit.close()
     services.engine.dispose()
 
     def factor_page(token: str) -> tuple[str, str]:
@@ -195,6 +194,14 @@ def arguments(description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def work_dir(prefix: str) -> Path:
+    """A temporary directory removed at exit, after the in-process services' audit logs
+    closed their chains in it (atexit runs last-registered first)."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
+    return work
+
+
 def users_default(args: argparse.Namespace) -> argparse.Namespace:
     if args.users is None:
         args.users = round(USERS_PER_SECOND * (args.warmup + args.rounds * args.seconds))
@@ -205,7 +212,7 @@ def main() -> int:
     args = users_default(arguments(__doc__.split("\n\n")[0]).parse_args())
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install -y wrk)")
-    work = Path(tempfile.mkdtemp(prefix="authgate-totp-bench-"))
+    work = work_dir("authgate-totp-bench-")
     procs: list[Proc] = []
     try:
         targets = [start_bare(work, procs), start_authgate(work, args.users, procs)]
@@ -222,7 +229,6 @@ def main() -> int:
     finally:
         for proc in procs:
             stop(proc)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
