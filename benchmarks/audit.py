@@ -12,6 +12,10 @@ Run: ``.venv/bin/python benchmarks/audit.py [--records 1000000] [--appends 20000
   ``write_export``, 1 and 2 jobs) in a child process whose peak RSS is reported, and its
   workers', at 10% and 100% of the records (flat memory: similar peaks). Each verify and
   full export runs ``--runs`` times and prints the best and the median rate.
+
+No HTTP, so no non-2xx count: everything runs in process, and a failure is not counted but
+raised (``verify_store`` raises on any damage, an append or export that fails ends the run),
+so no figure is printed for work that did not succeed.
 """
 from __future__ import annotations
 

@@ -19,7 +19,10 @@ gateway's sync workers; the portal CPU per answered attempt is printed. Shapes, 
   baseline the other benchmarks print.
 
 Target: under attack, p99 <= 2x the quiet p99 and req/s >= 0.8x quiet, with a flood of at
-least 100 attempts/s. Compare ratios within one run: 2 shared cores, wrk on the same cores.
+least 100 attempts/s. Every /verify run prints its non-2xx count (wrk's non-2xx
+answers and socket errors): with any, INVALID replaces its figures and the exit status is 1.
+The flood's own answers are refusals by design (wrong passwords): they are counted by status,
+not as failures. Compare ratios within one run: 2 shared cores, wrk on the same cores.
 
     .venv/bin/python benchmarks/availability.py               # 10 s per run, 2 rounds
     .venv/bin/python benchmarks/availability.py --seconds 5 --rounds 1
@@ -46,7 +49,16 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.bare_flask import COOKIE_NAME as BARE_COOKIE  # noqa: E402
 from benchmarks.bare_flask import signed_cookie  # noqa: E402
 from benchmarks.flood import FloodReport, FloodTarget, OpenLoopFlood  # noqa: E402
-from benchmarks.verify import HEADERS, Result, _check, _session_token, _wait_idle, _wrk  # noqa: E402
+from benchmarks.loadgen import invalid  # noqa: E402
+from benchmarks.verify import (  # noqa: E402
+    HEADERS,
+    Result,
+    _check,
+    _failures,
+    _session_token,
+    _wait_idle,
+    _wrk,
+)
 from tests.integration.harness import (  # noqa: E402
     Proc,
     free_port,
@@ -153,10 +165,10 @@ def _quiet(name: str, url: str, headers: dict[str, str], args: argparse.Namespac
 
 
 def _line(label: str, r: Result, flood: Flood | None = None) -> str:
-    text = (f"  {label:22} {r.rps:7,.0f} req/s   p50 {r.p50_ms:7.2f} ms   p99 "
-            f"{r.p99_ms:8.2f} ms")
-    if r.non_2xx or r.errors:
-        text += f"   non-2xx {r.non_2xx} {r.errors}"
+    refused = invalid(_failures(r))
+    text = f"  {label:22} {refused}" if refused else (
+        f"  {label:22} {r.rps:7,.0f} req/s   p50 {r.p50_ms:7.2f} ms   p99 "
+        f"{r.p99_ms:8.2f} ms   non-2xx 0")
     if flood is not None:
         text += (f"\n  {'':22} flood: {flood.report.describe()}; "
                  f"{flood.cpu_ms:.2f} ms portal CPU per answered attempt")
@@ -192,7 +204,8 @@ def _start_shapes(work: Path, config: Path, args: argparse.Namespace,
     return shapes
 
 
-def _verdict(shape: Shape, bare_rps: float) -> None:
+def _verdict(shape: Shape, bare_rps: float) -> bool:
+    """Prints the shape's medians and verdict; False (and INVALID) if a run had failures."""
     def med(results: list[Result], attr: str) -> float:
         return float(statistics.median(getattr(r, attr) for r in results))
 
@@ -200,14 +213,18 @@ def _verdict(shape: Shape, bare_rps: float) -> None:
     rps = med(shape.attacked, "rps") / med(shape.quiet, "rps")
     flood = statistics.median(f.report.offered for f in shape.floods)
     ok = p99 <= P99_TARGET and rps >= RPS_TARGET and flood >= FLOOD_TARGET
-    failed = sum(r.non_2xx for r in [*shape.quiet, *shape.attacked])
-    verdict = f"INVALID ({failed} non-2xx /verify answers)" if failed else \
-        ("MEETS" if ok else "MISSES") + " the target"
+    failed = sum(sum(_failures(r).values()) for r in [*shape.quiet, *shape.attacked])
+    if failed:
+        print(f"  {shape.name:9} INVALID: {failed:,} non-2xx /verify answers (or socket "
+              f"errors); no figure reported")
+        return False
+    verdict = ("MEETS" if ok else "MISSES") + " the target"
     print(f"  {shape.name:9} quiet {med(shape.quiet, 'rps'):6,.0f} req/s p99 "
           f"{med(shape.quiet, 'p99_ms'):7.2f} ms | attacked {med(shape.attacked, 'rps'):6,.0f}"
           f" req/s p99 {med(shape.attacked, 'p99_ms'):8.2f} ms | flood {flood:5,.0f}/s | "
           f"p99 x{p99:.2f} (<= {P99_TARGET}), req/s x{rps:.2f} (>= {RPS_TARGET}), quiet/bare "
           f"{med(shape.quiet, 'rps') / bare_rps:.2f}: {verdict}")
+    return True
 
 
 def main() -> int:
@@ -281,14 +298,20 @@ def _run(work: Path, args: argparse.Namespace, procs: list[Proc]) -> int:
             shape.attacked.append(result)
             shape.floods.append(flood)
             print(_line(f"{shape.name} (under attack)", result, flood))
+    bare_failed = sum(sum(_failures(r).values()) for r in bare)
+    print(f"\nnon-2xx /verify answers in the measured runs: bare {bare_failed:,}, "
+          + ", ".join(f"{s.name} {sum(sum(_failures(r).values()) for r in s.quiet + s.attacked):,}"
+                      for s in shapes))
+    if bare_failed:
+        print("  INVALID: the bare baseline had non-2xx answers; no figure reported")
+        return 1
     bare_rps = float(statistics.median(r.rps for r in bare))
-    print(f"\nmedian over rounds (bare Flask {bare_rps:,.0f} req/s):")
-    for shape in shapes:
-        _verdict(shape, bare_rps)
+    print(f"median over rounds (bare Flask {bare_rps:,.0f} req/s):")
+    valid = [_verdict(shape, bare_rps) for shape in shapes]
     load1 = os.getloadavg()[0]
     if load1 > (os.cpu_count() or 1) + 1:
         print(f"  NOTE: load average {load1:.1f}: other jobs were competing")
-    return 0
+    return 0 if all(valid) else 1
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ with the real regulator on SQLite, for each directory:
 
 Each kind is measured round-robin (so load noise hits all three alike), once with the
 failure floor off and once on. Printed: the median per kind and the differences to the wrong
-password, in ms. Compare differences within one run only (2 shared cores: noisy).
+password, in ms. Compare differences within one run only (2 shared cores: noisy). Every
+answer is checked (401 for each refusal, 303 for the untimed sign-ins): each mode prints its
+count of unexpected answers, and with any, INVALID instead of its medians (exit status 1).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
@@ -37,6 +40,7 @@ from authgate.directory.file import FileDirectory  # noqa: E402
 from authgate.regulation.timing import Floor, NoFloor  # noqa: E402
 from authgate.storage.engine import migrate  # noqa: E402
 from authgate.web import create_app  # noqa: E402
+from benchmarks.loadgen import invalid  # noqa: E402
 from tests.conftest import make_settings  # noqa: E402
 from tests.regulation.conftest import policy_dir  # noqa: E402
 
@@ -49,17 +53,23 @@ class Bench:
         self.app = create_app({"services": services, "TESTING": True})
         self.user, self.password = user, password
         self.counter = 0
+        #: answers other than the one expected (401 for every refusal, 303 for a sign-in)
+        self.unexpected: Counter[str] = Counter()
+        self.failed = False
 
-    def post(self, ip: str, username: str, password: str) -> float:
+    def post(self, ip: str, username: str, password: str, *, expect: int = 401) -> float:
         env = {"REMOTE_ADDR": ip}
         client = self.app.test_client()  # a fresh cookie jar: never signed in already
         page = client.get("/login", environ_base=env).get_data(as_text=True)
         match = re.search(r'name="csrf_token" value="([^"]+)"', page)
         assert match, "no CSRF token"
         started = time.perf_counter()
-        client.post("/login", data={"csrf_token": match.group(1), "username": username,
-                                         "password": password, "rd": ""}, environ_base=env)
-        return time.perf_counter() - started
+        answer = client.post("/login", data={"csrf_token": match.group(1), "username": username,
+                                             "password": password, "rd": ""}, environ_base=env)
+        elapsed = time.perf_counter() - started
+        if answer.status_code != expect:
+            self.unexpected[f"{answer.status_code} where {expect} was due"] += 1
+        return elapsed
 
     def next_ip(self) -> str:
         self.counter += 1
@@ -74,7 +84,7 @@ class Bench:
         resets AD's badPwdCount and authgate's counters, so AD's budget is never exhausted."""
         elapsed = self.post("192.168.1.10", self.user, f"wrong password {self.counter}")
         self.counter += 1
-        self.post("192.168.1.10", self.user, self.password)
+        self.post("192.168.1.10", self.user, self.password, expect=303)
         return elapsed
 
     def banned(self) -> float:
@@ -99,21 +109,30 @@ def measure(bench: Bench, n: int, *, floor: Floor) -> dict[str, float]:
     return {k: statistics.median(v) * 1000 for k, v in samples.items()}
 
 
-def report(name: str, bench: Bench, n: int) -> None:
-    bench.post("192.168.1.10", bench.user, bench.password)  # the familiar IP
+def report(name: str, bench: Bench, n: int) -> bool:
+    """Prints the medians of both modes; False (and INVALID) where an answer was unexpected."""
+    bench.post("192.168.1.10", bench.user, bench.password, expect=303)  # the familiar IP
     bench.ban_source()
     for _ in range(5):  # warm up (and teach the floor a few real binds)
         bench.wrong()
     real: Floor = bench.services.regulator.floor  # type: ignore[attr-defined]
-    for padded in (False, True):
+    for padded in (False, True):  # the first counts the set-up's answers too
         medians = measure(bench, n, floor=real if padded else NoFloor())
+        refused = invalid(bench.unexpected)
+        print(f"\n{name}: failure floor {'on' if padded else 'off'}: "
+              f"{sum(bench.unexpected.values())} unexpected answers")
+        bench.unexpected.clear()
+        if refused is not None:
+            print(f"  {refused}")
+            bench.failed = True
+            continue
         base = medians["wrong password"]
         floor = bench.services.regulator.floor.floor() * 1000  # type: ignore[attr-defined]
-        print(f"\n{name}: failure floor {'on' if padded else 'off'}"
-              f"{f' (floor {floor:.1f} ms)' if padded else ''}, n={n} each")
+        print(f"  {f'floor {floor:.1f} ms, ' if padded else ''}n={n} each")
         for kind, value in medians.items():
             diff = "" if kind == "wrong password" else f"  ({value - base:+.1f} ms)"
             print(f"  {kind:<15} median {value:7.1f} ms{diff}")
+    return not bench.failed
 
 
 def services_for(tmp: Path, directory: Any, users_file: Path) -> Services:
@@ -124,7 +143,7 @@ def services_for(tmp: Path, directory: Any, users_file: Path) -> Services:
     return build_services(settings, clock=SystemClock(), directory=directory)
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=60, help="requests per kind and mode")
     parser.add_argument("--ad", type=Path, help="directory of a running DC (its dc.env)")
@@ -135,8 +154,8 @@ def main() -> None:
         users_file = tmp / "users.yaml"
         FileDirectory(users_file).add_user("alice", PASSWORD, display_name="Alice")
         (tmp / "file").mkdir()
-        report("file directory", Bench(services_for(tmp / "file", None, users_file),
-                                       "alice", PASSWORD), args.n)
+        valid = [report("file directory", Bench(services_for(tmp / "file", None, users_file),
+                                                "alice", PASSWORD), args.n)]
         facts = None
         if args.ad:
             from tests.ad.samba import DcFacts, read_env
@@ -146,7 +165,7 @@ def main() -> None:
             facts = stack.enter_context(samba_dc(tmp / "dc"))
         if facts is None:
             print("\n(no AD: pass --ad DIR of a running DC, or --start-ad)")
-            return
+            return 0 if all(valid) else 1
         from authgate.config.settings import LdapDirectorySettings, Secret
         from authgate.directory.ldap import LdapDirectory
         ldap = LdapDirectory(settings=LdapDirectorySettings(
@@ -154,10 +173,11 @@ def main() -> None:
             bind_password=Secret(facts.bind_password), ca_file=facts.ca_file,
             upn_suffix=facts.upn_suffix, netbios_domain=facts.domain))
         (tmp / "ad").mkdir()
-        report("Samba AD", Bench(services_for(tmp / "ad", ldap, users_file), "alice",
-                                 facts.password("alice")), args.n)
+        valid.append(report("Samba AD", Bench(services_for(tmp / "ad", ldap, users_file),
+                                              "alice", facts.password("alice")), args.n))
         ldap.close()
+    return 0 if all(valid) else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -15,7 +15,8 @@ Two kinds of generated rule sets, loaded through the real loader from a temporar
   Measured: 7.9 µs at 10,000 rules, as the other two kinds.
 
 For each set, the request hits the *last* block (worst position) and the median of several
-timeit repeats is reported in microseconds per decision.
+timeit repeats is reported in microseconds per decision. Pure and in process (no HTTP), so
+there is no non-2xx count: a decision is a value, printed beside its time.
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,17 @@ from authgate.directory import normalise_username
 from authgate.directory.roles import UserMatch
 
 _USER_KEYS = {"display_name", "email", "groups", "password", "disabled", "password_changed_at"}
+
+
+@dataclass(frozen=True)
+class NewUser:
+    """An account to add; the password is hashed before anything is written."""
+
+    username: str
+    password: str = field(repr=False)
+    display_name: str = ""
+    email: str = ""
+    groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -113,17 +125,30 @@ class FileDirectory:
         self, username: str, password: str, *, display_name: str = "", email: str = "",
         groups: list[str] | None = None,
     ) -> None:
-        name = normalise_username(username)
-        if not name or any(c.isspace() or ord(c) < 32 for c in name):
-            raise ValueError("a username needs printable characters and no spaces")
-        def change(users: dict[str, Any]) -> None:
-            if name in users:
-                raise ValueError(f"user {name!r} already exists")
-            users[name] = {
-                "display_name": display_name or name, "email": email,
-                "groups": sorted(groups or []), "password": self._hasher.hash(password),
+        self.add_users([NewUser(username, password, display_name=display_name, email=email,
+                                groups=tuple(groups or ()))])
+
+    def add_users(self, new: Iterable[NewUser]) -> None:
+        """Several users in one rewrite of the file (an import): all of them or none.
+        ``add_user`` once per user would rewrite the whole file each time."""
+        entries: dict[str, dict[str, Any]] = {}
+        for user in new:
+            name = normalise_username(user.username)
+            if not name or any(c.isspace() or ord(c) < 32 for c in name):
+                raise ValueError("a username needs printable characters and no spaces")
+            if name in entries:
+                raise ValueError(f"user {name!r} is given twice")
+            entries[name] = {
+                "display_name": user.display_name or name, "email": user.email,
+                "groups": sorted(user.groups), "password": self._hasher.hash(user.password),
                 "password_changed_at": _now_text(), "disabled": False,
             }
+
+        def change(users: dict[str, Any]) -> None:
+            for name in entries:
+                if name in users:
+                    raise ValueError(f"user {name!r} already exists")
+            users.update(entries)
         self._modify(change)
 
     def set_password(self, username: str, password: str) -> None:

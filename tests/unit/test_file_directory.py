@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from authgate.core.errors import AccountDisabled, AuthenticationFailed, DirectoryUnavailable
-from authgate.directory.file import FileDirectory
+from authgate.directory.file import FileDirectory, NewUser
 from tests.conftest import ALICE_PASSWORD, FAST_HASHER
 
 
@@ -56,3 +56,26 @@ def test_duplicate_and_bad_names_refused(users_file) -> None:  # type: ignore[no
         d.add_user("ALICE", "whatever long")
     with pytest.raises(ValueError):
         d.add_user("bad name", "whatever long")
+
+
+def test_many_users_added_in_one_write(users_file) -> None:  # type: ignore[no-untyped-def]
+    d = FileDirectory(users_file, hasher=FAST_HASHER)
+    d.add_users([NewUser(f"U{i}", f"password number {i}", groups=("City-Staff",))
+                 for i in range(3)])
+    for i in range(3):
+        identity = d.authenticate(username=f"u{i}", password=f"password number {i}")
+        assert identity.groups == frozenset({"City-Staff"})
+    assert "password number" not in users_file.read_text()
+
+
+def test_a_bulk_add_is_all_or_nothing(users_file) -> None:  # type: ignore[no-untyped-def]
+    d = FileDirectory(users_file, hasher=FAST_HASHER)
+    before = users_file.read_text()
+    with pytest.raises(ValueError):
+        d.add_users([NewUser("dave", "whatever long"), NewUser("Alice", "whatever long")])
+    with pytest.raises(ValueError):
+        d.add_users([NewUser("erin", "whatever long"), NewUser("ERIN", "whatever long")])
+    with pytest.raises(ValueError):
+        d.add_users([NewUser("frank", "whatever long"), NewUser("bad name", "whatever long")])
+    assert users_file.read_text() == before
+    assert d.lookup("dave") is None and d.lookup("erin") is None
