@@ -39,6 +39,12 @@ if TYPE_CHECKING:  # the package imports this module while it registers the comm
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)
 #: gunicorn's hooks: child_exit marks a worker's metric files dead (gunicorn_hooks.py)
 HOOKS = "python:authgate.cli.gunicorn_hooks"
+#: The verify pool's limit on one header line. nginx forwards lines up to its 8 KB buffers
+#: (a request target becomes X-Original-URI) and joins several Cookie headers into one
+#: (``large_client_header_buffers 4 8k``: up to 32 KB); gunicorn's default 8190 answered
+#: those with 431, which ``auth_request`` turns into an unaudited 500 (outside test of
+#: issue 20). Above what any proxy in docs/deployment.md forwards, still bounded.
+VERIFY_FIELD_LIMIT = 65536
 
 
 @dataclass(frozen=True)
@@ -51,11 +57,13 @@ class Pool:
     app: str
     threads: int = 0  # 0: sync workers; more: gthread workers with that many threads
     nice: int = 0
+    field_limit: int = 8190  # gunicorn's default (--limit-request-field_size)
 
     def argv(self, *, access_log: str) -> list[str]:
         args = [sys.executable, "-m", "gunicorn", "--name", f"authgate-{self.name}",
                 "--bind", self.bind, "--workers", str(self.workers), "--no-control-socket",
-                "--config", HOOKS, "--access-logfile", access_log]
+                "--config", HOOKS, "--access-logfile", access_log,
+                "--limit-request-field_size", str(self.field_limit)]
         if self.threads:
             args += ["--worker-class", "gthread", "--threads", str(self.threads)]
         else:
@@ -82,7 +90,8 @@ def serve_command(obj: Context, bind: str, verify_bind: str, workers: int, threa
     """Run the gateway under gunicorn: a verify pool and a portal pool (production)."""
     _ = obj.settings  # fail fast, with readable errors, before any worker tries
     _require_current_schema(obj.settings.storage.url)
-    pools = [Pool("verify", verify_bind, verify_workers, "authgate.web:create_verify_app()"),
+    pools = [Pool("verify", verify_bind, verify_workers, "authgate.web:create_verify_app()",
+                  field_limit=VERIFY_FIELD_LIMIT),
              Pool("portal", bind, workers, "authgate.web:create_app()",
                   threads=max(threads, 1), nice=portal_nice)]
     env = dict(os.environ)

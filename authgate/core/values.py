@@ -92,8 +92,10 @@ class SessionRecord:
     data: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
 
-_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0, 32), 127)}
-_CONTROL.update({0x2028: "\\u2028", 0x2029: "\\u2029", 0x85: "\\x85"})
+#: C0, DEL and C1 (0x80-0x9f: 0x9b is the 8-bit terminal escape CSI, 0x85 a line break to
+#: some readers; a header read as latin-1 carries them), and the Unicode line separators
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0, 32), *range(127, 160))}
+_CONTROL.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
 
 
 def neutralise(text: str, limit: int = 512) -> str:

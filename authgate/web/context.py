@@ -59,7 +59,7 @@ def remote_ip_text() -> str:
     return str(ip) if ip is not None else ""
 
 
-_ESCAPE = {c: f"\\x{c:02x}" for c in (*range(32), 127)}
+_ESCAPE = {c: f"\\x{c:02x}" for c in (*range(32), *range(127, 160))}  # C0, DEL, C1
 
 
 def printable(value: str) -> str:

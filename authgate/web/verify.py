@@ -34,7 +34,7 @@ from authgate.audit.metrics import unaudited_refusal
 from authgate.composition.root import Services
 from authgate.core.errors import AuthgateError, RedirectRefused, UntrustedRequest
 from authgate.core.metrics import VERIFY_SECONDS
-from authgate.core.values import Resource, SessionRecord
+from authgate.core.values import AuditEvent, Outcome, RequestMeta, Resource, SessionRecord
 from authgate.policy import Verdict
 from authgate.web.context import VERIFY_PATH, printable, request_id_from
 from authgate.web.cookies import cookie_name_for
@@ -121,8 +121,7 @@ class VerifyEndpoint:
             if method in ("GET", "HEAD"):
                 status, headers, body = self.answer(environ)
             else:  # nginx, Traefik and Caddy ask with GET
-                status, headers, body = _text("405 METHOD NOT ALLOWED", "Method Not Allowed")
-                headers.append(("Allow", "GET, HEAD"))
+                status, headers, body = self._refuse_method(environ, method)
             start_response(status, headers)
             return [b""] if method == "HEAD" else [body]
         finally:
@@ -157,6 +156,26 @@ class VerifyEndpoint:
             # also after the decision (the identity token could not be signed, say): the
             # trail then holds the decision and this refusal, the proxy a 403, never a 500
             return self._refuse_on_error(exc, environ, headers, resource, rid)
+
+    def _refuse_method(self, environ: dict[str, Any], method: str) -> Answer:
+        """405, audited like every other refused request (``request.refused``, http_405)."""
+        svc, headers = self._svc, RequestHeaders(environ)
+        try:
+            peer = environ.get("REMOTE_ADDR")
+            ip = client_ip(peer, headers.get("X-Forwarded-For"), svc.trusted_proxies)
+            svc.audit.record(AuditEvent.for_request(
+                RequestMeta(client_ip=str(ip or ""),
+                            user_agent=printable(headers.get("User-Agent", "")[:512]),
+                            request_id=request_id_from(
+                                headers.get("X-Request-ID", ""),
+                                peer_trusted=svc.trusted_proxies.trusts(parse_ip(peer)))),
+                "request.refused", Outcome.DENY, "http_405", status="405",
+                method=method[:16], path=VERIFY_PATH))
+        except Exception:  # noqa: BLE001 - the refusal stands even if the audit store is down
+            _log.exception("could not audit a refused request")
+        status, answer_headers, body = _text("405 METHOD NOT ALLOWED", "Method Not Allowed")
+        answer_headers.append(("Allow", "GET, HEAD"))
+        return status, answer_headers, body
 
     def _allow(self, session: SessionRecord | None, resource: Resource, rid: str) -> Answer:
         status, headers, body = _text("200 OK", "OK")

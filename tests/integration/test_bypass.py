@@ -324,3 +324,46 @@ def test_a_control_character_in_a_header_is_refused_and_audited(stack: Stack,
         assert outcome.status == 403
         [record] = outcome.audited
         assert record["reason"] == "control_character_in_header"
+
+
+@pytest.mark.parametrize("header", [
+    "Cookie: a=" + "x" * 8180 + "\r\n",                                   # one cookie, ~8 KB
+    "Cookie: a=" + "x" * 5000 + "\r\nCookie: b=" + "y" * 5000 + "\r\n",   # nginx joins them
+    "User-Agent: " + "u" * 8178 + "\r\n",
+])
+def test_an_oversized_header_nginx_forwards_is_decided_and_audited(stack: Stack,
+                                                                   header: str) -> None:
+    """Outside test of issue 20: nginx forwards header lines up to 8 KB and joins several
+    Cookie headers into one, but gunicorn refused any line over 8190 bytes with 431, which
+    auth_request turned into an unaudited 500. The verify pool now takes what nginx can
+    send: the request is decided (anonymous here) and audited like any other."""
+    raw = request("/whoami.json", cookie=False, extra=header)
+    for front in stack.fronts:
+        got = send(stack, front, raw)
+        assert got.status in (302, 401, 403), (front.name, got.status)
+        [record] = got.audited
+        assert record["event"] == "verify" and record["outcome"] in ("challenge", "deny")
+
+
+def test_an_oversized_original_uri_is_decided_and_audited(stack: Stack) -> None:
+    """The request target as long as nginx takes it (8 KB buffers) reaches /verify as
+    X-Original-URI: decided and audited, never a 500."""
+    target = "/public/" + "a" * (8175 - len("/public/"))
+    for front in stack.fronts:
+        got = send(stack, front, fill(request(target), stack))
+        assert got.status != 500 and got.status < 500, (front.name, got.status)
+        if got.status != 414:  # nginx's own refusal of a too long line: nothing to audit
+            [record] = got.audited
+            assert record["event"] == "verify"
+
+
+@pytest.mark.parametrize("header", ["X-Forwarded-Ssl: off", "X-Forwarded-Protocol: plain"])
+def test_a_client_scheme_header_never_contradicts_the_proxys(stack: Stack, header: str) -> None:
+    """Outside test of issue 20: gunicorn trusts X-Forwarded-Ssl and X-Forwarded-Protocol
+    from the proxy as well as X-Forwarded-Proto; a client that sent one that disagreed got
+    gunicorn's unaudited 400 ("Contradictory scheme headers") from the portal. The
+    template clears them, so the page is served."""
+    raw = request("/login", host=PORTAL, cookie=False, extra=header + "\r\n")
+    for front in stack.fronts:
+        status, _response = raw_https(front.port, raw, stack.tls.ca_cert, sni=PORTAL)
+        assert status == 200, (front.name, header, status)

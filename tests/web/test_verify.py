@@ -224,7 +224,8 @@ def test_an_undecidable_request_keeps_what_the_proxy_sent(client, auth, services
                       "sent_uri": "/admin/whoami.json"}
 
 
-def test_verify_is_answered_in_front_of_flask_with_the_same_answers(client, auth, app) -> None:  # type: ignore[no-untyped-def]
+def test_verify_is_answered_in_front_of_flask_with_the_same_answers(  # type: ignore[no-untyped-def]
+        client, auth, app, services) -> None:
     """Issue 20 item 3: ``/verify`` is a WSGI handler beside Flask, not a Flask view. Flask
     has no route for it (one implementation), HEAD answers like GET without a body, any
     other method is 405, and no portal cookie or page header leaks onto the proxy's answer."""
@@ -240,8 +241,14 @@ def test_verify_is_answered_in_front_of_flask_with_the_same_answers(client, auth
     for name in ("Set-Cookie", "Content-Security-Policy", "Vary"):
         assert name not in got.headers
     for method in ("POST", "PUT", "DELETE", "OPTIONS"):
-        r = client.open("/verify", method=method, headers=verify_headers())
+        r = client.open("/verify", method=method,
+                        headers={**verify_headers(), "X-Request-ID": f"method-{method}"})
         assert r.status_code == 405 and r.headers["Allow"] == "GET, HEAD", method
+        # audited like every other refusal (outside test of issue 20: it was not)
+        row = audit_rows(services)[-1]
+        assert (row["event"], row["outcome"], row["reason"], row["request_id"]) == (
+            "request.refused", "deny", "http_405", f"method-{method}")
+        assert f'"method": "{method}"' in row["detail"]
 
 
 def test_each_verify_is_timed_once(client) -> None:  # type: ignore[no-untyped-def]
