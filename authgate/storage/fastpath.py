@@ -43,6 +43,7 @@ from sqlalchemy import Engine
 
 from authgate.core.errors import StorageError
 from authgate.storage.engine import SQLITE_BUSY_TIMEOUT_MS, database_file
+from authgate.storage.wal_checkpoints import BACKSTOP_PAGES, WalCheckpointer
 
 T = TypeVar("T")
 _FIRST_PAUSE = 20e-6
@@ -85,6 +86,7 @@ class ThreadConnections:
         self._local = _ThreadState()
         self._sqlite = engine.dialect.name == "sqlite"
         self._file = database_file(engine)  # a deleted SQLite file must fail, not go on
+        self._checkpoints = WalCheckpointer(self._file) if self._file is not None else None
         self.placeholder = "?" if engine.dialect.paramstyle == "qmark" else "%s"
 
     def sql(self, text: str) -> str:
@@ -101,7 +103,11 @@ class ThreadConnections:
             if self._sqlite:
                 cur = conn.cursor()
                 cur.execute("PRAGMA busy_timeout=0")
+                # checkpoints run in a thread of their own (storage/wal_checkpoints.py)
+                cur.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
                 cur.close()
+                if self._checkpoints is not None:
+                    self._checkpoints.ensure_running()
                 # autocommit: a lone statement takes and frees the write lock inside one
                 # sqlite3_step, with the GIL released (see the module docstring)
                 sqlite_conn: Any = conn.driver_connection
