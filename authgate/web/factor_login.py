@@ -141,8 +141,9 @@ def _count(admission: Admission, success: bool) -> None:
 
 
 def _typed_code(check: Callable[..., object]) -> BaseResponse | tuple[str, int]:
-    """A typed code (TOTP or recovery): never enough for ``phishing_resistant`` (NIST 63B
-    4.3.2), throttled per user, one generic message for every failure."""
+    """A typed recovery code: never enough for ``phishing_resistant`` (NIST 63B 4.3.2),
+    throttled per user, one generic message for every failure. (A TOTP code: the same
+    rules, its writes in one transaction: ``totp_submit``.)"""
     session = require_session()
     rd = rd_param()
     admission = None if _strong_needed(session, rd) else _admit(session)
