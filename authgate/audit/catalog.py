@@ -130,7 +130,10 @@ REASONS: dict[str, str] = {
     "too_many_sids": "the account is in too many groups for a logon token",
     "password_ok": "the password was accepted (a session at level password)",
     "break_glass_used": "a break-glass account passed its password step",
-    "totp_ok": "the TOTP code was accepted", "recovery_code_used": "a recovery code was "
+    "totp_ok": "the TOTP code was accepted",
+    "session_gone": "a right second factor for a session that ended meanwhile (signed out "
+                    "or revoked): nothing recorded, the step is not spent",
+    "recovery_code_used": "a recovery code was "
     "accepted and spent", "webauthn_up": "a security-key assertion with user presence",
     "webauthn_uv": "a security-key assertion with user verification",
     "account_unavailable": "a passkey whose account the directory no longer offers",

@@ -16,6 +16,8 @@ import logging
 import os
 import threading
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from time import perf_counter
 from typing import Any
@@ -25,12 +27,13 @@ from authgate.audit.checkpoints import Checkpoint, Signer, make_checkpoint
 from authgate.audit.metrics import append_failed, observe_append
 from authgate.audit.sinks import NoSinks, SinkFanout, SinkHealth
 from authgate.audit.witness_writer import WitnessWriter
-from authgate.audit.writer import ChainWriter
+from authgate.audit.writer import ChainWriter, HeldLane
 from authgate.core.clock import Clock
 from authgate.core.errors import AuthgateError
 from authgate.core.values import AuditEvent, Outcome
-from authgate.storage.audit_rows import CheckpointRow
+from authgate.storage.audit_rows import AuditRow, CheckpointRow
 from authgate.storage.interfaces import AuditStore
+from authgate.storage.step_interfaces import SealedRecord
 from authgate.storage.timeconv import to_micros
 
 _log = logging.getLogger("authgate.audit")
@@ -73,6 +76,31 @@ class AuditLog:
         except Exception:
             append_failed()  # docs/metrics.md: the trail cannot record its own outage
             raise
+        self._published(event, row, now, started)
+        return row.id
+
+    @contextmanager
+    def within(self) -> Iterator[AuditSlot]:
+        """One record sealed into its chain but stored by the caller, inside the caller's
+        own transaction (a login step's writes commit together, issue 20 item 1). The lane
+        is held from here to the end of the block: take this *before* the transaction
+        begins, and record nothing else until it ends. After the block, the stored record
+        goes to the sinks and counts towards a checkpoint, as ``record``'s do."""
+        now, started = self._clock.now(), perf_counter()
+        with self._writer.hold() as held:
+            slot = AuditSlot(held, to_micros(now))
+            try:
+                yield slot
+            except Exception:
+                if held.pending is not None:
+                    append_failed()
+                raise
+        if slot.event is not None and slot.row is not None:
+            self._published(slot.event, slot.row, now, started)
+
+    def _published(self, event: AuditEvent, row: AuditRow, now: datetime,
+                   started: float) -> None:
+        """A stored record: metrics, the SIEM copy, and a checkpoint when one is due."""
         observe_append(event, started)  # docs/metrics.md
         self.sinks.emit(row)
         if self._checkpoint_due(now):
@@ -82,7 +110,6 @@ class AuditLog:
         if event.outcome is Outcome.ERROR:
             _log.warning("audit %s %s reason=%s", event.event, event.outcome.value,
                          event.reason)
-        return row.id
 
     def _checkpoint_due(self, now: datetime) -> bool:
         if self.signer is None:
@@ -173,6 +200,24 @@ class AuditLog:
         self._writer.close()
         self.sinks.wait_idle(2.0)
         self.sinks.close()
+
+
+class AuditSlot:
+    """The one record ``AuditLog.within`` lets its caller store: ``seal`` it inside the
+    transaction (again if the transaction is retried), ``stored`` once it has committed."""
+
+    def __init__(self, held: HeldLane, ts: int) -> None:
+        self._held = held
+        self._ts = ts
+        self.event: AuditEvent | None = None
+        self.row: AuditRow | None = None
+
+    def seal(self, event: AuditEvent) -> SealedRecord:
+        self.event = event
+        return self._held.seal(event, self._ts)
+
+    def stored(self, new_id: int) -> None:
+        self.row = self._held.stored(new_id)
 
 
 def _payload(row: CheckpointRow) -> dict[str, Any]:

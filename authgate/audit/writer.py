@@ -14,6 +14,8 @@ import queue
 import secrets
 import socket
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +23,7 @@ from authgate.audit.chain import FORMAT_VERSION, GENESIS, Keyring, seal_with
 from authgate.core.values import AuditEvent
 from authgate.storage.audit_rows import AuditRow, ChainHead, detail_json
 from authgate.storage.interfaces import AuditAppender, AuditStore
+from authgate.storage.step_interfaces import SealedRecord
 
 #: lanes inherited across fork(): never touched again, and never garbage-collected (a
 #: finaliser would close the parent's database socket)
@@ -76,6 +79,16 @@ class ChainWriter:
     def _append(self, lane: _Lane, event: AuditEvent, ts: int) -> AuditRow:
         if lane.resync:
             self._resync(lane)
+        sealed = self._seal(lane, event, ts)
+        try:
+            new_id = lane.appender.insert(sealed.row, register=sealed.register)
+        except BaseException:
+            lane.resync = True  # the commit may have happened: re-read the head first
+            raise
+        return self._advance(lane, sealed, new_id)
+
+    def _seal(self, lane: _Lane, event: AuditEvent, ts: int) -> SealedRecord:
+        """``event`` sealed against the lane's head (the head is not moved yet)."""
         key_id = self._keyring.current_id
         seq, prev = lane.head[0] + 1, lane.head[1]
         values = (FORMAT_VERSION, lane.chain_id, seq, key_id, prev, ts, event.event,
@@ -84,14 +97,32 @@ class ChainWriter:
                   event.policy_digest, event.request_id, detail_json(event.detail))
         mac = seal_with(self._keyring.keyed[key_id], values)
         register = None if lane.registered else (lane.chain_id, ts, self._label, key_id)
-        try:
-            new_id = lane.appender.insert((*values, mac), register=register)
-        except BaseException:
-            lane.resync = True  # the commit may have happened: re-read the head first
-            raise
-        lane.head, lane.registered = ChainHead(seq, mac), True
+        return SealedRecord((*values, mac), register)
+
+    @staticmethod
+    def _advance(lane: _Lane, sealed: SealedRecord, new_id: int) -> AuditRow:
+        """The record is committed: the lane's head moves to it."""
+        lane.head, lane.registered = ChainHead(sealed.row[2], sealed.row[-1]), True
         lane.since_checkpoint += 1
-        return AuditRow(new_id, *values, mac)
+        return AuditRow(new_id, *sealed.row)
+
+    @contextmanager
+    def hold(self) -> Iterator[HeldLane]:
+        """A lane held for one record the caller stores inside its own transaction (a
+        login step, ``storage.step_interfaces``). Taken *before* that transaction begins,
+        as ``append`` takes it before its insert, so lanes and the database lock are always
+        taken in the same order. A record sealed but not reported ``stored`` (rolled back,
+        or a commit whose outcome is unknown) makes the lane re-read its head first."""
+        lane = self._take()
+        held = HeldLane(self, lane)
+        try:
+            if lane.resync:
+                self._resync(lane)
+            yield held
+        finally:
+            if held.pending is not None:
+                lane.resync = True
+            self._free.put(lane)
 
     def _resync(self, lane: _Lane) -> None:
         head = self._store.head_of(lane.chain_id)
@@ -132,3 +163,25 @@ class ChainWriter:
             return
         for lane in self._lanes:
             lane.appender.close()
+
+
+class HeldLane:
+    """One lane, held by ``ChainWriter.hold`` for a record sealed inside the caller's
+    transaction: ``seal`` as often as the transaction is retried, ``stored`` once it has
+    committed (only then does the chain's head move)."""
+
+    def __init__(self, writer: ChainWriter, lane: _Lane) -> None:
+        self._writer = writer
+        self._lane = lane
+        self.pending: SealedRecord | None = None
+
+    def seal(self, event: AuditEvent, ts: int) -> SealedRecord:
+        self.pending = self._writer._seal(self._lane, event, ts)  # noqa: SLF001 - its lane
+        return self.pending
+
+    def stored(self, new_id: int) -> AuditRow:
+        if self.pending is None:
+            raise RuntimeError("stored() without a sealed record")
+        row = self._writer._advance(self._lane, self.pending, new_id)  # noqa: SLF001
+        self.pending = None
+        return row

@@ -24,6 +24,7 @@ from authgate.credentials.second_factors import SecondFactors
 from authgate.directory import Directory, DirectoryRoles, roles_of
 from authgate.login.passkey import PasskeyLogin
 from authgate.login.password import LoginService
+from authgate.login.second_factor import SecondFactorLogin
 from authgate.policy.live import PolicyRuntime, ReloadResult
 from authgate.regulation import Regulator
 from authgate.sessions.ending import SessionEnding
@@ -31,6 +32,7 @@ from authgate.sessions.refresh import AccountRefresher
 from authgate.sessions.service import SessionService
 from authgate.storage.engine import make_engine
 from authgate.storage.interfaces import AuditStore
+from authgate.storage.sql_login_step import SqlLoginSteps
 from authgate.storage.sql_sessions import SqlSessionStore
 
 DEMO_SESSION_KEY = DEMO_SECRET_PREFIX + "session-key-do-not-use-in-production"
@@ -55,6 +57,7 @@ class Services:
     admin: AdminActions
     session_ending: SessionEnding
     passkey_login: PasskeyLogin
+    factor_login: SecondFactorLogin
     identity_signer: IdentitySigner | None = None
 
     @property
@@ -109,6 +112,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
         session_ending=SessionEnding(sessions=sessions, audit=audit),
         passkey_login=PasskeyLogin(webauthn=mfa.webauthn, directory=directory,
                                    regulator=regulator, sessions=sessions, audit=audit),
+        factor_login=SecondFactorLogin(totp=mfa.totp, regulator=regulator, sessions=sessions,
+                                       audit=audit, unit=SqlLoginSteps(engine), clock=clock),
         identity_signer=IdentitySigner.from_pem_file(
             settings.server.identity_key_file, issuer=settings.server.public_url)
         if settings.server.identity_key_file else None,

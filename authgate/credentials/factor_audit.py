@@ -22,7 +22,14 @@ class FactorAudit:
 
     def __call__(self, event: str, outcome: Outcome, reason: str, *, username: str,
                  meta: RequestMeta, **detail: str) -> None:
-        self.audit.record(AuditEvent(
-            event=event, outcome=outcome, reason=reason, username=username,
-            client_ip=meta.client_ip, user_agent=meta.user_agent, request_id=meta.request_id,
-            detail=tuple(sorted(detail.items()))))
+        self.audit.record(factor_event(event, outcome, reason, username=username, meta=meta,
+                                       **detail))
+
+
+def factor_event(event: str, outcome: Outcome, reason: str, *, username: str,
+                 meta: RequestMeta, **detail: str) -> AuditEvent:
+    """A factor outcome's audit record, with the request's metadata."""
+    return AuditEvent(
+        event=event, outcome=outcome, reason=reason, username=username,
+        client_ip=meta.client_ip, user_agent=meta.user_agent, request_id=meta.request_id,
+        detail=tuple(sorted(detail.items())))

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from authgate.core.secretbox import Keyring, SecretBoxError
 from authgate.core.values import Outcome, RequestMeta
 from authgate.credentials.factor_audit import FactorAudit, new_id
 from authgate.credentials.params import FactorParams
-from authgate.factors import new_totp_secret, provisioning_uri, verify_totp
+from authgate.factors import VerifiedTotp, new_totp_secret, provisioning_uri, verify_totp
 from authgate.factors.errors import CodeReplayed, FactorError, InvalidCode, InvalidSecret
 from authgate.storage.interfaces import CredentialStore
 from authgate.storage.rows import CredentialRow
@@ -126,16 +126,21 @@ class TotpService:
         raise error
 
     def _check(self, row: CredentialRow, code: str, *, activate: bool = False) -> None:
+        now = self._record.clock.now()
+        verified = self.check_code(row, code, now=now)
+        if not self._store.accept_step(row.id, verified.time_step, now, activate=activate):
+            raise CodeReplayed()  # a concurrent request spent this step first
+
+    def check_code(self, row: CredentialRow, code: str, *, now: datetime) -> VerifiedTotp:
+        """Decrypt the seed and check ``code`` against ``row`` (its ``last_step`` included);
+        raises ``FactorError``. Stores nothing: the caller records the accepted step."""
         p = self._params()
         try:
             secret = self._keyring.decrypt(row.secret or "",
                                            associated_data=totp_aad(row.id, row.username)).decode()
         except SecretBoxError as exc:  # a swapped, tampered or unknown-key row: deny
             raise InvalidSecret(detail=exc.reason) from exc
-        now = self._record.clock.now()
-        verified = verify_totp(secret=secret, code=code, now=now,
-                               last_accepted_step=row.last_step, digits=p.totp_digits,
-                               period=p.totp_period, algorithm=p.totp_algorithm,
-                               valid_window=p.totp_valid_window)
-        if not self._store.accept_step(row.id, verified.time_step, now, activate=activate):
-            raise CodeReplayed()  # a concurrent request spent this step first
+        return verify_totp(secret=secret, code=code, now=now,
+                           last_accepted_step=row.last_step, digits=p.totp_digits,
+                           period=p.totp_period, algorithm=p.totp_algorithm,
+                           valid_window=p.totp_valid_window)

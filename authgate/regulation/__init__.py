@@ -14,6 +14,7 @@ from typing import Protocol
 
 from authgate.core.values import RequestMeta
 from authgate.storage.regulation_rows import Ban
+from authgate.storage.step_interfaces import FactorCounters
 
 __all__ = ["ADMIT", "Admission", "AttemptOutcome", "Ban", "BanRegistry", "FactorOutcome",
            "NoRegulation", "Regulator", "shown_subject"]
@@ -101,6 +102,20 @@ class Regulator(BanRegistry, Protocol):
 
     def record_factor(self, *, admission: Admission, outcome: FactorOutcome) -> None: ...
 
+    def reserve_factor(self, counters: FactorCounters, *, username: str) -> Admission:
+        """``admit_factor`` on the caller's transaction (a login step's writes commit
+        together, issue 20 item 1). A refusal is not audited here, since nothing else may
+        write inside that transaction: pass it to ``factor_refused`` once it has ended."""
+        ...
+
+    def factor_refused(self, *, username: str, reason: str) -> None:
+        """Audit a refusal of ``reserve_factor``, after the caller's transaction."""
+        ...
+
+    def factor_succeeded(self, counters: FactorCounters, *, admission: Admission) -> None:
+        """``record_factor(SUCCESS)`` on the caller's transaction."""
+        ...
+
 
 class NoRegulation:
     """Admits everything, counts nothing, holds no bans."""
@@ -117,6 +132,15 @@ class NoRegulation:
         return ADMIT
 
     def record_factor(self, *, admission: Admission, outcome: FactorOutcome) -> None:
+        return None
+
+    def reserve_factor(self, counters: FactorCounters, *, username: str) -> Admission:
+        return ADMIT
+
+    def factor_refused(self, *, username: str, reason: str) -> None:
+        return None
+
+    def factor_succeeded(self, counters: FactorCounters, *, admission: Admission) -> None:
         return None
 
     def active_bans(self) -> list[Ban]:

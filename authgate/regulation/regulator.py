@@ -39,6 +39,7 @@ from authgate.regulation.timing import FailureFloor, Floor
 from authgate.regulation.verifier import PasswordVerifier
 from authgate.storage.interfaces import RegulationStore
 from authgate.storage.regulation_rows import Ban, Reservation, Verdict
+from authgate.storage.step_interfaces import FactorCounters
 
 _log = logging.getLogger("authgate.regulation")
 #: Not a guess authgate could judge: the attempt is taken back (``settle_neutral``).
@@ -220,15 +221,35 @@ class StoreRegulator:
 
     # -- second factors -----------------------------------------------------------------------
     def admit_factor(self, *, username: str) -> Admission:
+        admission = self.reserve_factor(self.store, username=username)
+        if not admission.allowed:
+            self.factor_refused(username=username, reason=admission.reason)
+        return admission
+
+    def reserve_factor(self, counters: FactorCounters | RegulationStore, *,
+                       username: str) -> Admission:
         attempt = secrets.token_hex(16)
-        reason = self.store.admit_factor(attempt=attempt, username=username,
-                                         rules=PolicyRules(self.limits_without_ad()),
-                                         now=self._clock.now())
+        reason = counters.admit_factor(attempt=attempt, username=username,
+                                       rules=PolicyRules(self.limits_without_ad()),
+                                       now=self._clock.now())
         if reason:
-            self._audit.record(AuditEvent(event="login.factor", outcome=Outcome.DENY,
-                                          reason=reason, username=username))
             return Admission(False, reason)
         return Admission(True, reservation=_FactorTicket(attempt, username))
+
+    def factor_refused(self, *, username: str, reason: str) -> None:
+        self._audit.record(AuditEvent(event="login.factor", outcome=Outcome.DENY,
+                                      reason=reason, username=username))
+
+    def factor_succeeded(self, counters: FactorCounters, *, admission: Admission) -> None:
+        """As ``record_factor(SUCCESS)``, on the caller's transaction. The ticket is
+        settled only in that transaction's own writes: if it rolls back, so does the
+        reservation it would have settled."""
+        ticket = admission.reservation
+        if not isinstance(ticket, _FactorTicket) or ticket.settled:
+            _log.warning("factor_succeeded without an unsettled admitted attempt")
+            return
+        ticket.settled = True
+        counters.clear_factor_failures(username=ticket.username, now=self._clock.now())
 
     def record_factor(self, *, admission: Admission, outcome: FactorOutcome) -> None:
         ticket = admission.reservation

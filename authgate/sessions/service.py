@@ -104,10 +104,17 @@ class SessionService:
 
     def elevate(self, record: SessionRecord, *, level: Level) -> Issued | None:
         """Record a newly proven level under a new token; None if the session is gone."""
-        now = self._clock.now()
-        raised = dataclasses.replace(record, level=level, auth_time=now, last_seen=now)
-        issued = _with_new_token(raised)
+        issued = self.elevated(record, level=level)
         return issued if self.store.replace(record.id_hash, issued.record) else None
+
+    def elevated(self, record: SessionRecord, *, level: Level) -> Issued:
+        """``record`` at a newly proven level under a new token (ASVS 3.2.1), not stored
+        yet: a login step stores it in its own transaction (``StepWrites.replace_session``).
+        Never a lower level than the session holds."""
+        keep = level if level.rank > record.level.rank else record.level
+        now = self._clock.now()
+        return _with_new_token(dataclasses.replace(record, level=keep, auth_time=now,
+                                                   last_seen=now))
 
     def annotate(self, record: SessionRecord, **values: str) -> SessionRecord:
         """Store small per-session state (e.g. an enrolment window); returns the new record."""

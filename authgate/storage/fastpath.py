@@ -124,6 +124,13 @@ class ThreadConnections:
         """Drop this thread's connection (after an error: its state is unknown)."""
         conn, self._local.conn = self._local.conn, None
         if conn is not None:
+            try:  # closed first: that ends an open transaction (and frees SQLite's write
+                # lock) now; invalidating a detached connection does not close it, so a
+                # failed multi-statement ``run`` kept the lock until the garbage collector
+                # reached the connection (a traceback still held it)
+                conn.dbapi_connection.close()
+            except Exception:  # noqa: BLE001, S110 - it is broken already; drop it
+                pass
             try:
                 conn.invalidate()
             except Exception:  # noqa: BLE001, S110 - it is broken already; drop it

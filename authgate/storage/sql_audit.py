@@ -364,19 +364,22 @@ class SqlAppender:
 
     def insert(self, row: tuple[Any, ...], *, register: tuple[Any, ...] | None = None) -> int:
         """Store one sealed row (registering its chain with the first); its new id."""
-        sqlite = self._store.is_sqlite
-
         def write(conn: Any) -> int:
             cur = conn.cursor()
-            if register is not None:
-                cur.execute(self._register, register)
-            cur.execute(self._sql, row)
-            new_id = cur.lastrowid if sqlite else cur.fetchone()[0]
+            new_id = self.insert_on(cur, row, register=register)
             cur.close()
             conn.commit()
-            return int(new_id)
+            return new_id
 
         return self._fast.run(write, one_statement=register is None)
+
+    def insert_on(self, cur: Any, row: tuple[Any, ...], *,
+                  register: tuple[Any, ...] | None) -> int:
+        """The insert on a cursor of the caller's open transaction; the caller commits."""
+        if register is not None:
+            cur.execute(self._register, register)
+        cur.execute(self._sql, row)
+        return int(cur.lastrowid if self._store.is_sqlite else cur.fetchone()[0])
 
     def discard(self) -> None:
         self._fast.discard()

@@ -84,10 +84,11 @@ class SqlCredentialStore:
 
     def _rows(self, query: Any) -> list[CredentialRow]:
         with storage_guard(), self._engine.connect() as conn:
-            return [_row(r) for r in conn.execute(query).mappings()]
+            return [credential_row(r) for r in conn.execute(query).mappings()]
 
 
-def _row(r: Any) -> CredentialRow:
+def credential_row(r: Any) -> CredentialRow:
+    """A row (a mapping by column name) as a ``CredentialRow``."""
     return CredentialRow(
         id=r["id"], username=r["username"], kind=r["kind"], name=r["name"],
         active=bool(r["active"]), created_at=from_micros(r["created_at"]),

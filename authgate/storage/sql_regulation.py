@@ -109,6 +109,10 @@ def _failed_before(conn: Connection, username: str, mac: str | None, since: int)
         pw.c.username == username, pw.c.mac == mac, pw.c.seen_at > since)).first() is not None
 
 
+def _clear(conn: Connection, subject: str) -> None:
+    conn.execute(delete(ev).where(ev.c.subject == subject))
+
+
 def _add_events(conn: Connection, attempt: str, subjects: Sequence[str], username: str,
                 ip: str, now: int) -> None:
     conn.execute(insert(ev), [{"attempt": attempt, "subject": s, "username": username,
@@ -297,7 +301,7 @@ class SqlRegulationStore:
         with storage_guard(), self._engine.begin() as conn:
             _lock_subject(conn, subject, t)
             if success:
-                conn.execute(delete(ev).where(ev.c.subject == subject))
+                _clear(conn, subject)
                 return None
             if conn.execute(select(ev.c.at).where(ev.c.attempt == attempt,
                                                   ev.c.subject == subject)).first() is None:
@@ -306,6 +310,12 @@ class SqlRegulationStore:
             orders = rules.factor_escalations(FactorCounts(subject, False, failures))
             bans = [self._ban(conn, order, rules, now) for order in orders]
         return bans[0] if bans else None
+
+    def clear_factor_failures(self, *, username: str, now: datetime) -> None:
+        subject = factor_subject(username)
+        with storage_guard(), self._engine.begin() as conn:
+            _lock_subject(conn, subject, to_micros(now))
+            _clear(conn, subject)
 
     # -- operators ---------------------------------------------------------------------------
     def active_bans(self, now: datetime) -> list[Ban]:

@@ -32,7 +32,7 @@ class SqlSessionStore:
 
     def add(self, record: SessionRecord) -> None:
         with storage_guard(), self._engine.begin() as conn:
-            conn.execute(insert(sessions).values(**_row(record)))
+            conn.execute(insert(sessions).values(**session_values(record)))
 
     def get(self, id_hash: str) -> SessionRecord | None:
         """The hot path of every ``/verify``: raw DB-API (see ``storage.fastpath``)."""
@@ -55,11 +55,11 @@ class SqlSessionStore:
             gone = conn.execute(delete(sessions).where(sessions.c.id_hash == old_id_hash))
             if gone.rowcount != 1:
                 return False
-            conn.execute(insert(sessions).values(**_row(record)))
+            conn.execute(insert(sessions).values(**session_values(record)))
             return True
 
     def update(self, record: SessionRecord) -> None:
-        row = _row(record)
+        row = session_values(record)
         with storage_guard(), self._engine.begin() as conn:
             conn.execute(update(sessions).where(sessions.c.id_hash == row.pop("id_hash"))
                          .values(**row))
@@ -114,7 +114,8 @@ class SqlSessionStore:
             raise StorageError("readiness probe row not read back")
 
 
-def _row(r: SessionRecord) -> dict[str, Any]:
+def session_values(r: SessionRecord) -> dict[str, Any]:
+    """A record as its row's column values."""
     return {
         "id_hash": r.id_hash, "username": r.username, "groups": json.dumps(sorted(r.groups)),
         "level": r.level.value, "created_at": to_micros(r.created_at),

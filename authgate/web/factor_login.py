@@ -16,6 +16,7 @@ from authgate.access.next_step import Step
 from authgate.core.values import AuditEvent, Level, Outcome, SessionRecord
 from authgate.credentials.enrolment import fresh_strong_login
 from authgate.factors.errors import CodeReplayed, FactorError
+from authgate.login.second_factor import SessionGone, StepRefused
 from authgate.regulation import Admission, FactorOutcome
 from authgate.sessions.history import complete_sign_in
 from authgate.web.context import meta, rd_param, services
@@ -140,8 +141,9 @@ def _count(admission: Admission, success: bool) -> None:
 
 
 def _typed_code(check: Callable[..., object]) -> BaseResponse | tuple[str, int]:
-    """A typed code (TOTP or recovery): never enough for ``phishing_resistant`` (NIST 63B
-    4.3.2), throttled per user, one generic message for every failure."""
+    """A typed recovery code: never enough for ``phishing_resistant`` (NIST 63B 4.3.2),
+    throttled per user, one generic message for every failure. (A TOTP code: the same
+    rules, its writes in one transaction: ``totp_submit``.)"""
     session = require_session()
     rd = rd_param()
     admission = None if _strong_needed(session, rd) else _admit(session)
@@ -154,10 +156,7 @@ def _typed_code(check: Callable[..., object]) -> BaseResponse | tuple[str, int]:
                        meta=meta())
     except FactorError as exc:
         _count(admission, False)
-        remember_failure()
-        return _factor_page(session, rd, Step.MFA, status=401,
-                            error=REPLAYED if isinstance(exc, CodeReplayed) else GENERIC,
-                            fresh=request.form.get("fresh") == "1")  # the wording only
+        return _code_refused(session, rd, exc)
     _count(admission, True)
     if isinstance(result, int):  # a recovery code: how many are left
         page_session[RECOVERY_LEFT] = result
@@ -166,7 +165,33 @@ def _typed_code(check: Callable[..., object]) -> BaseResponse | tuple[str, int]:
 
 @bp.post("/login/totp")
 def totp_submit() -> BaseResponse | tuple[str, int]:
-    return _typed_code(services().mfa.totp.verify)
+    """Never enough for ``phishing_resistant`` (NIST 63B 4.3.2); otherwise the whole step
+    (throttle, check, session raised, audit) is one transaction (``login.second_factor``)."""
+    session = require_session()
+    rd = rd_param()
+    if _strong_needed(session, rd):
+        _audit_factor_refusal(session, "strong_factor_required")
+        return _factor_page(session, rd, step_for(session, rd), error=GENERIC, status=401)
+    try:
+        issued = services().factor_login.totp(session=session,
+                                              code=request.form.get("code", ""), meta=meta())
+    except StepRefused as exc:
+        _audit_factor_refusal(session, exc.reason or "factor_throttled")
+        return _factor_page(session, rd, step_for(session, rd), error=GENERIC, status=401)
+    except SessionGone:
+        return redirect("/login", code=303)
+    except FactorError as exc:
+        return _code_refused(session, rd, exc)
+    return next_redirect(issued, rd)
+
+
+def _code_refused(session: SessionRecord, rd: str, exc: FactorError) -> tuple[str, int]:
+    """A wrong or replayed code: one generic message (the replay's own wording only after
+    the password step, issue 17 item 6); the reason is in the audit log."""
+    remember_failure()
+    return _factor_page(session, rd, Step.MFA, status=401,
+                        error=REPLAYED if isinstance(exc, CodeReplayed) else GENERIC,
+                        fresh=request.form.get("fresh") == "1")  # the wording only
 
 
 @bp.post("/login/recovery")

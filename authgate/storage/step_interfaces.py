@@ -1,0 +1,76 @@
+"""The contracts of a login step's one transaction (issue 20 item 1).
+
+A second-factor step's writes (the throttle's reservation and reset, the accepted TOTP
+step, the session replaced under a new id, the sealed audit record) commit together or not
+at all: the step's use case describes them inside ``LoginStepUnit.run`` and the storage
+layer runs them as one short transaction on the thread's hot-path connection
+(``storage.fastpath``). No other store may be used inside it.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, NamedTuple, Protocol, TypeVar
+
+from authgate.core.values import SessionRecord
+from authgate.storage.interfaces import RegulationRules
+from authgate.storage.rows import CredentialRow
+
+T = TypeVar("T")
+
+
+class SealedRecord(NamedTuple):
+    """An audit record sealed into its chain, ready to store: the sealed fields in
+    canonical order then the MAC, and the chain's registration with its first record."""
+
+    row: tuple[Any, ...]
+    register: tuple[Any, ...] | None
+
+
+class FactorCounters(Protocol):
+    """The second-factor throttle's writes (``SqlRegulationStore`` and a step's
+    transaction alike)."""
+
+    def admit_factor(self, *, attempt: str, username: str, rules: RegulationRules,
+                     now: datetime) -> str:
+        """Refuse ("factor_banned", "factor_throttled") or reserve ``attempt`` (counted
+        as a failure until cleared) and return ""."""
+        ...
+
+    def clear_factor_failures(self, *, username: str, now: datetime) -> None:
+        """A second factor succeeded: the user's factor failures are forgotten."""
+        ...
+
+
+class StepWrites(FactorCounters, Protocol):
+    """What a second-factor step reads and writes inside its one transaction."""
+
+    def totp_credentials(self, username: str) -> list[CredentialRow]:
+        """The user's active TOTP credentials, oldest first."""
+        ...
+
+    def accept_step(self, cred_id: str, step: int, now: datetime) -> bool:
+        """Record TOTP step ``step`` as used if it is newer than the last (RFC 6238 5.2);
+        False when it is not (a concurrent request spent it first)."""
+        ...
+
+    def replace_session(self, old_id_hash: str, record: SessionRecord) -> bool:
+        """Delete the old session and store ``record``; False if the old one is gone."""
+        ...
+
+    def append_audit(self, record: SealedRecord) -> int:
+        """Store a sealed audit record (registering its chain with the first); its id."""
+        ...
+
+    def discard(self) -> None:
+        """Roll back everything written so far instead of committing it."""
+        ...
+
+
+class LoginStepUnit(Protocol):
+    def run(self, work: Callable[[StepWrites], T]) -> T:
+        """``work`` inside one transaction, committed when it returns (rolled back if it
+        called ``discard``). May run ``work`` again from the start when the database was
+        busy, so ``work`` must do nothing but compute and call its ``StepWrites``.
+        A database error: ``StorageError``, nothing committed."""
+        ...

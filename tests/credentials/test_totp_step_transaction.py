@@ -1,0 +1,220 @@
+"""The TOTP login step commits its writes together, in one transaction (issue 20 item 1):
+the throttle's reservation and reset, the accepted time step, the session replaced under a
+new id, and the sealed audit record. On SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pyotp
+import pytest
+from sqlalchemy import Engine, event, select
+
+from authgate.audit.checkpoints import TrustedKeys
+from authgate.audit.verify import verify_store
+from authgate.composition.root import Services, build_services
+from authgate.core.clock import FixedClock
+from authgate.core.errors import StorageError
+from authgate.core.values import Level, RequestMeta
+from authgate.factors.errors import CodeReplayed
+from authgate.login.second_factor import SessionGone
+from authgate.sessions.service import Issued
+from authgate.storage.fastpath import connections_for
+from authgate.storage.sql_login_step import SqlStepWrites
+from authgate.storage.tables import audit_events
+from authgate.storage.tables_factors import credentials
+from authgate.storage.tables_regulation import regulation_events
+from tests.conftest import make_settings
+from tests.credentials.conftest import MFA_URL
+
+META = RequestMeta(client_ip="192.0.2.7", user_agent="test", request_id="r1")
+
+
+@pytest.fixture
+def step_services(engine: Engine, tmp_path: Path, users_file: Path,
+                  clock: FixedClock) -> Iterator[Services]:
+    """Services on the contract engine's database (SQLite, then PostgreSQL)."""
+    settings = make_settings(tmp_path, users_file, storage={
+        "url": engine.url.render_as_string(hide_password=False)})
+    built = build_services(settings, clock=clock)
+    yield built
+    built.audit.close()
+    built.engine.dispose()
+
+
+def enrol(services: Services, username: str = "alice") -> str:
+    """An active TOTP credential whose last accepted step is a minute ago; its secret."""
+    pending = services.mfa.totp.start(username=username, name="Phone", meta=META)
+    earlier = services.clock.now() - timedelta(minutes=1)
+    services.mfa.credentials.accept_step(pending.credential_id,
+                                         int(earlier.timestamp()) // 30, earlier, activate=True)
+    return pending.secret
+
+
+def password_session(services: Services, username: str = "alice") -> Issued:
+    return services.sessions.start(services.directory.lookup(username), level=Level.PASSWORD,
+                                   client_ip="192.0.2.7", user_agent="test")
+
+
+def code(services: Services, secret: str) -> str:
+    return pyotp.TOTP(secret).at(services.clock.now())
+
+
+def totp_audit(services: Services) -> list[tuple[str, str]]:
+    with services.engine.connect() as conn:
+        return [(r.outcome, r.reason) for r in conn.execute(
+            select(audit_events).where(audit_events.c.event == "login.totp")
+            .order_by(audit_events.c.id))]
+
+
+def last_step(services: Services) -> int | None:
+    with services.engine.connect() as conn:
+        return conn.execute(select(credentials.c.last_step)).scalar_one()  # type: ignore[no-any-return]
+
+
+def factor_events(services: Services) -> int:
+    with services.engine.connect() as conn:
+        return len(conn.execute(select(regulation_events).where(
+            regulation_events.c.subject == "factor:alice")).all())
+
+
+def chain_intact(services: Services) -> int:
+    log = services.audit
+    trusted = TrustedKeys.build(keyring=log.keyring, signer=log.signer)
+    return verify_store(log.store, keyring=log.keyring, trusted=trusted).records
+
+
+def test_accepted_step_raises_the_session_under_a_new_id(step_services) -> None:  # type: ignore[no-untyped-def]
+    svc = step_services
+    secret = enrol(svc)
+    old = password_session(svc)
+    issued = svc.factor_login.totp(session=old.record, code=code(svc, secret), meta=META)
+    assert svc.sessions.resolve(old.token) is None
+    raised = svc.sessions.resolve(issued.token)
+    assert raised is not None and raised.level is Level.MFA
+    assert last_step(svc) == int(svc.clock.now().timestamp()) // 30
+    assert totp_audit(svc) == [("success", "totp_ok")]
+    assert factor_events(svc) == 0  # the reservation was settled in the same commit
+    assert chain_intact(svc) >= 1
+
+
+def test_a_failure_before_commit_leaves_nothing_and_the_lane_resyncs(  # type: ignore[no-untyped-def]
+        step_services, monkeypatch) -> None:
+    """A database error at the last statement (the audit insert): no step spent, no
+    reservation, no audit record, the old session still the one that works; the same code
+    then goes through, and the audit chain has no gap (the lane re-read its head)."""
+    svc = step_services
+    secret = enrol(svc)
+    before = last_step(svc)
+    old = password_session(svc)
+    real_append = SqlStepWrites.append_audit
+
+    def failing(self, record):  # type: ignore[no-untyped-def]
+        self.cur.execute("INSERT INTO no_such_table VALUES (1)")
+
+    monkeypatch.setattr(SqlStepWrites, "append_audit", failing)
+    with pytest.raises(StorageError):
+        svc.factor_login.totp(session=old.record, code=code(svc, secret), meta=META)
+    assert last_step(svc) == before
+    assert factor_events(svc) == 0
+    assert totp_audit(svc) == []
+    assert svc.sessions.resolve(old.token) is not None
+    monkeypatch.setattr(SqlStepWrites, "append_audit", real_append)
+    issued = svc.factor_login.totp(session=old.record, code=code(svc, secret), meta=META)
+    assert svc.sessions.resolve(issued.token) is not None
+    assert svc.sessions.resolve(old.token) is None
+    assert totp_audit(svc) == [("success", "totp_ok")]
+    assert chain_intact(svc) >= 1
+
+
+def test_a_replayed_code_commits_only_its_counted_failure(step_services) -> None:  # type: ignore[no-untyped-def]
+    svc = step_services
+    secret = enrol(svc)
+    first, second = password_session(svc), password_session(svc)
+    svc.factor_login.totp(session=first.record, code=code(svc, secret), meta=META)
+    with pytest.raises(CodeReplayed):
+        svc.factor_login.totp(session=second.record, code=code(svc, secret), meta=META)
+    assert svc.sessions.resolve(second.token).level is Level.PASSWORD  # type: ignore[union-attr]
+    assert totp_audit(svc) == [("success", "totp_ok"), ("failure", "code_replayed")]
+    assert factor_events(svc) == 1
+
+
+def test_a_session_ended_meanwhile_spends_nothing(step_services) -> None:  # type: ignore[no-untyped-def]
+    svc = step_services
+    secret = enrol(svc)
+    before = last_step(svc)
+    old = password_session(svc)
+    svc.sessions.end(old.record)
+    with pytest.raises(SessionGone):
+        svc.factor_login.totp(session=old.record, code=code(svc, secret), meta=META)
+    assert last_step(svc) == before and factor_events(svc) == 0
+    assert totp_audit(svc) == [("failure", "session_gone")]
+
+
+def _race(url: str, tmp: str, users: str, now: str, secret: str, barrier, results) -> None:  # type: ignore[no-untyped-def]
+    """One process of the race: its own services, its own password session, the code."""
+    from datetime import datetime
+
+    svc = build_services(make_settings(Path(tmp), Path(users), storage={"url": url}),
+                         clock=FixedClock(datetime.fromisoformat(now)))
+    session = password_session(svc)
+    typed = pyotp.TOTP(secret).at(svc.clock.now())
+    barrier.wait(timeout=60)
+    try:
+        svc.factor_login.totp(session=session.record, code=typed, meta=META)
+        results.put("accepted")
+    except CodeReplayed:
+        results.put("replayed")
+    finally:
+        svc.audit.close()
+        svc.engine.dispose()
+
+
+def test_one_code_is_accepted_once_across_processes(step_services, tmp_path, users_file  # type: ignore[no-untyped-def]
+                                                    ) -> None:
+    svc = step_services
+    secret = enrol(svc)
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(3), ctx.Queue()
+    url = svc.engine.url.render_as_string(hide_password=False)
+    procs = [ctx.Process(target=_race, args=(url, str(tmp_path), str(users_file),
+                                             svc.clock.now().isoformat(), secret, barrier,
+                                             results)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    outcomes = sorted(results.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+    assert outcomes == ["accepted", "replayed", "replayed"]
+    assert totp_audit(svc).count(("success", "totp_ok")) == 1
+
+
+def test_an_accepted_step_through_the_page_is_one_transaction(mfa, client, clock, services  # type: ignore[no-untyped-def]
+                                                               ) -> None:
+    """Every write of ``POST /login/totp`` between one BEGIN and one COMMIT (SQLite's own
+    trace of every statement on every connection)."""
+    secret = mfa.enrol_totp(mfa.issue_code())
+    client.post("/logout", data={"csrf_token": mfa.auth.csrf("/logout")})
+    clock.advance(seconds=30)
+    page = mfa.login_to().get_data(as_text=True)
+    statements: list[tuple[int, str]] = []
+    connections_for(services.engine).discard()  # reopened below, traced
+    services.engine.pool.dispose()
+
+    @event.listens_for(services.engine, "connect")
+    def traced(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        dbapi_conn.set_trace_callback(lambda sql: statements.append((id(dbapi_conn), sql)))
+
+    r = mfa.post("/login/totp", page, code=mfa.totp(secret), rd=MFA_URL)
+    event.remove(services.engine, "connect", traced)
+    assert r.status_code == 303
+    verbs = [(conn, sql.split()[0].upper()) for conn, sql in statements]
+    assert [v for _, v in verbs].count("BEGIN") == 1
+    assert [v for _, v in verbs].count("COMMIT") == 1
+    begin = next(i for i, (_, v) in enumerate(verbs) if v == "BEGIN")
+    commit = next(i for i, (_, v) in enumerate(verbs) if v == "COMMIT")
+    writes = [i for i, (_, v) in enumerate(verbs) if v in ("INSERT", "UPDATE", "DELETE")]
+    assert writes and all(begin < i < commit for i in writes)
+    assert len({verbs[i][0] for i in (begin, *writes, commit)}) == 1  # one connection
