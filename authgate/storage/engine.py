@@ -14,13 +14,6 @@ from authgate.core.errors import StorageError
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: how long a SQLite connection waits for another one's lock before the statement fails
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-#: Pages of a new database file (SQLite's default is 4096). Every commit writes each page it
-#: changed to the WAL with a checksum over the whole page; a /verify commit changes three
-#: (the audit table's last leaf and its two index leaves), so smaller pages make the
-#: per-request append cheaper (issue 20 item 3: 24 → 19 µs of CPU per insert, alone; ~10 µs
-#: less with two workers writing). A typical record (~500 bytes) still fits a page four
-#: times over. Files made before keep their page size (changing it needs a VACUUM).
-SQLITE_PAGE_SIZE = 2048
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
@@ -96,7 +89,6 @@ def sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     once (switching needs the database to itself), only read on every later connection."""
     cur = dbapi_conn.cursor()
     if cur.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-        cur.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")  # only a new, empty file takes it
         cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")

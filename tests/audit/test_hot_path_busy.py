@@ -145,24 +145,6 @@ def test_a_migrated_database_is_already_in_wal_mode(db: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_a_new_database_gets_small_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
-    """Issue 20 item 3: a /verify commit writes three whole pages to the WAL, so a new file
-    is made with 2 KiB pages; a file made with SQLite's default keeps 4 KiB (and works)."""
-    from authgate.storage.engine import SQLITE_PAGE_SIZE
-
-    new, old = tmp_path / "new.db", tmp_path / "old.db"
-    with sqlite3.connect(old) as conn:  # a database made before: default pages, rollback journal
-        conn.execute("CREATE TABLE before_authgate (x INTEGER)")
-    for path in (new, old):
-        migrate(f"sqlite:///{path}")
-    sizes = {}
-    for path in (new, old):
-        with sqlite3.connect(path) as conn:
-            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-            sizes[path.stem] = conn.execute("PRAGMA page_size").fetchone()[0]
-    assert sizes == {"new": SQLITE_PAGE_SIZE, "old": 4096} and SQLITE_PAGE_SIZE == 2048
-
-
 def test_a_deleted_file_fails_every_write_at_once_and_reads_within_the_recheck(
         sqlite_engine: Engine, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 20 item 3: a read may trust its thread's last file check for READ_RECHECK (one
