@@ -97,6 +97,7 @@ def test_expired_code_and_replayed_code_say_what_to_do(people: Stack, browser: P
     page.find("#code").submit()
     page.wait_url(f"{stack.portal}/enrol/finish")
     page.click("#create-codes")
+    page.wait_for("#codes-saved")  # ten argon2 hashes: the page comes when they are made
     page.click("#codes-saved")
     # Proving the app: the set-up code, still on the phone's screen, is typed again.
     page.wait_url(f"{stack.portal}/login/next?rd=")
@@ -146,6 +147,7 @@ def test_a_failed_passkey_sign_in_says_what_to_try(people: Stack, browser: Page)
     page.click("#webauthn-register")
     page.wait_url(f"{stack.portal}/enrol/finish")
     page.click("#create-codes")
+    page.wait_for("#codes-saved")  # ten argon2 hashes: the page comes when they are made
     page.click("#codes-saved")
     page.wait_for("#webauthn-login")
     page.click("#webauthn-login")
