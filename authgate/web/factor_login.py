@@ -19,6 +19,7 @@ from authgate.factors.errors import CodeReplayed, FactorError
 from authgate.login.second_factor import SessionGone, StepRefused
 from authgate.regulation import Admission, FactorOutcome
 from authgate.sessions.history import complete_sign_in
+from authgate.sessions.service import Issued
 from authgate.web.context import meta, rd_param, services
 from authgate.web.steps import (
     challenge_key,
@@ -140,41 +141,38 @@ def _count(admission: Admission, success: bool) -> None:
         admission=admission, outcome=FactorOutcome.SUCCESS if success else FactorOutcome.FAILURE)
 
 
-def _typed_code(check: Callable[..., object]) -> BaseResponse | tuple[str, int]:
-    """A typed recovery code: never enough for ``phishing_resistant`` (NIST 63B 4.3.2),
-    throttled per user, one generic message for every failure. (A TOTP code: the same
-    rules, its writes in one transaction: ``totp_submit``.)"""
-    session = require_session()
-    rd = rd_param()
-    admission = None if _strong_needed(session, rd) else _admit(session)
-    if admission is None or not admission.allowed:
-        _audit_factor_refusal(session, "strong_factor_required" if admission is None
-                              else admission.reason or "factor_throttled")
-        return _factor_page(session, rd, step_for(session, rd), error=GENERIC, status=401)
-    try:
-        result = check(username=session.username, code=request.form.get("code", ""),
-                       meta=meta())
-    except FactorError as exc:
-        _count(admission, False)
-        return _code_refused(session, rd, exc)
-    _count(admission, True)
-    if isinstance(result, int):  # a recovery code: how many are left
-        page_session[RECOVERY_LEFT] = result
-    return next_redirect(raise_level(session, Level.MFA), rd)
-
-
 @bp.post("/login/totp")
 def totp_submit() -> BaseResponse | tuple[str, int]:
-    """Never enough for ``phishing_resistant`` (NIST 63B 4.3.2); otherwise the whole step
-    (throttle, check, session raised, audit) is one transaction (``login.second_factor``)."""
+    """The whole step (throttle, check, session raised, audit) is one transaction
+    (``login.second_factor``)."""
+    return _typed_code(lambda session, code: services().factor_login.totp(
+        session=session, code=code, meta=meta()))
+
+
+@bp.post("/login/recovery")
+def recovery_submit() -> BaseResponse | tuple[str, int]:
+    """A reservation, the argon2 check outside any transaction, then one transaction for
+    every write of an accepted code (``login.recovery_step``). How many codes are left is
+    shown on arrival."""
+    def step(session: SessionRecord, code: str) -> Issued:
+        spent = services().recovery_login.recovery(session=session, code=code, meta=meta())
+        page_session[RECOVERY_LEFT] = spent.remaining
+        return spent.issued
+
+    return _typed_code(step)
+
+
+def _typed_code(step: Callable[[SessionRecord, str], Issued]
+                ) -> BaseResponse | tuple[str, int]:
+    """A typed code: never enough for ``phishing_resistant`` (NIST 63B 4.3.2), throttled
+    per user, one generic message for every failure."""
     session = require_session()
     rd = rd_param()
     if _strong_needed(session, rd):
         _audit_factor_refusal(session, "strong_factor_required")
         return _factor_page(session, rd, step_for(session, rd), error=GENERIC, status=401)
     try:
-        issued = services().factor_login.totp(session=session,
-                                              code=request.form.get("code", ""), meta=meta())
+        issued = step(session, request.form.get("code", ""))
     except StepRefused as exc:
         _audit_factor_refusal(session, exc.reason or "factor_throttled")
         return _factor_page(session, rd, step_for(session, rd), error=GENERIC, status=401)
@@ -192,11 +190,6 @@ def _code_refused(session: SessionRecord, rd: str, exc: FactorError) -> tuple[st
     return _factor_page(session, rd, Step.MFA, status=401,
                         error=REPLAYED if isinstance(exc, CodeReplayed) else GENERIC,
                         fresh=request.form.get("fresh") == "1")  # the wording only
-
-
-@bp.post("/login/recovery")
-def recovery_submit() -> BaseResponse | tuple[str, int]:
-    return _typed_code(services().mfa.recovery.use)
 
 
 @bp.post("/login/webauthn/options")
