@@ -23,6 +23,7 @@ from authgate.core.clock import Clock, SystemClock
 from authgate.core.values import AuditEvent, Outcome
 from authgate.credentials.second_factors import SecondFactors
 from authgate.directory import Directory, DirectoryRoles, roles_of
+from authgate.login.key_step import SecurityKeyLogin
 from authgate.login.passkey import PasskeyLogin
 from authgate.login.password import LoginService
 from authgate.login.recovery_step import RecoveryLogin
@@ -61,6 +62,7 @@ class Services:
     passkey_login: PasskeyLogin
     factor_login: SecondFactorLogin
     recovery_login: RecoveryLogin
+    key_login: SecurityKeyLogin
     identity_signer: IdentitySigner | None = None
 
     @property
@@ -135,6 +137,8 @@ def _login_steps(engine: Engine, *, mfa: SecondFactors, regulator: Regulator,
         "recovery_login": RecoveryLogin(recovery=mfa.recovery, regulator=regulator,
                                         sessions=sessions, audit=audit, unit=unit,
                                         clock=clock),
+        "key_login": SecurityKeyLogin(webauthn=mfa.webauthn, regulator=regulator,
+                                      sessions=sessions, audit=audit, unit=unit, clock=clock),
     }
 
 

@@ -69,8 +69,8 @@ class RecoveryLogin:
         outcome = self._checked(attempt, reserved)
         if outcome.audit_id:
             return SpentCode(attempt.raised, len(reserved.codes) - 1)
-        raise failed_step(EVENT, outcome, attempt, regulator=self._regulator,
-                          audit=self._audit)
+        raise failed_step(EVENT, outcome, username=session.username, meta=meta,
+                          regulator=self._regulator, audit=self._audit)
 
     def _checked(self, attempt: StepAttempt, reserved: _Reserved) -> StepOutcome:
         """(b) the argon2 check, outside any transaction, then (c) the completion."""

@@ -88,8 +88,8 @@ class SecondFactorLogin:
                 slot.stored(outcome.audit_id)
         if outcome.audit_id:
             return attempt.raised
-        raise failed_step("login.totp", outcome, attempt, regulator=self._regulator,
-                          audit=self._audit)
+        raise failed_step("login.totp", outcome, username=session.username, meta=meta,
+                          regulator=self._regulator, audit=self._audit)
 
     def _totp_writes(self, writes: StepWrites, attempt: StepAttempt, slot: AuditSlot
                      ) -> StepOutcome:
@@ -127,22 +127,21 @@ class SecondFactorLogin:
         return StepOutcome(admission=admission, audit_id=writes.append_audit(record))
 
 
-def failed_step(event: str, outcome: StepOutcome, attempt: StepAttempt, *,
+def failed_step(event: str, outcome: StepOutcome, *, username: str, meta: RequestMeta,
                 regulator: Regulator, audit: AuditLog) -> AuthgateError:
     """Audit what a step's transaction refused, settle a counted failure; the error to
     raise. Runs after the transaction, which nothing else may write inside."""
-    username = attempt.session.username
     admission = outcome.admission
     if admission is not None and not admission.allowed:
         regulator.factor_refused(username=username, reason=admission.reason)
         return StepRefused(admission.reason)
     if outcome.gone:
         audit.record(factor_event(event, Outcome.FAILURE, "session_gone", username=username,
-                                  meta=attempt.meta))
+                                  meta=meta))
         return SessionGone()
     error = outcome.error or InvalidCode()
     audit.record(factor_event(event, Outcome.FAILURE, error.reason, username=username,
-                              meta=attempt.meta))
+                              meta=meta))
     if admission is not None:
         regulator.record_factor(admission=admission, outcome=FactorOutcome.FAILURE)
     return error

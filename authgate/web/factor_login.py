@@ -13,11 +13,10 @@ from flask import session as page_session
 from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.access.next_step import Step
-from authgate.core.values import AuditEvent, Level, Outcome, SessionRecord
+from authgate.core.values import AuditEvent, Outcome, SessionRecord
 from authgate.credentials.enrolment import fresh_strong_login
 from authgate.factors.errors import CodeReplayed, FactorError
 from authgate.login.second_factor import SessionGone, StepRefused
-from authgate.regulation import Admission, FactorOutcome
 from authgate.sessions.history import complete_sign_in
 from authgate.sessions.service import Issued
 from authgate.web.context import meta, rd_param, services
@@ -27,7 +26,6 @@ from authgate.web.steps import (
     next_json,
     next_redirect,
     options_json,
-    raise_level,
     refused_json,
     remember_failure,
     require_session,
@@ -130,17 +128,6 @@ def _audit_factor_refusal(session: SessionRecord, reason: str, *,
         target=rd_param()[:256]))
 
 
-def _admit(session: SessionRecord) -> Admission:
-    """Second-factor failures are throttled per user, apart from passwords (they never
-    reach Active Directory); a refusal is audited by the regulator."""
-    return services().regulator.admit_factor(username=session.username)
-
-
-def _count(admission: Admission, success: bool) -> None:
-    services().regulator.record_factor(
-        admission=admission, outcome=FactorOutcome.SUCCESS if success else FactorOutcome.FAILURE)
-
-
 @bp.post("/login/totp")
 def totp_submit() -> BaseResponse | tuple[str, int]:
     """The whole step (throttle, check, session raised, audit) is one transaction
@@ -203,24 +190,20 @@ def webauthn_options() -> BaseResponse:
 
 @bp.post("/login/webauthn/verify")
 def webauthn_verify() -> BaseResponse | tuple[BaseResponse, int]:
+    """The whole step (throttle, challenge, assertion, sign count, session raised, audit)
+    is one transaction (``login.key_step``); one generic refusal, the reason audited."""
     session = require_session()
     rd = rd_param()
-    strong = _strong_needed(session, rd)
-    admission = _admit(session)
-    if not admission.allowed:
-        return refused_json(_KEY_REFUSED, 401)
     try:
-        row, verified = services().mfa.webauthn.finish_authentication(
-            key=challenge_key(session, "login"), credential_json=request.get_data(as_text=True),
-            require_uv=strong, meta=meta())
+        issued = services().key_login.verify(
+            session=session, challenge_key=challenge_key(session, "login"),
+            credential_json=request.get_data(as_text=True),
+            require_uv=_strong_needed(session, rd), meta=meta())
+    except StepRefused:
+        return refused_json(_KEY_REFUSED, 401)
+    except SessionGone:
+        return redirect("/login", code=303)
     except FactorError:
-        _count(admission, False)
         remember_failure()
         return refused_json(_KEY_REFUSED, 401)
-    if row.username != session.username:
-        _count(admission, False)
-        remember_failure()
-        return refused_json(_KEY_REFUSED, 401)
-    _count(admission, True)
-    level = Level.PHISHING_RESISTANT if verified else Level.MFA
-    return next_json(raise_level(session, level), rd)
+    return next_json(issued, rd)
