@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from argon2 import PasswordHasher
 from sqlalchemy import Engine
@@ -22,8 +23,10 @@ from authgate.core.clock import Clock, SystemClock
 from authgate.core.values import AuditEvent, Outcome
 from authgate.credentials.second_factors import SecondFactors
 from authgate.directory import Directory, DirectoryRoles, roles_of
+from authgate.login.key_step import SecurityKeyLogin
 from authgate.login.passkey import PasskeyLogin
 from authgate.login.password import LoginService
+from authgate.login.recovery_step import RecoveryLogin
 from authgate.login.second_factor import SecondFactorLogin
 from authgate.policy.live import PolicyRuntime, ReloadResult
 from authgate.regulation import Regulator
@@ -58,6 +61,8 @@ class Services:
     session_ending: SessionEnding
     passkey_login: PasskeyLogin
     factor_login: SecondFactorLogin
+    recovery_login: RecoveryLogin
+    key_login: SecurityKeyLogin
     identity_signer: IdentitySigner | None = None
 
     @property
@@ -112,12 +117,29 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
         session_ending=SessionEnding(sessions=sessions, audit=audit),
         passkey_login=PasskeyLogin(webauthn=mfa.webauthn, directory=directory,
                                    regulator=regulator, sessions=sessions, audit=audit),
-        factor_login=SecondFactorLogin(totp=mfa.totp, regulator=regulator, sessions=sessions,
-                                       audit=audit, unit=SqlLoginSteps(engine), clock=clock),
+        **_login_steps(engine, mfa=mfa, regulator=regulator, sessions=sessions, audit=audit,
+                       clock=clock),
         identity_signer=IdentitySigner.from_pem_file(
             settings.server.identity_key_file, issuer=settings.server.public_url)
         if settings.server.identity_key_file else None,
     )
+
+
+def _login_steps(engine: Engine, *, mfa: SecondFactors, regulator: Regulator,
+                 sessions: SessionService, audit: AuditLog, clock: Clock) -> dict[str, Any]:
+    """The second-factor login steps, their writes in one transaction each (issue 20
+    item 1), as ``Services`` fields."""
+    unit = SqlLoginSteps(engine)
+    return {
+        "factor_login": SecondFactorLogin(totp=mfa.totp, regulator=regulator,
+                                          sessions=sessions, audit=audit, unit=unit,
+                                          clock=clock),
+        "recovery_login": RecoveryLogin(recovery=mfa.recovery, regulator=regulator,
+                                        sessions=sessions, audit=audit, unit=unit,
+                                        clock=clock),
+        "key_login": SecurityKeyLogin(webauthn=mfa.webauthn, regulator=regulator,
+                                      sessions=sessions, audit=audit, unit=unit, clock=clock),
+    }
 
 
 def _build_sessions(settings: Settings, *, engine: Engine, clock: Clock, directory: Directory,

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from argon2 import PasswordHasher
 
 from authgate.core.values import Outcome, RequestMeta
 from authgate.credentials.factor_audit import FactorAudit, new_id
-from authgate.factors import generate_recovery_codes, hash_recovery_code, verify_recovery_code
+from authgate.factors import (
+    VerifiedRecoveryCode,
+    generate_recovery_codes,
+    hash_recovery_code,
+    verify_recovery_code,
+)
 from authgate.factors.codes import ALPHABET
 from authgate.factors.errors import InvalidRecoveryCode
 from authgate.storage.interfaces import RecoveryCodeStore
@@ -37,12 +43,19 @@ class RecoveryService:
     def remaining(self, username: str) -> int:
         return len(self._codes.unused(username))
 
+    def check_code(self, *, code: str, codes: Sequence[RecoveryCodeRow]
+                   ) -> VerifiedRecoveryCode[str]:
+        """The unspent code ``code`` matches (argon2id, one verification per code), or
+        ``InvalidRecoveryCode``. Stores nothing: the caller spends the code
+        (``login.recovery_step``)."""
+        return verify_recovery_code(code=code, hashes=[(r.id, r.code_hash) for r in codes],
+                                    hasher=self._hasher)
+
     def use(self, *, username: str, code: str, meta: RequestMeta) -> int:
         """Spend one code; returns how many are left (shown to the user afterwards)."""
         unused = self._codes.unused(username)
         try:
-            verified = verify_recovery_code(code=code, hashes=[(r.id, r.code_hash) for r in unused],
-                                            hasher=self._hasher)
+            verified = self.check_code(code=code, codes=unused)
             if not self._codes.spend(verified.code_id, self._record.clock.now()):
                 raise InvalidRecoveryCode("recovery_code_reused")
         except InvalidRecoveryCode as exc:

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import itertools
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from authgate.core.values import Outcome, RequestMeta
@@ -56,6 +57,16 @@ def meets_policy(row: CredentialRow, params: FactorParams) -> bool:
         return False
     return not params.aaguid_allowlist or row.aaguid.lower() in {
         a.lower() for a in params.aaguid_allowlist}
+
+
+@dataclass(frozen=True)
+class KeyProof:
+    """A verified assertion: the authenticator's new sign count, whether the sign-in is
+    phishing-resistant, and the audit reason that says which it is."""
+
+    new_sign_count: int
+    strong: bool
+    reason: str
 
 
 class WebAuthnService:
@@ -153,36 +164,52 @@ class WebAuthnService:
                               meta: RequestMeta) -> tuple[CredentialRow, bool]:
         """The credential used and whether the sign-in is phishing-resistant (the user was
         verified and the key meets the policy's attestation rule); audits every outcome."""
-        p = self._params()
         username = ""
         try:
             username, challenge = self._take(key, "authenticate")
             passkey = not username  # discoverable: the authenticator says who it is
             row = self._lookup(credential_json, username)
             username = row.username
-            verified = verify_authentication(
-                credential_json=credential_json, expected_challenge=challenge,
-                expected_rp_id=p.rp_id, expected_origins=list(p.origins),
-                credential_public_key=unb64url(row.public_key or ""),
-                credential_current_sign_count=row.sign_count, require_user_verification=require_uv,
-                expected_user_handle=user_handle(row.username) if passkey else None)
+            proof = self.check_assertion(row=row, challenge=challenge,
+                                         credential_json=credential_json,
+                                         require_uv=require_uv, passkey=passkey)
             if not self._store.accept_sign_count(row.id, old=row.sign_count,
-                                                 new=verified.new_sign_count,
+                                                 new=proof.new_sign_count,
                                                  now=self._record.clock.now()):
                 raise WebAuthnFailed("sign_count_regressed", "sign count raced")
         except WebAuthnFailed as exc:
             self._record("login.webauthn", Outcome.FAILURE, exc.reason, username=username,
                          meta=meta)
             raise
+        self._record("login.webauthn", Outcome.SUCCESS, proof.reason, username=row.username,
+                     meta=meta, credential=row.id)
+        return row, proof.strong
+
+    def check_assertion(self, *, row: CredentialRow, challenge: bytes, credential_json: str,
+                        require_uv: bool, passkey: bool) -> KeyProof:
+        """Verify an assertion against ``row`` and the challenge taken for it (W3C WebAuthn
+        §7.2; a sign count that did not increase fails ``sign_count_regressed``, §6.1.1).
+        Pure: the caller stores the new sign count if nothing changed it meanwhile."""
+        p = self._params()
+        verified = verify_authentication(
+            credential_json=credential_json, expected_challenge=challenge,
+            expected_rp_id=p.rp_id, expected_origins=list(p.origins),
+            credential_public_key=unb64url(row.public_key or ""),
+            credential_current_sign_count=row.sign_count, require_user_verification=require_uv,
+            expected_user_handle=user_handle(row.username) if passkey else None)
         strong = verified.user_verified and meets_policy(row, p)
-        self._record("login.webauthn", Outcome.SUCCESS,
-                     "webauthn_uv" if strong else
-                     "webauthn_below_policy" if verified.user_verified else "webauthn_up",
-                     username=row.username, meta=meta, credential=row.id)
-        return row, strong
+        return KeyProof(new_sign_count=verified.new_sign_count, strong=strong,
+                        reason="webauthn_uv" if strong else "webauthn_below_policy"
+                        if verified.user_verified else "webauthn_up")
+
+    @staticmethod
+    def credential_key(credential_json: str) -> str:
+        """The credential id an assertion names (b64url, as stored); ``WebAuthnFailed``
+        (``malformed``) when it names none."""
+        return b64url(credential_id_of(credential_json))
 
     def _lookup(self, credential_json: str, username: str) -> CredentialRow:
-        row = self._store.by_credential_id(b64url(credential_id_of(credential_json)))
+        row = self._store.by_credential_id(self.credential_key(credential_json))
         if row is None or row.kind != "webauthn" or (username and row.username != username):
             raise WebAuthnFailed("unknown_credential", "credential not registered")
         return row

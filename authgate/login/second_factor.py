@@ -43,7 +43,7 @@ class SessionGone(AuthgateError):
 
 
 @dataclass(frozen=True)
-class _Attempt:
+class StepAttempt:
     """One step's request: the session, what was typed, and the session it would become."""
 
     session: SessionRecord
@@ -54,7 +54,7 @@ class _Attempt:
 
 
 @dataclass(frozen=True)
-class _Outcome:
+class StepOutcome:
     """What the transaction did; acted on once it has ended."""
 
     admission: Admission | None = None
@@ -79,24 +79,26 @@ class SecondFactorLogin:
         """The session raised to ``mfa`` under a new id, or ``StepRefused``, ``SessionGone``
         or the check's ``FactorError`` (``CodeReplayed`` for a right code used before);
         every outcome audited."""
-        attempt = _Attempt(session, code, meta, self._sessions.elevated(session, level=Level.MFA),
-                           self._clock.now())
+        attempt = StepAttempt(session, code, meta,
+                              self._sessions.elevated(session, level=Level.MFA),
+                              self._clock.now())
         with self._audit.within() as slot:  # the audit lane first, then the transaction
             outcome = self._unit.run(lambda writes: self._totp_writes(writes, attempt, slot))
             if outcome.audit_id:
                 slot.stored(outcome.audit_id)
         if outcome.audit_id:
             return attempt.raised
-        raise self._after_failure(outcome, attempt)
+        raise failed_step("login.totp", outcome, username=session.username, meta=meta,
+                          regulator=self._regulator, audit=self._audit)
 
-    def _totp_writes(self, writes: StepWrites, attempt: _Attempt, slot: AuditSlot
-                     ) -> _Outcome:
+    def _totp_writes(self, writes: StepWrites, attempt: StepAttempt, slot: AuditSlot
+                     ) -> StepOutcome:
         """The transaction: throttle, check, and on success every write of the step."""
         username = attempt.session.username
         admission = self._regulator.reserve_factor(writes, username=username)
         if not admission.allowed:
             writes.discard()
-            return _Outcome(admission=admission)
+            return StepOutcome(admission=admission)
         error: FactorError = InvalidCode("no_totp_credential")
         for row in writes.totp_credentials(username):
             try:
@@ -111,33 +113,35 @@ class SecondFactorLogin:
                 error = CodeReplayed()  # a concurrent request spent this step first
                 break
             return self._accepted(writes, attempt, admission, row, slot)
-        return _Outcome(admission=admission, error=error)  # the reservation stays counted
+        return StepOutcome(admission=admission, error=error)  # the reservation stays counted
 
-    def _accepted(self, writes: StepWrites, attempt: _Attempt, admission: Admission,
-                  row: CredentialRow, slot: AuditSlot) -> _Outcome:
+    def _accepted(self, writes: StepWrites, attempt: StepAttempt, admission: Admission,
+                  row: CredentialRow, slot: AuditSlot) -> StepOutcome:
         if not writes.replace_session(attempt.session.id_hash, attempt.raised.record):
             writes.discard()
-            return _Outcome(admission=admission, gone=True)
+            return StepOutcome(admission=admission, gone=True)
         self._regulator.factor_succeeded(writes, admission=admission)
         record = slot.seal(factor_event("login.totp", Outcome.SUCCESS, "totp_ok",
                                         username=attempt.session.username, meta=attempt.meta,
                                         credential=row.id))
-        return _Outcome(admission=admission, audit_id=writes.append_audit(record))
+        return StepOutcome(admission=admission, audit_id=writes.append_audit(record))
 
-    def _after_failure(self, outcome: _Outcome, attempt: _Attempt) -> AuthgateError:
-        """Audit what the transaction refused, settle a counted failure; the error to raise."""
-        username = attempt.session.username
-        admission = outcome.admission
-        if admission is not None and not admission.allowed:
-            self._regulator.factor_refused(username=username, reason=admission.reason)
-            return StepRefused(admission.reason)
-        if outcome.gone:
-            self._audit.record(factor_event("login.totp", Outcome.FAILURE, "session_gone",
-                                            username=username, meta=attempt.meta))
-            return SessionGone()
-        error = outcome.error or InvalidCode()
-        self._audit.record(factor_event("login.totp", Outcome.FAILURE, error.reason,
-                                        username=username, meta=attempt.meta))
-        if admission is not None:
-            self._regulator.record_factor(admission=admission, outcome=FactorOutcome.FAILURE)
-        return error
+
+def failed_step(event: str, outcome: StepOutcome, *, username: str, meta: RequestMeta,
+                regulator: Regulator, audit: AuditLog) -> AuthgateError:
+    """Audit what a step's transaction refused, settle a counted failure; the error to
+    raise. Runs after the transaction, which nothing else may write inside."""
+    admission = outcome.admission
+    if admission is not None and not admission.allowed:
+        regulator.factor_refused(username=username, reason=admission.reason)
+        return StepRefused(admission.reason)
+    if outcome.gone:
+        audit.record(factor_event(event, Outcome.FAILURE, "session_gone", username=username,
+                                  meta=meta))
+        return SessionGone()
+    error = outcome.error or InvalidCode()
+    audit.record(factor_event(event, Outcome.FAILURE, error.reason, username=username,
+                              meta=meta))
+    if admission is not None:
+        regulator.record_factor(admission=admission, outcome=FactorOutcome.FAILURE)
+    return error

@@ -116,6 +116,11 @@ class Regulator(BanRegistry, Protocol):
         """``record_factor(SUCCESS)`` on the caller's transaction."""
         ...
 
+    def factor_given_back(self, counters: FactorCounters, *, admission: Admission) -> None:
+        """The admitted attempt's reservation deleted on the caller's transaction (it was
+        neither a failure nor a success)."""
+        ...
+
 
 class NoRegulation:
     """Admits everything, counts nothing, holds no bans."""
@@ -141,6 +146,9 @@ class NoRegulation:
         return None
 
     def factor_succeeded(self, counters: FactorCounters, *, admission: Admission) -> None:
+        return None
+
+    def factor_given_back(self, counters: FactorCounters, *, admission: Admission) -> None:
         return None
 
     def active_bans(self) -> list[Ban]:

@@ -251,6 +251,17 @@ class StoreRegulator:
         ticket.settled = True
         counters.clear_factor_failures(username=ticket.username, now=self._clock.now())
 
+    def factor_given_back(self, counters: FactorCounters, *, admission: Admission) -> None:
+        """The admitted attempt neither failed nor succeeded (a right recovery code for a
+        session that ended meanwhile): its reservation is deleted on the caller's
+        transaction, as if it had never been made."""
+        ticket = admission.reservation
+        if not isinstance(ticket, _FactorTicket) or ticket.settled:
+            _log.warning("factor_given_back without an unsettled admitted attempt")
+            return
+        ticket.settled = True
+        counters.release_factor(attempt=ticket.attempt, username=ticket.username)
+
     def record_factor(self, *, admission: Admission, outcome: FactorOutcome) -> None:
         ticket = admission.reservation
         if not isinstance(ticket, _FactorTicket) or ticket.settled:

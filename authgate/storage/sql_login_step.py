@@ -24,7 +24,7 @@ from authgate.core.values import SessionRecord
 from authgate.storage.fastpath import connections_for
 from authgate.storage.interfaces import RegulationRules
 from authgate.storage.regulation_rows import FactorCounts, factor_subject
-from authgate.storage.rows import CredentialRow
+from authgate.storage.rows import ChallengeRow, CredentialRow, RecoveryCodeRow
 from authgate.storage.sql_audit import SqlAppender, SqlAuditStore
 from authgate.storage.sql_credentials import credential_row
 from authgate.storage.sql_sessions import session_values
@@ -46,10 +46,20 @@ _SQL = {
     "add_event": "INSERT INTO regulation_events (attempt, subject, username, ip, at) "
                  "VALUES (?, ?, ?, '', ?)",
     "clear": "DELETE FROM regulation_events WHERE subject = ?",
+    "release": "DELETE FROM regulation_events WHERE attempt = ? AND subject = ?",
     "totp": f"SELECT {', '.join(_CREDENTIAL_COLUMNS)} FROM credentials WHERE "  # noqa: S608
             "username = ? AND kind = 'totp' AND active = ? ORDER BY created_at",
     "accept": "UPDATE credentials SET last_step = ?, last_used_at = ? WHERE id = ? AND "
               "(last_step IS NULL OR last_step < ?)",
+    "codes": "SELECT id, code_hash FROM recovery_codes WHERE username = ? AND "
+             "used_at IS NULL",
+    "spend": "UPDATE recovery_codes SET used_at = ? WHERE id = ? AND used_at IS NULL",
+    "take": "DELETE FROM challenges WHERE id_hash = ? RETURNING purpose, username, "
+            "challenge, expires_at",
+    "key": f"SELECT {', '.join(_CREDENTIAL_COLUMNS)} FROM credentials WHERE "  # noqa: S608
+           "credential_id = ? AND active = ?",
+    "sign_count": "UPDATE credentials SET sign_count = ?, last_used_at = ? WHERE id = ? AND "
+                  "sign_count = ?",
     "drop_session": "DELETE FROM sessions WHERE id_hash = ?",
     "add_session": f"INSERT INTO sessions ({', '.join(_SESSION_COLUMNS)}) VALUES "  # noqa: S608
                    f"({', '.join('?' * len(_SESSION_COLUMNS))})",
@@ -112,14 +122,39 @@ class SqlStepWrites:
         self._one("lock_subject", (subject, to_micros(now)))
         self.cur.execute(self._sql["clear"], (subject,))
 
+    def release_factor(self, *, attempt: str, username: str) -> None:
+        self.cur.execute(self._sql["release"], (attempt, factor_subject(username)))
+
     # -- the factor, the session, the audit record -----------------------------------------
     def totp_credentials(self, username: str) -> list[CredentialRow]:
         self.cur.execute(self._sql["totp"], (username, True))
-        return [credential_row(dict(zip(_CREDENTIAL_COLUMNS, r, strict=True)))
-                for r in self.cur.fetchall()]
+        return [_credential(r) for r in self.cur.fetchall()]
 
     def accept_step(self, cred_id: str, step: int, now: datetime) -> bool:
-        self.cur.execute(self._sql["accept"], (step, to_micros(now), cred_id, step))
+        return self._changed_one("accept", (step, to_micros(now), cred_id, step))
+
+    def recovery_codes(self, username: str) -> list[RecoveryCodeRow]:
+        self.cur.execute(self._sql["codes"], (username,))
+        return [RecoveryCodeRow(str(r[0]), str(r[1])) for r in self.cur.fetchall()]
+
+    def spend_recovery_code(self, code_id: str, now: datetime) -> bool:
+        return self._changed_one("spend", (to_micros(now), code_id))
+
+    def take_challenge(self, key: str, *, purpose: str, now: datetime) -> ChallengeRow | None:
+        found = self._one("take", (key,))
+        if found is None or found[0] != purpose or found[3] <= to_micros(now):
+            return None
+        return ChallengeRow(str(found[1]), str(found[2]))
+
+    def webauthn_credential(self, credential_id: str) -> CredentialRow | None:
+        found = self._one("key", (credential_id, True))
+        return None if found is None else _credential(found)
+
+    def accept_sign_count(self, cred_id: str, *, old: int, new: int, now: datetime) -> bool:
+        return self._changed_one("sign_count", (new, to_micros(now), cred_id, old))
+
+    def _changed_one(self, name: str, params: tuple[Any, ...]) -> bool:
+        self.cur.execute(self._sql[name], params)
         return int(self.cur.rowcount) == 1
 
     def replace_session(self, old_id_hash: str, record: SessionRecord) -> bool:
@@ -135,3 +170,7 @@ class SqlStepWrites:
 
     def discard(self) -> None:
         self.discarded = True
+
+
+def _credential(values: tuple[Any, ...]) -> CredentialRow:
+    return credential_row(dict(zip(_CREDENTIAL_COLUMNS, values, strict=True)))

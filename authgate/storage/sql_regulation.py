@@ -317,6 +317,11 @@ class SqlRegulationStore:
             _lock_subject(conn, subject, to_micros(now))
             _clear(conn, subject)
 
+    def release_factor(self, *, attempt: str, username: str) -> None:
+        with storage_guard(), self._engine.begin() as conn:
+            conn.execute(delete(ev).where(ev.c.attempt == attempt,
+                                          ev.c.subject == factor_subject(username)))
+
     # -- operators ---------------------------------------------------------------------------
     def active_bans(self, now: datetime) -> list[Ban]:
         t = to_micros(now)

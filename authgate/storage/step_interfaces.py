@@ -1,10 +1,13 @@
 """The contracts of a login step's one transaction (issue 20 item 1).
 
 A second-factor step's writes (the throttle's reservation and reset, the accepted TOTP
-step, the session replaced under a new id, the sealed audit record) commit together or not
-at all: the step's use case describes them inside ``LoginStepUnit.run`` and the storage
-layer runs them as one short transaction on the thread's hot-path connection
-(``storage.fastpath``). No other store may be used inside it.
+step, the spent recovery code, the taken WebAuthn challenge and new sign count, the session
+replaced under a new id, the sealed audit record) commit together or not at all: the step's
+use case describes them inside ``LoginStepUnit.run`` and the storage layer runs them as one
+short transaction on the thread's hot-path connection (``storage.fastpath``). No other
+store may be used inside it. (A recovery code's argon2 check is too slow to hold a write
+lock for: that step reserves in one transaction and completes in a second,
+``login.recovery_step``.)
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 
 from authgate.core.values import SessionRecord
 from authgate.storage.interfaces import RegulationRules
-from authgate.storage.rows import CredentialRow
+from authgate.storage.rows import ChallengeRow, CredentialRow, RecoveryCodeRow
 
 T = TypeVar("T")
 
@@ -41,6 +44,10 @@ class FactorCounters(Protocol):
         """A second factor succeeded: the user's factor failures are forgotten."""
         ...
 
+    def release_factor(self, *, attempt: str, username: str) -> None:
+        """``attempt``'s reservation given back (neither a failure nor a success)."""
+        ...
+
 
 class StepWrites(FactorCounters, Protocol):
     """What a second-factor step reads and writes inside its one transaction."""
@@ -52,6 +59,31 @@ class StepWrites(FactorCounters, Protocol):
     def accept_step(self, cred_id: str, step: int, now: datetime) -> bool:
         """Record TOTP step ``step`` as used if it is newer than the last (RFC 6238 5.2);
         False when it is not (a concurrent request spent it first)."""
+        ...
+
+    def recovery_codes(self, username: str) -> list[RecoveryCodeRow]:
+        """The user's unspent recovery codes (id and argon2id hash)."""
+        ...
+
+    def spend_recovery_code(self, code_id: str, now: datetime) -> bool:
+        """Mark the code used if it is still unused; False when another request spent it
+        first (a conditional UPDATE: of two concurrent uses exactly one wins, ASVS 2.6.1)."""
+        ...
+
+    def take_challenge(self, key: str, *, purpose: str, now: datetime) -> ChallengeRow | None:
+        """The WebAuthn challenge stored under ``key``, deleted as it is read (single use,
+        ASVS 2.9.2: of two concurrent takes exactly one gets it); None when there was none,
+        or it was for another purpose or expired (gone all the same), as
+        ``ChallengeStore.take``."""
+        ...
+
+    def webauthn_credential(self, credential_id: str) -> CredentialRow | None:
+        """The active credential with this WebAuthn credential id (b64url)."""
+        ...
+
+    def accept_sign_count(self, cred_id: str, *, old: int, new: int, now: datetime) -> bool:
+        """Store the authenticator's new sign count if it is still ``old`` (WebAuthn
+        §6.1.1); False when a concurrent sign-in changed it first."""
         ...
 
     def replace_session(self, old_id_hash: str, record: SessionRecord) -> bool:

@@ -13,12 +13,12 @@ from flask import session as page_session
 from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.access.next_step import Step
-from authgate.core.values import AuditEvent, Level, Outcome, SessionRecord
+from authgate.core.values import AuditEvent, Outcome, SessionRecord
 from authgate.credentials.enrolment import fresh_strong_login
 from authgate.factors.errors import CodeReplayed, FactorError
 from authgate.login.second_factor import SessionGone, StepRefused
-from authgate.regulation import Admission, FactorOutcome
 from authgate.sessions.history import complete_sign_in
+from authgate.sessions.service import Issued
 from authgate.web.context import meta, rd_param, services
 from authgate.web.steps import (
     challenge_key,
@@ -26,7 +26,6 @@ from authgate.web.steps import (
     next_json,
     next_redirect,
     options_json,
-    raise_level,
     refused_json,
     remember_failure,
     require_session,
@@ -129,52 +128,38 @@ def _audit_factor_refusal(session: SessionRecord, reason: str, *,
         target=rd_param()[:256]))
 
 
-def _admit(session: SessionRecord) -> Admission:
-    """Second-factor failures are throttled per user, apart from passwords (they never
-    reach Active Directory); a refusal is audited by the regulator."""
-    return services().regulator.admit_factor(username=session.username)
-
-
-def _count(admission: Admission, success: bool) -> None:
-    services().regulator.record_factor(
-        admission=admission, outcome=FactorOutcome.SUCCESS if success else FactorOutcome.FAILURE)
-
-
-def _typed_code(check: Callable[..., object]) -> BaseResponse | tuple[str, int]:
-    """A typed recovery code: never enough for ``phishing_resistant`` (NIST 63B 4.3.2),
-    throttled per user, one generic message for every failure. (A TOTP code: the same
-    rules, its writes in one transaction: ``totp_submit``.)"""
-    session = require_session()
-    rd = rd_param()
-    admission = None if _strong_needed(session, rd) else _admit(session)
-    if admission is None or not admission.allowed:
-        _audit_factor_refusal(session, "strong_factor_required" if admission is None
-                              else admission.reason or "factor_throttled")
-        return _factor_page(session, rd, step_for(session, rd), error=GENERIC, status=401)
-    try:
-        result = check(username=session.username, code=request.form.get("code", ""),
-                       meta=meta())
-    except FactorError as exc:
-        _count(admission, False)
-        return _code_refused(session, rd, exc)
-    _count(admission, True)
-    if isinstance(result, int):  # a recovery code: how many are left
-        page_session[RECOVERY_LEFT] = result
-    return next_redirect(raise_level(session, Level.MFA), rd)
-
-
 @bp.post("/login/totp")
 def totp_submit() -> BaseResponse | tuple[str, int]:
-    """Never enough for ``phishing_resistant`` (NIST 63B 4.3.2); otherwise the whole step
-    (throttle, check, session raised, audit) is one transaction (``login.second_factor``)."""
+    """The whole step (throttle, check, session raised, audit) is one transaction
+    (``login.second_factor``)."""
+    return _typed_code(lambda session, code: services().factor_login.totp(
+        session=session, code=code, meta=meta()))
+
+
+@bp.post("/login/recovery")
+def recovery_submit() -> BaseResponse | tuple[str, int]:
+    """A reservation, the argon2 check outside any transaction, then one transaction for
+    every write of an accepted code (``login.recovery_step``). How many codes are left is
+    shown on arrival."""
+    def step(session: SessionRecord, code: str) -> Issued:
+        spent = services().recovery_login.recovery(session=session, code=code, meta=meta())
+        page_session[RECOVERY_LEFT] = spent.remaining
+        return spent.issued
+
+    return _typed_code(step)
+
+
+def _typed_code(step: Callable[[SessionRecord, str], Issued]
+                ) -> BaseResponse | tuple[str, int]:
+    """A typed code: never enough for ``phishing_resistant`` (NIST 63B 4.3.2), throttled
+    per user, one generic message for every failure."""
     session = require_session()
     rd = rd_param()
     if _strong_needed(session, rd):
         _audit_factor_refusal(session, "strong_factor_required")
         return _factor_page(session, rd, step_for(session, rd), error=GENERIC, status=401)
     try:
-        issued = services().factor_login.totp(session=session,
-                                              code=request.form.get("code", ""), meta=meta())
+        issued = step(session, request.form.get("code", ""))
     except StepRefused as exc:
         _audit_factor_refusal(session, exc.reason or "factor_throttled")
         return _factor_page(session, rd, step_for(session, rd), error=GENERIC, status=401)
@@ -194,11 +179,6 @@ def _code_refused(session: SessionRecord, rd: str, exc: FactorError) -> tuple[st
                         fresh=request.form.get("fresh") == "1")  # the wording only
 
 
-@bp.post("/login/recovery")
-def recovery_submit() -> BaseResponse | tuple[str, int]:
-    return _typed_code(services().mfa.recovery.use)
-
-
 @bp.post("/login/webauthn/options")
 def webauthn_options() -> BaseResponse:
     session = require_session()
@@ -210,24 +190,20 @@ def webauthn_options() -> BaseResponse:
 
 @bp.post("/login/webauthn/verify")
 def webauthn_verify() -> BaseResponse | tuple[BaseResponse, int]:
+    """The whole step (throttle, challenge, assertion, sign count, session raised, audit)
+    is one transaction (``login.key_step``); one generic refusal, the reason audited."""
     session = require_session()
     rd = rd_param()
-    strong = _strong_needed(session, rd)
-    admission = _admit(session)
-    if not admission.allowed:
-        return refused_json(_KEY_REFUSED, 401)
     try:
-        row, verified = services().mfa.webauthn.finish_authentication(
-            key=challenge_key(session, "login"), credential_json=request.get_data(as_text=True),
-            require_uv=strong, meta=meta())
+        issued = services().key_login.verify(
+            session=session, challenge_key=challenge_key(session, "login"),
+            credential_json=request.get_data(as_text=True),
+            require_uv=_strong_needed(session, rd), meta=meta())
+    except StepRefused:
+        return refused_json(_KEY_REFUSED, 401)
+    except SessionGone:
+        return redirect("/login", code=303)
     except FactorError:
-        _count(admission, False)
         remember_failure()
         return refused_json(_KEY_REFUSED, 401)
-    if row.username != session.username:
-        _count(admission, False)
-        remember_failure()
-        return refused_json(_KEY_REFUSED, 401)
-    _count(admission, True)
-    level = Level.PHISHING_RESISTANT if verified else Level.MFA
-    return next_json(raise_level(session, level), rd)
+    return next_json(issued, rd)

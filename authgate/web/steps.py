@@ -18,7 +18,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.access.console_floor import console_floor
 from authgate.access.next_step import Step, next_step, resource_of
-from authgate.core.values import Level, Resource, SessionRecord
+from authgate.core.values import Resource, SessionRecord
 from authgate.credentials.enrolment import EnrolPermit, FactorKind, may_enrol
 from authgate.sessions.service import Issued
 from authgate.web.access import portal_resource
@@ -67,16 +67,6 @@ def with_rd(path: str, rd: str) -> str:
 def challenge_key(session: SessionRecord, purpose: str) -> str:
     """Challenges are bound to the session that asked for them."""
     return hashlib.sha256(f"{session.id_hash}:{purpose}".encode()).hexdigest()
-
-
-def raise_level(session: SessionRecord, level: Level) -> Issued:
-    """Record the proven level under a new session id (ASVS 3.2.1); a session that vanished
-    meanwhile goes back to the login page. The caller answers with the new cookie."""
-    keep = level if level.rank > session.level.rank else session.level
-    issued = services().sessions.elevate(session, level=keep)
-    if issued is None:
-        abort(redirect("/login", code=303))
-    return issued
 
 
 def next_redirect(issued: Issued, rd: str) -> BaseResponse:

@@ -2,13 +2,19 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import quote
 
 import pyotp
 import pytest
+from sqlalchemy import Engine
 
+from authgate.composition.root import Services, build_services
+from authgate.core.clock import FixedClock
 from authgate.core.values import RequestMeta
+from tests.conftest import make_settings
 
 MFA_URL = "http://localhost:8080/mfa/report?x=1&y=2"
 
@@ -73,3 +79,16 @@ class MfaActions:
 @pytest.fixture
 def mfa(client, auth, services, clock) -> MfaActions:  # type: ignore[no-untyped-def]
     return MfaActions(client, auth, services, clock)
+
+
+@pytest.fixture
+def step_services(engine: Engine, tmp_path: Path, users_file: Path,
+                  clock: FixedClock) -> Iterator[Services]:
+    """Services on the contract engine's database (SQLite, then PostgreSQL): the login
+    steps' one-transaction tests (issue 20 item 1)."""
+    settings = make_settings(tmp_path, users_file, storage={
+        "url": engine.url.render_as_string(hide_password=False)})
+    built = build_services(settings, clock=clock)
+    yield built
+    built.audit.close()
+    built.engine.dispose()

@@ -4,13 +4,12 @@ new id, and the sealed audit record. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pyotp
 import pytest
-from sqlalchemy import Engine, event, select
+from sqlalchemy import event, select
 
 from authgate.audit.checkpoints import TrustedKeys
 from authgate.audit.verify import verify_store
@@ -30,18 +29,6 @@ from tests.conftest import make_settings
 from tests.credentials.conftest import MFA_URL
 
 META = RequestMeta(client_ip="192.0.2.7", user_agent="test", request_id="r1")
-
-
-@pytest.fixture
-def step_services(engine: Engine, tmp_path: Path, users_file: Path,
-                  clock: FixedClock) -> Iterator[Services]:
-    """Services on the contract engine's database (SQLite, then PostgreSQL)."""
-    settings = make_settings(tmp_path, users_file, storage={
-        "url": engine.url.render_as_string(hide_password=False)})
-    built = build_services(settings, clock=clock)
-    yield built
-    built.audit.close()
-    built.engine.dispose()
 
 
 def enrol(services: Services, username: str = "alice") -> str:

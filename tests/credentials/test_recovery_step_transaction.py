@@ -1,0 +1,238 @@
+"""The recovery-code login step in two short transactions (issue 20 item 1): (a) the
+throttle's reservation and the unspent codes read, (b) the argon2 check outside any
+transaction, (c) the code spent conditionally, the throttle settled, the session replaced
+under a new id and the sealed audit record, in one COMMIT. On SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event, select
+
+from authgate.composition.root import Services, build_services
+from authgate.core.clock import FixedClock
+from authgate.core.errors import StorageError
+from authgate.core.values import Level
+from authgate.credentials.recovery import RecoveryService
+from authgate.factors.errors import InvalidRecoveryCode
+from authgate.login.second_factor import SessionGone
+from authgate.storage.fastpath import connections_for
+from authgate.storage.sql_login_step import SqlStepWrites
+from authgate.storage.sql_recovery_codes import SqlRecoveryCodeStore
+from authgate.storage.tables import audit_events
+from authgate.storage.tables_factors import recovery_codes
+from tests.conftest import make_settings
+from tests.credentials.conftest import MFA_URL
+from tests.credentials.test_totp_step_transaction import (
+    META,
+    chain_intact,
+    factor_events,
+    password_session,
+)
+
+
+def codes_for(services: Services, username: str = "alice") -> tuple[str, ...]:
+    return services.mfa.recovery.regenerate(username=username, meta=META)
+
+
+def recovery_audit(services: Services) -> list[tuple[str, str, str]]:
+    with services.engine.connect() as conn:
+        return [(r.outcome, r.reason, r.detail) for r in conn.execute(
+            select(audit_events).where(audit_events.c.event == "login.recovery")
+            .order_by(audit_events.c.id))]
+
+
+def outcomes(services: Services) -> list[tuple[str, str]]:
+    return [(outcome, reason) for outcome, reason, _ in recovery_audit(services)]
+
+
+def spent(services: Services) -> int:
+    with services.engine.connect() as conn:
+        return len(conn.execute(select(recovery_codes.c.id).where(
+            recovery_codes.c.used_at.is_not(None))).all())
+
+
+def test_an_accepted_code_raises_the_session_under_a_new_id(step_services) -> None:  # type: ignore[no-untyped-def]
+    svc = step_services
+    codes = codes_for(svc)
+    old = password_session(svc)
+    result = svc.recovery_login.recovery(session=old.record, code=codes[3], meta=META)
+    assert result.remaining == 9
+    assert svc.sessions.resolve(old.token) is None
+    raised = svc.sessions.resolve(result.issued.token)
+    assert raised is not None and raised.level is Level.MFA
+    assert spent(svc) == 1
+    assert outcomes(svc) == [("success", "recovery_code_used")]
+    assert '"remaining":"9"' in recovery_audit(svc)[0][2].replace(" ", "")
+    assert factor_events(svc) == 0  # the reservation was settled in the completion
+    assert chain_intact(svc) >= 1
+    with pytest.raises(InvalidRecoveryCode):  # spent: never twice
+        svc.recovery_login.recovery(session=password_session(svc).record, code=codes[3],
+                                    meta=META)
+
+
+def test_a_failure_in_the_completion_leaves_the_code_unspent_and_the_lane_resyncs(  # type: ignore[no-untyped-def]
+        step_services, monkeypatch) -> None:
+    """A database error at the completion's last statement (the audit insert): the code
+    unspent, the old session still the one that works, no success record, the reservation
+    of transaction (a) still counted; the same code then goes through, with no gap in the
+    audit chain (the lane re-read its head)."""
+    svc = step_services
+    codes = codes_for(svc)
+    old = password_session(svc)
+    real_append = SqlStepWrites.append_audit
+
+    def failing(self, record):  # type: ignore[no-untyped-def]
+        self.cur.execute("INSERT INTO no_such_table VALUES (1)")
+
+    monkeypatch.setattr(SqlStepWrites, "append_audit", failing)
+    with pytest.raises(StorageError):
+        svc.recovery_login.recovery(session=old.record, code=codes[0], meta=META)
+    assert spent(svc) == 0
+    assert outcomes(svc) == []
+    assert factor_events(svc) == 1  # (a) committed: the attempt counts until it succeeds
+    assert svc.sessions.resolve(old.token) is not None
+    monkeypatch.setattr(SqlStepWrites, "append_audit", real_append)
+    result = svc.recovery_login.recovery(session=old.record, code=codes[0], meta=META)
+    assert svc.sessions.resolve(result.issued.token) is not None
+    assert svc.sessions.resolve(old.token) is None
+    assert spent(svc) == 1 and factor_events(svc) == 0
+    assert outcomes(svc) == [("success", "recovery_code_used")]
+    assert chain_intact(svc) >= 1
+
+
+def test_a_code_spent_between_check_and_completion_rolls_the_completion_back(  # type: ignore[no-untyped-def]
+        step_services, monkeypatch) -> None:
+    """The race, made deterministic: another request spends the matched code while this
+    one runs argon2. The conditional UPDATE changes no row, so the session replacement is
+    rolled back with it and the attempt counts as a failure."""
+    svc = step_services
+    codes = codes_for(svc)
+    old = password_session(svc)
+    real_check = RecoveryService.check_code
+
+    def check_then_lose(self, **kwargs):  # type: ignore[no-untyped-def]
+        verified = real_check(self, **kwargs)
+        assert SqlRecoveryCodeStore(svc.engine).spend(verified.code_id, svc.clock.now())
+        return verified
+
+    monkeypatch.setattr(RecoveryService, "check_code", check_then_lose)
+    with pytest.raises(InvalidRecoveryCode) as caught:
+        svc.recovery_login.recovery(session=old.record, code=codes[0], meta=META)
+    assert caught.value.reason == "recovery_code_reused"
+    assert svc.sessions.resolve(old.token).level is Level.PASSWORD  # type: ignore[union-attr]
+    assert len(svc.sessions.sessions_of("alice")) == 1  # no new session committed
+    assert outcomes(svc) == [("failure", "recovery_code_reused")]
+    assert factor_events(svc) == 1
+    assert chain_intact(svc) >= 1
+
+
+def test_a_wrong_code_commits_only_its_counted_failure(step_services) -> None:  # type: ignore[no-untyped-def]
+    svc = step_services
+    codes_for(svc)
+    old = password_session(svc)
+    with pytest.raises(InvalidRecoveryCode):
+        svc.recovery_login.recovery(session=old.record, code="aaaa-bbbb-cccc", meta=META)
+    assert svc.sessions.resolve(old.token).level is Level.PASSWORD  # type: ignore[union-attr]
+    assert spent(svc) == 0
+    assert outcomes(svc) == [("failure", "invalid_recovery_code")]
+    assert factor_events(svc) == 1
+
+
+def test_a_session_ended_meanwhile_spends_nothing(step_services) -> None:  # type: ignore[no-untyped-def]
+    svc = step_services
+    codes = codes_for(svc)
+    old = password_session(svc)
+    svc.sessions.end(old.record)
+    with pytest.raises(SessionGone):
+        svc.recovery_login.recovery(session=old.record, code=codes[0], meta=META)
+    assert spent(svc) == 0
+    assert factor_events(svc) == 0  # the reservation given back in the completion
+    assert outcomes(svc) == [("failure", "session_gone")]
+
+
+def _race(url: str, tmp: str, users: str, now: str, code: str, barrier, results) -> None:  # type: ignore[no-untyped-def]
+    """One process of the race: its own services, its own password session, the code."""
+    from datetime import datetime
+
+    svc = build_services(make_settings(Path(tmp), Path(users), storage={"url": url}),
+                         clock=FixedClock(datetime.fromisoformat(now)))
+    session = password_session(svc)
+    barrier.wait(timeout=60)
+    try:
+        result = svc.recovery_login.recovery(session=session.record, code=code, meta=META)
+        old_dead = svc.sessions.resolve(session.token) is None
+        raised = svc.sessions.resolve(result.issued.token)
+        results.put(("accepted", old_dead, raised is not None and raised.level is Level.MFA))
+    except InvalidRecoveryCode as exc:
+        results.put((exc.reason, svc.sessions.resolve(session.token) is not None, True))
+    finally:
+        svc.audit.close()
+        svc.engine.dispose()
+
+
+def test_one_code_used_by_three_processes_is_accepted_once(step_services, tmp_path,  # type: ignore[no-untyped-def]
+                                                           users_file) -> None:
+    svc = step_services
+    codes = codes_for(svc)
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(3), ctx.Queue()
+    url = svc.engine.url.render_as_string(hide_password=False)
+    procs = [ctx.Process(target=_race, args=(url, str(tmp_path), str(users_file),
+                                             svc.clock.now().isoformat(), codes[0], barrier,
+                                             results)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    got = [results.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    winners = [g for g in got if g[0] == "accepted"]
+    assert winners == [("accepted", True, True)]  # the winner's old session id is dead
+    losers = [g for g in got if g[0] != "accepted"]
+    assert all(reason in ("recovery_code_reused", "invalid_recovery_code") and alive
+               for reason, alive, _ in losers)  # each loser keeps its password session
+    assert spent(svc) == 1
+    assert outcomes(svc).count(("success", "recovery_code_used")) == 1
+    assert outcomes(svc).count(("failure", "recovery_code_reused")) + outcomes(svc).count(
+        ("failure", "invalid_recovery_code")) == 2
+    assert chain_intact(svc) >= 3
+
+
+def test_an_accepted_code_through_the_page_is_two_transactions(mfa, client, services,  # type: ignore[no-untyped-def]
+                                                               monkeypatch) -> None:
+    """``POST /login/recovery``: every write between BEGIN and COMMIT of one of exactly two
+    transactions (the reservation, the completion) on one connection (SQLite's own trace of
+    every statement on every connection), and argon2 between them, outside both."""
+    mfa.enrol_totp(mfa.issue_code())
+    codes = codes_for(services)
+    client.post("/logout", data={"csrf_token": mfa.auth.csrf("/logout")})
+    page = mfa.login_to().get_data(as_text=True)
+    statements: list[tuple[int, str]] = []
+    checked_at: list[int] = []
+    real_check = RecoveryService.check_code
+
+    def noted(self, **kwargs):  # type: ignore[no-untyped-def]
+        checked_at.append(len(statements))
+        return real_check(self, **kwargs)
+
+    monkeypatch.setattr(RecoveryService, "check_code", noted)
+    connections_for(services.engine).discard()  # reopened below, traced
+    services.engine.pool.dispose()
+
+    @event.listens_for(services.engine, "connect")
+    def traced(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        dbapi_conn.set_trace_callback(lambda sql: statements.append((id(dbapi_conn), sql)))
+
+    r = mfa.post("/login/recovery", page, code=codes[0], rd=MFA_URL)
+    event.remove(services.engine, "connect", traced)
+    assert r.status_code == 303
+    verbs = [(conn, sql.split()[0].upper()) for conn, sql in statements]
+    begins = [i for i, (_, v) in enumerate(verbs) if v == "BEGIN"]
+    commits = [i for i, (_, v) in enumerate(verbs) if v == "COMMIT"]
+    assert len(begins) == 2 and len(commits) == 2
+    writes = [i for i, (_, v) in enumerate(verbs) if v in ("INSERT", "UPDATE", "DELETE")]
+    assert writes and all(any(b < i < c for b, c in zip(begins, commits, strict=True))
+                          for i in writes)
+    assert len({verbs[i][0] for i in (*begins, *writes, *commits)}) == 1  # one connection
+    assert len(checked_at) == 1 and commits[0] < checked_at[0] <= begins[1]
