@@ -59,7 +59,7 @@ from tests.integration.harness import Proc, free_port, stop, wait_until  # noqa:
 
 TARGET = 20.0
 #: users per second of load: above what privacyIDEA accepts on 2 cores
-PI_USERS_PER_SECOND = 60
+PI_USERS_PER_SECOND = 80
 REALM = "city"
 ADMIN = "admin"
 
