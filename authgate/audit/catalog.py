@@ -114,6 +114,8 @@ REASONS: dict[str, str] = {
     "directory_error": "the directory failed", "invalid_code": "wrong one-time code",
     "code_replayed": "a one-time code used twice", "code_expired": "the code expired",
     "invalid_recovery_code": "wrong recovery code", "webauthn_failed": "assertion refused",
+    "recovery_code_reused": "a right recovery code that another request spent first (two "
+                            "at once): counted as a failure",
     "password_change_rejected": "the directory refused the new password",
     "password_changed": "the password was just changed at the directory",
     "strong_factor_required": "a typed code was offered where the target needs a key",

@@ -160,8 +160,7 @@ def _typed_code(step: Callable[[SessionRecord, str], Issued]
         return _factor_page(session, rd, step_for(session, rd), error=GENERIC, status=401)
     try:
         issued = step(session, request.form.get("code", ""))
-    except StepRefused as exc:
-        _audit_factor_refusal(session, exc.reason or "factor_throttled")
+    except StepRefused:  # audited by the step, once, with the request id
         return _factor_page(session, rd, step_for(session, rd), error=GENERIC, status=401)
     except SessionGone:
         return redirect("/login", code=303)

@@ -209,3 +209,26 @@ def test_enrolment_code_guessing_is_throttled_per_user(mfa, client, clock, servi
     page = client.get("/enrol").get_data(as_text=True)
     assert mfa.post("/enrol/code", page, code=good).status_code == 303
 
+
+
+def test_a_throttled_step_leaves_one_record_with_its_request_id(mfa, client, clock,  # type: ignore[no-untyped-def]
+                                                                services) -> None:
+    """Outside test of issue 20: a throttled TOTP step left two records, the regulator's
+    without the request id and the page's with it. Now the step writes one."""
+    secret = mfa.enrol_totp(mfa.issue_code())
+    clock.advance(seconds=120)
+    page = mfa.login_to().get_data(as_text=True)
+    for n in range(5):
+        assert mfa.post("/login/totp", page, code=f"00000{n}", rd=MFA_URL).status_code == 401
+    with services.engine.connect() as conn:
+        before = conn.execute(select(audit_events.c.id).order_by(audit_events.c.id.desc())
+                              ).first()[0]
+    r = client.post("/login/totp", headers={"X-Request-ID": "throttled-step-1"},
+                    data={"csrf_token": mfa.csrf(page), "code": mfa.totp(secret), "rd": MFA_URL})
+    assert r.status_code == 401
+    with services.engine.connect() as conn:
+        rows = conn.execute(select(audit_events.c.event, audit_events.c.outcome,
+                                   audit_events.c.reason, audit_events.c.request_id)
+                            .where(audit_events.c.id > before)).all()
+    assert [tuple(row) for row in rows] == [
+        ("login.factor", "deny", "factor_banned", "throttled-step-1")]
