@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -92,3 +93,21 @@ def step_services(engine: Engine, tmp_path: Path, users_file: Path,
     yield built
     built.audit.close()
     built.engine.dispose()
+
+
+@contextmanager
+def audit_append_fails(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Inside: a login step's last statement, the sealed audit append, fails with a real
+    database error (a table that does not exist); after it, appends work again."""
+    from authgate.storage.sql_login_step import SqlStepWrites
+
+    real_append = SqlStepWrites.append_audit
+
+    def failing(self, record):  # type: ignore[no-untyped-def]
+        self.cur.execute("INSERT INTO no_such_table VALUES (1)")
+
+    monkeypatch.setattr(SqlStepWrites, "append_audit", failing)
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(SqlStepWrites, "append_audit", real_append)

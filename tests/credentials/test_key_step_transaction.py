@@ -20,12 +20,11 @@ from authgate.factors.errors import WebAuthnFailed
 from authgate.login.second_factor import SessionGone
 from authgate.sessions.service import Issued
 from authgate.storage.fastpath import connections_for
-from authgate.storage.sql_login_step import SqlStepWrites
 from authgate.storage.tables import audit_events
 from authgate.storage.tables_factors import challenges, credentials
 from authgate.web.steps import challenge_key
 from tests.conftest import make_settings
-from tests.credentials.conftest import MFA_URL
+from tests.credentials.conftest import MFA_URL, audit_append_fails
 from tests.credentials.soft_key import SoftKey
 from tests.credentials.test_factor_escalation import post_json
 from tests.credentials.test_totp_step_transaction import (
@@ -98,18 +97,11 @@ def test_a_failure_before_commit_leaves_nothing_and_the_lane_resyncs(  # type: i
     key = register(svc)
     old = password_session(svc)
     signed = assertion(svc, key, old)
-    real_append = SqlStepWrites.append_audit
-
-    def failing(self, record):  # type: ignore[no-untyped-def]
-        self.cur.execute("INSERT INTO no_such_table VALUES (1)")
-
-    monkeypatch.setattr(SqlStepWrites, "append_audit", failing)
-    with pytest.raises(StorageError):
+    with audit_append_fails(monkeypatch), pytest.raises(StorageError):
         verify(svc, old, signed)
     assert sign_count(svc) == 0 and live_challenges(svc) == 1
     assert factor_events(svc) == 0 and key_audit(svc) == []
     assert svc.sessions.resolve(old.token) is not None
-    monkeypatch.setattr(SqlStepWrites, "append_audit", real_append)
     issued = verify(svc, old, signed)
     assert svc.sessions.resolve(issued.token) is not None
     assert svc.sessions.resolve(old.token) is None

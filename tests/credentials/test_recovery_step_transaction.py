@@ -18,12 +18,11 @@ from authgate.credentials.recovery import RecoveryService
 from authgate.factors.errors import InvalidRecoveryCode
 from authgate.login.second_factor import SessionGone
 from authgate.storage.fastpath import connections_for
-from authgate.storage.sql_login_step import SqlStepWrites
 from authgate.storage.sql_recovery_codes import SqlRecoveryCodeStore
 from authgate.storage.tables import audit_events
 from authgate.storage.tables_factors import recovery_codes
 from tests.conftest import make_settings
-from tests.credentials.conftest import MFA_URL
+from tests.credentials.conftest import MFA_URL, audit_append_fails
 from tests.credentials.test_totp_step_transaction import (
     META,
     chain_intact,
@@ -81,19 +80,12 @@ def test_a_failure_in_the_completion_leaves_the_code_unspent_and_the_lane_resync
     svc = step_services
     codes = codes_for(svc)
     old = password_session(svc)
-    real_append = SqlStepWrites.append_audit
-
-    def failing(self, record):  # type: ignore[no-untyped-def]
-        self.cur.execute("INSERT INTO no_such_table VALUES (1)")
-
-    monkeypatch.setattr(SqlStepWrites, "append_audit", failing)
-    with pytest.raises(StorageError):
+    with audit_append_fails(monkeypatch), pytest.raises(StorageError):
         svc.recovery_login.recovery(session=old.record, code=codes[0], meta=META)
     assert spent(svc) == 0
     assert outcomes(svc) == []
     assert factor_events(svc) == 1  # (a) committed: the attempt counts until it succeeds
     assert svc.sessions.resolve(old.token) is not None
-    monkeypatch.setattr(SqlStepWrites, "append_audit", real_append)
     result = svc.recovery_login.recovery(session=old.record, code=codes[0], meta=META)
     assert svc.sessions.resolve(result.issued.token) is not None
     assert svc.sessions.resolve(old.token) is None

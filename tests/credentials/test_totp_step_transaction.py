@@ -21,12 +21,11 @@ from authgate.factors.errors import CodeReplayed
 from authgate.login.second_factor import SessionGone
 from authgate.sessions.service import Issued
 from authgate.storage.fastpath import connections_for
-from authgate.storage.sql_login_step import SqlStepWrites
 from authgate.storage.tables import audit_events
 from authgate.storage.tables_factors import credentials
 from authgate.storage.tables_regulation import regulation_events
 from tests.conftest import make_settings
-from tests.credentials.conftest import MFA_URL
+from tests.credentials.conftest import MFA_URL, audit_append_fails
 
 META = RequestMeta(client_ip="192.0.2.7", user_agent="test", request_id="r1")
 
@@ -96,19 +95,12 @@ def test_a_failure_before_commit_leaves_nothing_and_the_lane_resyncs(  # type: i
     secret = enrol(svc)
     before = last_step(svc)
     old = password_session(svc)
-    real_append = SqlStepWrites.append_audit
-
-    def failing(self, record):  # type: ignore[no-untyped-def]
-        self.cur.execute("INSERT INTO no_such_table VALUES (1)")
-
-    monkeypatch.setattr(SqlStepWrites, "append_audit", failing)
-    with pytest.raises(StorageError):
+    with audit_append_fails(monkeypatch), pytest.raises(StorageError):
         svc.factor_login.totp(session=old.record, code=code(svc, secret), meta=META)
     assert last_step(svc) == before
     assert factor_events(svc) == 0
     assert totp_audit(svc) == []
     assert svc.sessions.resolve(old.token) is not None
-    monkeypatch.setattr(SqlStepWrites, "append_audit", real_append)
     issued = svc.factor_login.totp(session=old.record, code=code(svc, secret), meta=META)
     assert svc.sessions.resolve(issued.token) is not None
     assert svc.sessions.resolve(old.token) is None
