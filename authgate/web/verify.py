@@ -157,20 +157,23 @@ class VerifyEndpoint:
             # trail then holds the decision and this refusal, the proxy a 403, never a 500
             return self._refuse_on_error(exc, environ, headers, resource, rid)
 
+    def _asking(self, environ: dict[str, Any], headers: RequestHeaders, rid: str
+                ) -> RequestMeta:
+        """Who is asking, for a refusal's record (the allow path never needs it)."""
+        ip = client_ip(environ.get("REMOTE_ADDR"), headers.get("X-Forwarded-For"),
+                       self._svc.trusted_proxies)
+        return RequestMeta(client_ip=str(ip or ""), request_id=rid,
+                           user_agent=printable(headers.get("User-Agent", "")[:512]))
+
     def _refuse_method(self, environ: dict[str, Any], method: str) -> Answer:
         """405, audited like every other refused request (``request.refused``, http_405)."""
         svc, headers = self._svc, RequestHeaders(environ)
         try:
-            peer = environ.get("REMOTE_ADDR")
-            ip = client_ip(peer, headers.get("X-Forwarded-For"), svc.trusted_proxies)
+            trusted = svc.trusted_proxies.trusts(parse_ip(environ.get("REMOTE_ADDR")))
+            rid = request_id_from(headers.get("X-Request-ID", ""), peer_trusted=trusted)
             svc.audit.record(AuditEvent.for_request(
-                RequestMeta(client_ip=str(ip or ""),
-                            user_agent=printable(headers.get("User-Agent", "")[:512]),
-                            request_id=request_id_from(
-                                headers.get("X-Request-ID", ""),
-                                peer_trusted=svc.trusted_proxies.trusts(parse_ip(peer)))),
-                "request.refused", Outcome.DENY, "http_405", status="405",
-                method=method[:16], path=VERIFY_PATH))
+                self._asking(environ, headers, rid), "request.refused", Outcome.DENY,
+                "http_405", status="405", method=method[:16], path=VERIFY_PATH))
         except Exception:  # noqa: BLE001 - the refusal stands even if the audit store is down
             _log.exception("could not audit a refused request")
         status, answer_headers, body = _text("405 METHOD NOT ALLOWED", "Method Not Allowed")
@@ -218,11 +221,10 @@ class VerifyEndpoint:
         if not isinstance(exc, UntrustedRequest):
             _log.error("verify failed closed: %s", type(exc).__name__, exc_info=exc)
         try:
-            ip = client_ip(environ.get("REMOTE_ADDR"), headers.get("X-Forwarded-For"),
-                           svc.trusted_proxies)
+            asking = self._asking(environ, headers, rid)
             svc.audit.record(error_event(
-                reason=reason, request_id=rid, client_ip=str(ip or ""),
-                user_agent=printable(headers.get("User-Agent", "")[:512]), resource=resource,
+                reason=reason, request_id=rid, client_ip=asking.client_ip,
+                user_agent=asking.user_agent, resource=resource,
                 digest=svc.policies.current.digest,
                 raw=(("sent_host", headers.get("X-Forwarded-Host", "")[:256]),
                      ("sent_method", headers.get("X-Original-Method", "")[:16]),
