@@ -22,6 +22,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from typing import Any
 
@@ -53,7 +54,7 @@ class WalCheckpointer:
             if self._pid == os.getpid() and thread is not None and thread.is_alive():
                 return
             self._pid = os.getpid()
-            self._thread = threading.Thread(target=_run, args=(weakref.ref(self),),
+            self._thread = threading.Thread(target=_run, args=(weakref.ref(self), self._every),
                                             name="authgate-wal-checkpoint", daemon=True)
             self._thread.start()
 
@@ -69,13 +70,13 @@ class WalCheckpointer:
         return conn
 
 
-def _run(owner: weakref.ref[WalCheckpointer]) -> None:
+def _run(owner: weakref.ref[WalCheckpointer], every: float) -> None:
     """The thread: ends with its checkpointer (the engine went away) or its file. Every
     SQLite call is made holding ``_FORK_LOCK`` (see the module)."""
     conn: Any = None
-    stop = threading.Event()
     try:
-        while not stop.wait(_every(owner)):
+        while True:
+            time.sleep(every)
             checkpointer = owner()
             if checkpointer is None:
                 break
@@ -93,7 +94,3 @@ def _run(owner: weakref.ref[WalCheckpointer]) -> None:
             with _FORK_LOCK:
                 conn.close()
 
-
-def _every(owner: weakref.ref[WalCheckpointer]) -> float:
-    checkpointer = owner()
-    return checkpointer._every if checkpointer is not None else 0.0  # noqa: SLF001
