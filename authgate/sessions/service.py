@@ -63,6 +63,17 @@ class SessionService:
 
     def start(self, identity: Identity, *, level: Level, client_ip: str,
               user_agent: str) -> Issued:
+        issued = self.started(identity, level=level, client_ip=client_ip,
+                              user_agent=user_agent)
+        self.store.add(issued.record)
+        self.purge_now_and_then()
+        return issued
+
+    def started(self, identity: Identity, *, level: Level, client_ip: str,
+                user_agent: str) -> Issued:
+        """A new session for ``identity`` under a new token, not stored yet: a passkey
+        sign-in stores it in its own transaction (``StepWrites.add_session``), then calls
+        ``purge_now_and_then`` as ``start`` does."""
         now = self._clock.now()
         record = SessionRecord(
             id_hash="", username=identity.username, groups=identity.groups, level=level,
@@ -72,11 +83,12 @@ class SessionService:
             stable_id=identity.stable_id, source=identity.source, refreshed_at=now,
             data={PASSWORD_STAMP: identity.password_set_at},
         )
-        issued = _with_new_token(record)
-        self.store.add(issued.record)
+        return _with_new_token(record)
+
+    def purge_now_and_then(self) -> None:
+        """Once every ``purge_every`` sessions started, delete the expired ones."""
         if next(self._started) % self._purge_every == 0:
-            self.store.purge_expired(now)
-        return issued
+            self.store.purge_expired(self._clock.now())
 
     def resolve(self, token: str | None) -> SessionRecord | None:
         """The live session for a cookie value, or None (expired, idle, unknown, malformed).

@@ -161,9 +161,12 @@ class SqlStepWrites:
         self.cur.execute(self._sql["drop_session"], (old_id_hash,))
         if int(self.cur.rowcount) != 1:
             return False
+        self.add_session(record)
+        return True
+
+    def add_session(self, record: SessionRecord) -> None:
         values = session_values(record)
         self.cur.execute(self._sql["add_session"], tuple(values[c] for c in _SESSION_COLUMNS))
-        return True
 
     def append_audit(self, record: SealedRecord) -> int:
         return self._appender.insert_on(self.cur, record.row, register=record.register)

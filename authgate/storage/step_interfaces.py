@@ -2,7 +2,8 @@
 
 A second-factor step's writes (the throttle's reservation and reset, the accepted TOTP
 step, the spent recovery code, the taken WebAuthn challenge and new sign count, the session
-replaced under a new id, the sealed audit record) commit together or not at all: the step's
+replaced under a new id, the sealed audit record) commit together or not at all, and so do
+a passkey sign-in's (the session started, not replaced, ``login.passkey``): the step's
 use case describes them inside ``LoginStepUnit.run`` and the storage layer runs them as one
 short transaction on the thread's hot-path connection (``storage.fastpath``). No other
 store may be used inside it. (A recovery code's argon2 check is too slow to hold a write
@@ -88,6 +89,10 @@ class StepWrites(FactorCounters, Protocol):
 
     def replace_session(self, old_id_hash: str, record: SessionRecord) -> bool:
         """Delete the old session and store ``record``; False if the old one is gone."""
+        ...
+
+    def add_session(self, record: SessionRecord) -> None:
+        """Store a new session (a passkey sign-in starts one, ``login.passkey``)."""
         ...
 
     def append_audit(self, record: SealedRecord) -> int:
