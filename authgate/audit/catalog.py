@@ -26,7 +26,8 @@ EVENTS: dict[str, tuple[str, tuple[str, ...]]] = {
                        "step up", ("deny", "challenge")),
     "policy.reload": ("a policy set loaded or rejected", ("success", "deny")),
     "login.passkey": ("a sign-in with a passkey alone (discoverable WebAuthn credential, user "
-                      "verification), when enabled", ("success", "failure")),
+                      "verification), when enabled; an assertion that fails its checks is "
+                      "recorded as `login.webauthn`", ("success", "failure", "error")),
     "login.break_glass": ("a break-glass account passed its password step (severity high)",
                           ("info",)),
     "login.factor": ("a second-factor attempt refused before it was checked: the per-user "
@@ -139,7 +140,8 @@ REASONS: dict[str, str] = {
     "accepted and spent", "webauthn_up": "a security-key assertion with user presence",
     "webauthn_uv": "a security-key assertion with user verification",
     "account_unavailable": "a passkey whose account the directory no longer offers",
-    "refused": "a passkey sign-in refused (not verified, or the user is throttled)",
+    "refused": "a genuine passkey refused: below the policy in force, or the user is "
+               "throttled (detail `cause`: the precise reason)",
     # the service account (issue 15): authgate never locks it
     "service_bind_refused": "AD refused the service password; no bind is sent with it again "
                             "until it changes or an operator resets the circuit",

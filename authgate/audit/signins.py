@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 from authgate.core.values import Outcome, StoredAuditEvent
 from authgate.storage.interfaces import AuditStore
 
-SIGN_IN_EVENTS = ("login.password", "login.totp", "login.webauthn", "login.recovery")
+SIGN_IN_EVENTS = ("login.password", "login.totp", "login.webauthn", "login.recovery",
+                  "login.passkey")
 FACTOR_EVENTS = ("factor.added", "factor.removed", "admin.factors_reset",
                  "factor.recovery_codes")
 

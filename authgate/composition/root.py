@@ -115,20 +115,19 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
         mfa=mfa, regulator=regulator,
         admin=AdminActions(audit=audit, sessions=sessions, mfa=mfa, regulator=regulator),
         session_ending=SessionEnding(sessions=sessions, audit=audit),
-        passkey_login=PasskeyLogin(webauthn=mfa.webauthn, directory=directory,
-                                   regulator=regulator, sessions=sessions, audit=audit),
-        **_login_steps(engine, mfa=mfa, regulator=regulator, sessions=sessions, audit=audit,
-                       clock=clock),
+        **_login_steps(engine, mfa=mfa, directory=directory, regulator=regulator,
+                       sessions=sessions, audit=audit, clock=clock),
         identity_signer=IdentitySigner.from_pem_file(
             settings.server.identity_key_file, issuer=settings.server.public_url)
         if settings.server.identity_key_file else None,
     )
 
 
-def _login_steps(engine: Engine, *, mfa: SecondFactors, regulator: Regulator,
-                 sessions: SessionService, audit: AuditLog, clock: Clock) -> dict[str, Any]:
-    """The second-factor login steps, their writes in one transaction each (issue 20
-    item 1), as ``Services`` fields."""
+def _login_steps(engine: Engine, *, mfa: SecondFactors, directory: Directory,
+                 regulator: Regulator, sessions: SessionService, audit: AuditLog,
+                 clock: Clock) -> dict[str, Any]:
+    """The second-factor login steps and passkey sign-in, their writes in one transaction
+    each (issue 20 item 1), as ``Services`` fields."""
     unit = SqlLoginSteps(engine)
     return {
         "factor_login": SecondFactorLogin(totp=mfa.totp, regulator=regulator,
@@ -139,6 +138,9 @@ def _login_steps(engine: Engine, *, mfa: SecondFactors, regulator: Regulator,
                                         clock=clock),
         "key_login": SecurityKeyLogin(webauthn=mfa.webauthn, regulator=regulator,
                                       sessions=sessions, audit=audit, unit=unit, clock=clock),
+        "passkey_login": PasskeyLogin(webauthn=mfa.webauthn, directory=directory,
+                                      regulator=regulator, sessions=sessions, audit=audit,
+                                      unit=unit, clock=clock),
     }
 
 

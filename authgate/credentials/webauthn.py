@@ -11,7 +11,7 @@ import hashlib
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from authgate.core.values import Outcome, RequestMeta
 from authgate.credentials.factor_audit import FactorAudit, new_id
@@ -25,7 +25,7 @@ from authgate.factors import (
 )
 from authgate.factors.errors import WebAuthnFailed
 from authgate.storage.interfaces import ChallengeStore, CredentialStore
-from authgate.storage.rows import CredentialRow
+from authgate.storage.rows import ChallengeRow, CredentialRow
 
 #: the AAGUID of an authenticator that hides its model (and of every ``none`` attestation)
 ZERO_AAGUID = "00000000-0000-0000-0000-000000000000"
@@ -160,30 +160,16 @@ class WebAuthnService:
                    p.challenge_ttl_seconds)
         return options.options_json
 
-    def finish_authentication(self, *, key: str, credential_json: str, require_uv: bool,
-                              meta: RequestMeta) -> tuple[CredentialRow, bool]:
-        """The credential used and whether the sign-in is phishing-resistant (the user was
-        verified and the key meets the policy's attestation rule); audits every outcome."""
-        username = ""
-        try:
-            username, challenge = self._take(key, "authenticate")
-            passkey = not username  # discoverable: the authenticator says who it is
-            row = self._lookup(credential_json, username)
-            username = row.username
-            proof = self.check_assertion(row=row, challenge=challenge,
-                                         credential_json=credential_json,
-                                         require_uv=require_uv, passkey=passkey)
-            if not self._store.accept_sign_count(row.id, old=row.sign_count,
-                                                 new=proof.new_sign_count,
-                                                 now=self._record.clock.now()):
-                raise WebAuthnFailed("sign_count_regressed", "sign count raced")
-        except WebAuthnFailed as exc:
-            self._record("login.webauthn", Outcome.FAILURE, exc.reason, username=username,
-                         meta=meta)
-            raise
-        self._record("login.webauthn", Outcome.SUCCESS, proof.reason, username=row.username,
-                     meta=meta, credential=row.id)
-        return row, proof.strong
+    def read_passkey(self, *, key: str, credential_json: str, now: datetime
+                     ) -> tuple[ChallengeRow, CredentialRow]:
+        """A passkey sign-in's live challenge under ``key`` (left in place: the caller takes
+        it in its own transaction, ``login.passkey``) and the credential its assertion
+        names. Reads only; ``WebAuthnFailed`` (``challenge_mismatch``, ``malformed``,
+        ``unknown_credential``) otherwise."""
+        challenge = self._challenges.peek(key=key, purpose="authenticate", now=now)
+        if challenge is None or challenge.username:  # a passkey challenge names no user
+            raise WebAuthnFailed("challenge_mismatch", "no live passkey challenge")
+        return challenge, self._lookup(credential_json)
 
     def check_assertion(self, *, row: CredentialRow, challenge: bytes, credential_json: str,
                         require_uv: bool, passkey: bool) -> KeyProof:
@@ -208,8 +194,8 @@ class WebAuthnService:
         (``malformed``) when it names none."""
         return b64url(credential_id_of(credential_json))
 
-    def _lookup(self, credential_json: str, username: str) -> CredentialRow:
+    def _lookup(self, credential_json: str) -> CredentialRow:
         row = self._store.by_credential_id(self.credential_key(credential_json))
-        if row is None or row.kind != "webauthn" or (username and row.username != username):
+        if row is None or row.kind != "webauthn":
             raise WebAuthnFailed("unknown_credential", "credential not registered")
         return row

@@ -5,19 +5,45 @@ The passkey proves possession and user verification (PIN or biometric), so the s
 starts at ``phishing_resistant``. The account must still be enabled in the directory and the
 per-user second-factor throttle applies, as for every other factor. The challenge is bound to
 a random browser handle the caller keeps (the library keeps no state).
+
+Its writes commit as one transaction (issue 20 item 1, ``storage.step_interfaces``): first,
+outside any transaction, the live challenge and the credential are read, the assertion is
+verified (pure) and the directory asked (it may be LDAP: never hold the database's write
+lock across a network call); then one transaction takes the challenge (a DELETE: of two
+requests with one assertion exactly one gets it, ASVS 2.9.2), stores the new sign count only
+if nothing changed it meanwhile (WebAuthn §6.1.1), admits the throttle and clears it,
+starts the session and stores the sealed audit record. A failure before its COMMIT leaves
+none of it. A refusal commits the taken challenge (single use, verified or not) and its one
+record; a genuine passkey refused (account gone, below the policy, throttled) also its new
+sign count, and, when admitted, its reservation, counted as a failure and settled after the
+COMMIT. An assertion that does not verify is not counted against the key's owner, as
+before: it needs no password, so counting it would let anyone lock the owner out.
 """
 from __future__ import annotations
 
 import hashlib
-from typing import NoReturn, Protocol
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
 
 from authgate.audit import AuditLog
-from authgate.core.values import AuditEvent, Level, Outcome, RequestMeta
+from authgate.audit.log import AuditSlot
+from authgate.core.clock import Clock
+from authgate.core.errors import AuthgateError, DirectoryError
+from authgate.core.values import AuditEvent, Identity, Level, Outcome, RequestMeta
+from authgate.credentials.webauthn import KeyProof, unb64url
 from authgate.directory import Directory
-from authgate.factors.errors import FactorError
-from authgate.regulation import FactorOutcome, Regulator
+from authgate.factors.errors import FactorError, WebAuthnFailed
+from authgate.regulation import Admission, FactorOutcome, Regulator
 from authgate.sessions.service import Issued, SessionService
-from authgate.storage.rows import CredentialRow
+from authgate.storage.rows import ChallengeRow, CredentialRow
+from authgate.storage.step_interfaces import LoginStepUnit, StepWrites
+
+EVENT = "login.passkey"
+#: an assertion that failed its checks is recorded as the security-key step records one
+ASSERTION_EVENT = "login.webauthn"
 
 
 class PasskeyRefused(FactorError):
@@ -32,8 +58,11 @@ class PasskeyCeremony(Protocol):
     def begin_authentication(self, *, key: str, username: str | None,
                              require_uv: bool) -> str: ...
 
-    def finish_authentication(self, *, key: str, credential_json: str, require_uv: bool,
-                              meta: RequestMeta) -> tuple[CredentialRow, bool]: ...
+    def read_passkey(self, *, key: str, credential_json: str, now: datetime
+                     ) -> tuple[ChallengeRow, CredentialRow]: ...
+
+    def check_assertion(self, *, row: CredentialRow, challenge: bytes, credential_json: str,
+                        require_uv: bool, passkey: bool) -> KeyProof: ...
 
 
 def challenge_key(handle: str) -> str:
@@ -41,14 +70,40 @@ def challenge_key(handle: str) -> str:
     return hashlib.sha256(f"passkey:{handle}".encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class PasskeyAttempt:
+    """A verified assertion and who it names, ready for its one transaction."""
+
+    key: str
+    challenge: ChallengeRow
+    row: CredentialRow
+    proof: KeyProof
+    identity: Identity | None
+    meta: RequestMeta
+    now: datetime
+
+
+@dataclass(frozen=True)
+class _Committed:
+    """What the transaction stored: its record's id, and what to do once it has ended."""
+
+    audit_id: int
+    error: AuthgateError | None = None  # a refusal, to raise
+    admission: Admission | None = None  # admitted and refused: settled as a failure
+    issued: Issued | None = None
+
+
 class PasskeyLogin:
     def __init__(self, *, webauthn: PasskeyCeremony, directory: Directory,
-                 regulator: Regulator, sessions: SessionService, audit: AuditLog) -> None:
+                 regulator: Regulator, sessions: SessionService, audit: AuditLog,
+                 unit: LoginStepUnit, clock: Clock) -> None:
         self._webauthn = webauthn
         self._directory = directory
         self._regulator = regulator
         self._sessions = sessions
         self._audit = audit
+        self._unit = unit
+        self._clock = clock
 
     def options(self, *, handle: str) -> str:
         """``navigator.credentials.get`` options for a challenge bound to ``handle``."""
@@ -56,36 +111,107 @@ class PasskeyLogin:
                                                    require_uv=True)
 
     def sign_in(self, *, handle: str, credential_json: str, meta: RequestMeta) -> Issued:
-        """A new session at ``phishing_resistant``, or ``PasskeyRefused`` (or the ceremony's
-        own ``FactorError``), every outcome audited."""
-        row, verified = self._webauthn.finish_authentication(
-            key=challenge_key(handle), credential_json=credential_json, require_uv=True,
-            meta=meta)
-        identity = self._directory.lookup(row.username)
-        admitted = self._throttle_admits(row.username, proven=identity is not None and verified)
-        if identity is None or not verified or not admitted:
-            self._refuse(row.username, "account_unavailable" if identity is None else "refused",
-                         meta)
-        issued = self._sessions.start(identity, level=Level.PHISHING_RESISTANT,
-                                      client_ip=meta.client_ip, user_agent=meta.user_agent)
-        self._audit.record(AuditEvent.for_request(
-            meta, "login.passkey", Outcome.SUCCESS, "passkey_uv", username=identity.username,
-            credential=row.id))
-        return issued
+        """A new session at ``phishing_resistant``, or ``PasskeyRefused``,
+        ``WebAuthnFailed`` (the assertion), ``DirectoryError`` or ``StorageError``; every
+        outcome audited once."""
+        attempt = self._verified(challenge_key(handle), credential_json, meta)
+        done = self._committed(lambda writes, slot: self._writes(writes, attempt, slot))
+        if done.issued is not None:
+            self._sessions.purge_now_and_then()
+            return done.issued
+        if done.admission is not None:  # its reservation counts already: a ban if due
+            self._regulator.record_factor(admission=done.admission,
+                                          outcome=FactorOutcome.FAILURE)
+        raise done.error or PasskeyRefused()
 
-    def _throttle_admits(self, username: str, *, proven: bool) -> bool:
-        """The per-user factor throttle, in one place. An admitted attempt is settled at
-        once with its outcome (as a typed code is), or its reservation would count as a
-        failure until it expires and lock out a user who signs in with a passkey often."""
-        admission = self._regulator.admit_factor(username=username)
-        if not admission.allowed:
-            return False
-        self._regulator.record_factor(
-            admission=admission,
-            outcome=FactorOutcome.SUCCESS if proven else FactorOutcome.FAILURE)
-        return True
+    def _verified(self, key: str, credential_json: str, meta: RequestMeta) -> PasskeyAttempt:
+        """Outside any transaction: the reads, the assertion's check and the directory. A
+        refusal here is committed (challenge taken, record stored) and raised."""
+        now, username = self._clock.now(), ""
+        try:
+            challenge, row = self._webauthn.read_passkey(key=key,
+                                                         credential_json=credential_json,
+                                                         now=now)
+            username = row.username
+            proof = self._webauthn.check_assertion(
+                row=row, challenge=unb64url(challenge.challenge),
+                credential_json=credential_json, require_uv=True, passkey=True)
+        except WebAuthnFailed as exc:
+            self._refused_early(key, now, AuditEvent.for_request(
+                meta, ASSERTION_EVENT, Outcome.FAILURE, exc.reason, username=username))
+            raise
+        try:
+            identity = self._directory.lookup(row.username)
+        except DirectoryError as exc:
+            self._refused_early(key, now, AuditEvent.for_request(
+                meta, EVENT, Outcome.ERROR, exc.reason, username=row.username))
+            raise
+        return PasskeyAttempt(key, challenge, row, proof, identity, meta, now)
 
-    def _refuse(self, username: str, reason: str, meta: RequestMeta) -> NoReturn:
-        self._audit.record(AuditEvent.for_request(
-            meta, "login.passkey", Outcome.FAILURE, reason, username=username))
-        raise PasskeyRefused(reason)
+    def _refused_early(self, key: str, now: datetime, record: AuditEvent) -> None:
+        """One transaction: the challenge taken (single use, whatever went wrong) and the
+        refusal's record."""
+        def spend(writes: StepWrites, slot: AuditSlot) -> _Committed:
+            writes.take_challenge(key, purpose="authenticate", now=now)
+            return _Committed(writes.append_audit(slot.seal(record)))
+
+        self._committed(spend)
+
+    def _committed(self, work: Callable[[StepWrites, AuditSlot], _Committed]) -> _Committed:
+        with self._audit.within() as slot:  # the audit lane first, then the transaction
+            done = self._unit.run(lambda writes: work(writes, slot))
+            slot.stored(done.audit_id)
+        return done
+
+    def _writes(self, writes: StepWrites, attempt: PasskeyAttempt,
+                slot: AuditSlot) -> _Committed:
+        """The transaction: challenge, sign count, throttle, session, one record."""
+        username, meta = attempt.row.username, attempt.meta
+        raced = self._spent(writes, attempt)
+        if raced:
+            record = AuditEvent.for_request(meta, ASSERTION_EVENT, Outcome.FAILURE, raced,
+                                            username=username)
+            return _Committed(writes.append_audit(slot.seal(record)), WebAuthnFailed(raced))
+        admission = self._regulator.reserve_factor(writes, username=username)
+        refusal, cause = _refusal(attempt, admission)
+        identity = attempt.identity
+        if refusal or identity is None:
+            record = AuditEvent.for_request(meta, EVENT, Outcome.FAILURE, refusal,
+                                            username=username, **cause)
+            return _Committed(writes.append_audit(slot.seal(record)), PasskeyRefused(refusal),
+                              admission if admission.allowed else None)
+        issued = self._sessions.started(identity, level=Level.PHISHING_RESISTANT,
+                                        client_ip=meta.client_ip, user_agent=meta.user_agent)
+        writes.add_session(issued.record)
+        self._regulator.factor_succeeded(writes, admission=admission)
+        record = AuditEvent.for_request(meta, EVENT, Outcome.SUCCESS, "passkey_uv",
+                                        username=identity.username, credential=attempt.row.id)
+        return _Committed(writes.append_audit(slot.seal(record)), issued=issued)
+
+    @staticmethod
+    def _spent(writes: StepWrites, attempt: PasskeyAttempt) -> str:
+        """The challenge taken, the key still the one verified, its new sign count stored:
+        "" then, or the reason a concurrent request won (the challenge is taken anyway)."""
+        taken = writes.take_challenge(attempt.key, purpose="authenticate", now=attempt.now)
+        if taken is None or taken.username or not hmac.compare_digest(
+                taken.challenge, attempt.challenge.challenge):
+            return "challenge_mismatch"  # another request with this assertion took it first
+        row = attempt.row
+        current = writes.webauthn_credential(row.credential_id or "")
+        if current is None or current.id != row.id or current.public_key != row.public_key:
+            return "unknown_credential"  # removed while the assertion was checked
+        if not writes.accept_sign_count(row.id, old=row.sign_count,
+                                        new=attempt.proof.new_sign_count, now=attempt.now):
+            return "sign_count_regressed"  # another sign-in stored a count first
+        return ""
+
+
+def _refusal(attempt: PasskeyAttempt, admission: Admission) -> tuple[str, dict[str, str]]:
+    """Why a genuine passkey starts no session ("" when it does), and the precise cause."""
+    if attempt.identity is None:
+        return "account_unavailable", {}
+    if not admission.allowed:
+        return "refused", {"cause": admission.reason or "factor_throttled"}
+    if not attempt.proof.strong:
+        return "refused", {"cause": attempt.proof.reason}
+    return "", {}

@@ -97,10 +97,6 @@ class CredentialStore(Protocol):
         """Record TOTP ``step`` only if newer than the last one (RFC 6238 5.2)."""
         ...
 
-    def accept_sign_count(self, cred_id: str, *, old: int, new: int, now: datetime) -> bool:
-        """Store the new sign count only if it is still ``old`` (a raced clone loses)."""
-        ...
-
     def rename(self, cred_id: str, username: str, name: str) -> bool: ...
 
     def set_secret(self, cred_id: str, secret: str) -> bool: ...
@@ -152,6 +148,11 @@ class ChallengeStore(Protocol):
 
     def take(self, *, key: str, purpose: str, now: datetime) -> ChallengeRow | None:
         """The challenge once, if live and for ``purpose``; gone afterwards either way."""
+        ...
+
+    def peek(self, *, key: str, purpose: str, now: datetime) -> ChallengeRow | None:
+        """The challenge if live and for ``purpose``, left in place: the caller takes it in
+        its own transaction (``StepWrites.take_challenge``), where single use is decided."""
         ...
 
     def purge(self, now: datetime) -> int:

@@ -41,6 +41,13 @@ class SqlChallengeStore:
             return None
         return ChallengeRow(str(found["username"]), str(found["challenge"]))
 
+    def peek(self, *, key: str, purpose: str, now: datetime) -> ChallengeRow | None:
+        with storage_guard(), self._engine.connect() as conn:
+            found = conn.execute(select(ch).where(ch.c.id_hash == key)).mappings().first()
+        if found is None or found["purpose"] != purpose or found["expires_at"] <= to_micros(now):
+            return None
+        return ChallengeRow(str(found["username"]), str(found["challenge"]))
+
     def purge(self, now: datetime) -> int:
         with storage_guard(), self._engine.begin() as conn:
             return int(conn.execute(delete(ch).where(ch.c.expires_at <= to_micros(now))

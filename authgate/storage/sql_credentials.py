@@ -51,11 +51,6 @@ class SqlCredentialStore:
             values["active"] = True
         return self._update_one(update(t).where(t.c.id == cred_id, newer).values(**values))
 
-    def accept_sign_count(self, cred_id: str, *, old: int, new: int, now: datetime) -> bool:
-        """Store the authenticator's new sign count if nothing changed it meanwhile."""
-        return self._update_one(update(t).where(t.c.id == cred_id, t.c.sign_count == old)
-                                .values(sign_count=new, last_used_at=to_micros(now)))
-
     def rename(self, cred_id: str, username: str, name: str) -> bool:
         return self._update_one(update(t).where(t.c.id == cred_id, t.c.username == username)
                                 .values(name=name))

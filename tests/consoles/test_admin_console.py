@@ -113,3 +113,15 @@ def test_policy_and_health_pages(admin, services) -> None:  # type: ignore[no-un
     page = admin.get("/admin/health").get_data(as_text=True)
     assert "Storage" in page and "Directory" in page
     assert admin.get("/admin/bans").status_code == 200
+
+
+def test_a_passkey_sign_in_is_among_the_users_recent_sign_ins(admin, services) -> None:  # type: ignore[no-untyped-def]
+    """A passkey sign-in leaves one record, ``login.passkey`` (a ``login.webauthn`` success
+    no longer comes beside it, issue 20 item 1): the user's page lists it."""
+    from tests.credentials.test_passkey_step_transaction import register, sign_in, signed
+
+    key = register(services)
+    sign_in(services, signed(services, key))
+    page = admin.get("/admin/users/alice").get_data(as_text=True)
+    recent = page[page.index("Recent sign-ins"):]
+    assert "Passkey sign-in" in recent and "passkey uv" in recent

@@ -24,7 +24,9 @@ from authgate.storage.rows import (
 from authgate.storage.sql_challenges import SqlChallengeStore
 from authgate.storage.sql_credentials import SqlCredentialStore
 from authgate.storage.sql_enrolment_codes import SqlEnrolmentCodeStore
+from authgate.storage.sql_login_step import SqlLoginSteps
 from authgate.storage.sql_recovery_codes import SqlRecoveryCodeStore
+from authgate.storage.step_interfaces import LoginStepUnit
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
@@ -59,6 +61,22 @@ def test_challenge_taken_is_typed(engine: Engine) -> None:
     store.put(key="t" * 64, purpose="register", username="alice", challenge="c9",
               expires_at=T0 + timedelta(minutes=2))
     assert store.take(key="t" * 64, purpose="register", now=T0) == ChallengeRow("alice", "c9")
+
+
+def test_challenge_peeked_is_left_in_place_and_only_if_live(engine: Engine) -> None:
+    """A passkey sign-in reads its challenge before its transaction takes it: a peek
+    never spends it, and sees it only for its purpose and before it expires."""
+    store: ChallengeStore = SqlChallengeStore(engine)
+    store.put(key="p" * 64, purpose="authenticate", username="", challenge="c7",
+              expires_at=T0 + timedelta(minutes=2))
+    assert store.peek(key="p" * 64, purpose="register", now=T0) is None
+    assert store.peek(key="p" * 64, purpose="authenticate",
+                      now=T0 + timedelta(minutes=2)) is None  # expired
+    assert store.peek(key="q" * 64, purpose="authenticate", now=T0) is None
+    for _ in range(2):
+        assert store.peek(key="p" * 64, purpose="authenticate", now=T0) == ChallengeRow("", "c7")
+    assert store.take(key="p" * 64, purpose="authenticate", now=T0) == ChallengeRow("", "c7")
+    assert store.peek(key="p" * 64, purpose="authenticate", now=T0) is None
 
 
 def test_challenge_purge_deletes_only_expired(engine: Engine) -> None:
@@ -111,8 +129,11 @@ def test_totp_step_accepted_once_even_in_a_race(engine: Engine) -> None:
 
 
 def test_sign_count_advances_only_from_the_value_read(engine: Engine) -> None:
+    """In a login step's transaction (security key, passkey): a raced clone loses."""
     store: CredentialStore = SqlCredentialStore(engine)
     store.add(CredentialRow("w1", "alice", "webauthn", "key", True, T0, None,
                             credential_id="abc", public_key="pk", sign_count=5))
-    assert race(6, lambda: store.accept_sign_count("w1", old=5, new=6, now=T0)).count(True) == 1
+    unit: LoginStepUnit = SqlLoginSteps(engine)
+    assert race(6, lambda: unit.run(lambda writes: writes.accept_sign_count(
+        "w1", old=5, new=6, now=T0))).count(True) == 1
     assert store.get("w1").sign_count == 6  # type: ignore[union-attr]

@@ -14,7 +14,7 @@ from authgate.composition.credentials import attestation_roots
 from authgate.core.values import RequestMeta
 from authgate.credentials.factor_audit import FactorAudit
 from authgate.credentials.params import FactorParams
-from authgate.credentials.webauthn import WebAuthnService, meets_policy
+from authgate.credentials.webauthn import WebAuthnService, meets_policy, unb64url
 from authgate.factors.errors import WebAuthnFailed
 from authgate.storage.sql_challenges import SqlChallengeStore
 from tests.credentials.soft_key import AttestationCa, SoftKey
@@ -27,6 +27,7 @@ class Ceremonies:
     """The WebAuthn service of the test app, with the policy's factor parameters in hand."""
 
     def __init__(self, services, clock) -> None:  # type: ignore[no-untyped-def]
+        self.clock = clock
         self.params = FactorParams(origins=(ORIGIN,))
         self.svc = WebAuthnService(store=services.mfa.credentials,
                                    challenges=SqlChallengeStore(services.engine),
@@ -44,11 +45,15 @@ class Ceremonies:
                                             meta=RequestMeta())
 
     def sign_in(self, key: SoftKey) -> bool:
-        options = json.loads(self.svc.begin_authentication(key="a", username="alice",
+        """A passkey's assertion read and checked as a sign-in does: phishing-resistant?"""
+        options = json.loads(self.svc.begin_authentication(key="a", username=None,
                                                            require_uv=True))
-        _, strong = self.svc.finish_authentication(key="a", credential_json=key.assert_(options),
-                                                   require_uv=True, meta=RequestMeta())
-        return strong
+        assertion = key.assert_(options)
+        challenge, row = self.svc.read_passkey(key="a", credential_json=assertion,
+                                               now=self.clock.now())
+        return self.svc.check_assertion(row=row, challenge=unb64url(challenge.challenge),
+                                        credential_json=assertion, require_uv=True,
+                                        passkey=True).strong
 
 
 @pytest.fixture

@@ -1,103 +1,120 @@
-"""The passkey sign-in use case (``login.passkey``) with a stand-in WebAuthn ceremony: the
-ceremony itself is tested with recorded authenticator responses in tests/factors."""
+"""The passkey sign-in use case (``login.passkey``) with a software authenticator
+(tests/credentials/soft_key.py): real assertions, checked by the real ceremony. Its one
+transaction is tested in tests/credentials/test_passkey_step_transaction.py."""
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+import uuid
 
 import pytest
+from sqlalchemy import select
 
 from authgate.core.values import Level, RequestMeta
+from authgate.credentials.factor_audit import FactorAudit
+from authgate.credentials.params import FactorParams
+from authgate.credentials.webauthn import WebAuthnService
 from authgate.factors.errors import FactorError, WebAuthnFailed
 from authgate.login.passkey import PasskeyLogin, PasskeyRefused, challenge_key
 from authgate.regulation import FactorOutcome
-from authgate.storage.sql_credentials import CredentialRow
+from authgate.storage.sql_challenges import SqlChallengeStore
+from authgate.storage.sql_login_step import SqlLoginSteps
+from authgate.storage.tables_factors import challenges
+from tests.credentials.soft_key import AttestationCa, SoftKey
+from tests.credentials.test_passkey_step_transaction import (
+    forged,
+    last_record,
+    register,
+    signed,
+)
 from tests.web.test_freshness import events
 
 META = RequestMeta(client_ip="192.0.2.7", user_agent="test", request_id="r1")
 
 
-class StandInCeremony:
-    """Answers as ``WebAuthnService`` would after checking a passkey for ``username``."""
-
-    def __init__(self, username: str, *, verified: bool = True, fail: bool = False) -> None:
-        self.username, self.verified, self.fail = username, verified, fail
-        self.keys: list[str] = []
-
-    def begin_authentication(self, *, key: str, username: str | None,
-                             require_uv: bool) -> str:
-        assert username is None and require_uv
-        self.keys.append(key)
-        return "{}"
-
-    def finish_authentication(self, *, key: str, credential_json: str, require_uv: bool,
-                              meta: RequestMeta) -> tuple[CredentialRow, bool]:
-        assert require_uv
-        self.keys.append(key)
-        if self.fail:
-            raise WebAuthnFailed("bad_signature", "stand-in")
-        row = CredentialRow(id="cred-1", username=self.username, kind="webauthn", name="key",
-                            active=True, created_at=datetime(2026, 1, 1, tzinfo=UTC),
-                            last_used_at=None)
-        return row, self.verified
-
-
-def login_for(services, ceremony: StandInCeremony) -> PasskeyLogin:  # type: ignore[no-untyped-def]
-    return PasskeyLogin(webauthn=ceremony, directory=services.directory,
-                        regulator=services.regulator, sessions=services.sessions,
-                        audit=services.audit)
+def sign_in(passkeys: PasskeyLogin, key: SoftKey, handle: str = "h"):  # type: ignore[no-untyped-def]
+    assertion = key.assert_(json.loads(passkeys.options(handle=handle)))
+    return passkeys.sign_in(handle=handle, credential_json=assertion, meta=META)
 
 
 def test_a_passkey_starts_a_phishing_resistant_session(services) -> None:  # type: ignore[no-untyped-def]
-    ceremony = StandInCeremony("alice")
-    passkeys = login_for(services, ceremony)
-    passkeys.options(handle="h")
-    issued = passkeys.sign_in(handle="h", credential_json="{}", meta=META)
+    key = register(services)
+    services.passkey_login.options(handle="h")
+    with services.engine.connect() as conn:
+        stored = conn.execute(select(challenges.c.id_hash)).scalars().all()
+    assert stored == [challenge_key("h")] and challenge_key("h") != "h"
+    issued = sign_in(services.passkey_login, key)
     assert issued.record.level is Level.PHISHING_RESISTANT
     assert services.sessions.resolve(issued.token) is not None
-    assert ceremony.keys == [challenge_key("h")] * 2 and challenge_key("h") != "h"
     assert events(services, "login.passkey") == [("success", "passkey_uv")]
 
 
 def test_frequent_passkey_sign_ins_are_never_throttled(services) -> None:  # type: ignore[no-untyped-def]
     """Each admitted attempt is settled: a success never counts as a factor failure."""
-    passkeys = login_for(services, StandInCeremony("alice"))
+    key = register(services)
     limit = services.policies.current.settings.regulation.second_factor_max_failures
     for _ in range(limit + 2):
-        passkeys.sign_in(handle="h", credential_json="{}", meta=META)
+        sign_in(services.passkey_login, key)
     assert services.regulator.admit_factor(username="alice").allowed
 
 
 def test_a_disabled_account_is_refused_and_audited(services) -> None:  # type: ignore[no-untyped-def]
+    key = register(services, "carol")
     with pytest.raises(PasskeyRefused):
-        login_for(services, StandInCeremony("carol")).sign_in(
-            handle="h", credential_json="{}", meta=META)
+        sign_in(services.passkey_login, key)
     assert events(services, "login.passkey") == [("failure", "account_unavailable")]
     assert services.sessions.sessions_of("carol") == []
 
 
 def test_a_passkey_without_user_verification_is_refused(services) -> None:  # type: ignore[no-untyped-def]
+    """The authenticator did not verify the user (no PIN, no biometric): the assertion
+    itself is refused, before the directory is asked."""
+    key = register(services)
+    key.uv = False
+    with pytest.raises(WebAuthnFailed) as caught:
+        sign_in(services.passkey_login, key)
+    assert caught.value.reason == "user_not_verified"
+    assert events(services, "login.webauthn") == [("failure", "user_not_verified")]
+    assert events(services, "login.passkey") == []
+    assert services.sessions.sessions_of("alice") == []
+
+
+def test_a_passkey_below_the_policy_is_refused(services) -> None:  # type: ignore[no-untyped-def]
+    """User verified, but the policy now requires attested keys and this one was
+    registered without attestation: not phishing-resistant, so no passkey sign-in."""
+    key = register(services)
+    webauthn = WebAuthnService(
+        store=services.mfa.credentials, challenges=SqlChallengeStore(services.engine),
+        params=lambda: FactorParams(origins=("https://localhost:9091",), attestation="direct",
+                                    attestation_roots=(AttestationCa().pem,),
+                                    aaguid_allowlist=frozenset({str(uuid.uuid4())})),
+        record=FactorAudit(services.audit, services.clock))
+    passkeys = PasskeyLogin(webauthn=webauthn, directory=services.directory,
+                            regulator=services.regulator, sessions=services.sessions,
+                            audit=services.audit, unit=SqlLoginSteps(services.engine),
+                            clock=services.clock)
     with pytest.raises(PasskeyRefused):
-        login_for(services, StandInCeremony("alice", verified=False)).sign_in(
-            handle="h", credential_json="{}", meta=META)
+        sign_in(passkeys, key)
     assert events(services, "login.passkey") == [("failure", "refused")]
+    assert last_record(services)[4] == {"cause": "webauthn_below_policy"}
     assert services.sessions.sessions_of("alice") == []
 
 
 def test_a_throttled_user_is_refused_even_with_a_good_passkey(services) -> None:  # type: ignore[no-untyped-def]
+    key = register(services)
     limit = services.policies.current.settings.regulation.second_factor_max_failures
     for _ in range(limit):
         admission = services.regulator.admit_factor(username="alice")
         assert admission.allowed
         services.regulator.record_factor(admission=admission, outcome=FactorOutcome.FAILURE)
     with pytest.raises(PasskeyRefused):
-        login_for(services, StandInCeremony("alice")).sign_in(
-            handle="h", credential_json="{}", meta=META)
+        sign_in(services.passkey_login, key)
     assert events(services, "login.passkey") == [("failure", "refused")]
     assert services.sessions.sessions_of("alice") == []
 
 
 def test_a_failed_ceremony_raises_and_starts_nothing(services) -> None:  # type: ignore[no-untyped-def]
+    key = register(services)
     with pytest.raises(FactorError):
-        login_for(services, StandInCeremony("alice", fail=True)).sign_in(
-            handle="h", credential_json="{}", meta=META)
+        services.passkey_login.sign_in(handle="h", credential_json=forged(signed(services, key)),
+                                       meta=META)
     assert services.sessions.sessions_of("alice") == []
