@@ -51,6 +51,9 @@ _LONGEST_PAUSE = 1e-3
 _SQLITE_BUSY = 5  # the primary code; extended codes (BUSY_SNAPSHOT, ...) share its low byte
 _SHARED: weakref.WeakKeyDictionary[Engine, ThreadConnections] = weakref.WeakKeyDictionary()
 _SHARED_LOCK = threading.Lock()
+#: hot-path connections inherited across fork(): never used, closed or garbage-collected
+#: in the child (``ThreadConnections._let_go_inherited``)
+_INHERITED: list[Any] = []
 
 
 def connections_for(engine: Engine) -> ThreadConnections:
@@ -95,10 +98,13 @@ class ThreadConnections:
 
     def _connection(self) -> Any:
         conn = self._local.conn
+        if conn is not None and self._local.pid != os.getpid():
+            self._let_go_inherited()  # forked: that one is the parent's, never ours to use
+            conn = None
         if conn is not None and not self._sqlite and _hung_up(conn):
             self.discard()  # the server closed it while it was idle (a restart)
             conn = None
-        if conn is None or self._local.pid != os.getpid():
+        if conn is None:
             conn = self._engine.raw_connection()
             if self._sqlite:
                 cur = conn.cursor()
@@ -120,8 +126,18 @@ class ThreadConnections:
             self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
+    def _let_go_inherited(self) -> None:
+        """A connection this process inherited across ``fork()`` is the parent's socket:
+        closing it (or letting it be finalised) here would end the parent's database
+        session mid-statement (psycopg sends PostgreSQL a Terminate). Kept, never touched."""
+        _INHERITED.append(self._local.conn)
+        self._local.conn = None
+
     def discard(self) -> None:
         """Drop this thread's connection (after an error: its state is unknown)."""
+        if self._local.conn is not None and self._local.pid != os.getpid():
+            self._let_go_inherited()
+            return
         conn, self._local.conn = self._local.conn, None
         if conn is not None:
             try:  # closed first: that ends an open transaction (and frees SQLite's write
