@@ -31,7 +31,7 @@ class AdminActions:
                 meta: RequestMeta, outcome: Outcome = Outcome.SUCCESS, **detail: str) -> None:
         self.audit.record(AuditEvent(
             event=event, outcome=outcome, reason=reason, username=target,
-            client_ip=meta.client_ip, user_agent=meta.user_agent, request_id=meta.request_id,
+            **meta.asked(),
             detail=tuple(sorted({"actor": admin, "why": why, **detail}.items()))))
 
     _need_reason = staticmethod(need_reason)

@@ -19,7 +19,7 @@ def list_bans(*, registry: BanRegistry, audit: AuditLog, operator: str,
     bans = registry.active_bans()
     audit.record(AuditEvent(
         event="ban.list", outcome=Outcome.INFO, reason="operator_list",
-        client_ip=meta.client_ip, user_agent=meta.user_agent, request_id=meta.request_id,
+        **meta.asked(),
         detail=(("actor", operator), ("count", str(len(bans))))))
     return bans
 

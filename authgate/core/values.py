@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
+from typing import TypedDict
 
 
 class Level(str, Enum):
@@ -144,8 +145,7 @@ class AuditEvent:
         """A use case's record of one request: who asked comes from ``meta`` in one place,
         so no caller copies client address, user agent and request id field by field."""
         return cls(event=event, outcome=outcome, reason=reason, username=username,
-                   client_ip=meta.client_ip, user_agent=meta.user_agent,
-                   request_id=meta.request_id, detail=tuple(detail.items()))
+                   **meta.asked(), detail=tuple(detail.items()))
 
 
 @dataclass(frozen=True)
@@ -155,6 +155,16 @@ class StoredAuditEvent:
     event: AuditEvent
 
 
+class Asked(TypedDict):
+    """``RequestMeta.asked``: the record fields a request fills."""
+
+    client_ip: str
+    user_agent: str
+    request_id: str
+    method: str
+    path: str
+
+
 @dataclass(frozen=True)
 class RequestMeta:
     """Who is asking, for audit records written by use cases (never a secret)."""
@@ -162,3 +172,11 @@ class RequestMeta:
     client_ip: str = ""
     user_agent: str = ""
     request_id: str = ""
+    #: the portal page asked (``POST /login/passkey``, say): the record's ``method`` and ``path``
+    method: str = ""
+    path: str = ""
+
+    def asked(self) -> Asked:
+        """The record fields this request fills: ``AuditEvent(**meta.asked(), ...)``."""
+        return {"client_ip": self.client_ip, "user_agent": self.user_agent,
+                "request_id": self.request_id, "method": self.method, "path": self.path}

@@ -31,5 +31,5 @@ def factor_event(event: str, outcome: Outcome, reason: str, *, username: str,
     """A factor outcome's audit record, with the request's metadata."""
     return AuditEvent(
         event=event, outcome=outcome, reason=reason, username=username,
-        client_ip=meta.client_ip, user_agent=meta.user_agent, request_id=meta.request_id,
+        **meta.asked(),
         detail=tuple(sorted(detail.items())))

@@ -44,6 +44,8 @@ class LoginAttempt:
     client_ip: str
     user_agent: str
     request_id: str
+    method: str = ""  # the portal page that asked, for the record
+    path: str = ""
 
 
 #: the one message a refused password gets, whatever the reason (no account enumeration)
@@ -210,7 +212,8 @@ class LoginService:
             event=event, outcome=outcome, reason=reason,
             username=self._names.recorded(username, confirmed=confirmed),
             client_ip=attempt.client_ip, user_agent=attempt.user_agent,
-            request_id=attempt.request_id, detail=tuple(sorted(detail.items())),
+            request_id=attempt.request_id, method=attempt.method, path=attempt.path,
+            detail=tuple(sorted(detail.items())),
         ))
 
 

@@ -292,8 +292,7 @@ class StoreRegulator:
         meta = meta or RequestMeta(client_ip="cli")
         self._audit.record(AuditEvent(
             event="ban.lift", outcome=Outcome.SUCCESS, reason="operator_lift",
-            username=target.strip().lower(), client_ip=meta.client_ip,
-            user_agent=meta.user_agent, request_id=meta.request_id,
+            username=target.strip().lower(), **meta.asked(),
             detail=(("actor", operator), ("lifted", ",".join(shown_subject(s) for s in lifted)),
                     ("why", reason))))
         return lifted

@@ -75,7 +75,7 @@ def user_agent() -> str:
 def meta() -> RequestMeta:
     """Who is asking, as the use cases take it for their audit records."""
     return RequestMeta(client_ip=remote_ip_text(), user_agent=user_agent(),
-                       request_id=request_id())
+                       request_id=request_id(), method=request.method, path=request.path)
 
 
 def return_url(raw: str | None) -> str:

@@ -70,7 +70,8 @@ def change() -> tuple[str, int]:
                            refused="confirm_password")
     result = services().login.change_password(LoginAttempt(
         username=username, password=request.form.get("old_password", ""),
-        client_ip=m.client_ip, user_agent=m.user_agent, request_id=m.request_id), new)
+        client_ip=m.client_ip, user_agent=m.user_agent, request_id=m.request_id,
+        method=m.method, path=m.path), new)
     if not result.changed:
         return change_page(username, rd, result.message, 400, refused=result.field)
     session.pop(PENDING, None)

@@ -57,7 +57,8 @@ def login_submit() -> BaseResponse | tuple[str, int]:
     previous = current_session()
     result = svc.login.password_step(LoginAttempt(
         username=request.form.get("username", ""), password=request.form.get("password", ""),
-        client_ip=remote_ip_text(), user_agent=user_agent(), request_id=request_id()))
+        client_ip=remote_ip_text(), user_agent=user_agent(), request_id=request_id(),
+        method=request.method, path=request.path))
     if result.status is LoginStatus.CHANGE_PASSWORD:
         return offer_change(result.username, rd, _FAILURE_PAGES[result.status][1])
     if result.status is not LoginStatus.OK or result.issued is None:

@@ -27,6 +27,16 @@ def test_wrong_password_and_unknown_user_look_the_same(auth, services) -> None: 
     assert (wrong_reason, unknown_reason) == ("invalid_credentials", "unknown_user")
 
 
+def test_a_portal_record_names_the_page_it_answered(auth, services) -> None:  # type: ignore[no-untyped-def]
+    """docs/audit.md: ``path`` and ``method`` hold the portal page for portal records (an
+    outside test found them empty on sign-in records)."""
+    auth.login(password="wrong password")
+    record = last_audit(services)
+    assert (record["event"], record["method"], record["path"]) == \
+        ("login.password", "POST", "/login")
+    assert record["host"] == ""  # ``host`` stays the protected app's, never the portal's
+
+
 def test_disabled_account_told_to_contact_it_and_audited(auth, services) -> None:  # type: ignore[no-untyped-def]
     r = auth.login(username="carol", password="carol's long password")
     assert r.status_code == 403 and "contact" in r.get_data(as_text=True).lower()
