@@ -84,13 +84,14 @@ def return_url(raw: str | None) -> str:
         return ""
     server = services().settings.server
     portal = server.public_url.rstrip("/")
+    url = raw
     if raw.startswith("/") and not raw.startswith(("//", "/\\")):
-        raw = portal + raw  # a page of the portal itself
+        url = portal + raw  # a page of the portal itself
     allowed = (*server.protected_domains, urlsplit(portal).hostname or "")
     try:
-        return validate_return_url(raw, allowed_domains=allowed,
+        return validate_return_url(url, allowed_domains=allowed,
                                    allow_http_localhost=server.allow_http_localhost)
-    except RedirectRefused as exc:
+    except RedirectRefused as exc:  # the record keeps what was sent, not the joined URL
         services().audit.record(AuditEvent.for_request(
             meta(), "redirect.refused", Outcome.DENY, exc.reason, why=str(exc),
             url=raw[:200]))

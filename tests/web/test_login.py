@@ -1,6 +1,7 @@
 """The login pages: one generic failure, CSRF, id rotation, security headers, bad input."""
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -93,6 +94,17 @@ def test_bad_return_url_is_dropped_and_audited(client, auth, services) -> None: 
     with services.engine.connect() as conn:
         events = [row.event for row in conn.execute(select(audit_events))]
     assert "redirect.refused" in events
+
+
+def test_a_refused_return_url_is_recorded_as_sent(auth, services) -> None:  # type: ignore[no-untyped-def]
+    """A path-like ``rd`` is judged as a portal page, but the record keeps what was sent
+    (the outside test found the joined URL there instead)."""
+    auth.login(rd="/\t/evil.example")
+    with services.engine.connect() as conn:
+        refused = [dict(row._mapping) for row in conn.execute(
+            select(audit_events).where(audit_events.c.event == "redirect.refused"))]
+    assert len(refused) == 1
+    assert json.loads(refused[0]["detail"])["url"] == "/\\x09/evil.example"  # escaped TAB
 
 
 @pytest.mark.parametrize("username,password", [
