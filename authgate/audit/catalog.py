@@ -173,6 +173,8 @@ REASONS: dict[str, str] = {
     "user_not_verified": "user verification was required and missing",
     "unknown_credential": "a credential authgate does not know for this user",
     "user_handle_mismatch": "the credential belongs to another user",
+    "user_handle_missing": "a passkey assertion that does not say whose it is (no "
+                           "userHandle; WebAuthn §7.2 step 6)",
     "bad_signature": "the assertion signature does not verify",
     "bad_public_key": "the stored public key cannot be decoded",
     "sign_count_regressed": "the counter did not increase: possibly a cloned authenticator",

@@ -175,14 +175,16 @@ class WebAuthnService:
                         require_uv: bool, passkey: bool) -> KeyProof:
         """Verify an assertion against ``row`` and the challenge taken for it (W3C WebAuthn
         §7.2; a sign count that did not increase fails ``sign_count_regressed``, §6.1.1).
-        Pure: the caller stores the new sign count if nothing changed it meanwhile."""
+        ``passkey``: no user was named first, so the assertion's userHandle must be there and
+        be ``row``'s owner's (§7.2 step 6). Pure: the caller stores the new sign count."""
         p = self._params()
         verified = verify_authentication(
             credential_json=credential_json, expected_challenge=challenge,
             expected_rp_id=p.rp_id, expected_origins=list(p.origins),
             credential_public_key=unb64url(row.public_key or ""),
             credential_current_sign_count=row.sign_count, require_user_verification=require_uv,
-            expected_user_handle=user_handle(row.username) if passkey else None)
+            expected_user_handle=user_handle(row.username) if passkey else None,
+            require_user_handle=passkey)  # no user was named first: §7.2 step 6
         strong = verified.user_verified and meets_policy(row, p)
         return KeyProof(new_sign_count=verified.new_sign_count, strong=strong,
                         reason="webauthn_uv" if strong else "webauthn_below_policy"

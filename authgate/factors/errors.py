@@ -67,6 +67,7 @@ WEBAUTHN_REASONS: Final = frozenset({
     "user_not_verified",     # UV required but flag clear
     "unknown_credential",    # credential id not one the caller allowed / knows
     "user_handle_mismatch",  # userHandle does not belong to the expected user
+    "user_handle_missing",   # no userHandle where no user was named first (§7.2 step 6)
     "bad_signature",         # assertion signature does not verify with the stored key
     "bad_public_key",        # the stored public key cannot be decoded
     "sign_count_regressed",  # counter did not increase: possible cloned authenticator

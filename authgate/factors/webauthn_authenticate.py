@@ -6,6 +6,7 @@ stored sign count, then calls :func:`verify_authentication` and stores ``new_sig
 """
 from __future__ import annotations
 
+import hmac
 import secrets
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -88,14 +89,13 @@ def verify_authentication(*, credential_json: str, expected_challenge: bytes,
                           credential_public_key: bytes, credential_current_sign_count: int,
                           require_user_verification: bool,
                           allowed_credential_ids: Collection[bytes] | None = None,
-                          expected_user_handle: bytes | None = None) -> VerifiedAuthentication:
-    """Verify a ``navigator.credentials.get()`` response (§7.2).
-
-    ``allowed_credential_ids``: the ids offered in allowCredentials (§7.2 step 5); others
-    fail ``unknown_credential``. ``expected_user_handle``: the user identified before the
-    ceremony (§7.2 step 6); a different userHandle fails ``user_handle_mismatch``.
-    The sign count is checked after the signature (§6.1.1), so ``sign_count_regressed``, an
-    alarm for a possibly cloned authenticator, is only ever raised for a genuine signature.
+                          expected_user_handle: bytes | None = None,
+                          require_user_handle: bool = False) -> VerifiedAuthentication:
+    """Verify a ``navigator.credentials.get()`` response (§7.2). ``allowed_credential_ids``:
+    those offered (step 5), others fail ``unknown_credential``. ``expected_user_handle``: the
+    owner's (step 6), another fails ``user_handle_mismatch``; with ``require_user_handle`` (no
+    user named first: a passkey) none fails ``user_handle_missing``. The sign count is checked
+    after the signature (§6.1.1): ``sign_count_regressed``, a clone alarm, needs a genuine one.
     """
     origins = check_origins_arg(expected_origins)
     credential = parse_or_malformed(parse_authentication_credential_json,
@@ -104,7 +104,8 @@ def verify_authentication(*, credential_json: str, expected_challenge: bytes,
                           expected_rp_id=expected_rp_id, expected_origins=origins,
                           require_user_verification=require_user_verification,
                           allowed_credential_ids=allowed_credential_ids,
-                          expected_user_handle=expected_user_handle)
+                          expected_user_handle=expected_user_handle,
+                          require_user_handle=require_user_handle)
     try:
         verified = verify_authentication_response(
             credential=credential, expected_challenge=expected_challenge,
@@ -128,21 +129,33 @@ def verify_authentication(*, credential_json: str, expected_challenge: bytes,
 def _precheck(credential: AuthenticationCredential, *, expected_challenge: bytes,
               expected_rp_id: str, expected_origins: Sequence[str],
               require_user_verification: bool, allowed_credential_ids: Collection[bytes] | None,
-              expected_user_handle: bytes | None) -> AuthenticatorData:
+              expected_user_handle: bytes | None,
+              require_user_handle: bool) -> AuthenticatorData:
     """§7.2 steps 5-17 that have a reason of their own, in spec order."""
     if bytes_to_base64url(credential.raw_id) != credential.id:
         raise WebAuthnFailed("malformed", "id and rawId differ")
     if allowed_credential_ids is not None and credential.raw_id not in allowed_credential_ids:
         raise WebAuthnFailed("unknown_credential")
-    handle = credential.response.user_handle
-    if expected_user_handle is not None and handle and handle != expected_user_handle:
-        raise WebAuthnFailed("user_handle_mismatch")
+    _check_user_handle(credential.response.user_handle, expected=expected_user_handle,
+                       required=require_user_handle)
     check_client_data(credential.response.client_data_json, ceremony=ClientDataType.WEBAUTHN_GET,
                       expected_challenge=expected_challenge, expected_origins=expected_origins)
     auth_data = parse_auth_data(credential.response.authenticator_data)
     check_auth_data(auth_data, expected_rp_id=expected_rp_id,
                     require_user_verification=require_user_verification)
     return auth_data
+
+
+def _check_user_handle(handle: bytes | None, *, expected: bytes | None,
+                       required: bool) -> None:
+    """§7.2 step 6. A user named before the ceremony: a userHandle, if sent, is theirs.
+    None named (a passkey): it must be sent, and be the credential's owner's."""
+    if required and not expected:
+        raise ValueError("require_user_handle needs the owner's expected_user_handle")
+    if required and not handle:
+        raise WebAuthnFailed("user_handle_missing", "no userHandle for a usernameless sign-in")
+    if expected is not None and handle and not hmac.compare_digest(handle, expected):
+        raise WebAuthnFailed("user_handle_mismatch")
 
 
 def _check_sign_count(new: int, stored: int) -> None:

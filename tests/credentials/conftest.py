@@ -10,11 +10,14 @@ from urllib.parse import quote
 
 import pyotp
 import pytest
+from flask import Flask
 from sqlalchemy import Engine
 
 from authgate.composition.root import Services, build_services
 from authgate.core.clock import FixedClock
 from authgate.core.values import RequestMeta
+from authgate.storage.engine import migrate
+from authgate.web import create_app
 from tests.conftest import make_settings
 
 MFA_URL = "http://localhost:8080/mfa/report?x=1&y=2"
@@ -91,6 +94,18 @@ def step_services(engine: Engine, tmp_path: Path, users_file: Path,
         "url": engine.url.render_as_string(hide_password=False)})
     built = build_services(settings, clock=clock)
     yield built
+    built.audit.close()
+    built.engine.dispose()
+
+
+@pytest.fixture
+def passkey_app(tmp_path: Path, users_file: Path, clock: FixedClock
+                ) -> Iterator[tuple[Flask, Services]]:
+    """The portal with passkey sign-in on (SQLite)."""
+    settings = make_settings(tmp_path, users_file, webauthn={"passkey_sign_in": True})
+    migrate(settings.storage.url)
+    built = build_services(settings, clock=clock)
+    yield create_app({"services": built, "TESTING": True}), built
     built.audit.close()
     built.engine.dispose()
 

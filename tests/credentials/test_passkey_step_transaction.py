@@ -8,11 +8,9 @@ from __future__ import annotations
 import json
 import multiprocessing
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from flask import Flask
 from sqlalchemy import event, select
 
 from authgate.composition.root import Services, build_services
@@ -23,12 +21,10 @@ from authgate.factors.errors import WebAuthnFailed
 from authgate.login.passkey import PasskeyRefused
 from authgate.regulation import FactorOutcome
 from authgate.sessions.service import Issued
-from authgate.storage.engine import migrate
 from authgate.storage.fastpath import connections_for
 from authgate.storage.regulation_rows import factor_subject
 from authgate.storage.tables import audit_events
 from authgate.storage.tables_regulation import regulation_events
-from authgate.web import create_app
 from authgate.web.passkey import _REFUSED
 from tests.conftest import make_settings
 from tests.credentials.conftest import audit_append_fails
@@ -325,18 +321,6 @@ def test_one_assertion_raced_by_three_processes_starts_one_session(  # type: ign
 
 
 # -- through the page ----------------------------------------------------------------------
-@pytest.fixture
-def passkey_app(tmp_path: Path, users_file: Path, clock: FixedClock
-                ) -> Iterator[tuple[Flask, Services]]:
-    """The portal with passkey sign-in on (SQLite)."""
-    settings = make_settings(tmp_path, users_file, webauthn={"passkey_sign_in": True})
-    migrate(settings.storage.url)
-    built = build_services(settings, clock=clock)
-    yield create_app({"services": built, "TESTING": True}), built
-    built.audit.close()
-    built.engine.dispose()
-
-
 def _options(client) -> tuple[str, dict[str, object]]:  # type: ignore[no-untyped-def]
     """The login page's script, first half: its CSRF token and the passkey options."""
     token = csrf_token(client.get("/login").get_data(as_text=True))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import FrozenInstanceError
+from typing import Any
 
 import pytest
 from webauthn.helpers import base64url_to_bytes
@@ -53,6 +54,29 @@ def test_passkey_assertion_carries_the_user_handle() -> None:
 def test_user_handle_must_match_the_identified_user() -> None:
     expect_reason("user_handle_mismatch",
                   lambda: authenticate(PASSKEY, expected_user_handle=b"someone else"))
+
+
+@pytest.mark.parametrize("absent", ["dropped", None, ""])
+def test_a_passkey_assertion_without_its_user_handle_fails(absent: str | None) -> None:
+    """§7.2 step 6: when the user was not identified before the ceremony (a passkey),
+    userHandle must be present. It is not signed, so anyone can strip it from a genuine
+    assertion: the signature still verifies, the check must not be skipped."""
+    def strip(credential: dict[str, Any]) -> None:
+        if absent == "dropped":
+            del credential["response"]["userHandle"]
+        else:
+            credential["response"]["userHandle"] = absent
+
+    stripped = altered(PASSKEY, strip)
+    expect_reason("user_handle_missing", lambda: authenticate(
+        PASSKEY, credential_json=stripped, expected_user_handle=USER_ID,
+        require_user_handle=True))
+    # a security key for a user named first may leave it out (§7.2 step 6, first case)
+    assert authenticate(PASSKEY, credential_json=stripped).user_handle is None
+    assert authenticate(PASSKEY, expected_user_handle=USER_ID,
+                        require_user_handle=True).user_handle == USER_ID
+    with pytest.raises(ValueError):  # required, but whose? the caller must say
+        authenticate(PASSKEY, require_user_handle=True)
 
 
 def test_credential_must_be_one_that_was_offered() -> None:
