@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -137,8 +137,11 @@ class PasskeyLogin:
                 row=row, challenge=unb64url(challenge.challenge),
                 credential_json=credential_json, require_uv=True, passkey=True)
         except WebAuthnFailed as exc:
-            self._refused_early(key, now, AuditEvent.for_request(
-                meta, ASSERTION_EVENT, Outcome.FAILURE, exc.reason, username=username))
+            lost = self._refused_early(key, now, AuditEvent.for_request(
+                meta, ASSERTION_EVENT, Outcome.FAILURE, exc.reason, username=username),
+                racy=True)
+            if lost:
+                raise lost from exc
             raise
         try:
             identity = self._directory.lookup(row.username)
@@ -148,14 +151,22 @@ class PasskeyLogin:
             raise
         return PasskeyAttempt(key, challenge, row, proof, identity, meta, now)
 
-    def _refused_early(self, key: str, now: datetime, record: AuditEvent) -> None:
+    def _refused_early(self, key: str, now: datetime, record: AuditEvent, *,
+                       racy: bool = False) -> AuthgateError | None:
         """One transaction: the challenge taken (single use, whatever went wrong) and the
-        refusal's record."""
+        refusal's record. ``racy``: the refusal rests on reads made without a lock; if the
+        take finds nothing, another request with this challenge got there first (a copy of
+        the assertion that won may have made the count read look stale: no clone alarm),
+        so it is recorded and returned as ``challenge_mismatch`` instead (pen test F2a)."""
         def spend(writes: StepWrites, slot: AuditSlot) -> _Committed:
-            writes.take_challenge(key, purpose="authenticate", now=now)
+            taken = writes.take_challenge(key, purpose="authenticate", now=now)
+            if taken is None and racy:
+                lost = replace(record, reason="challenge_mismatch")
+                return _Committed(writes.append_audit(slot.seal(lost)), WebAuthnFailed(
+                    "challenge_mismatch", "another request took the challenge first"))
             return _Committed(writes.append_audit(slot.seal(record)))
 
-        self._committed(spend)
+        return self._committed(spend).error
 
     def _committed(self, work: Callable[[StepWrites, AuditSlot], _Committed]) -> _Committed:
         with self._audit.within() as slot:  # the audit lane first, then the transaction
