@@ -3,7 +3,8 @@
 A WebAuthn second factor (``POST /login/webauthn/verify``) checks the throttle and reserves
 the attempt, takes the session's challenge (single use: a DELETE, ASVS 2.9.2), verifies the
 assertion (pure and fast: a signature check), stores the authenticator's new sign count
-only if nothing changed it meanwhile (WebAuthn §6.1.1, clone detection), forgets the user's
+only if it is above the one stored at commit (WebAuthn §6.1.1, clone detection; the count
+another tab's passkey stored meanwhile on PostgreSQL counts, pen test F2b), forgets the user's
 factor failures, replaces the session under a new id at the level proven (ASVS 3.2.1) and
 writes the audit record, all in one short transaction (``storage.step_interfaces``). A
 refused assertion commits its reservation (counted at once) and the taken challenge (gone
@@ -116,7 +117,6 @@ class SecurityKeyLogin:
             row=row, challenge=unb64url(taken.challenge),
             credential_json=attempt.credential_json, require_uv=attempt.require_uv,
             passkey=False)
-        if not writes.accept_sign_count(row.id, old=row.sign_count, new=proof.new_sign_count,
-                                        now=attempt.now):
-            raise WebAuthnFailed("sign_count_regressed", "sign count raced")
+        if not writes.accept_sign_count(row.id, new=proof.new_sign_count, now=attempt.now):
+            raise WebAuthnFailed("sign_count_regressed", "not above the stored count")
         return row, proof

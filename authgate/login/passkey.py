@@ -11,7 +11,8 @@ outside any transaction, the live challenge and the credential are read, the ass
 verified (pure) and the directory asked (it may be LDAP: never hold the database's write
 lock across a network call); then one transaction takes the challenge (a DELETE: of two
 requests with one assertion exactly one gets it, ASVS 2.9.2), stores the new sign count only
-if nothing changed it meanwhile (WebAuthn §6.1.1), admits the throttle and clears it,
+if it is above the one stored now (WebAuthn §6.1.1: judged at commit, not against the count
+read before, pen test F2b), admits the throttle and clears it,
 starts the session and stores the sealed audit record. A failure before its COMMIT leaves
 none of it. A refusal commits the taken challenge (single use, verified or not) and its one
 record; a genuine passkey refused (account gone, below the policy, throttled) also its new
@@ -211,9 +212,9 @@ class PasskeyLogin:
         current = writes.webauthn_credential(row.credential_id or "")
         if current is None or current.id != row.id or current.public_key != row.public_key:
             return "unknown_credential"  # removed while the assertion was checked
-        if not writes.accept_sign_count(row.id, old=row.sign_count,
-                                        new=attempt.proof.new_sign_count, now=attempt.now):
-            return "sign_count_regressed"  # another sign-in stored a count first
+        if not writes.accept_sign_count(row.id, new=attempt.proof.new_sign_count,
+                                        now=attempt.now):
+            return "sign_count_regressed"  # not above what is stored now (§6.1.1)
         return ""
 
 

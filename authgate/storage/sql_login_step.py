@@ -58,8 +58,10 @@ _SQL = {
             "challenge, expires_at",
     "key": f"SELECT {', '.join(_CREDENTIAL_COLUMNS)} FROM credentials WHERE "  # noqa: S608
            "credential_id = ? AND active = ?",
+    # WebAuthn §6.1.1, judged against the count stored at commit time, in one statement:
+    # above it, or both 0 (an authenticator without a counter)
     "sign_count": "UPDATE credentials SET sign_count = ?, last_used_at = ? WHERE id = ? AND "
-                  "sign_count = ?",
+                  "(sign_count < ? OR (sign_count = 0 AND ? = 0))",
     "drop_session": "DELETE FROM sessions WHERE id_hash = ?",
     "add_session": f"INSERT INTO sessions ({', '.join(_SESSION_COLUMNS)}) VALUES "  # noqa: S608
                    f"({', '.join('?' * len(_SESSION_COLUMNS))})",
@@ -150,8 +152,8 @@ class SqlStepWrites:
         found = self._one("key", (credential_id, True))
         return None if found is None else _credential(found)
 
-    def accept_sign_count(self, cred_id: str, *, old: int, new: int, now: datetime) -> bool:
-        return self._changed_one("sign_count", (new, to_micros(now), cred_id, old))
+    def accept_sign_count(self, cred_id: str, *, new: int, now: datetime) -> bool:
+        return self._changed_one("sign_count", (new, to_micros(now), cred_id, new, new))
 
     def _changed_one(self, name: str, params: tuple[Any, ...]) -> bool:
         self.cur.execute(self._sql[name], params)

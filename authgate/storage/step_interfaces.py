@@ -82,9 +82,12 @@ class StepWrites(FactorCounters, Protocol):
         """The active credential with this WebAuthn credential id (b64url)."""
         ...
 
-    def accept_sign_count(self, cred_id: str, *, old: int, new: int, now: datetime) -> bool:
-        """Store the authenticator's new sign count if it is still ``old`` (WebAuthn
-        §6.1.1); False when a concurrent sign-in changed it first."""
+    def accept_sign_count(self, cred_id: str, *, new: int, now: datetime) -> bool:
+        """Store the authenticator's new sign count if it is above the one stored now, or
+        both are 0 (no counter), in one atomic statement (WebAuthn §6.1.1); False when it
+        is not: a possible clone, or a higher count another sign-in stored first. Judged
+        against the stored count, not the one read earlier: two tabs' assertions, the
+        higher one committing second, are both accepted (pen test F2b)."""
         ...
 
     def replace_session(self, old_id_hash: str, record: SessionRecord) -> bool:

@@ -128,12 +128,24 @@ def test_totp_step_accepted_once_even_in_a_race(engine: Engine) -> None:
     assert store.all_secrets() == [SealedSecret("c1", "alice", "v1.x")]
 
 
-def test_sign_count_advances_only_from_the_value_read(engine: Engine) -> None:
-    """In a login step's transaction (security key, passkey): a raced clone loses."""
+def test_sign_count_advances_only_above_the_stored_value(engine: Engine) -> None:
+    """In a login step's transaction (security key, passkey), one statement judges the
+    count against what is stored at that moment (WebAuthn §6.1.1, pen test F2b): of
+    concurrent copies exactly one wins, a count at or below the stored one loses (a
+    possible clone), a higher one wins whatever count its request had read, and an
+    authenticator without a counter stays at 0."""
     store: CredentialStore = SqlCredentialStore(engine)
-    store.add(CredentialRow("w1", "alice", "webauthn", "key", True, T0, None,
-                            credential_id="abc", public_key="pk", sign_count=5))
+    for row_id, count in (("w1", 5), ("w0", 0)):
+        store.add(CredentialRow(row_id, "alice", "webauthn", "key", True, T0, None,
+                                credential_id=row_id, public_key="pk", sign_count=count))
     unit: LoginStepUnit = SqlLoginSteps(engine)
-    assert race(6, lambda: unit.run(lambda writes: writes.accept_sign_count(
-        "w1", old=5, new=6, now=T0))).count(True) == 1
-    assert store.get("w1").sign_count == 6  # type: ignore[union-attr]
+
+    def accept(row_id: str, new: int) -> bool:
+        return unit.run(lambda writes: writes.accept_sign_count(row_id, new=new, now=T0))
+
+    assert race(6, lambda: accept("w1", 6)).count(True) == 1
+    assert [accept("w1", n) for n in (6, 4, 0, 9, 8)] == [False, False, False, True, False]
+    assert store.get("w1").sign_count == 9  # type: ignore[union-attr]
+    assert [accept("w0", 0), accept("w0", 0), accept("w0", 3), accept("w0", 0)] == [
+        True, True, True, False]
+    assert store.get("w0").sign_count == 3  # type: ignore[union-attr]

@@ -229,3 +229,42 @@ def test_an_accepted_key_through_the_page_is_one_transaction(mfa, client, servic
     writes = [i for i, (_, v) in enumerate(verbs) if v in ("INSERT", "UPDATE", "DELETE")]
     assert writes and all(begin < i < commit for i in writes)
     assert len({verbs[i][0] for i in (begin, *writes, commit)}) == 1  # one connection
+
+
+def _stored_meanwhile(svc: Services, monkeypatch: pytest.MonkeyPatch, count: int) -> None:
+    """While the step checks the assertion (inside its transaction, the key already read),
+    another connection stores ``count`` as the key's sign count and commits."""
+    real = svc.mfa.webauthn.check_assertion
+
+    def meanwhile(**kwargs):  # type: ignore[no-untyped-def]
+        with svc.engine.begin() as other:
+            other.execute(credentials.update().values(sign_count=count))
+        return real(**kwargs)
+
+    monkeypatch.setattr(svc.mfa.webauthn, "check_assertion", meanwhile)
+
+
+@pytest.mark.parametrize("engine", ["postgres"], indirect=True)  # SQLite: the write lock
+@pytest.mark.parametrize(("signs", "stored", "accepted"), [(2, 1, True), (5, 5, False),
+                                                            (3, 4, False)])
+def test_f2b_the_stored_count_at_commit_decides_not_the_one_read(  # type: ignore[no-untyped-def]
+        step_services, monkeypatch, signs, stored, accepted) -> None:
+    """Pen test F2b, security-key step. On PostgreSQL another request (a passkey sign-in
+    with this key in another tab) may store a count between this step's read of the key
+    and its UPDATE: a count above that one is accepted (it used to be compared with the
+    count read, 0: refused as a possible clone); one at or below it is still refused."""
+    svc = step_services
+    key = register(svc)
+    session = password_session(svc)
+    key.sign_count = signs - 1  # assert_ counts one up
+    signed = assertion(svc, key, session)
+    _stored_meanwhile(svc, monkeypatch, stored)
+    if accepted:
+        issued = verify(svc, session, signed)
+        assert svc.sessions.resolve(issued.token) is not None and sign_count(svc) == signs
+        assert key_audit(svc) == [("success", "webauthn_uv")]
+    else:
+        with pytest.raises(WebAuthnFailed) as caught:
+            verify(svc, session, signed)
+        assert caught.value.reason == "sign_count_regressed" and sign_count(svc) == stored
+        assert key_audit(svc) == [("failure", "sign_count_regressed")]

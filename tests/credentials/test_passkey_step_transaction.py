@@ -255,7 +255,7 @@ def test_what_changed_while_the_directory_was_asked_is_caught_at_commit(  # type
         step_services, monkeypatch, meanwhile, reason, left) -> None:
     """The checks before the transaction read without locking, so the transaction checks
     again what another request may have changed since: the challenge (taken by a DELETE),
-    the key (still registered), its sign count (stored only if unchanged)."""
+    the key (still registered), its sign count (stored only if above the stored one)."""
     svc = step_services
     key = register(svc)
     assertion, real = signed(svc, key), svc.directory.lookup
