@@ -9,16 +9,18 @@ a random browser handle the caller keeps (the library keeps no state).
 Its writes commit as one transaction (issue 20 item 1, ``storage.step_interfaces``): first,
 outside any transaction, the live challenge and the credential are read, the assertion is
 verified (pure) and the directory asked (it may be LDAP: never hold the database's write
-lock across a network call); then one transaction takes the challenge (a DELETE: of two
-requests with one assertion exactly one gets it, ASVS 2.9.2), stores the new sign count only
-if it is above the one stored now (WebAuthn §6.1.1: judged at commit, not against the count
-read before, pen test F2b), admits the throttle and clears it,
-starts the session and stores the sealed audit record. A failure before its COMMIT leaves
-none of it. A refusal commits the taken challenge (single use, verified or not) and its one
-record; a genuine passkey refused (account gone, below the policy, throttled) also its new
-sign count, and, when admitted, its reservation, counted as a failure and settled after the
-COMMIT. An assertion that does not verify is not counted against the key's owner, as
-before: it needs no password, so counting it would let anyone lock the owner out.
+lock across a network call); then one transaction admits the throttle (on PostgreSQL it
+locks the user's row first, as the security-key step does), takes the challenge (a DELETE:
+of two requests with one assertion exactly one gets it, ASVS 2.9.2), stores the new sign
+count only if it is above the one stored now (WebAuthn §6.1.1: judged at commit, not
+against the count read before, pen test F2b), clears the throttle, starts the session and
+stores the sealed audit record. A failure before its COMMIT leaves none of it. A refusal
+commits the taken challenge (single use, verified or not) and its one record; a genuine
+passkey refused (account gone, below the policy, throttled) also its new sign count, and,
+when admitted, its reservation, counted as a failure and settled after the COMMIT (one
+refused by what changed meanwhile gives its reservation back). An assertion that does
+not verify is not counted against the key's owner, as before: it needs no password, so
+counting it would let anyone lock the owner out.
 """
 from __future__ import annotations
 
@@ -177,14 +179,18 @@ class PasskeyLogin:
 
     def _writes(self, writes: StepWrites, attempt: PasskeyAttempt,
                 slot: AuditSlot) -> _Committed:
-        """The transaction: challenge, sign count, throttle, session, one record."""
+        """The transaction: throttle, challenge, sign count, session, one record. The
+        throttle first: on PostgreSQL it locks the user's row before the key's row is
+        updated, in the security-key step's order (the other order deadlocked with it)."""
         username, meta = attempt.row.username, attempt.meta
+        admission = self._regulator.reserve_factor(writes, username=username)
         raced = self._spent(writes, attempt)
-        if raced:
+        if raced:  # not counted: given back in this transaction
+            if admission.allowed:
+                self._regulator.factor_given_back(writes, admission=admission)
             record = AuditEvent.for_request(meta, ASSERTION_EVENT, Outcome.FAILURE, raced,
                                             username=username)
             return _Committed(writes.append_audit(slot.seal(record)), WebAuthnFailed(raced))
-        admission = self._regulator.reserve_factor(writes, username=username)
         refusal, cause = _refusal(attempt, admission)
         identity = attempt.identity
         if refusal or identity is None:
