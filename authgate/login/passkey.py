@@ -40,7 +40,7 @@ from authgate.credentials.webauthn import KeyProof, unb64url
 from authgate.directory import Directory
 from authgate.factors.errors import FactorError, WebAuthnFailed
 from authgate.regulation import Admission, FactorOutcome, Regulator
-from authgate.sessions.service import Issued, SessionService
+from authgate.sessions.service import Issued, SessionService, hash_token
 from authgate.storage.rows import ChallengeRow, CredentialRow
 from authgate.storage.step_interfaces import LoginStepUnit, StepWrites
 
@@ -84,6 +84,7 @@ class PasskeyAttempt:
     identity: Identity | None
     meta: RequestMeta
     now: datetime
+    replacing: str = ""  # the id hash of the session the browser had, ended with it
 
 
 @dataclass(frozen=True)
@@ -113,11 +114,15 @@ class PasskeyLogin:
         return self._webauthn.begin_authentication(key=challenge_key(handle), username=None,
                                                    require_uv=True)
 
-    def sign_in(self, *, handle: str, credential_json: str, meta: RequestMeta) -> Issued:
+    def sign_in(self, *, handle: str, credential_json: str, meta: RequestMeta,
+                replacing: str | None = None) -> Issued:
         """A new session at ``phishing_resistant``, or ``PasskeyRefused``,
         ``WebAuthnFailed`` (the assertion), ``DirectoryError`` or ``StorageError``; every
-        outcome audited once."""
-        attempt = self._verified(challenge_key(handle), credential_json, meta)
+        outcome audited once. ``replacing``: the session token the browser carries (anyone's,
+        at any level); that session ends in the new one's transaction (ASVS 3.2.1, 3.3.1),
+        and stays if the sign-in is refused."""
+        attempt = replace(self._verified(challenge_key(handle), credential_json, meta),
+                          replacing=hash_token(replacing) if replacing else "")
         done = self._committed(lambda writes, slot: self._writes(writes, attempt, slot))
         if done.issued is not None:
             self._sessions.purge_now_and_then()
@@ -200,6 +205,8 @@ class PasskeyLogin:
                               admission if admission.allowed else None)
         issued = self._sessions.started(identity, level=Level.PHISHING_RESISTANT,
                                         client_ip=meta.client_ip, user_agent=meta.user_agent)
+        if attempt.replacing:
+            writes.end_session(attempt.replacing)  # gone already: nothing to end
         writes.add_session(issued.record)
         self._regulator.factor_succeeded(writes, admission=admission)
         record = AuditEvent.for_request(meta, EVENT, Outcome.SUCCESS, "passkey_uv",

@@ -160,11 +160,13 @@ class SqlStepWrites:
         return int(self.cur.rowcount) == 1
 
     def replace_session(self, old_id_hash: str, record: SessionRecord) -> bool:
-        self.cur.execute(self._sql["drop_session"], (old_id_hash,))
-        if int(self.cur.rowcount) != 1:
+        if not self.end_session(old_id_hash):
             return False
         self.add_session(record)
         return True
+
+    def end_session(self, id_hash: str) -> bool:
+        return self._changed_one("drop_session", (id_hash,))
 
     def add_session(self, record: SessionRecord) -> None:
         values = session_values(record)

@@ -98,6 +98,11 @@ class StepWrites(FactorCounters, Protocol):
         """Store a new session (a passkey sign-in starts one, ``login.passkey``)."""
         ...
 
+    def end_session(self, id_hash: str) -> bool:
+        """Delete a session (the one the browser had before a passkey sign-in); False
+        when there was none."""
+        ...
+
     def append_audit(self, record: SealedRecord) -> int:
         """Store a sealed audit record (registering its chain with the first); its id."""
         ...

@@ -12,6 +12,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.factors.errors import FactorError
 from authgate.web.context import meta, return_url, services
+from authgate.web.cookies import session_token
 from authgate.web.steps import next_json, options_json, refused_json, remember_failure
 
 bp = Blueprint("passkey", __name__)
@@ -40,7 +41,8 @@ def verify() -> BaseResponse | tuple[BaseResponse, int]:
     handle = str(session.pop("passkey", ""))
     try:
         issued = services().passkey_login.sign_in(
-            handle=handle, credential_json=request.get_data(as_text=True), meta=meta())
+            handle=handle, credential_json=request.get_data(as_text=True), meta=meta(),
+            replacing=session_token())  # whatever session this browser had ends
     except FactorError:
         remember_failure()
         return refused_json(_REFUSED, 401)

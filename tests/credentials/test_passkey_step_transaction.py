@@ -321,9 +321,9 @@ def test_one_assertion_raced_by_three_processes_starts_one_session(  # type: ign
 
 
 # -- through the page ----------------------------------------------------------------------
-def _options(client) -> tuple[str, dict[str, object]]:  # type: ignore[no-untyped-def]
+def _options(client, page: str = "/login") -> tuple[str, dict[str, object]]:  # type: ignore[no-untyped-def]
     """The login page's script, first half: its CSRF token and the passkey options."""
-    token = csrf_token(client.get("/login").get_data(as_text=True))
+    token = csrf_token(client.get(page).get_data(as_text=True))
     options = client.post("/login/passkey/options", headers={"X-CSRFToken": token})
     assert options.status_code == 200
     return token, options.get_json()
