@@ -16,7 +16,9 @@ EVENTS: dict[str, tuple[str, tuple[str, ...]]] = {
                ("allow", "challenge", "deny", "error")),
     "login.password": ("the password step of a login", ("success", "failure", "error")),
     "login.totp": ("a TOTP second-factor check (RFC 6238)", ("success", "failure")),
-    "login.webauthn": ("a WebAuthn assertion", ("success", "failure")),
+    "login.webauthn": ("a WebAuthn assertion; once the key is known, the record names its "
+                       "owner and (detail `credential`) its row id, a failure too",
+                       ("success", "failure")),
     "login.recovery": ("a recovery-code login", ("success", "failure")),
     "password.change": ("a password change at the directory", ("success", "failure", "error")),
     "logout": ("the user signed out", ("success",)),
@@ -26,8 +28,9 @@ EVENTS: dict[str, tuple[str, tuple[str, ...]]] = {
                        "step up", ("deny", "challenge")),
     "policy.reload": ("a policy set loaded or rejected", ("success", "deny")),
     "login.passkey": ("a sign-in with a passkey alone (discoverable WebAuthn credential, user "
-                      "verification), when enabled; an assertion that fails its checks is "
-                      "recorded as `login.webauthn`", ("success", "failure", "error")),
+                      "verification), when enabled, with the key's owner and row id (detail "
+                      "`credential`); an assertion that fails its checks is recorded as "
+                      "`login.webauthn`", ("success", "failure", "error")),
     "login.break_glass": ("a break-glass account passed its password step (severity high)",
                           ("info",)),
     "login.factor": ("a second-factor attempt refused before it was checked: the per-user "

@@ -84,15 +84,19 @@ class SecurityKeyLogin:
         if not admission.allowed:
             writes.discard()
             return _Raised(StepOutcome(admission=admission))
-        try:
-            row, proof = self._checked(writes, attempt)
-        except WebAuthnFailed as exc:  # the reservation and the taken challenge commit
+        try:  # a refusal commits the reservation and the taken challenge
+            row, challenge = self._key(writes, attempt)
+        except WebAuthnFailed as exc:
             return _Raised(StepOutcome(admission=admission, error=exc))
+        try:
+            proof = self._proved(writes, attempt, row, challenge)
+        except WebAuthnFailed as exc:  # the record names the key (pen test F3)
+            return _Raised(StepOutcome(admission=admission, error=exc, credential=row.id))
         level = Level.PHISHING_RESISTANT if proof.strong else Level.MFA
         issued = self._sessions.elevated(attempt.session, level=level)
         if not writes.replace_session(attempt.session.id_hash, issued.record):
             writes.discard()
-            return _Raised(StepOutcome(admission=admission, gone=True))
+            return _Raised(StepOutcome(admission=admission, gone=True, credential=row.id))
         self._regulator.factor_succeeded(writes, admission=admission)
         record = slot.seal(factor_event(EVENT, Outcome.SUCCESS, proof.reason,
                                         username=attempt.session.username, meta=attempt.meta,
@@ -100,10 +104,9 @@ class SecurityKeyLogin:
         return _Raised(StepOutcome(admission=admission, audit_id=writes.append_audit(record)),
                        issued)
 
-    def _checked(self, writes: StepWrites, attempt: KeyAttempt
-                 ) -> tuple[CredentialRow, KeyProof]:
-        """The challenge taken, the assertion verified against the session user's key and
-        its new sign count stored; ``WebAuthnFailed`` otherwise."""
+    def _key(self, writes: StepWrites, attempt: KeyAttempt) -> tuple[CredentialRow, bytes]:
+        """The challenge taken and the session user's key the assertion names;
+        ``WebAuthnFailed`` otherwise (another user's key is not named: unknown here)."""
         taken = writes.take_challenge(attempt.challenge_key, purpose="authenticate",
                                       now=attempt.now)
         if taken is None:
@@ -113,10 +116,15 @@ class SecurityKeyLogin:
         if row is None or row.kind != "webauthn" or row.username != username or (
                 taken.username != username):
             raise WebAuthnFailed("unknown_credential", "credential not registered")
+        return row, unb64url(taken.challenge)
+
+    def _proved(self, writes: StepWrites, attempt: KeyAttempt, row: CredentialRow,
+                challenge: bytes) -> KeyProof:
+        """The assertion verified against ``row`` and its new sign count stored;
+        ``WebAuthnFailed`` otherwise."""
         proof = self._webauthn.check_assertion(
-            row=row, challenge=unb64url(taken.challenge),
-            credential_json=attempt.credential_json, require_uv=attempt.require_uv,
-            passkey=False)
+            row=row, challenge=challenge, credential_json=attempt.credential_json,
+            require_uv=attempt.require_uv, passkey=False)
         if not writes.accept_sign_count(row.id, new=proof.new_sign_count, now=attempt.now):
             raise WebAuthnFailed("sign_count_regressed", "not above the stored count")
-        return row, proof
+        return proof

@@ -135,18 +135,17 @@ class PasskeyLogin:
     def _verified(self, key: str, credential_json: str, meta: RequestMeta) -> PasskeyAttempt:
         """Outside any transaction: the reads, the assertion's check and the directory. A
         refusal here is committed (challenge taken, record stored) and raised."""
-        now, username = self._clock.now(), ""
+        now, row = self._clock.now(), None
         try:
             challenge, row = self._webauthn.read_passkey(key=key,
                                                          credential_json=credential_json,
                                                          now=now)
-            username = row.username
             proof = self._webauthn.check_assertion(
                 row=row, challenge=unb64url(challenge.challenge),
                 credential_json=credential_json, require_uv=True, passkey=True)
         except WebAuthnFailed as exc:
             lost = self._refused_early(key, now, AuditEvent.for_request(
-                meta, ASSERTION_EVENT, Outcome.FAILURE, exc.reason, username=username),
+                meta, ASSERTION_EVENT, Outcome.FAILURE, exc.reason, **named(row)),
                 racy=True)
             if lost:
                 raise lost from exc
@@ -155,7 +154,7 @@ class PasskeyLogin:
             identity = self._directory.lookup(row.username)
         except DirectoryError as exc:
             self._refused_early(key, now, AuditEvent.for_request(
-                meta, EVENT, Outcome.ERROR, exc.reason, username=row.username))
+                meta, EVENT, Outcome.ERROR, exc.reason, **named(row)))
             raise
         return PasskeyAttempt(key, challenge, row, proof, identity, meta, now)
 
@@ -187,20 +186,20 @@ class PasskeyLogin:
         """The transaction: throttle, challenge, sign count, session, one record. The
         throttle first: on PostgreSQL it locks the user's row before the key's row is
         updated, in the security-key step's order (the other order deadlocked with it)."""
-        username, meta = attempt.row.username, attempt.meta
-        admission = self._regulator.reserve_factor(writes, username=username)
+        meta, key = attempt.meta, named(attempt.row)  # a key removed meanwhile too
+        admission = self._regulator.reserve_factor(writes, username=attempt.row.username)
         raced = self._spent(writes, attempt)
         if raced:  # not counted: given back in this transaction
             if admission.allowed:
                 self._regulator.factor_given_back(writes, admission=admission)
             record = AuditEvent.for_request(meta, ASSERTION_EVENT, Outcome.FAILURE, raced,
-                                            username=username)
+                                            **key)
             return _Committed(writes.append_audit(slot.seal(record)), WebAuthnFailed(raced))
         refusal, cause = _refusal(attempt, admission)
         identity = attempt.identity
         if refusal or identity is None:
-            record = AuditEvent.for_request(meta, EVENT, Outcome.FAILURE, refusal,
-                                            username=username, **cause)
+            record = AuditEvent.for_request(meta, EVENT, Outcome.FAILURE, refusal, **key,
+                                            **cause)
             return _Committed(writes.append_audit(slot.seal(record)), PasskeyRefused(refusal),
                               admission if admission.allowed else None)
         issued = self._sessions.started(identity, level=Level.PHISHING_RESISTANT,
@@ -229,6 +228,13 @@ class PasskeyLogin:
                                         now=attempt.now):
             return "sign_count_regressed"  # not above what is stored now (§6.1.1)
         return ""
+
+
+def named(row: CredentialRow | None) -> dict[str, str]:
+    """What a record says of the key (pen test F3): its owner and row id, as the success
+    record does, once the key is known (read before the transaction, so a key removed
+    meanwhile is still named). Never the challenge, the user handle or the assertion."""
+    return {} if row is None else {"username": row.username, "credential": row.id}
 
 
 def _refusal(attempt: PasskeyAttempt, admission: Admission) -> tuple[str, dict[str, str]]:

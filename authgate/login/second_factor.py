@@ -61,6 +61,7 @@ class StepOutcome:
     error: FactorError | None = None
     audit_id: int = 0  # the success record's id: the step committed
     gone: bool = False
+    credential: str = ""  # the factor's row id, once known: the failure record names it
 
 
 class SecondFactorLogin:
@@ -139,13 +140,14 @@ def failed_step(event: str, outcome: StepOutcome, *, username: str, meta: Reques
                                   admission.reason or "factor_throttled", username=username,
                                   meta=meta))
         return StepRefused(admission.reason)
+    named = {"credential": outcome.credential} if outcome.credential else {}
     if outcome.gone:
         audit.record(factor_event(event, Outcome.FAILURE, "session_gone", username=username,
-                                  meta=meta))
+                                  meta=meta, **named))
         return SessionGone()
     error = outcome.error or InvalidCode()
     audit.record(factor_event(event, Outcome.FAILURE, error.reason, username=username,
-                              meta=meta))
+                              meta=meta, **named))
     if admission is not None:
         regulator.record_factor(admission=admission, outcome=FactorOutcome.FAILURE)
     return error

@@ -198,7 +198,8 @@ def test_a_throttled_user_is_refused_with_one_record(step_services) -> None:  # 
         sign_in(svc, assertion)
     assert caught.value.reason == "refused" and sessions(svc) == 0
     assert last_record(svc) == ("login.passkey", "failure", "refused", "alice",
-                                {"cause": "factor_banned"})
+                                {"cause": "factor_banned",
+                                 "credential": svc.mfa.credentials.list_for("alice")[0].id})
     assert records(svc).count(("login.factor", "deny", "factor_banned")) == 0
     assert live_challenges(svc) == 0 and counted(svc) == before
 

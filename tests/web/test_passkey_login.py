@@ -95,7 +95,9 @@ def test_a_passkey_below_the_policy_is_refused(services) -> None:  # type: ignor
     with pytest.raises(PasskeyRefused):
         sign_in(passkeys, key)
     assert events(services, "login.passkey") == [("failure", "refused")]
-    assert last_record(services)[4] == {"cause": "webauthn_below_policy"}
+    assert last_record(services)[4] == {
+        "cause": "webauthn_below_policy",
+        "credential": services.mfa.credentials.list_for("alice")[0].id}
     assert services.sessions.sessions_of("alice") == []
 
 
