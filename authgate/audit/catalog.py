@@ -168,7 +168,9 @@ REASONS: dict[str, str] = {
     # WebAuthn (``factors.errors.WEBAUTHN_REASONS``) and passkeys
     "malformed": "the WebAuthn response could not be decoded",
     "wrong_ceremony": "a registration response for a sign-in, or the reverse",
-    "challenge_mismatch": "not the challenge this server issued",
+    "challenge_mismatch": "not a live challenge this server issued for this ceremony: "
+                          "expired, another's, used already, or taken first by a concurrent "
+                          "copy of the assertion",
     "origin_mismatch": "the response came from another origin",
     "cross_origin": "made inside a cross-origin frame",
     "rp_id_mismatch": "made for another relying party",
@@ -180,7 +182,8 @@ REASONS: dict[str, str] = {
                            "userHandle; WebAuthn §7.2 step 6)",
     "bad_signature": "the assertion signature does not verify",
     "bad_public_key": "the stored public key cannot be decoded",
-    "sign_count_regressed": "the counter did not increase: possibly a cloned authenticator",
+    "sign_count_regressed": "the counter was not above the one stored when the sign-in "
+                            "committed: possibly a cloned authenticator",
     "unsupported_algorithm": "the credential's key algorithm is not accepted",
     "bad_attestation": "the attestation statement does not verify",
     "aaguid_not_allowed": "an authenticator model outside the allow-list",
