@@ -62,9 +62,10 @@ RawAuditRow = tuple[Any, ...]
 #: the reader named, None if a sealed field is NULL)
 SEALED_ROW_FIELDS = ("id", "seq", "mac", "chain_id", "key_id", "prev", "sealed")
 SealedRow = tuple[int, int, str, str, str, str, "bytes | str | None"]
-#: ``rendered_batches``: an export line rendered by the database, as UTF-8 bytes
-RENDERED_ROW_FIELDS = ("id", "ts", "mac", "body", "detail")
-RenderedRow = tuple[int, int, bytes, bytes, bytes]
+#: ``rendered_batches``: an export line rendered by the database, text as UTF-8 bytes
+RENDERED_ROW_FIELDS = {"csv": ("id", "ts", "mac", "body", "detail"),
+                       "jsonl": ("id", "ts", "body")}  # the MAC is in a JSON line's body
+RenderedRow = tuple[Any, ...]
 
 ExportFormat = Literal["csv", "jsonl"]
 
