@@ -43,7 +43,8 @@ from authgate.storage.audit_rows import SEALED_FIELDS, AuditFilter  # noqa: E402
 from authgate.storage.engine import make_engine, migrate  # noqa: E402
 from authgate.storage.sql_audit import SqlAuditStore  # noqa: E402
 
-KEYRING = Keyring.from_secrets("benchmark-" + "k" * 40)
+SECRET = "benchmark-" + "k" * 40
+KEYRING = Keyring.from_secrets(SECRET)
 EVENT = AuditEvent(event="verify", outcome=Outcome.ALLOW, reason="allowed", username="alice",
                    client_ip="10.1.2.3", user_agent="Mozilla/5.0 (X11; Linux x86_64) "
                    "AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",

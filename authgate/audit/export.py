@@ -92,11 +92,11 @@ def stream_export(store: AuditStore, wanted: AuditFilter, *, fmt: Format, signer
         digest.update(CSV_HEADER.encode())
         crcs.extend(line_crcs(CSV_HEADER.encode()))
         yield CSV_HEADER.encode()
-    for chunk, rows, head, tail in _batches(store, wanted, fmt, batch):
+    for chunk, chunk_crcs, rows, head, tail in _batches(store, wanted, fmt, batch):
         first = first or head
         count, last = count + rows, tail
         digest.update(chunk)
-        crcs.extend(line_crcs(chunk))
+        crcs.extend(chunk_crcs)
         yield chunk
     signed = _manifest(store, wanted, fmt=fmt, signer=signer, generated_at=generated_at,
                        count=count, first=first, last=last, rows_sha256=digest.hexdigest(),
@@ -106,7 +106,8 @@ def stream_export(store: AuditStore, wanted: AuditFilter, *, fmt: Format, signer
     yield manifest_line(fmt, signed).encode()
 
 
-Batch = tuple[bytes, int, dict[str, Any], dict[str, Any]]  # UTF-8, rows, first and last
+#: UTF-8, the CRC-32 of each line, the rows, the first and last (``_row_end``)
+Batch = tuple[bytes, "array[int]", int, dict[str, Any], dict[str, Any]]
 
 
 def _batches(store: AuditStore, wanted: AuditFilter, fmt: Format, batch: int, *,
@@ -125,22 +126,22 @@ def _batches(store: AuditStore, wanted: AuditFilter, fmt: Format, batch: int, *,
             yield _from_rows(rows, fmt, when)
         return
     for rendered in rendered_batches:
-        text = csv_lines(rendered, when) if fmt == "csv" else json_lines(rendered, when)
-        if text is None:  # the same rows, whole (a retention purge may have taken them)
+        lines = csv_lines(rendered, when) if fmt == "csv" else json_lines(rendered, when)
+        if lines is None:  # the same rows, whole (a retention purge may have taken them)
             rows = [row for rows in store.row_batches(wanted, after_id=rendered[0][0] - 1,
                                                       last_id=rendered[-1][0], batch=batch)
                     for row in rows]
             if rows:
                 yield _from_rows(rows, fmt, when)
             continue
-        yield (text, len(rendered), _rendered_end(rendered[0], fmt),
+        yield (*lines, len(rendered), _rendered_end(rendered[0], fmt),
                _rendered_end(rendered[-1], fmt))
 
 
 def _from_rows(rows: list[RawAuditRow], fmt: Format, when: _TimeText) -> Batch:
     line = csv_line if fmt == "csv" else _json_record
-    return ("".join([line(row, when) for row in rows]).encode(), len(rows),
-            _row_end(rows[0]), _row_end(rows[-1]))
+    text = "".join([line(row, when) for row in rows]).encode()
+    return text, line_crcs(text), len(rows), _row_end(rows[0]), _row_end(rows[-1])
 
 
 def _row_end(row: RawAuditRow) -> dict[str, Any]:
@@ -152,12 +153,16 @@ def _row_end(row: RawAuditRow) -> dict[str, Any]:
 
 def _rendered_end(row: RenderedRow, fmt: Format) -> dict[str, Any]:
     """The same from a database-rendered row: the body is the JSON object of the columns
-    after ``id`` (JSON lines) or the JSON array from ``v`` on (CSV)."""
-    record_id, ts, mac, body, _detail = row
-    values = json.loads(body)
-    chain_id, seq = ((values["chain_id"], values["seq"]) if fmt == "jsonl"
-                     else (values[1], values[2]))
-    return {"id": record_id, "chain_id": chain_id, "seq": seq, "mac": mac.decode(),
+    after ``id`` (JSON lines) or the JSON array from ``v`` on (CSV, the MAC apart)."""
+    if fmt == "jsonl":
+        record_id, ts, body = row
+        values = json.loads(body)
+        chain_id, seq, mac = values["chain_id"], values["seq"], values["mac"]
+    else:
+        record_id, ts, raw_mac, body, _detail = row
+        values = json.loads(body)
+        chain_id, seq, mac = values[1], values[2], raw_mac.decode()
+    return {"id": record_id, "chain_id": chain_id, "seq": seq, "mac": mac,
             "time": iso_time(ts)}
 
 

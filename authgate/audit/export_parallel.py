@@ -180,9 +180,10 @@ def _render_part(store: AuditStore, wanted: AuditFilter, fmt: Format, batch: int
     rows, first, last, crcs = 0, None, None, array("I")
     try:
         with open(fd, "wb", buffering=_COPY) as sink:  # noqa: PTH123 - the worker's own fd
-            for text, count, head, tail in _batches(store, wanted, fmt, batch, span=span):
+            for text, text_crcs, count, head, tail in _batches(store, wanted, fmt, batch,
+                                                               span=span):
                 sink.write(text)
-                crcs.extend(line_crcs(text))
+                crcs.extend(text_crcs)
                 rows, first, last = rows + count, first or head, tail
         send.send(json.dumps({"rows": rows, "first": first, "last": last}))
         send.send_bytes(crcs.tobytes())  # native order: the parent is this machine

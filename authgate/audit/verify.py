@@ -42,7 +42,16 @@ from authgate.audit.errors import (
     TrailWiped,
 )
 from authgate.audit.parallel import collector_paused, id_spans, parallel_map
-from authgate.audit.verify_scan import MacOf, State, States, event_of, join, raise_gap, scan
+from authgate.audit.verify_scan import (
+    CHECKPOINT_EVENT,
+    MacOf,
+    State,
+    States,
+    event_of,
+    join,
+    raise_gap,
+    scan,
+)
 from authgate.storage.audit_rows import SealedRow
 from authgate.storage.interfaces import AuditStore
 from authgate.storage.timeconv import to_micros
@@ -149,7 +158,8 @@ class _Job:
                                      above=max(hi, lo - 1) if has_until and hi is not None
                                      else None)
         for rid in ids:
-            rows = list(self.store.stream_sealed(first_id=rid, last_id=rid))
+            rows = list(self.store.stream_sealed(first_id=rid, last_id=rid,
+                                                 text_event=CHECKPOINT_EVENT))
             (self.before if rid < lo else self.after).extend(rows)
 
     def edge_counts(self) -> dict[Any, int]:
@@ -173,7 +183,8 @@ class _Job:
         common = (self.macs, self.cps, self.registered)
         if index == 0 and self.before:
             scan(self.before, *common, mid=True, states=states)
-        rows = self.store.stream_sealed(first_id=lo, last_id=hi, batch=self.batch)
+        rows = self.store.stream_sealed(first_id=lo, last_id=hi, batch=self.batch,
+                                        text_event=CHECKPOINT_EVENT)
         scan(rows, *common, mid=mid, states=states)
         if index == len(self.spans) - 1 and self.after:
             scan(self.after, *common, mid=mid, states=states)

@@ -32,7 +32,10 @@ _SAME = hmac.compare_digest
 _CHAIN_ID = re.compile(r"[0-9a-f]{32}")
 _KEY_ID = re.compile(r"[0-9a-f]{16}")
 _EVENT = FIELDS.index("event")
-_CHECKPOINT = b"audit.checkpoint"
+#: the records read beyond their MAC: the store hands their sealed text over as text
+#: (``AuditStore.stream_sealed``'s ``text_event``), every other version 2 text as bytes
+CHECKPOINT_EVENT = "audit.checkpoint"
+_CHECKPOINT = CHECKPOINT_EVENT.encode()
 #: a sealed ``audit.checkpoint`` record: (record id, seq, checkpoint seq, key id, signature)
 CheckpointRef = tuple[int, int, int, str, str]
 
@@ -77,7 +80,8 @@ def _scan_rows(rows: Iterable[SealedRow], macs: dict[str, MacOf], cps: VerifiedC
                registered: set[str], mid: bool, states: States,
                where: list[int | None]) -> None:
     """The hot loop of a million-record check: the database rendered the sealed bytes
-    (``AuditStore.stream_sealed``), the MAC comes from a pre-keyed HMAC."""
+    (``AuditStore.stream_sealed``), the MAC comes from a pre-keyed HMAC. Only a text that
+    did not come as bytes may be an ``audit.checkpoint`` record (``CHECKPOINT_EVENT``)."""
     anchors, heads = cps.anchors, cps.heads
     for rid, seq, mac, chain_id, key_id, prev, sealed in rows:
         where[0] = rid
@@ -87,8 +91,9 @@ def _scan_rows(rows: Iterable[SealedRow], macs: dict[str, MacOf], cps: VerifiedC
         mac_of = macs.get(key_id)
         if mac_of is None:
             raise _unknown_key(rid, chain_id, seq, key_id, st, chain_id in registered)
-        if type(sealed) is not bytes:  # version 1 text (``chain``), or NULL
-            sealed = _v1_bytes(sealed, rid, seq, st, registered)
+        text = type(sealed) is not bytes  # version 1, a checkpoint's version 2, or NULL
+        if type(sealed) is not bytes:
+            sealed = _text_bytes(sealed, rid, seq, st, registered)
         try:
             same = _SAME(mac_of(sealed), mac)
         except TypeError:  # not ASCII text, or no text: no MAC authgate wrote
@@ -104,7 +109,7 @@ def _scan_rows(rows: Iterable[SealedRow], macs: dict[str, MacOf], cps: VerifiedC
         if signed is not None and signed.get(seq, mac) != mac:
             raise RecordAltered("differs from the record a checkpoint signed",
                                 record_id=rid, chain_id=chain_id, seq=seq)
-        if _CHECKPOINT in sealed:
+        if text and _CHECKPOINT in sealed:
             _note_checkpoint(st, rid, seq, sealed)
         if not st.count:
             st.lead = sealed
@@ -125,12 +130,17 @@ def _unknown_key(rid: int, chain_id: str, seq: int, key_id: object, st: State,
     return RecordAltered("key id edited: no writer sealed this record with it", **where)
 
 
-def _v1_bytes(text: str | bytes | None, rid: int, seq: int, st: State,
-              registered: set[str]) -> bytes:
-    """A version 1 sealed text as the bytes its MAC covers, after its separator count."""
+def _text_bytes(text: str | bytes | None, rid: int, seq: int, st: State,
+                registered: set[str]) -> bytes:
+    """A sealed text handed over as text as the bytes its MAC covers: version 2 JSON (a
+    record of ``CHECKPOINT_EVENT``), or version 1 after its separator count. Only JSON
+    starts with ``[`` (version 1 starts with its ``v``; no writer made a version 1 text that
+    does), and JSON has no raw separator: the text of any other row fails its MAC."""
     if text is None:  # a NULL in a sealed column (the schema forbids it)
         raise RecordAltered("a sealed field is NULL", record_id=rid, seq=seq)
     data = text if isinstance(text, bytes) else text.encode()
+    if data.startswith(b"["):
+        return data
     if data.count(SEP_BYTE) != SEPARATORS:  # a field holding the separator
         raise _bad_mac(rid, st.chain_id, seq, st, st.chain_id in registered)
     return data

@@ -58,12 +58,14 @@ MAX_ID = 2**63 - 1
 #: a row of ``AuditRow`` layout as the bulk reads hand it over (not wrapped; see the module)
 RawAuditRow = tuple[Any, ...]
 #: ``stream_sealed``: what verification reads, the sealed text rendered by the database
-#: (bytes for format version 2, text for version 1, None if a sealed field is NULL)
+#: (bytes for format version 2, text for version 1 and for a version 2 record of the event
+#: the reader named, None if a sealed field is NULL)
 SEALED_ROW_FIELDS = ("id", "seq", "mac", "chain_id", "key_id", "prev", "sealed")
 SealedRow = tuple[int, int, str, str, str, str, "bytes | str | None"]
-#: ``rendered_batches``: an export line rendered by the database, as UTF-8 bytes
-RENDERED_ROW_FIELDS = ("id", "ts", "mac", "body", "detail")
-RenderedRow = tuple[int, int, bytes, bytes, bytes]
+#: ``rendered_batches``: an export line rendered by the database, text as UTF-8 bytes
+RENDERED_ROW_FIELDS = {"csv": ("id", "ts", "mac", "body", "detail"),
+                       "jsonl": ("id", "ts", "body")}  # the MAC is in a JSON line's body
+RenderedRow = tuple[Any, ...]
 
 ExportFormat = Literal["csv", "jsonl"]
 

@@ -215,8 +215,9 @@ class AuditStore(Protocol):
         ...
 
     def stream_sealed(self, *, first_id: int = 1, last_id: int | None = None,
-                      batch: int = 5000) -> Iterator[SealedRow]:
-        """Every row with ``first_id <= id <= last_id`` as verification reads it."""
+                      batch: int = 5000, text_event: str = "") -> Iterator[SealedRow]:
+        """Every row with ``first_id <= id <= last_id`` as verification reads it (the
+        sealed text of a record whose ``event`` is ``text_event`` as text)."""
         ...
 
     def id_span(self, since: int | None, until: int | None) -> tuple[int, int | None]:

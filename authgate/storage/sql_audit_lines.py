@@ -5,13 +5,17 @@ Decoding a row's 21 columns into Python objects costs more than an export's whol
 layout of ``audit.render``, handed over as a BLOB (the UTF-8 bytes the file gets: nothing
 is decoded and encoded again), and the caller adds ``id`` and the readable time:
 
-* CSV: ``json_array(v, ..., request_id)``, which is the CSV text of those cells wherever no
-  string needed escaping (a string is ``"text"``, an integer bare), and ``detail`` apart
-  (it is JSON, so it has quotes, which the caller doubles: SQLite's ``replace`` would cost
-  a sixth of the row). The caller checks each batch and has ``audit.render`` render any
-  batch that needs what only it does.
-* JSON: ``json_object(...)`` of every column after ``id``, whose string escaping is
-  Python's ``encode_basestring``.
+* CSV, rows ``(id, ts, mac, body, detail)``: ``json_array(v, ..., request_id)``, which is
+  the CSV text of those cells wherever no string needed escaping (a string is ``"text"``, an
+  integer bare), and ``detail`` apart (it is JSON, so it has quotes, which the caller
+  doubles: SQLite's ``replace`` would cost a sixth of the row). The caller checks each
+  batch and has ``audit.render`` render any batch that needs what only it does. ``v`` and
+  ``seq`` must be integers for their bare cells: one ``typeof(v + seq)`` tells (a REAL or
+  NULL in either makes the sum no integer; text that is not a number counts as 0, and a
+  text cell is rendered as the reference renders it), else the body is NULL; ``ts`` comes
+  apart and the caller checks its type.
+* JSON lines, rows ``(id, ts, body)``: ``json_object(...)`` of every column after ``id``,
+  whose string escaping is Python's ``encode_basestring``; the MAC is in the body.
 
 Both must equal ``audit.render`` line for line; the tests compare them on rows made to be
 awkward. PostgreSQL exports are rendered by ``audit.render`` throughout.
@@ -22,7 +26,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 from authgate.storage.audit_rows import (
-    INT_COLUMNS,
     MAX_ID,
     ROW_COLUMNS,
     ExportFormat,
@@ -46,29 +49,29 @@ assert _RENDERED[len(_CSV_BODY):] == ("detail", "mac")
 
 
 def body_sql(fmt: Format) -> str:
-    """SQL for one row's rendered body and its separate ``detail`` cell, as BLOBs: the
-    UTF-8 bytes the export writes, which Python neither decodes nor encodes."""
+    """SQL for what a row of ``fmt`` holds after ``id, ts``, text as BLOBs: the UTF-8 bytes
+    the export writes, which Python neither decodes nor encodes."""
     if fmt == "jsonl":
         body = "json_object(" + ", ".join(f"'{name}', {name}" for name in _RENDERED) + ")"
-        return f"CAST({body} AS BLOB), ''"
-    cells = [f"CASE typeof({n}) WHEN 'integer' THEN {n} END" if n in INT_COLUMNS else n
-             for n in _CSV_BODY]  # anything but an integer there reads as a bare null
-    return f"CAST(json_array({', '.join(cells)}) AS BLOB), CAST(detail AS BLOB)"
+        return f"CAST({body} AS BLOB)"
+    return (f"CAST(mac AS BLOB), CASE typeof(v + seq) WHEN 'integer' THEN "
+            f"CAST(json_array({', '.join(_CSV_BODY)}) AS BLOB) END, CAST(detail AS BLOB)")
 
 
 def stream_bodies(store: BatchReader, where: Sequence[str], params: Sequence[Any], *,
                   fmt: Format, batch: int = 5000, first_id: int = 1,
                   last_id: int | None = None) -> Iterator[list[RenderedRow]]:
-    """Batches of ``(id, ts, mac, body, detail)``, text as UTF-8 bytes, for the rows matching
-    the conditions ``where`` (``sql_audit.filter_clauses``) with ``first_id <= id <=
-    last_id``, in id order (keyset on id: constant memory). A batch SQLite cannot render (a
-    BLOB edited into a column: ``json_array`` refuses it) comes without bodies, which sends
-    it to ``audit.render``'s whole-row rendering."""
+    """Batches of rows (see the module), text as UTF-8 bytes, for the rows matching the
+    conditions ``where`` (``sql_audit.filter_clauses``) with ``first_id <= id <= last_id``,
+    in id order (keyset on id: constant memory). A batch SQLite cannot render (a BLOB
+    edited into a column: ``json_array`` refuses it) comes without bodies (NULL), which
+    sends it to ``audit.render``'s whole-row rendering."""
     if not store.is_sqlite:
         raise ValueError("database-rendered export lines are SQLite's (PostgreSQL: records)")
-    sql, bodiless = (f"SELECT id, ts, CAST(mac AS BLOB), {body} FROM audit_events "  # noqa: S608
+    bodiless = "NULL" if fmt == "jsonl" else "NULL, NULL, NULL"
+    sql, bodiless = (f"SELECT id, ts, {body} FROM audit_events "  # noqa: S608
                      f"WHERE {' AND '.join(['id > ?', 'id <= ?', *where])} ORDER BY id "
-                     f"LIMIT {int(batch)}" for body in (body_sql(fmt), "NULL, NULL"))
+                     f"LIMIT {int(batch)}" for body in (body_sql(fmt), bodiless))
     end = MAX_ID if last_id is None else last_id
     return store.batches(sql, [end, *params], after=first_id - 1, batch=batch,
                          fallback=bodiless)

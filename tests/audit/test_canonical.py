@@ -4,15 +4,20 @@ writer's for any text a column can hold, records sealed in version 1 must still 
 and a value the renderer refuses must be reported as damage to that record."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import Engine
 
 from authgate.audit.chain import FORMAT_VERSION, GENESIS, Keyring, canonical
 from authgate.audit.checkpoints import TrustedKeys
-from authgate.audit.errors import RecordAltered
+from authgate.audit.errors import CheckpointDeleted, RecordAltered
 from authgate.audit.log import AuditLog
+from authgate.audit.verify_scan import CHECKPOINT_EVENT
+from authgate.storage.engine import make_engine, migrate
 from authgate.storage.sql_audit import SqlAuditStore
-from tests.audit.conftest import check, insert_sealed, sql, write
+from authgate.storage.sql_audit_sealed import canonical_sql
+from tests.audit.conftest import TickingClock, check, insert_sealed, sql, write
 
 AWKWARD = ['say "hi"', "back\\slash", "Zürich – ö", "emoji 😀", "", "a,b", "[1,2]",
            "\u2028\u2029", "del\x7f", "tab\there", "line\nbreak", "cr\r", "\x1b[31m",
@@ -93,3 +98,71 @@ def test_a_blob_in_a_sealed_column_is_damage_to_that_record(engine: Engine, audi
     with pytest.raises(RecordAltered) as caught:
         check(audit_log, keyring, trusted)
     assert caught.value.record_id == ids[11]
+
+
+def test_only_checkpoint_records_come_as_text(engine: Engine, audit_log: AuditLog) -> None:
+    """The verifier reads beyond the MAC only the records the store hands over as text
+    (``text_event``): on both databases those are exactly the ``audit.checkpoint`` records,
+    with the same text the bytes of every other record are; without it, every version 2
+    record comes as bytes."""
+    write(audit_log, 4)
+    audit_log.checkpoint()
+    write(audit_log, 3)
+    audit_log.checkpoint()
+    write(audit_log, 2)
+    store = SqlAuditStore(engine)
+    marked = list(store.stream_sealed(batch=3, text_event=CHECKPOINT_EVENT))
+    plain = list(store.stream_sealed(batch=3))
+    checkpoints = {rid for (rid,) in sql(engine, "SELECT id FROM audit_events WHERE "
+                                                 "event = 'audit.checkpoint'")}
+    assert len(checkpoints) == 2 and len(marked) == len(plain) == 11
+    assert {row[0] for row in marked if type(row[-1]) is str} == checkpoints
+    assert all(type(row[-1]) is bytes for row in plain)
+    for text, raw in zip(marked, plain, strict=True):
+        assert text[:-1] == raw[:-1]
+        assert (text[-1].encode() if type(text[-1]) is str else text[-1]) == raw[-1]
+
+
+def test_a_deleted_checkpoint_is_found_from_its_record(engine: Engine, audit_log: AuditLog,
+                                                       keyring: Keyring,
+                                                       trusted: TrustedKeys) -> None:
+    """The sealed ``audit.checkpoint`` record is read (it came as text) on both databases:
+    its checkpoint deleted is ``checkpoint_deleted`` at that record, never intact."""
+    write(audit_log, 3)
+    audit_log.checkpoint()
+    write(audit_log, 2)
+    check(audit_log, keyring, trusted)
+    (record,) = sql(engine, "SELECT id FROM audit_events WHERE event = 'audit.checkpoint'")[0]
+    sql(engine, "DELETE FROM audit_checkpoints")
+    with pytest.raises(CheckpointDeleted) as caught:
+        check(audit_log, keyring, trusted)
+    assert caught.value.record_id == record
+
+
+def test_a_version_1_text_edited_to_start_like_json_is_altered(tmp_path: Path,
+                                                                keyring: Keyring,
+                                                                trusted: TrustedKeys) -> None:
+    """Only JSON starts with ``[``, so a text that does is hashed as version 2 without the
+    separator count of version 1: a version 1 record whose ``v`` an insider edited to read
+    like JSON (SQLite keeps text in an integer column) fails its MAC, never passes."""
+    url = f"sqlite:///{tmp_path / 'v1.db'}"
+    migrate(url)
+    engine = make_engine(url)
+    _sealed_chain(engine, keyring, "c" * 32, 1, ["alice", "bob", "carol"])
+    log = AuditLog(SqlAuditStore(engine), TickingClock(), keyring=keyring, checkpoint_every=0)
+    check(log, keyring, trusted)
+    (target,) = sql(engine, "SELECT id FROM audit_events WHERE seq = 2")[0]
+    for forged in ("[1", '[2,"cccc'):
+        sql(engine, "UPDATE audit_events SET v = :v WHERE id = :id", v=forged, id=target)
+        with pytest.raises(RecordAltered) as caught:
+            check(log, keyring, trusted)
+        assert caught.value.record_id == target
+
+
+def test_the_text_event_is_an_event_name() -> None:
+    """It is written into the SQL: anything but a dotted lower-case name is refused."""
+    assert "event = 'audit.checkpoint'" in canonical_sql(sqlite=True,
+                                                           text_event=CHECKPOINT_EVENT)
+    for bad in ("x' OR 1=1 --", "Audit", "a b", "'"):
+        with pytest.raises(ValueError, match="not an event name"):
+            canonical_sql(sqlite=False, text_event=bad)
