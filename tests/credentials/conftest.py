@@ -17,6 +17,7 @@ from authgate.composition.root import Services, build_services
 from authgate.core.clock import FixedClock
 from authgate.core.values import RequestMeta
 from authgate.storage.engine import migrate
+from authgate.storage.fastpath import connections_for
 from authgate.web import create_app
 from tests.conftest import make_settings
 
@@ -95,6 +96,7 @@ def step_services(engine: Engine, tmp_path: Path, users_file: Path,
     built = build_services(settings, clock=clock)
     yield built
     built.audit.close()
+    connections_for(built.engine).discard()  # detached from the pool: dispose leaves it
     built.engine.dispose()
 
 
