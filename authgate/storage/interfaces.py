@@ -151,8 +151,7 @@ class ChallengeStore(Protocol):
         ...
 
     def peek(self, *, key: str, purpose: str, now: datetime) -> ChallengeRow | None:
-        """The challenge if live and for ``purpose``, left in place: the caller takes it in
-        its own transaction (``StepWrites.take_challenge``), where single use is decided."""
+        """The live challenge, left in place: it is taken in ``StepWrites.take_challenge``."""
         ...
 
     def purge(self, now: datetime) -> int:
