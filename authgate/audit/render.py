@@ -32,6 +32,7 @@ _TIME_INDEX = ROW_COLUMNS.index("ts")
 #: a leading character that makes a spreadsheet evaluate a cell (and ``'``, the escape)
 FORMULA_START = frozenset("=+-@\t\r'")
 _TEXT_INDEXES = tuple(i for i, name in enumerate(EXPORT_COLUMNS) if name not in _INTS)
+_INT_INDEXES = tuple(i for i, name in enumerate(EXPORT_COLUMNS) if name in _INTS)
 
 
 class _TimeText:
@@ -69,6 +70,9 @@ def json_line(row: Sequence[Any], when: _TimeText = iso_time) -> str:
     """One JSON object, keys in ``EXPORT_COLUMNS`` order, no newline."""
     values = export_values(row, when)
     try:
+        for i in _INT_INDEXES:  # ``%d`` would print an edited 5.5 as 5, an intact-looking 5
+            if type(values[i]) is not int:
+                raise TypeError(EXPORT_COLUMNS[i])
         for i in _TEXT_INDEXES:
             values[i] = encode_basestring(values[i])
         return _JSON_TEMPLATE % tuple(values)

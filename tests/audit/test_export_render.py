@@ -8,6 +8,7 @@ have cleaned, quotes, formula starts and control characters all reach the render
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -196,3 +197,17 @@ def test_a_number_edited_in_v_seq_or_ts_exports_as_the_reference(
     for batch in (1, 3):
         fast = export(sqlite_log, "csv", rendered=True, batch=batch)
         assert fast == export(sqlite_log, "csv", rendered=False, batch=batch)
+
+
+@pytest.mark.parametrize("column", ["v", "seq", "ts"])
+def test_an_integer_column_edited_to_a_fraction_exports_as_edited(
+        sqlite_log: AuditLog, column: str) -> None:
+    """The reference JSON line printed integer columns with ``%d``: a ``seq`` edited from 5
+    to 5.5 was exported as 5, so the exported record looked as sealed (found by the helper
+    that sped up exports). Each renderer shows what the database holds, on both paths."""
+    ids = [sqlite_log.record(event(n)) for n in range(5)]
+    engine: Engine = sqlite_log.store.engine  # type: ignore[attr-defined]
+    sql(engine, f"UPDATE audit_events SET {column} = {column} + 0.5 WHERE id = :id", id=ids[2])
+    for rendered in (True, False):
+        line = export(sqlite_log, "jsonl", rendered=rendered, batch=1).splitlines()[2]
+        assert re.search(rf'"{column}":\d+\.5\b', line), line
