@@ -2,12 +2,14 @@
 settings → services → app → client → auth (an AuthActions helper)."""
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
 
+from authgate.audit.log import CHECKPOINT_TIMER
 from authgate.composition.root import Services, build_services
 from authgate.config import Settings, settings_from_mapping
 from authgate.core.clock import FixedClock
@@ -27,6 +29,25 @@ TEST_SECRET = "t" * 40
 TEST_POLICIES = ROOT / "tests" / "policies"
 TEST_ENCRYPTION_KEY = "k1:QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="  # 32 bytes of "A"
 
+
+
+@pytest.fixture(autouse=True)
+def no_checkpoint_timer_outlives_its_test() -> Iterator[None]:
+    """An audit log arms a timer that signs a checkpoint ``checkpoint_interval`` (5 minutes)
+    after its last record. A test that leaves one behind has it fire minutes later into
+    whatever database then sits at the same URL: on the shared PostgreSQL cluster, the
+    next test's fresh tables (a stray ``audit.checkpoint`` dated by the old test's clock
+    broke ``test_audit_append_and_query[postgres]``). Every test starts without one."""
+    assert not _checkpoint_timers(), "a checkpoint timer outlived an earlier test"
+    yield
+    for timer in _checkpoint_timers():
+        timer.cancel()
+        timer.join(5)
+
+
+def _checkpoint_timers() -> list[threading.Timer]:
+    return [t for t in threading.enumerate()
+            if isinstance(t, threading.Timer) and t.name == CHECKPOINT_TIMER and t.is_alive()]
 
 
 @pytest.fixture

@@ -37,6 +37,8 @@ from authgate.storage.step_interfaces import SealedRecord
 from authgate.storage.timeconv import to_micros
 
 _log = logging.getLogger("authgate.audit")
+#: the name of the thread that writes an interval checkpoint when no record follows
+CHECKPOINT_TIMER = "audit-checkpoint-timer"
 
 
 class AuditLog:
@@ -128,6 +130,7 @@ class AuditLog:
         since = now - (self._last_checkpoint or now)
         delay = max((self._interval - since).total_seconds(), 0.0)
         self._timer = threading.Timer(delay, self._on_timer)
+        self._timer.name = CHECKPOINT_TIMER
         self._timer.daemon = True
         self._timer_pid = os.getpid()
         self._timer.start()

@@ -326,6 +326,9 @@ def test_idle_gateway_signs_its_last_records_on_a_timer(tmp_path: Path) -> None:
     log.record(event(1))
     log.record(event(2))
     assert log.store.checkpoints() == []
+    from tests.conftest import _checkpoint_timers
+
+    assert len(_checkpoint_timers()) == 1  # found by name: tests/conftest.py cancels it
     import time
 
     time.sleep(1.0)  # no record follows: the timer signs them
