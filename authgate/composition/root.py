@@ -30,6 +30,7 @@ from authgate.login.recovery_step import RecoveryLogin
 from authgate.login.second_factor import SecondFactorLogin
 from authgate.policy.live import PolicyRuntime, ReloadResult
 from authgate.regulation import Regulator
+from authgate.regulation.rate import RateLimiter
 from authgate.sessions.ending import SessionEnding
 from authgate.sessions.refresh import AccountRefresher
 from authgate.sessions.service import SessionService
@@ -115,7 +116,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
         mfa=mfa, regulator=regulator,
         admin=AdminActions(audit=audit, sessions=sessions, mfa=mfa, regulator=regulator),
         session_ending=SessionEnding(sessions=sessions, audit=audit),
-        **_login_steps(engine, mfa=mfa, directory=directory, regulator=regulator,
+        **_login_steps(engine, settings, mfa=mfa, directory=directory, regulator=regulator,
                        sessions=sessions, audit=audit, clock=clock),
         identity_signer=IdentitySigner.from_pem_file(
             settings.server.identity_key_file, issuer=settings.server.public_url)
@@ -123,12 +124,13 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
     )
 
 
-def _login_steps(engine: Engine, *, mfa: SecondFactors, directory: Directory,
-                 regulator: Regulator, sessions: SessionService, audit: AuditLog,
-                 clock: Clock) -> dict[str, Any]:
+def _login_steps(engine: Engine, settings: Settings, *, mfa: SecondFactors,
+                 directory: Directory, regulator: Regulator, sessions: SessionService,
+                 audit: AuditLog, clock: Clock) -> dict[str, Any]:
     """The second-factor login steps and passkey sign-in, their writes in one transaction
     each (issue 20 item 1), as ``Services`` fields."""
     unit = SqlLoginSteps(engine)
+    per_minute = settings.webauthn.passkey_requests_per_minute
     return {
         "factor_login": SecondFactorLogin(totp=mfa.totp, regulator=regulator,
                                           sessions=sessions, audit=audit, unit=unit,
@@ -138,9 +140,10 @@ def _login_steps(engine: Engine, *, mfa: SecondFactors, directory: Directory,
                                         clock=clock),
         "key_login": SecurityKeyLogin(webauthn=mfa.webauthn, regulator=regulator,
                                       sessions=sessions, audit=audit, unit=unit, clock=clock),
-        "passkey_login": PasskeyLogin(webauthn=mfa.webauthn, directory=directory,
-                                      regulator=regulator, sessions=sessions, audit=audit,
-                                      unit=unit, clock=clock),
+        "passkey_login": PasskeyLogin(
+            webauthn=mfa.webauthn, directory=directory, regulator=regulator,
+            sessions=sessions, audit=audit, unit=unit, clock=clock,
+            limiter=RateLimiter(per_minute=per_minute, clock=clock)),
     }
 
 

@@ -66,6 +66,9 @@ class WebAuthnSettings:
     #: offer "sign in with a passkey" (discoverable credential, user verification required)
     #: on the login page, without typing a username or password; off by default
     passkey_sign_in: bool = False
+    #: passkey sign-in requests (options and verify) one client address may make a minute,
+    #: per worker process (IPv6 by /64); more are answered 429 before anything is stored
+    passkey_requests_per_minute: int = 60
     #: PEM file of attestation root certificates (e.g. the FIDO Metadata Service roots the
     #: city downloads): the trust anchors when the policy requires attested authenticators
     #: (``factors.webauthn.attestation`` other than ``none``, or an ``aaguid_allowlist``)

@@ -36,6 +36,10 @@ LOGIN_STEP_SECONDS = Histogram(
 LOGIN_OUTCOMES = Counter(
     "authgate_login_outcomes_total",
     "Sign-in steps by step, outcome and catalogued audit reason", ["step", "outcome", "reason"])
+RATE_LIMITED = Counter(
+    "authgate_rate_limited_total",
+    "Requests answered 429 because their address asked too often, by endpoint "
+    "(passkey_options, passkey_verify)", ["endpoint"])
 SPRAY_DETECTIONS = Counter(
     "authgate_spray_detections_total", "Password-spray bans set (audit event ban.spray)")
 ACTIVE_BANS = Gauge(

@@ -35,11 +35,13 @@ from authgate.audit import AuditLog
 from authgate.audit.log import AuditSlot
 from authgate.core.clock import Clock
 from authgate.core.errors import AuthgateError, DirectoryError
+from authgate.core.metrics import RATE_LIMITED
 from authgate.core.values import AuditEvent, Identity, Level, Outcome, RequestMeta
 from authgate.credentials.webauthn import KeyProof, unb64url
 from authgate.directory import Directory
 from authgate.factors.errors import FactorError, WebAuthnFailed
 from authgate.regulation import Admission, FactorOutcome, Regulator
+from authgate.regulation.rate import RateLimiter
 from authgate.sessions.service import Issued, SessionService, hash_token
 from authgate.storage.rows import ChallengeRow, CredentialRow
 from authgate.storage.step_interfaces import LoginStepUnit, StepWrites
@@ -53,6 +55,17 @@ class PasskeyRefused(FactorError):
     """The passkey did not start a session; the precise reason is already audited."""
 
     reason = "passkey_refused"
+
+
+class PasskeyRateLimited(AuthgateError):
+    """Too many passkey requests from this address (``regulation.rate``): answered 429
+    before any work, nothing written. ``retry_after``: seconds until the next one goes."""
+
+    reason = "rate_limited"
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__("too many passkey requests from this address")
+        self.retry_after = retry_after
 
 
 class PasskeyCeremony(Protocol):
@@ -100,8 +113,9 @@ class _Committed:
 class PasskeyLogin:
     def __init__(self, *, webauthn: PasskeyCeremony, directory: Directory,
                  regulator: Regulator, sessions: SessionService, audit: AuditLog,
-                 unit: LoginStepUnit, clock: Clock) -> None:
+                 unit: LoginStepUnit, clock: Clock, limiter: RateLimiter) -> None:
         self._webauthn = webauthn
+        self._limiter = limiter
         self._directory = directory
         self._regulator = regulator
         self._sessions = sessions
@@ -109,8 +123,10 @@ class PasskeyLogin:
         self._unit = unit
         self._clock = clock
 
-    def options(self, *, handle: str) -> str:
-        """``navigator.credentials.get`` options for a challenge bound to ``handle``."""
+    def options(self, *, handle: str, client_ip: str) -> str:
+        """``navigator.credentials.get`` options for a challenge bound to ``handle``, or
+        ``PasskeyRateLimited`` (nothing stored) when ``client_ip`` asks too often."""
+        self._admit(client_ip, "passkey_options")
         return self._webauthn.begin_authentication(key=challenge_key(handle), username=None,
                                                    require_uv=True)
 
@@ -120,7 +136,9 @@ class PasskeyLogin:
         ``WebAuthnFailed`` (the assertion), ``DirectoryError`` or ``StorageError``; every
         outcome audited once. ``replacing``: the session token the browser carries (anyone's,
         at any level); that session ends in the new one's transaction (ASVS 3.2.1, 3.3.1),
-        and stays if the sign-in is refused."""
+        and stays if the sign-in is refused. ``PasskeyRateLimited`` (nothing read, nothing
+        written) when the address asks too often."""
+        self._admit(meta.client_ip, "passkey_verify")
         attempt = replace(self._verified(challenge_key(handle), credential_json, meta),
                           replacing=hash_token(replacing) if replacing else "")
         done = self._committed(lambda writes, slot: self._writes(writes, attempt, slot))
@@ -131,6 +149,12 @@ class PasskeyLogin:
             self._regulator.record_factor(admission=done.admission,
                                           outcome=FactorOutcome.FAILURE)
         raise done.error or PasskeyRefused()
+
+    def _admit(self, client_ip: str, endpoint: str) -> None:
+        wait = self._limiter.take(client_ip)
+        if wait > 0:
+            RATE_LIMITED.labels(endpoint).inc()
+            raise PasskeyRateLimited(wait)
 
     def _verified(self, key: str, credential_json: str, meta: RequestMeta) -> PasskeyAttempt:
         """Outside any transaction: the reads, the assertion's check and the directory. A

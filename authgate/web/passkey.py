@@ -5,12 +5,14 @@ random handle in Flask's signed cookie, taken (popped) on verify so it works onc
 """
 from __future__ import annotations
 
+import math
 import secrets
 
 from flask import Blueprint, abort, request, session
 from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.factors.errors import FactorError
+from authgate.login.passkey import PasskeyRateLimited
 from authgate.web.context import meta, return_url, services
 from authgate.web.cookies import session_token
 from authgate.web.steps import next_json, options_json, refused_json, remember_failure
@@ -26,13 +28,22 @@ def _enabled() -> None:
         abort(404)
 
 
+_TOO_MANY = ("Too many passkey sign-ins from this network address. Wait a minute and try "
+             "again, or sign in with your username and password.")
+
+
 @bp.post("/login/passkey/options")
-def options() -> BaseResponse:
+def options() -> BaseResponse | tuple[BaseResponse, int]:
     """A challenge bound to this browser (a random handle in the signed cookie)."""
     _enabled()
     handle = secrets.token_urlsafe(16)
+    try:
+        challenge = services().passkey_login.options(handle=handle,
+                                                      client_ip=meta().client_ip)
+    except PasskeyRateLimited as exc:
+        return _too_many(exc)
     session["passkey"] = handle
-    return options_json(services().passkey_login.options(handle=handle))
+    return options_json(challenge)
 
 
 @bp.post("/login/passkey/verify")
@@ -43,7 +54,16 @@ def verify() -> BaseResponse | tuple[BaseResponse, int]:
         issued = services().passkey_login.sign_in(
             handle=handle, credential_json=request.get_data(as_text=True), meta=meta(),
             replacing=session_token())  # whatever session this browser had ends
+    except PasskeyRateLimited as exc:
+        return _too_many(exc)
     except FactorError:
         remember_failure()
         return refused_json(_REFUSED, 401)
     return next_json(issued, return_url(request.args.get("rd")))
+
+
+def _too_many(exc: PasskeyRateLimited) -> tuple[BaseResponse, int]:
+    """429 with the seconds to wait (RFC 6585); nothing was stored or recorded."""
+    answer, status = refused_json(_TOO_MANY, 429)
+    answer.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    return answer, status

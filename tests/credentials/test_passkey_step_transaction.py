@@ -48,7 +48,8 @@ def register(services: Services, username: str = "alice") -> SoftKey:
 
 def signed(services: Services, key: SoftKey, handle: str = "h") -> str:
     """The browser's part: options for ``handle``, signed by ``key``."""
-    return key.assert_(json.loads(services.passkey_login.options(handle=handle)))
+    options = services.passkey_login.options(handle=handle, client_ip=META.client_ip)
+    return key.assert_(json.loads(options))
 
 
 def sign_in(services: Services, assertion: str, handle: str = "h") -> Issued:
@@ -141,7 +142,7 @@ def test_a_replayed_assertion_starts_nothing(step_services) -> None:  # type: ig
     sign_in(svc, assertion)
     with pytest.raises(WebAuthnFailed) as again:
         sign_in(svc, assertion)
-    svc.passkey_login.options(handle="h2")
+    svc.passkey_login.options(handle="h2", client_ip=META.client_ip)
     with pytest.raises(WebAuthnFailed) as elsewhere:
         sign_in(svc, assertion, handle="h2")
     assert again.value.reason == "challenge_mismatch"

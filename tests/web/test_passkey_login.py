@@ -16,6 +16,7 @@ from authgate.credentials.webauthn import WebAuthnService
 from authgate.factors.errors import FactorError, WebAuthnFailed
 from authgate.login.passkey import PasskeyLogin, PasskeyRefused, challenge_key
 from authgate.regulation import FactorOutcome
+from authgate.regulation.rate import RateLimiter
 from authgate.storage.sql_challenges import SqlChallengeStore
 from authgate.storage.sql_login_step import SqlLoginSteps
 from authgate.storage.tables_factors import challenges
@@ -32,13 +33,13 @@ META = RequestMeta(client_ip="192.0.2.7", user_agent="test", request_id="r1")
 
 
 def sign_in(passkeys: PasskeyLogin, key: SoftKey, handle: str = "h"):  # type: ignore[no-untyped-def]
-    assertion = key.assert_(json.loads(passkeys.options(handle=handle)))
+    assertion = key.assert_(json.loads(passkeys.options(handle=handle, client_ip="10.0.0.1")))
     return passkeys.sign_in(handle=handle, credential_json=assertion, meta=META)
 
 
 def test_a_passkey_starts_a_phishing_resistant_session(services) -> None:  # type: ignore[no-untyped-def]
     key = register(services)
-    services.passkey_login.options(handle="h")
+    services.passkey_login.options(handle="h", client_ip="10.0.0.1")
     with services.engine.connect() as conn:
         stored = conn.execute(select(challenges.c.id_hash)).scalars().all()
     assert stored == [challenge_key("h")] and challenge_key("h") != "h"
@@ -91,7 +92,8 @@ def test_a_passkey_below_the_policy_is_refused(services) -> None:  # type: ignor
     passkeys = PasskeyLogin(webauthn=webauthn, directory=services.directory,
                             regulator=services.regulator, sessions=services.sessions,
                             audit=services.audit, unit=SqlLoginSteps(services.engine),
-                            clock=services.clock)
+                            clock=services.clock,
+                            limiter=RateLimiter(per_minute=60, clock=services.clock))
     with pytest.raises(PasskeyRefused):
         sign_in(passkeys, key)
     assert events(services, "login.passkey") == [("failure", "refused")]

@@ -47,7 +47,10 @@
     button.disabled = true;
     try {
       var res = await post(button.dataset.options);
-      if (!res.ok) throw new Error("The server refused to start: " + res.status);
+      if (!res.ok) {  // a refusal names what to do (e.g. 429: wait, or use the password)
+        var refusal = await res.json().catch(function () { return {}; });
+        throw new Error(refusal.error || "The server refused to start: " + res.status);
+      }
       var opts = await res.json(), cred;
       opts.challenge = b64urlToBuf(opts.challenge);
       if (kind === "create") {
