@@ -78,7 +78,8 @@ class EnrolmentService:
             return "code_throttled"
         reason = self._spend(username=username, code=code, meta=meta)
         regulator.record_factor(admission=admission, outcome=FactorOutcome.SUCCESS
-                                if reason == REDEEMED else FactorOutcome.FAILURE)
+                                if reason == REDEEMED else FactorOutcome.FAILURE,
+                                client_ip=meta.client_ip)
         return reason
 
     def _spend(self, *, username: str, code: str, meta: RequestMeta) -> str:

@@ -147,7 +147,8 @@ class PasskeyLogin:
             return done.issued
         if done.admission is not None:  # its reservation counts already: a ban if due
             self._regulator.record_factor(admission=done.admission,
-                                          outcome=FactorOutcome.FAILURE)
+                                          outcome=FactorOutcome.FAILURE,
+                                          client_ip=meta.client_ip)
         raise done.error or PasskeyRefused()
 
     def _admit(self, client_ip: str, endpoint: str) -> None:

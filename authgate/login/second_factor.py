@@ -149,5 +149,6 @@ def failed_step(event: str, outcome: StepOutcome, *, username: str, meta: Reques
     audit.record(factor_event(event, Outcome.FAILURE, error.reason, username=username,
                               meta=meta, **named))
     if admission is not None:
-        regulator.record_factor(admission=admission, outcome=FactorOutcome.FAILURE)
+        regulator.record_factor(admission=admission, outcome=FactorOutcome.FAILURE,
+                                client_ip=meta.client_ip)
     return error

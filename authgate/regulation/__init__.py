@@ -100,7 +100,11 @@ class Regulator(BanRegistry, Protocol):
         """Second-factor attempts are throttled per user, apart from passwords."""
         ...
 
-    def record_factor(self, *, admission: Admission, outcome: FactorOutcome) -> None: ...
+    def record_factor(self, *, admission: Admission, outcome: FactorOutcome,
+                      client_ip: str = "") -> None:
+        """Settle an admitted second-factor attempt; a ban it starts is audited with
+        ``client_ip``, the address of the request that failed."""
+        ...
 
     def reserve_factor(self, counters: FactorCounters, *, username: str) -> Admission:
         """``admit_factor`` on the caller's transaction (a login step's writes commit
@@ -136,7 +140,8 @@ class NoRegulation:
     def admit_factor(self, *, username: str) -> Admission:
         return ADMIT
 
-    def record_factor(self, *, admission: Admission, outcome: FactorOutcome) -> None:
+    def record_factor(self, *, admission: Admission, outcome: FactorOutcome,
+                      client_ip: str = "") -> None:
         return None
 
     def reserve_factor(self, counters: FactorCounters, *, username: str) -> Admission:

@@ -262,7 +262,8 @@ class StoreRegulator:
         ticket.settled = True
         counters.release_factor(attempt=ticket.attempt, username=ticket.username)
 
-    def record_factor(self, *, admission: Admission, outcome: FactorOutcome) -> None:
+    def record_factor(self, *, admission: Admission, outcome: FactorOutcome,
+                      client_ip: str = "") -> None:
         ticket = admission.reservation
         if not isinstance(ticket, _FactorTicket) or ticket.settled:
             _log.warning("record_factor without an unsettled admitted attempt")
@@ -273,7 +274,7 @@ class StoreRegulator:
                                        rules=PolicyRules(self.limits_without_ad()),
                                        now=self._clock.now())
         if ban is not None:
-            self._audit_ban(ban, username=ticket.username, ip="", confirmed=True)
+            self._audit_ban(ban, username=ticket.username, ip=client_ip, confirmed=True)
 
     def limits_without_ad(self) -> Limits:
         """Second factors never reach AD: their throttle does not depend on reading it."""

@@ -232,3 +232,20 @@ def test_a_throttled_step_leaves_one_record_with_its_request_id(mfa, client, clo
                             .where(audit_events.c.id > before)).all()
     assert [tuple(row) for row in rows] == [
         ("login.factor", "deny", "factor_banned", "throttled-step-1")]
+
+
+def test_the_factor_ban_record_names_the_address_that_failed(mfa, client, clock,  # type: ignore[no-untyped-def]
+                                                             services) -> None:
+    """The ``ban.factor`` record of five wrong codes carried no address (the throttle's
+    settlement did not know the request): a SOC could not tell where the guesses came from.
+    Now it names the address of the request whose failure started the ban."""
+    mfa.enrol_totp(mfa.issue_code())
+    clock.advance(seconds=120)
+    page = mfa.login_to().get_data(as_text=True)
+    client.environ_base["REMOTE_ADDR"] = "192.0.2.44"
+    for n in range(5):
+        assert mfa.post("/login/totp", page, code=f"00000{n}", rd=MFA_URL).status_code == 401
+    with services.engine.connect() as conn:
+        bans = conn.execute(select(audit_events.c.reason, audit_events.c.client_ip)
+                            .where(audit_events.c.event == "ban.factor")).all()
+    assert [tuple(b) for b in bans] == [("factor_banned", "192.0.2.44")]
