@@ -41,7 +41,9 @@ EVENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "login.completed": ("a sign-in completed (any factor; once per session): the boundary "
                         "for \"failures since your last sign-in\"", ("success",)),
     "request.refused": ("a page request refused before any use case ran: a missing or "
-                        "expired CSRF token, a malformed or oversized request", ("deny",)),
+                        "expired CSRF token, a malformed or oversized request; past "
+                        "`server.refusal_records_per_minute` of one address they are counted "
+                        "and the next record's `unrecorded` says how many", ("deny",)),
     "session.refresh": ("a session re-read its account from the directory (groups changed, "
                         "or the directory was down when due)", ("info", "error")),
     "session.revoked": ("a session ended because its password was changed or reset since "

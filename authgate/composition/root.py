@@ -30,7 +30,7 @@ from authgate.login.recovery_step import RecoveryLogin
 from authgate.login.second_factor import SecondFactorLogin
 from authgate.policy.live import PolicyRuntime, ReloadResult
 from authgate.regulation import Regulator
-from authgate.regulation.rate import RateLimiter
+from authgate.regulation.rate import RateLimiter, RecordSampler
 from authgate.sessions.ending import SessionEnding
 from authgate.sessions.refresh import AccountRefresher
 from authgate.sessions.service import SessionService
@@ -64,6 +64,8 @@ class Services:
     factor_login: SecondFactorLogin
     recovery_login: RecoveryLogin
     key_login: SecurityKeyLogin
+    #: which refused page requests get a record of their own (``web.errors``)
+    refusal_records: RecordSampler
     identity_signer: IdentitySigner | None = None
 
     @property
@@ -116,6 +118,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
         mfa=mfa, regulator=regulator,
         admin=AdminActions(audit=audit, sessions=sessions, mfa=mfa, regulator=regulator),
         session_ending=SessionEnding(sessions=sessions, audit=audit),
+        refusal_records=RecordSampler(per_minute=settings.server.refusal_records_per_minute,
+                                      clock=clock),
         **_login_steps(engine, settings, mfa=mfa, directory=directory, regulator=regulator,
                        sessions=sessions, audit=audit, clock=clock),
         identity_signer=IdentitySigner.from_pem_file(

@@ -268,8 +268,11 @@ def _check_semantics(s: Settings, problems: list[str]) -> None:
         problems.append(f"webauthn.attestation_roots_file: cannot read {roots}")
     if s.server.identity_key_file and not Path(s.server.identity_key_file).is_file():
         problems.append(f"server.identity_key_file: cannot read {s.server.identity_key_file}")
-    if s.webauthn.passkey_requests_per_minute < 1:
-        problems.append("webauthn.passkey_requests_per_minute: must be at least 1")
+    for key, rate in (("webauthn.passkey_requests_per_minute",
+                       s.webauthn.passkey_requests_per_minute),
+                      ("server.refusal_records_per_minute", s.server.refusal_records_per_minute)):
+        if rate < 1:
+            problems.append(f"{key}: must be at least 1")
     if s.server.max_form_bytes < 1024:
         problems.append("server.max_form_bytes: must be at least 1024")
     if s.session.idle_timeout > s.session.max_age:

@@ -31,6 +31,9 @@ class ServerSettings:
     #: plain http return URLs, for localhost only (demo and tests)
     allow_http_localhost: bool = False
     max_form_bytes: int = 16384
+    #: refused page requests (CSRF, method, size) of one client address recorded a minute,
+    #: per worker; past it they are counted and the next record carries the count
+    refusal_records_per_minute: int = 60
     #: PEM Ed25519 private key: when set, ``Remote-Identity`` carries a signed JWT for apps
     #: that want proof the identity came from authgate (ASVS 14.5.4)
     identity_key_file: str = ""

@@ -38,8 +38,9 @@ LOGIN_OUTCOMES = Counter(
     "Sign-in steps by step, outcome and catalogued audit reason", ["step", "outcome", "reason"])
 RATE_LIMITED = Counter(
     "authgate_rate_limited_total",
-    "Requests answered 429 because their address asked too often, by endpoint "
-    "(passkey_options, passkey_verify)", ["endpoint"])
+    "Requests refused because their address asked too often: answered 429 (passkey_options, "
+    "passkey_verify), or refused page requests counted instead of recorded "
+    "(refusal_records)", ["endpoint"])
 SPRAY_DETECTIONS = Counter(
     "authgate_spray_detections_total", "Password-spray bans set (audit event ban.spray)")
 ACTIVE_BANS = Gauge(

@@ -53,3 +53,34 @@ class RateLimiter:
             while len(self._buckets) > self._max_keys:
                 self._buckets.popitem(last=False)
         return wait
+
+
+class RecordSampler:
+    """Which refused requests of an address get an audit record of their own (pen test of
+    the rate limit, F1: a POST without its CSRF token, a wrong method or an oversized body
+    was refused and recorded, one record each, as fast as one address could send them).
+
+    The first ``per_minute`` of an address a minute are recorded (a token each, as
+    ``RateLimiter``); past that they are counted, not recorded, and the next record of that
+    address says how many went unrecorded since the one before: a flood from one address
+    leaves ``per_minute`` records, then about one a ``60 / per_minute`` seconds, each
+    carrying its count (the metric ``authgate_rate_limited_total`` counts them as well)."""
+
+    def __init__(self, *, per_minute: int, clock: Clock, max_keys: int = MAX_KEYS) -> None:
+        self._limiter = RateLimiter(per_minute=per_minute, clock=clock, max_keys=max_keys)
+        self._max_keys = max_keys
+        self._unrecorded: OrderedDict[str, int] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def admit(self, client_ip: str) -> int | None:
+        """None: count this refusal, do not record it; otherwise record it, noting the
+        returned number of this address's refusals left unrecorded since its last record."""
+        key = ip_subject(client_ip)
+        allowed = self._limiter.take(client_ip) == 0.0
+        with self._lock:
+            if not allowed:
+                self._unrecorded[key] = self._unrecorded.pop(key, 0) + 1
+                while len(self._unrecorded) > self._max_keys:
+                    self._unrecorded.popitem(last=False)
+                return None
+            return self._unrecorded.pop(key, 0)

@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.core.errors import AuthgateError, DirectoryUnavailable, StorageError
+from authgate.core.metrics import RATE_LIMITED
 from authgate.core.values import AuditEvent, Outcome
 from authgate.web.context import meta, request_id, services
 from authgate.web.cookies import session_token
@@ -38,11 +39,20 @@ _AUDITED = frozenset({400, 405, 413, 414, 431})
 
 def _audit_refusal(status: int, reason: str) -> None:
     """Every refused request leaves a record (pen test of #14: CSRF failures and malformed
-    bodies were answered 4xx but never audited). Never raises: the page must still go out."""
+    bodies were answered 4xx but never audited), up to a rate per address: past it they
+    are counted and the next record says how many (``regulation.rate.RecordSampler``; one
+    address could otherwise make the gateway write as fast as it answers). Never raises:
+    the page must still go out."""
     try:
+        asked = meta()
+        unrecorded = services().refusal_records.admit(asked.client_ip)
+        if unrecorded is None:
+            RATE_LIMITED.labels("refusal_records").inc()
+            return
+        counted = {"unrecorded": str(unrecorded)} if unrecorded else {}
         services().audit.record(AuditEvent.for_request(
-            meta(), "request.refused", Outcome.DENY, reason, status=str(status),
-            method=request.method, path=request.path[:256]))
+            asked, "request.refused", Outcome.DENY, reason, status=str(status),
+            method=request.method, path=request.path[:256], **counted))
     except Exception:  # noqa: BLE001 - the refusal stands even if the audit store is down
         _log.exception("could not audit a refused request")
 

@@ -49,16 +49,18 @@ def options() -> BaseResponse | tuple[BaseResponse, int]:
 @bp.post("/login/passkey/verify")
 def verify() -> BaseResponse | tuple[BaseResponse, int]:
     _enabled()
-    handle = str(session.pop("passkey", ""))
+    handle = str(session.get("passkey", ""))
     try:
         issued = services().passkey_login.sign_in(
             handle=handle, credential_json=request.get_data(as_text=True), meta=meta(),
             replacing=session_token())  # whatever session this browser had ends
     except PasskeyRateLimited as exc:
-        return _too_many(exc)
+        return _too_many(exc)  # nothing was done: the handle stays for after the wait
     except FactorError:
+        session.pop("passkey", None)  # its challenge is spent (taken server-side)
         remember_failure()
         return refused_json(_REFUSED, 401)
+    session.pop("passkey", None)
     return next_json(issued, return_url(request.args.get("rd")))
 
 

@@ -19,6 +19,7 @@ from authgate.storage.tables import audit_events
 from authgate.storage.tables_factors import challenges
 from authgate.web import create_app
 from tests.conftest import make_settings
+from tests.credentials.test_passkey_step_transaction import register
 from tests.fixtures.net import csrf_token
 
 ATTACKER, NEIGHBOUR = "203.0.113.66", "198.51.100.20"
@@ -95,6 +96,68 @@ def test_a_limited_address_posting_assertions_writes_no_record(
         assert answer.status_code == 429 and int(answer.headers["Retry-After"]) >= 1
     assert count(svc, audit_events) == records
     assert limited("passkey_verify") - before == 20
+    svc.audit.close()
+    svc.engine.dispose()
+
+
+def test_a_429_keeps_the_users_challenge_for_after_the_wait(
+        tmp_path: Path, users_file: Path, clock: FixedClock) -> None:
+    """Outside test of the limit, F2: the 429 of ``/verify`` had already taken the challenge
+    handle from the page session, so the user's assertion failed after the wait too."""
+    app, svc = portal(tmp_path, users_file, clock, per_minute=2)
+    key, user = register(svc), client_at(app, ATTACKER)
+    token = csrf_token(user.get("/login").get_data(as_text=True))
+    options = user.post("/login/passkey/options", headers={"X-CSRFToken": token})
+    other = client_at(app, ATTACKER)  # another client behind the same address
+    other_token = csrf_token(other.get("/login").get_data(as_text=True))
+    assert other.post("/login/passkey/options",
+                      headers={"X-CSRFToken": other_token}).status_code == 200
+    assertion = key.assert_(options.get_json())
+    sent = {"data": assertion, "content_type": "application/json",
+            "headers": {"X-CSRFToken": token}}
+    refused = user.post("/login/passkey/verify", **sent)
+    assert refused.status_code == 429 and "Set-Cookie" not in refused.headers
+    clock.advance(seconds=30)
+    accepted = user.post("/login/passkey/verify", **sent)
+    assert accepted.status_code == 200 and accepted.get_json()["ok"] is True
+    assert svc.sessions.sessions_of("alice") != []
+    svc.audit.close()
+    svc.engine.dispose()
+
+
+def refusals(svc: Services, address: str) -> list[dict[str, str]]:
+    with svc.engine.connect() as conn:
+        rows = conn.execute(select(audit_events.c.detail).where(
+            audit_events.c.event == "request.refused",
+            audit_events.c.client_ip == address).order_by(audit_events.c.id)).scalars()
+        return [json.loads(detail) for detail in rows]
+
+
+def test_refused_requests_of_one_address_are_counted_past_a_rate_not_recorded(
+        tmp_path: Path, users_file: Path, clock: FixedClock) -> None:
+    """Outside test of the limit, F1: a POST without its CSRF token, a wrong method or an
+    oversized body was refused before any limit and recorded, one record each: ~370 records
+    a second from one address. Now an address's first refusals a minute are recorded, the
+    rest counted, and the next record carries the count."""
+    settings = make_settings(tmp_path, users_file, webauthn={"passkey_sign_in": True},
+                             server={"refusal_records_per_minute": 5})
+    migrate(settings.storage.url)
+    svc = build_services(settings, clock=clock)
+    app = create_app({"services": svc, "TESTING": True})
+    attacker, neighbour = client_at(app, ATTACKER), client_at(app, NEIGHBOUR)
+    before = limited("refusal_records")
+    for _ in range(30):
+        assert attacker.post("/login/passkey/options").status_code == 400  # no CSRF token
+        assert attacker.get("/login/passkey/verify").status_code == 405
+    assert len(refusals(svc, ATTACKER)) == 5
+    assert limited("refusal_records") - before == 55
+    assert neighbour.post("/logout").status_code == 400  # another address: recorded
+    assert len(refusals(svc, NEIGHBOUR)) == 1
+    clock.advance(seconds=12)  # one token back
+    assert attacker.post("/logout").status_code == 400
+    recorded = refusals(svc, ATTACKER)
+    assert len(recorded) == 6 and recorded[-1]["unrecorded"] == "55"
+    assert "unrecorded" not in recorded[0]
     svc.audit.close()
     svc.engine.dispose()
 

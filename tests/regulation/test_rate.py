@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from authgate.core.clock import FixedClock
-from authgate.regulation.rate import RateLimiter
+from authgate.regulation.rate import RateLimiter, RecordSampler
 
 
 def spend(limiter: RateLimiter, ip: str, n: int) -> list[float]:
@@ -63,3 +63,16 @@ def test_memory_is_bounded_least_recently_seen_forgotten_first() -> None:
 def test_no_limit_is_refused() -> None:
     with pytest.raises(ValueError):
         RateLimiter(per_minute=0, clock=FixedClock())
+
+
+def test_past_the_rate_refusals_are_counted_and_the_next_record_says_how_many() -> None:
+    clock = FixedClock()
+    sampler = RecordSampler(per_minute=3, clock=clock)
+    assert [sampler.admit("198.51.100.7") for _ in range(3)] == [0, 0, 0]
+    assert [sampler.admit("198.51.100.7") for _ in range(40)] == [None] * 40
+    assert sampler.admit("198.51.100.8") == 0  # another address: its own minute
+    clock.advance(seconds=20)  # one token back
+    assert sampler.admit("198.51.100.7") == 40
+    assert sampler.admit("198.51.100.7") is None
+    clock.advance(seconds=20)
+    assert sampler.admit("198.51.100.7") == 1
