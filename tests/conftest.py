@@ -46,8 +46,10 @@ def no_checkpoint_timer_outlives_its_test() -> Iterator[None]:
 
 
 def _checkpoint_timers() -> list[threading.Timer]:
+    """Armed ones: a cancelled timer's thread may take a moment to end, and never fires."""
     return [t for t in threading.enumerate()
-            if isinstance(t, threading.Timer) and t.name == CHECKPOINT_TIMER and t.is_alive()]
+            if isinstance(t, threading.Timer) and t.name == CHECKPOINT_TIMER and t.is_alive()
+            and not t.finished.is_set()]
 
 
 @pytest.fixture
