@@ -20,6 +20,7 @@ from authgate.storage.engine import migrate
 from authgate.storage.fastpath import connections_for
 from authgate.web import create_app
 from tests.conftest import make_settings
+from tests.credentials.races import Races
 
 MFA_URL = "http://localhost:8080/mfa/report?x=1&y=2"
 
@@ -98,6 +99,12 @@ def step_services(engine: Engine, tmp_path: Path, users_file: Path,
     built.audit.close()
     connections_for(built.engine).discard()  # detached from the pool: dispose leaves it
     built.engine.dispose()
+
+
+@pytest.fixture
+def races(step_services: Services, tmp_path: Path, users_file: Path) -> Races:
+    """Login steps raced by processes on ``step_services``' database (both databases)."""
+    return Races(step_services, tmp_path, users_file)
 
 
 @pytest.fixture
