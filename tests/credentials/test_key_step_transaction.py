@@ -8,7 +8,7 @@ import json
 from urllib.parse import quote
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from authgate.composition.root import Services
 from authgate.core.errors import StorageError
@@ -16,11 +16,15 @@ from authgate.core.values import Level
 from authgate.factors.errors import WebAuthnFailed
 from authgate.login.second_factor import SessionGone
 from authgate.sessions.service import Issued
-from authgate.storage.fastpath import connections_for
 from authgate.storage.tables import audit_events
 from authgate.storage.tables_factors import challenges, credentials
 from authgate.web.steps import challenge_key
-from tests.credentials.conftest import MFA_URL, audit_append_fails
+from tests.credentials.conftest import (
+    MFA_URL,
+    assert_transactions,
+    audit_append_fails,
+    sqlite_statements,
+)
 from tests.credentials.races import Start
 from tests.credentials.soft_key import SoftKey
 from tests.credentials.test_factor_escalation import post_json
@@ -189,25 +193,10 @@ def test_an_accepted_key_through_the_page_is_one_transaction(mfa, client, servic
     options = post_json(mfa, f"/login/webauthn/options?rd={q}", page)
     assert options.status_code == 200
     signed = key.assert_(options.get_json())
-    statements: list[tuple[int, str]] = []
-    connections_for(services.engine).discard()  # reopened below, traced
-    services.engine.pool.dispose()
-
-    @event.listens_for(services.engine, "connect")
-    def traced(dbapi_conn, _record):  # type: ignore[no-untyped-def]
-        dbapi_conn.set_trace_callback(lambda sql: statements.append((id(dbapi_conn), sql)))
-
-    r = post_json(mfa, f"/login/webauthn/verify?rd={q}", page, signed)
-    event.remove(services.engine, "connect", traced)
+    with sqlite_statements(services.engine) as statements:
+        r = post_json(mfa, f"/login/webauthn/verify?rd={q}", page, signed)
     assert r.status_code == 200 and r.get_json()["ok"], r.get_data(as_text=True)[:300]
-    verbs = [(conn, sql.split()[0].upper()) for conn, sql in statements]
-    assert [v for _, v in verbs].count("BEGIN") == 1
-    assert [v for _, v in verbs].count("COMMIT") == 1
-    begin = next(i for i, (_, v) in enumerate(verbs) if v == "BEGIN")
-    commit = next(i for i, (_, v) in enumerate(verbs) if v == "COMMIT")
-    writes = [i for i, (_, v) in enumerate(verbs) if v in ("INSERT", "UPDATE", "DELETE")]
-    assert writes and all(begin < i < commit for i in writes)
-    assert len({verbs[i][0] for i in (begin, *writes, commit)}) == 1  # one connection
+    assert_transactions(statements)
 
 
 def _stored_meanwhile(svc: Services, monkeypatch: pytest.MonkeyPatch, count: int) -> None:

@@ -9,7 +9,7 @@ import json
 import sqlite3
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from authgate.composition.root import Services
 from authgate.core.errors import DirectoryUnavailable, StorageError
@@ -18,12 +18,15 @@ from authgate.factors.errors import WebAuthnFailed
 from authgate.login.passkey import PasskeyRefused
 from authgate.regulation import FactorOutcome
 from authgate.sessions.service import Issued
-from authgate.storage.fastpath import connections_for
 from authgate.storage.regulation_rows import factor_subject
 from authgate.storage.tables import audit_events
 from authgate.storage.tables_regulation import regulation_events
 from authgate.web.passkey import _REFUSED
-from tests.credentials.conftest import audit_append_fails
+from tests.credentials.conftest import (
+    assert_transactions,
+    audit_append_fails,
+    sqlite_statements,
+)
 from tests.credentials.races import Start
 from tests.credentials.soft_key import SoftKey
 from tests.credentials.test_key_step_transaction import live_challenges, sign_count
@@ -321,25 +324,10 @@ def test_a_passkey_through_the_page_is_one_transaction(passkey_app) -> None:  # 
     key, client = register(svc), app.test_client()
     token, options = _options(client)
     assertion = key.assert_(options)
-    statements: list[tuple[int, str]] = []
-    connections_for(svc.engine).discard()  # reopened below, traced
-    svc.engine.pool.dispose()
-
-    @event.listens_for(svc.engine, "connect")
-    def traced(dbapi_conn, _record):  # type: ignore[no-untyped-def]
-        dbapi_conn.set_trace_callback(lambda sql: statements.append((id(dbapi_conn), sql)))
-
-    r = _verify(client, token, assertion)
-    event.remove(svc.engine, "connect", traced)
+    with sqlite_statements(svc.engine) as statements:
+        r = _verify(client, token, assertion)
     assert r.status_code == 200 and r.get_json()["ok"], r.get_data(as_text=True)[:300]
-    verbs = [(conn, sql.split()[0].upper()) for conn, sql in statements]
-    assert [v for _, v in verbs].count("BEGIN") == 1
-    assert [v for _, v in verbs].count("COMMIT") == 1
-    begin = next(i for i, (_, v) in enumerate(verbs) if v == "BEGIN")
-    commit = next(i for i, (_, v) in enumerate(verbs) if v == "COMMIT")
-    writes = [i for i, (_, v) in enumerate(verbs) if v in ("INSERT", "UPDATE", "DELETE")]
-    assert len(writes) >= 5 and all(begin < i < commit for i in writes)
-    assert len({verbs[i][0] for i in (begin, *writes, commit)}) == 1  # one connection
+    assert_transactions(statements, writes_at_least=5)
 
 
 def test_every_refusal_gets_the_same_answer(passkey_app) -> None:  # type: ignore[no-untyped-def]

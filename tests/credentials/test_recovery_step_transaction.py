@@ -5,7 +5,7 @@ under a new id and the sealed audit record, in one COMMIT. On SQLite and Postgre
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from authgate.composition.root import Services
 from authgate.core.errors import StorageError
@@ -13,11 +13,15 @@ from authgate.core.values import Level
 from authgate.credentials.recovery import RecoveryService
 from authgate.factors.errors import InvalidRecoveryCode
 from authgate.login.second_factor import SessionGone
-from authgate.storage.fastpath import connections_for
 from authgate.storage.sql_recovery_codes import SqlRecoveryCodeStore
 from authgate.storage.tables import audit_events
 from authgate.storage.tables_factors import recovery_codes
-from tests.credentials.conftest import MFA_URL, audit_append_fails
+from tests.credentials.conftest import (
+    MFA_URL,
+    assert_transactions,
+    audit_append_fails,
+    sqlite_statements,
+)
 from tests.credentials.races import Start
 from tests.credentials.test_totp_step_transaction import (
     META,
@@ -179,31 +183,16 @@ def test_an_accepted_code_through_the_page_is_two_transactions(mfa, client, serv
     codes = codes_for(services)
     client.post("/logout", data={"csrf_token": mfa.auth.csrf("/logout")})
     page = mfa.login_to().get_data(as_text=True)
-    statements: list[tuple[int, str]] = []
     checked_at: list[int] = []
     real_check = RecoveryService.check_code
+    with sqlite_statements(services.engine) as statements:
 
-    def noted(self, **kwargs):  # type: ignore[no-untyped-def]
-        checked_at.append(len(statements))
-        return real_check(self, **kwargs)
+        def noted(self, **kwargs):  # type: ignore[no-untyped-def]
+            checked_at.append(len(statements))
+            return real_check(self, **kwargs)
 
-    monkeypatch.setattr(RecoveryService, "check_code", noted)
-    connections_for(services.engine).discard()  # reopened below, traced
-    services.engine.pool.dispose()
-
-    @event.listens_for(services.engine, "connect")
-    def traced(dbapi_conn, _record):  # type: ignore[no-untyped-def]
-        dbapi_conn.set_trace_callback(lambda sql: statements.append((id(dbapi_conn), sql)))
-
-    r = mfa.post("/login/recovery", page, code=codes[0], rd=MFA_URL)
-    event.remove(services.engine, "connect", traced)
+        monkeypatch.setattr(RecoveryService, "check_code", noted)
+        r = mfa.post("/login/recovery", page, code=codes[0], rd=MFA_URL)
     assert r.status_code == 303
-    verbs = [(conn, sql.split()[0].upper()) for conn, sql in statements]
-    begins = [i for i, (_, v) in enumerate(verbs) if v == "BEGIN"]
-    commits = [i for i, (_, v) in enumerate(verbs) if v == "COMMIT"]
-    assert len(begins) == 2 and len(commits) == 2
-    writes = [i for i, (_, v) in enumerate(verbs) if v in ("INSERT", "UPDATE", "DELETE")]
-    assert writes and all(any(b < i < c for b, c in zip(begins, commits, strict=True))
-                          for i in writes)
-    assert len({verbs[i][0] for i in (*begins, *writes, *commits)}) == 1  # one connection
-    assert len(checked_at) == 1 and commits[0] < checked_at[0] <= begins[1]
+    (_, first_commit), (second_begin, _) = assert_transactions(statements, count=2)
+    assert len(checked_at) == 1 and first_commit < checked_at[0] <= second_begin

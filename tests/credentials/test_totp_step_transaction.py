@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pyotp
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from authgate.audit.checkpoints import TrustedKeys
 from authgate.audit.verify import verify_store
@@ -17,11 +17,15 @@ from authgate.core.values import Level, RequestMeta
 from authgate.factors.errors import CodeReplayed
 from authgate.login.second_factor import SessionGone
 from authgate.sessions.service import Issued
-from authgate.storage.fastpath import connections_for
 from authgate.storage.tables import audit_events
 from authgate.storage.tables_factors import credentials
 from authgate.storage.tables_regulation import regulation_events
-from tests.credentials.conftest import MFA_URL, audit_append_fails
+from tests.credentials.conftest import (
+    MFA_URL,
+    assert_transactions,
+    audit_append_fails,
+    sqlite_statements,
+)
 from tests.credentials.races import Start
 
 META = RequestMeta(client_ip="192.0.2.7", user_agent="test", request_id="r1")
@@ -156,22 +160,7 @@ def test_an_accepted_step_through_the_page_is_one_transaction(mfa, client, clock
     client.post("/logout", data={"csrf_token": mfa.auth.csrf("/logout")})
     clock.advance(seconds=30)
     page = mfa.login_to().get_data(as_text=True)
-    statements: list[tuple[int, str]] = []
-    connections_for(services.engine).discard()  # reopened below, traced
-    services.engine.pool.dispose()
-
-    @event.listens_for(services.engine, "connect")
-    def traced(dbapi_conn, _record):  # type: ignore[no-untyped-def]
-        dbapi_conn.set_trace_callback(lambda sql: statements.append((id(dbapi_conn), sql)))
-
-    r = mfa.post("/login/totp", page, code=mfa.totp(secret), rd=MFA_URL)
-    event.remove(services.engine, "connect", traced)
+    with sqlite_statements(services.engine) as statements:
+        r = mfa.post("/login/totp", page, code=mfa.totp(secret), rd=MFA_URL)
     assert r.status_code == 303
-    verbs = [(conn, sql.split()[0].upper()) for conn, sql in statements]
-    assert [v for _, v in verbs].count("BEGIN") == 1
-    assert [v for _, v in verbs].count("COMMIT") == 1
-    begin = next(i for i, (_, v) in enumerate(verbs) if v == "BEGIN")
-    commit = next(i for i, (_, v) in enumerate(verbs) if v == "COMMIT")
-    writes = [i for i, (_, v) in enumerate(verbs) if v in ("INSERT", "UPDATE", "DELETE")]
-    assert writes and all(begin < i < commit for i in writes)
-    assert len({verbs[i][0] for i in (begin, *writes, commit)}) == 1  # one connection
+    assert_transactions(statements)
