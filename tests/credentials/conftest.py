@@ -11,7 +11,7 @@ from urllib.parse import quote
 import pyotp
 import pytest
 from flask import Flask
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
 from authgate.composition.root import Services, build_services
 from authgate.core.clock import FixedClock
@@ -20,6 +20,7 @@ from authgate.storage.engine import migrate
 from authgate.storage.fastpath import connections_for
 from authgate.web import create_app
 from tests.conftest import make_settings
+from tests.credentials.races import Races
 
 MFA_URL = "http://localhost:8080/mfa/report?x=1&y=2"
 
@@ -101,6 +102,12 @@ def step_services(engine: Engine, tmp_path: Path, users_file: Path,
 
 
 @pytest.fixture
+def races(step_services: Services, tmp_path: Path, users_file: Path) -> Races:
+    """Login steps raced by processes on ``step_services``' database (both databases)."""
+    return Races(step_services, tmp_path, users_file)
+
+
+@pytest.fixture
 def passkey_app(tmp_path: Path, users_file: Path, clock: FixedClock
                 ) -> Iterator[tuple[Flask, Services]]:
     """The portal with passkey sign-in on (SQLite)."""
@@ -128,3 +135,38 @@ def audit_append_fails(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         yield
     finally:
         monkeypatch.setattr(SqlStepWrites, "append_audit", real_append)
+
+
+@contextmanager
+def sqlite_statements(engine: Engine) -> Iterator[list[tuple[int, str]]]:
+    """Inside: every statement SQLite runs on any connection ``engine`` opens, with the
+    connection's id (SQLite's own trace, so nothing the code under test sends is missed);
+    the pooled connections are closed first, so each one in use is a new, traced one."""
+    statements: list[tuple[int, str]] = []
+    connections_for(engine).discard()
+    engine.pool.dispose()
+
+    def traced(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        dbapi_conn.set_trace_callback(lambda sql: statements.append((id(dbapi_conn), sql)))
+
+    event.listen(engine, "connect", traced)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "connect", traced)
+
+
+def assert_transactions(statements: list[tuple[int, str]], count: int = 1,
+                        writes_at_least: int = 1) -> list[tuple[int, int]]:
+    """Exactly ``count`` BEGINs and COMMITs, every write between a BEGIN and its COMMIT,
+    all on one connection; the (BEGIN, COMMIT) positions in ``statements``."""
+    verbs = [(conn, sql.split()[0].upper()) for conn, sql in statements]
+    begins = [i for i, (_, v) in enumerate(verbs) if v == "BEGIN"]
+    commits = [i for i, (_, v) in enumerate(verbs) if v == "COMMIT"]
+    assert len(begins) == count and len(commits) == count
+    spans = list(zip(begins, commits, strict=True))
+    writes = [i for i, (_, v) in enumerate(verbs) if v in ("INSERT", "UPDATE", "DELETE")]
+    assert len(writes) >= writes_at_least
+    assert all(any(b < i < c for b, c in spans) for i in writes)
+    assert len({verbs[i][0] for i in (*begins, *writes, *commits)}) == 1  # one connection
+    return spans

@@ -5,26 +5,27 @@ with a software authenticator."""
 from __future__ import annotations
 
 import json
-import multiprocessing
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
-from authgate.composition.root import Services, build_services
-from authgate.core.clock import FixedClock
+from authgate.composition.root import Services
 from authgate.core.errors import StorageError
 from authgate.core.values import Level
 from authgate.factors.errors import WebAuthnFailed
 from authgate.login.second_factor import SessionGone
 from authgate.sessions.service import Issued
-from authgate.storage.fastpath import connections_for
 from authgate.storage.tables import audit_events
 from authgate.storage.tables_factors import challenges, credentials
 from authgate.web.steps import challenge_key
-from tests.conftest import make_settings
-from tests.credentials.conftest import MFA_URL, audit_append_fails
+from tests.credentials.conftest import (
+    MFA_URL,
+    assert_transactions,
+    audit_append_fails,
+    sqlite_statements,
+)
+from tests.credentials.races import Start
 from tests.credentials.soft_key import SoftKey
 from tests.credentials.test_factor_escalation import post_json
 from tests.credentials.test_totp_step_transaction import (
@@ -153,44 +154,26 @@ def test_a_session_ended_meanwhile_takes_nothing(step_services) -> None:  # type
     assert key_audit(svc) == [("failure", "session_gone")]
 
 
-def _race(url: str, tmp: str, users: str, now: str, token: str, signed: str, barrier,  # type: ignore[no-untyped-def]
-          results) -> None:
-    """One process of the race: its own services, the same session and assertion."""
-    from datetime import datetime
-
-    svc = build_services(make_settings(Path(tmp), Path(users), storage={"url": url}),
-                         clock=FixedClock(datetime.fromisoformat(now)))
+def _verifies(svc: Services, job: tuple[str, str], start: Start) -> str:
+    """One racer: the same password session (its token) and the same signed assertion."""
+    token, signed = job
     session = svc.sessions.resolve(token)
     assert session is not None
-    barrier.wait(timeout=60)
+    start()
     try:
         verify(svc, Issued(token, session), signed)
-        results.put("accepted")
     except WebAuthnFailed as exc:
-        results.put(exc.reason)
-    finally:
-        svc.audit.close()
-        svc.engine.dispose()
+        return exc.reason
+    return "accepted"
 
 
-def test_one_challenge_is_used_once_across_processes(step_services, tmp_path, users_file  # type: ignore[no-untyped-def]
-                                                     ) -> None:
+def test_one_challenge_is_used_once_across_processes(step_services, races) -> None:  # type: ignore[no-untyped-def]
     svc = step_services
     key = register(svc)
     old = password_session(svc)
     signed = assertion(svc, key, old)
-    ctx = multiprocessing.get_context("spawn")
-    barrier, results = ctx.Barrier(3), ctx.Queue()
-    url = svc.engine.url.render_as_string(hide_password=False)
-    procs = [ctx.Process(target=_race, args=(url, str(tmp_path), str(users_file),
-                                             svc.clock.now().isoformat(), old.token, signed,
-                                             barrier, results)) for _ in range(3)]
-    for p in procs:
-        p.start()
-    outcomes = sorted(results.get(timeout=120) for _ in procs)
-    for p in procs:
-        p.join(timeout=60)
-    assert outcomes == ["accepted", "challenge_mismatch", "challenge_mismatch"]
+    assert races.run(_verifies, [(old.token, signed)] * 3) == [
+        "accepted", "challenge_mismatch", "challenge_mismatch"]
     assert key_audit(svc).count(("success", "webauthn_uv")) == 1
     assert svc.sessions.resolve(old.token) is None
     assert sign_count(svc) == 1
@@ -210,25 +193,10 @@ def test_an_accepted_key_through_the_page_is_one_transaction(mfa, client, servic
     options = post_json(mfa, f"/login/webauthn/options?rd={q}", page)
     assert options.status_code == 200
     signed = key.assert_(options.get_json())
-    statements: list[tuple[int, str]] = []
-    connections_for(services.engine).discard()  # reopened below, traced
-    services.engine.pool.dispose()
-
-    @event.listens_for(services.engine, "connect")
-    def traced(dbapi_conn, _record):  # type: ignore[no-untyped-def]
-        dbapi_conn.set_trace_callback(lambda sql: statements.append((id(dbapi_conn), sql)))
-
-    r = post_json(mfa, f"/login/webauthn/verify?rd={q}", page, signed)
-    event.remove(services.engine, "connect", traced)
+    with sqlite_statements(services.engine) as statements:
+        r = post_json(mfa, f"/login/webauthn/verify?rd={q}", page, signed)
     assert r.status_code == 200 and r.get_json()["ok"], r.get_data(as_text=True)[:300]
-    verbs = [(conn, sql.split()[0].upper()) for conn, sql in statements]
-    assert [v for _, v in verbs].count("BEGIN") == 1
-    assert [v for _, v in verbs].count("COMMIT") == 1
-    begin = next(i for i, (_, v) in enumerate(verbs) if v == "BEGIN")
-    commit = next(i for i, (_, v) in enumerate(verbs) if v == "COMMIT")
-    writes = [i for i, (_, v) in enumerate(verbs) if v in ("INSERT", "UPDATE", "DELETE")]
-    assert writes and all(begin < i < commit for i in writes)
-    assert len({verbs[i][0] for i in (begin, *writes, commit)}) == 1  # one connection
+    assert_transactions(statements)
 
 
 def _stored_meanwhile(svc: Services, monkeypatch: pytest.MonkeyPatch, count: int) -> None:

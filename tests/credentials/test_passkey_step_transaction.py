@@ -6,28 +6,28 @@ one record. On SQLite and PostgreSQL, with a software authenticator."""
 from __future__ import annotations
 
 import json
-import multiprocessing
 import sqlite3
-from pathlib import Path
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
-from authgate.composition.root import Services, build_services
-from authgate.core.clock import FixedClock
+from authgate.composition.root import Services
 from authgate.core.errors import DirectoryUnavailable, StorageError
 from authgate.core.values import Identity, Level
 from authgate.factors.errors import WebAuthnFailed
 from authgate.login.passkey import PasskeyRefused
 from authgate.regulation import FactorOutcome
 from authgate.sessions.service import Issued
-from authgate.storage.fastpath import connections_for
 from authgate.storage.regulation_rows import factor_subject
 from authgate.storage.tables import audit_events
 from authgate.storage.tables_regulation import regulation_events
 from authgate.web.passkey import _REFUSED
-from tests.conftest import make_settings
-from tests.credentials.conftest import audit_append_fails
+from tests.credentials.conftest import (
+    assert_transactions,
+    audit_append_fails,
+    sqlite_statements,
+)
+from tests.credentials.races import Start
 from tests.credentials.soft_key import SoftKey
 from tests.credentials.test_key_step_transaction import live_challenges, sign_count
 from tests.credentials.test_totp_step_transaction import META, chain_intact
@@ -281,41 +281,23 @@ def test_what_changed_while_the_directory_was_asked_is_caught_at_commit(  # type
     assert live_challenges(svc) == 0
 
 
-def _race(url: str, tmp: str, users: str, now: str, assertion: str, barrier,  # type: ignore[no-untyped-def]
-          results) -> None:
-    """One process of the race: its own services, the same browser handle and assertion."""
-    from datetime import datetime
-
-    svc = build_services(make_settings(Path(tmp), Path(users), storage={"url": url}),
-                         clock=FixedClock(datetime.fromisoformat(now)))
-    barrier.wait(timeout=60)
+def signs_in(svc: Services, assertion: str, start: Start) -> str:
+    """One racer: the same browser handle and assertion, from another worker."""
+    start()
     try:
         sign_in(svc, assertion)
-        results.put("accepted")
     except WebAuthnFailed as exc:
-        results.put(exc.reason)
-    finally:
-        svc.audit.close()
-        svc.engine.dispose()
+        return exc.reason
+    return "accepted"
 
 
 def test_one_assertion_raced_by_three_processes_starts_one_session(  # type: ignore[no-untyped-def]
-        step_services, tmp_path, users_file) -> None:
+        step_services, races) -> None:
     svc = step_services
     key = register(svc)
     assertion = signed(svc, key)
-    ctx = multiprocessing.get_context("spawn")
-    barrier, results = ctx.Barrier(3), ctx.Queue()
-    url = svc.engine.url.render_as_string(hide_password=False)
-    procs = [ctx.Process(target=_race, args=(url, str(tmp_path), str(users_file),
-                                             svc.clock.now().isoformat(), assertion, barrier,
-                                             results)) for _ in range(3)]
-    for p in procs:
-        p.start()
-    outcomes = sorted(results.get(timeout=120) for _ in procs)
-    for p in procs:
-        p.join(timeout=60)
-    assert outcomes == ["accepted", "challenge_mismatch", "challenge_mismatch"]
+    assert races.run(signs_in, [assertion] * 3) == [
+        "accepted", "challenge_mismatch", "challenge_mismatch"]
     assert sessions(svc) == 1 and sign_count(svc) == 1
     assert records(svc).count(("login.passkey", "success", "passkey_uv")) == 1
     assert len(records(svc)) == 3  # one record per request
@@ -343,25 +325,10 @@ def test_a_passkey_through_the_page_is_one_transaction(passkey_app) -> None:  # 
     key, client = register(svc), app.test_client()
     token, options = _options(client)
     assertion = key.assert_(options)
-    statements: list[tuple[int, str]] = []
-    connections_for(svc.engine).discard()  # reopened below, traced
-    svc.engine.pool.dispose()
-
-    @event.listens_for(svc.engine, "connect")
-    def traced(dbapi_conn, _record):  # type: ignore[no-untyped-def]
-        dbapi_conn.set_trace_callback(lambda sql: statements.append((id(dbapi_conn), sql)))
-
-    r = _verify(client, token, assertion)
-    event.remove(svc.engine, "connect", traced)
+    with sqlite_statements(svc.engine) as statements:
+        r = _verify(client, token, assertion)
     assert r.status_code == 200 and r.get_json()["ok"], r.get_data(as_text=True)[:300]
-    verbs = [(conn, sql.split()[0].upper()) for conn, sql in statements]
-    assert [v for _, v in verbs].count("BEGIN") == 1
-    assert [v for _, v in verbs].count("COMMIT") == 1
-    begin = next(i for i, (_, v) in enumerate(verbs) if v == "BEGIN")
-    commit = next(i for i, (_, v) in enumerate(verbs) if v == "COMMIT")
-    writes = [i for i, (_, v) in enumerate(verbs) if v in ("INSERT", "UPDATE", "DELETE")]
-    assert len(writes) >= 5 and all(begin < i < commit for i in writes)
-    assert len({verbs[i][0] for i in (begin, *writes, commit)}) == 1  # one connection
+    assert_transactions(statements, writes_at_least=5)
 
 
 def test_every_refusal_gets_the_same_answer(passkey_app) -> None:  # type: ignore[no-untyped-def]

@@ -4,25 +4,25 @@ transaction, (c) the code spent conditionally, the throttle settled, the session
 under a new id and the sealed audit record, in one COMMIT. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
-import multiprocessing
-from pathlib import Path
-
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
-from authgate.composition.root import Services, build_services
-from authgate.core.clock import FixedClock
+from authgate.composition.root import Services
 from authgate.core.errors import StorageError
 from authgate.core.values import Level
 from authgate.credentials.recovery import RecoveryService
 from authgate.factors.errors import InvalidRecoveryCode
 from authgate.login.second_factor import SessionGone
-from authgate.storage.fastpath import connections_for
 from authgate.storage.sql_recovery_codes import SqlRecoveryCodeStore
 from authgate.storage.tables import audit_events
 from authgate.storage.tables_factors import recovery_codes
-from tests.conftest import make_settings
-from tests.credentials.conftest import MFA_URL, audit_append_fails
+from tests.credentials.conftest import (
+    MFA_URL,
+    assert_transactions,
+    audit_append_fails,
+    sqlite_statements,
+)
+from tests.credentials.races import Start
 from tests.credentials.test_totp_step_transaction import (
     META,
     chain_intact,
@@ -144,41 +144,24 @@ def test_a_session_ended_meanwhile_spends_nothing(step_services) -> None:  # typ
     assert outcomes(svc) == [("failure", "session_gone")]
 
 
-def _race(url: str, tmp: str, users: str, now: str, code: str, barrier, results) -> None:  # type: ignore[no-untyped-def]
-    """One process of the race: its own services, its own password session, the code."""
-    from datetime import datetime
-
-    svc = build_services(make_settings(Path(tmp), Path(users), storage={"url": url}),
-                         clock=FixedClock(datetime.fromisoformat(now)))
+def _recovers(svc: Services, code: str, start: Start) -> tuple[str, bool, bool]:
+    """One racer: its own password session, then the code. Its outcome: the reason, and
+    (won) its old session dead and the new one at ``mfa``, or (lost) its session alive."""
     session = password_session(svc)
-    barrier.wait(timeout=60)
+    start()
     try:
         result = svc.recovery_login.recovery(session=session.record, code=code, meta=META)
-        old_dead = svc.sessions.resolve(session.token) is None
-        raised = svc.sessions.resolve(result.issued.token)
-        results.put(("accepted", old_dead, raised is not None and raised.level is Level.MFA))
     except InvalidRecoveryCode as exc:
-        results.put((exc.reason, svc.sessions.resolve(session.token) is not None, True))
-    finally:
-        svc.audit.close()
-        svc.engine.dispose()
+        return exc.reason, svc.sessions.resolve(session.token) is not None, True
+    old_dead = svc.sessions.resolve(session.token) is None
+    raised = svc.sessions.resolve(result.issued.token)
+    return "accepted", old_dead, raised is not None and raised.level is Level.MFA
 
 
-def test_one_code_used_by_three_processes_is_accepted_once(step_services, tmp_path,  # type: ignore[no-untyped-def]
-                                                           users_file) -> None:
+def test_one_code_used_by_three_processes_is_accepted_once(step_services, races) -> None:  # type: ignore[no-untyped-def]
     svc = step_services
     codes = codes_for(svc)
-    ctx = multiprocessing.get_context("spawn")
-    barrier, results = ctx.Barrier(3), ctx.Queue()
-    url = svc.engine.url.render_as_string(hide_password=False)
-    procs = [ctx.Process(target=_race, args=(url, str(tmp_path), str(users_file),
-                                             svc.clock.now().isoformat(), codes[0], barrier,
-                                             results)) for _ in range(3)]
-    for p in procs:
-        p.start()
-    got = [results.get(timeout=120) for _ in procs]
-    for p in procs:
-        p.join(timeout=60)
+    got = races.run(_recovers, [codes[0]] * 3)
     winners = [g for g in got if g[0] == "accepted"]
     assert winners == [("accepted", True, True)]  # the winner's old session id is dead
     losers = [g for g in got if g[0] != "accepted"]
@@ -200,31 +183,16 @@ def test_an_accepted_code_through_the_page_is_two_transactions(mfa, client, serv
     codes = codes_for(services)
     client.post("/logout", data={"csrf_token": mfa.auth.csrf("/logout")})
     page = mfa.login_to().get_data(as_text=True)
-    statements: list[tuple[int, str]] = []
     checked_at: list[int] = []
     real_check = RecoveryService.check_code
+    with sqlite_statements(services.engine) as statements:
 
-    def noted(self, **kwargs):  # type: ignore[no-untyped-def]
-        checked_at.append(len(statements))
-        return real_check(self, **kwargs)
+        def noted(self, **kwargs):  # type: ignore[no-untyped-def]
+            checked_at.append(len(statements))
+            return real_check(self, **kwargs)
 
-    monkeypatch.setattr(RecoveryService, "check_code", noted)
-    connections_for(services.engine).discard()  # reopened below, traced
-    services.engine.pool.dispose()
-
-    @event.listens_for(services.engine, "connect")
-    def traced(dbapi_conn, _record):  # type: ignore[no-untyped-def]
-        dbapi_conn.set_trace_callback(lambda sql: statements.append((id(dbapi_conn), sql)))
-
-    r = mfa.post("/login/recovery", page, code=codes[0], rd=MFA_URL)
-    event.remove(services.engine, "connect", traced)
+        monkeypatch.setattr(RecoveryService, "check_code", noted)
+        r = mfa.post("/login/recovery", page, code=codes[0], rd=MFA_URL)
     assert r.status_code == 303
-    verbs = [(conn, sql.split()[0].upper()) for conn, sql in statements]
-    begins = [i for i, (_, v) in enumerate(verbs) if v == "BEGIN"]
-    commits = [i for i, (_, v) in enumerate(verbs) if v == "COMMIT"]
-    assert len(begins) == 2 and len(commits) == 2
-    writes = [i for i, (_, v) in enumerate(verbs) if v in ("INSERT", "UPDATE", "DELETE")]
-    assert writes and all(any(b < i < c for b, c in zip(begins, commits, strict=True))
-                          for i in writes)
-    assert len({verbs[i][0] for i in (*begins, *writes, *commits)}) == 1  # one connection
-    assert len(checked_at) == 1 and commits[0] < checked_at[0] <= begins[1]
+    (_, first_commit), (second_begin, _) = assert_transactions(statements, count=2)
+    assert len(checked_at) == 1 and first_commit < checked_at[0] <= second_begin

@@ -3,29 +3,30 @@ the throttle's reservation and reset, the accepted time step, the session replac
 new id, and the sealed audit record. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
-import multiprocessing
 from datetime import timedelta
-from pathlib import Path
 
 import pyotp
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from authgate.audit.checkpoints import TrustedKeys
 from authgate.audit.verify import verify_store
-from authgate.composition.root import Services, build_services
-from authgate.core.clock import FixedClock
+from authgate.composition.root import Services
 from authgate.core.errors import StorageError
 from authgate.core.values import Level, RequestMeta
 from authgate.factors.errors import CodeReplayed
 from authgate.login.second_factor import SessionGone
 from authgate.sessions.service import Issued
-from authgate.storage.fastpath import connections_for
 from authgate.storage.tables import audit_events
 from authgate.storage.tables_factors import credentials
 from authgate.storage.tables_regulation import regulation_events
-from tests.conftest import make_settings
-from tests.credentials.conftest import MFA_URL, audit_append_fails
+from tests.credentials.conftest import (
+    MFA_URL,
+    assert_transactions,
+    audit_append_fails,
+    sqlite_statements,
+)
+from tests.credentials.races import Start
 
 META = RequestMeta(client_ip="192.0.2.7", user_agent="test", request_id="r1")
 
@@ -132,41 +133,22 @@ def test_a_session_ended_meanwhile_spends_nothing(step_services) -> None:  # typ
     assert totp_audit(svc) == [("failure", "session_gone")]
 
 
-def _race(url: str, tmp: str, users: str, now: str, secret: str, barrier, results) -> None:  # type: ignore[no-untyped-def]
-    """One process of the race: its own services, its own password session, the code."""
-    from datetime import datetime
-
-    svc = build_services(make_settings(Path(tmp), Path(users), storage={"url": url}),
-                         clock=FixedClock(datetime.fromisoformat(now)))
+def _spends_the_code(svc: Services, secret: str, start: Start) -> str:
+    """One racer: its own password session and the code typed, then the step."""
     session = password_session(svc)
     typed = pyotp.TOTP(secret).at(svc.clock.now())
-    barrier.wait(timeout=60)
+    start()
     try:
         svc.factor_login.totp(session=session.record, code=typed, meta=META)
-        results.put("accepted")
     except CodeReplayed:
-        results.put("replayed")
-    finally:
-        svc.audit.close()
-        svc.engine.dispose()
+        return "replayed"
+    return "accepted"
 
 
-def test_one_code_is_accepted_once_across_processes(step_services, tmp_path, users_file  # type: ignore[no-untyped-def]
-                                                    ) -> None:
+def test_one_code_is_accepted_once_across_processes(step_services, races) -> None:  # type: ignore[no-untyped-def]
     svc = step_services
     secret = enrol(svc)
-    ctx = multiprocessing.get_context("spawn")
-    barrier, results = ctx.Barrier(3), ctx.Queue()
-    url = svc.engine.url.render_as_string(hide_password=False)
-    procs = [ctx.Process(target=_race, args=(url, str(tmp_path), str(users_file),
-                                             svc.clock.now().isoformat(), secret, barrier,
-                                             results)) for _ in range(3)]
-    for p in procs:
-        p.start()
-    outcomes = sorted(results.get(timeout=120) for _ in procs)
-    for p in procs:
-        p.join(timeout=60)
-    assert outcomes == ["accepted", "replayed", "replayed"]
+    assert races.run(_spends_the_code, [secret] * 3) == ["accepted", "replayed", "replayed"]
     assert totp_audit(svc).count(("success", "totp_ok")) == 1
 
 
@@ -178,22 +160,7 @@ def test_an_accepted_step_through_the_page_is_one_transaction(mfa, client, clock
     client.post("/logout", data={"csrf_token": mfa.auth.csrf("/logout")})
     clock.advance(seconds=30)
     page = mfa.login_to().get_data(as_text=True)
-    statements: list[tuple[int, str]] = []
-    connections_for(services.engine).discard()  # reopened below, traced
-    services.engine.pool.dispose()
-
-    @event.listens_for(services.engine, "connect")
-    def traced(dbapi_conn, _record):  # type: ignore[no-untyped-def]
-        dbapi_conn.set_trace_callback(lambda sql: statements.append((id(dbapi_conn), sql)))
-
-    r = mfa.post("/login/totp", page, code=mfa.totp(secret), rd=MFA_URL)
-    event.remove(services.engine, "connect", traced)
+    with sqlite_statements(services.engine) as statements:
+        r = mfa.post("/login/totp", page, code=mfa.totp(secret), rd=MFA_URL)
     assert r.status_code == 303
-    verbs = [(conn, sql.split()[0].upper()) for conn, sql in statements]
-    assert [v for _, v in verbs].count("BEGIN") == 1
-    assert [v for _, v in verbs].count("COMMIT") == 1
-    begin = next(i for i, (_, v) in enumerate(verbs) if v == "BEGIN")
-    commit = next(i for i, (_, v) in enumerate(verbs) if v == "COMMIT")
-    writes = [i for i, (_, v) in enumerate(verbs) if v in ("INSERT", "UPDATE", "DELETE")]
-    assert writes and all(begin < i < commit for i in writes)
-    assert len({verbs[i][0] for i in (begin, *writes, commit)}) == 1  # one connection
+    assert_transactions(statements)
