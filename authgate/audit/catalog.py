@@ -23,9 +23,13 @@ EVENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "password.change": ("a password change at the directory", ("success", "failure", "error")),
     "logout": ("the user signed out", ("success",)),
     "session.ended_by_user": ("the user ended one or all of their sessions", ("success",)),
-    "redirect.refused": ("an unsafe return URL was refused", ("deny",)),
+    "redirect.refused": ("an unsafe return URL was refused (past "
+                         "`server.refusal_records_per_minute` of one address: counted, the "
+                         "next record's `unrecorded` says how many)", ("deny",)),
     "console.access": ("a visit to the admin or audit console refused, or sent to sign in or "
-                       "step up", ("deny", "challenge")),
+                       "step up (visits without a session: at most "
+                       "`server.refusal_records_per_minute` records per address, then counted "
+                       "in `unrecorded`)", ("deny", "challenge")),
     "policy.reload": ("a policy set loaded or rejected", ("success", "deny")),
     "login.passkey": ("a sign-in with a passkey alone (discoverable WebAuthn credential, user "
                       "verification), when enabled, with the key's owner and row id (detail "

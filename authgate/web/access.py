@@ -19,7 +19,14 @@ from authgate.access.console_floor import console_floor
 from authgate.access.forward_auth import subject_of
 from authgate.core.values import AuditEvent, Outcome, Resource, SessionRecord
 from authgate.policy import Verdict, decide
-from authgate.web.context import remote_ip, remote_ip_text, request_id, services, user_agent
+from authgate.web.context import (
+    record_sampled,
+    remote_ip,
+    remote_ip_text,
+    request_id,
+    services,
+    user_agent,
+)
 from authgate.web.cookies import session_token
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -83,13 +90,18 @@ def require(role: Role) -> Callable[[F], F]:
 
 
 def _audit_challenge(session: SessionRecord | None, resource: Resource, reason: str) -> None:
-    """A console visit sent to sign in or step up: audited as /verify audits its challenges."""
-    services().audit.record(AuditEvent(
+    """A console visit sent to sign in or step up: audited as /verify audits its challenges;
+    one without a session names no account, so it is recorded up to its address's rate."""
+    event = AuditEvent(
         event="console.access", outcome=Outcome.CHALLENGE, reason=reason,
         username=session.username if session else "", client_ip=remote_ip_text(),
         user_agent=user_agent(), host=resource.host, path=resource.path,
         method=resource.method, policy_digest=services().policies.current.digest,
-        request_id=request_id()))
+        request_id=request_id())
+    if session is None:
+        record_sampled(event)
+    else:
+        services().audit.record(event)
 
 
 def _audit_refusal(session: SessionRecord, resource: Resource, reason: str, rule: str) -> None:

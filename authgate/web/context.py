@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 from flask import current_app, g, request
@@ -12,6 +13,7 @@ from authgate.access.proxy_headers import IPAddress, client_ip, parse_ip
 from authgate.access.return_url import validate_return_url
 from authgate.composition.root import Services
 from authgate.core.errors import RedirectRefused
+from authgate.core.metrics import RATE_LIMITED
 from authgate.core.values import AuditEvent, Outcome, RequestMeta
 
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -78,6 +80,21 @@ def meta() -> RequestMeta:
                        request_id=request_id(), method=request.method, path=request.path)
 
 
+def record_sampled(event: AuditEvent) -> None:
+    """Record a refusal that names no account (a refused request, an unsafe return URL, a
+    console visit without a session) up to its address's rate: past it the refusal is
+    counted, and the address's next such record carries ``unrecorded``, how many were left
+    out (``regulation.rate.RecordSampler``: one address could otherwise make the gateway
+    write a record for every request it sends, as fast as it answers)."""
+    unrecorded = services().refusal_records.admit(event.client_ip)
+    if unrecorded is None:
+        RATE_LIMITED.labels("refusal_records").inc()
+        return
+    if unrecorded:
+        event = replace(event, detail=(*event.detail, ("unrecorded", str(unrecorded))))
+    services().audit.record(event)
+
+
 def return_url(raw: str | None) -> str:
     """A validated return URL, or '' (and an audit record) when the given one is unsafe."""
     if not raw:
@@ -92,7 +109,7 @@ def return_url(raw: str | None) -> str:
         return validate_return_url(url, allowed_domains=allowed,
                                    allow_http_localhost=server.allow_http_localhost)
     except RedirectRefused as exc:  # the record keeps what was sent, not the joined URL
-        services().audit.record(AuditEvent.for_request(
+        record_sampled(AuditEvent.for_request(
             meta(), "redirect.refused", Outcome.DENY, exc.reason, why=str(exc),
             url=raw[:200]))
         return ""

@@ -15,9 +15,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from authgate.core.errors import AuthgateError, DirectoryUnavailable, StorageError
-from authgate.core.metrics import RATE_LIMITED
 from authgate.core.values import AuditEvent, Outcome
-from authgate.web.context import meta, request_id, services
+from authgate.web.context import meta, record_sampled, request_id, services
 from authgate.web.cookies import session_token
 
 _log = logging.getLogger("authgate.web")
@@ -44,15 +43,9 @@ def _audit_refusal(status: int, reason: str) -> None:
     address could otherwise make the gateway write as fast as it answers). Never raises:
     the page must still go out."""
     try:
-        asked = meta()
-        unrecorded = services().refusal_records.admit(asked.client_ip)
-        if unrecorded is None:
-            RATE_LIMITED.labels("refusal_records").inc()
-            return
-        counted = {"unrecorded": str(unrecorded)} if unrecorded else {}
-        services().audit.record(AuditEvent.for_request(
-            asked, "request.refused", Outcome.DENY, reason, status=str(status),
-            method=request.method, path=request.path[:256], **counted))
+        record_sampled(AuditEvent.for_request(
+            meta(), "request.refused", Outcome.DENY, reason, status=str(status),
+            method=request.method, path=request.path[:256]))
     except Exception:  # noqa: BLE001 - the refusal stands even if the audit store is down
         _log.exception("could not audit a refused request")
 
