@@ -79,7 +79,7 @@ class EnrolmentService:
         reason = self._spend(username=username, code=code, meta=meta)
         regulator.record_factor(admission=admission, outcome=FactorOutcome.SUCCESS
                                 if reason == REDEEMED else FactorOutcome.FAILURE,
-                                client_ip=meta.client_ip)
+                                meta=meta)
         return reason
 
     def _spend(self, *, username: str, code: str, meta: RequestMeta) -> str:

@@ -148,7 +148,7 @@ class PasskeyLogin:
         if done.admission is not None:  # its reservation counts already: a ban if due
             self._regulator.record_factor(admission=done.admission,
                                           outcome=FactorOutcome.FAILURE,
-                                          client_ip=meta.client_ip)
+                                          meta=meta)
         raise done.error or PasskeyRefused()
 
     def _admit(self, client_ip: str, endpoint: str) -> None:

@@ -150,5 +150,5 @@ def failed_step(event: str, outcome: StepOutcome, *, username: str, meta: Reques
                               meta=meta, **named))
     if admission is not None:
         regulator.record_factor(admission=admission, outcome=FactorOutcome.FAILURE,
-                                client_ip=meta.client_ip)
+                                meta=meta)
     return error

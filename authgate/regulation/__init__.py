@@ -101,9 +101,9 @@ class Regulator(BanRegistry, Protocol):
         ...
 
     def record_factor(self, *, admission: Admission, outcome: FactorOutcome,
-                      client_ip: str = "") -> None:
+                      meta: RequestMeta | None = None) -> None:
         """Settle an admitted second-factor attempt; a ban it starts is audited with
-        ``client_ip``, the address of the request that failed."""
+        ``meta``, the request that failed (address, agent, request id, method, path)."""
         ...
 
     def reserve_factor(self, counters: FactorCounters, *, username: str) -> Admission:
@@ -141,7 +141,7 @@ class NoRegulation:
         return ADMIT
 
     def record_factor(self, *, admission: Admission, outcome: FactorOutcome,
-                      client_ip: str = "") -> None:
+                      meta: RequestMeta | None = None) -> None:
         return None
 
     def reserve_factor(self, counters: FactorCounters, *, username: str) -> Admission:

@@ -263,7 +263,7 @@ class StoreRegulator:
         counters.release_factor(attempt=ticket.attempt, username=ticket.username)
 
     def record_factor(self, *, admission: Admission, outcome: FactorOutcome,
-                      client_ip: str = "") -> None:
+                      meta: RequestMeta | None = None) -> None:
         ticket = admission.reservation
         if not isinstance(ticket, _FactorTicket) or ticket.settled:
             _log.warning("record_factor without an unsettled admitted attempt")
@@ -274,7 +274,7 @@ class StoreRegulator:
                                        rules=PolicyRules(self.limits_without_ad()),
                                        now=self._clock.now())
         if ban is not None:
-            self._audit_ban(ban, username=ticket.username, ip=client_ip, confirmed=True)
+            self._audit_ban(ban, username=ticket.username, ip="", confirmed=True, asked=meta)
 
     def limits_without_ad(self) -> Limits:
         """Second factors never reach AD: their throttle does not depend on reading it."""
@@ -298,16 +298,18 @@ class StoreRegulator:
                     ("why", reason))))
         return lifted
 
-    def _audit_ban(self, ban: Ban, *, username: str, ip: str, confirmed: bool) -> None:
+    def _audit_ban(self, ban: Ban, *, username: str, ip: str, confirmed: bool,
+                   asked: RequestMeta | None = None) -> None:
         """The ban's audit record; a name the directory did not confirm appears (as user
-        and inside the subject) only as its pseudonym (``audit.names``)."""
+        and inside the subject) only as its pseudonym (``audit.names``). ``asked``: the
+        request that started the ban (its address, agent, id, method and path)."""
         spray = ban.reason in SPRAY_REASONS
         kind = "spray" if spray else ban.subject.split(":", 1)[0].replace("userip", "user")
         shown = NameMask.for_keyring(self._audit.keyring).recorded(username,
                                                                    confirmed=confirmed)
         self._audit.record(AuditEvent(
             event=f"ban.{kind}", outcome=Outcome.DENY, reason=ban.reason, username=shown,
-            client_ip=ip,
+            **(asked.asked() if asked is not None else {"client_ip": ip}),
             detail=(("severity", "high" if spray else "medium"),
                     ("subject", audited_subject(ban.subject, username, shown)),
                     ("until", ban.until.isoformat()),

@@ -236,16 +236,23 @@ def test_a_throttled_step_leaves_one_record_with_its_request_id(mfa, client, clo
 
 def test_the_factor_ban_record_names_the_address_that_failed(mfa, client, clock,  # type: ignore[no-untyped-def]
                                                              services) -> None:
-    """The ``ban.factor`` record of five wrong codes carried no address (the throttle's
-    settlement did not know the request): a SOC could not tell where the guesses came from.
-    Now it names the address of the request whose failure started the ban."""
+    """The ``ban.factor`` record of five wrong codes carried no address, request id or path
+    (the throttle's settlement did not know the request): a SOC could not tell where the
+    guesses came from nor find the request. Now it names the request whose failure started
+    the ban."""
     mfa.enrol_totp(mfa.issue_code())
     clock.advance(seconds=120)
     page = mfa.login_to().get_data(as_text=True)
-    client.environ_base["REMOTE_ADDR"] = "192.0.2.44"
-    for n in range(5):
+    for n in range(4):
         assert mfa.post("/login/totp", page, code=f"00000{n}", rd=MFA_URL).status_code == 401
+    fifth = client.post("/login/totp", headers={  # through the trusted proxy (127.0.0.1)
+        "X-Request-ID": "fifth-guess", "X-Forwarded-For": "192.0.2.44"},
+        data={"csrf_token": mfa.csrf(page), "code": "000004", "rd": MFA_URL})
+    assert fifth.status_code == 401
     with services.engine.connect() as conn:
-        bans = conn.execute(select(audit_events.c.reason, audit_events.c.client_ip)
+        bans = conn.execute(select(audit_events.c.reason, audit_events.c.client_ip,
+                                   audit_events.c.request_id, audit_events.c.method,
+                                   audit_events.c.path)
                             .where(audit_events.c.event == "ban.factor")).all()
-    assert [tuple(b) for b in bans] == [("factor_banned", "192.0.2.44")]
+    assert [tuple(b) for b in bans] == [
+        ("factor_banned", "192.0.2.44", "fifth-guess", "POST", "/login/totp")]
